@@ -1,0 +1,212 @@
+"""The event bus port. Two backends implement it: ``kafka`` (aiokafka) and ``memory``.
+
+Only what the services rely on is here, with Kafka's semantics:
+- topics with partitions; a record goes to the partition of its key, so one story's
+  events keep their order;
+- a record's position ``(partition, offset)`` is stable, and is the client's cursor;
+- consumer groups share partitions between members and keep committed offsets;
+- readers outside any group can start at any offset (resume) or at the end (live relay);
+- transactional producers make a batch of records visible all at once or never
+  (``read_committed`` consumers skip aborted ones), optionally with consumer offsets.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from typing import Literal
+
+Headers = Sequence[tuple[str, bytes]]
+Isolation = Literal["read_committed", "read_uncommitted"]
+
+
+@dataclass(frozen=True, slots=True)
+class TopicPartition:
+    topic: str
+    partition: int
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """Where a record landed."""
+
+    topic: str
+    partition: int
+    offset: int
+
+    @property
+    def cursor(self) -> str:
+        return format_cursor(self.partition, self.offset)
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    topic: str
+    partition: int
+    offset: int
+    key: str
+    value: bytes
+    headers: Headers = field(default_factory=tuple)
+    timestamp_ms: int = 0
+
+    @property
+    def cursor(self) -> str:
+        return format_cursor(self.partition, self.offset)
+
+    def header(self, name: str) -> bytes | None:
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return None
+
+
+def format_cursor(partition: int, offset: int) -> str:
+    return f"{partition}-{offset}"
+
+
+def parse_cursor(cursor: str) -> tuple[int, int]:
+    """``"2-41"`` -> ``(2, 41)``; ``ValueError`` for anything else."""
+    partition, sep, offset = cursor.partition("-")
+    if not sep or not partition.isdigit() or not offset.isdigit():
+        raise ValueError(f"not a cursor: {cursor!r}")
+    return int(partition), int(offset)
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    retention_ms: int | None = None
+
+
+class BusUnavailable(Exception):
+    """The bus cannot be reached; nothing was written."""
+
+
+class Producer(abc.ABC):
+    """Sends records. ``send`` queues a record and returns at once; await the returned
+    future for its position. Batching several sends before awaiting is the fast path."""
+
+    @abc.abstractmethod
+    async def start(self) -> None: ...
+
+    @abc.abstractmethod
+    async def stop(self) -> None: ...
+
+    @abc.abstractmethod
+    async def send(
+        self, topic: str, key: str, value: bytes, headers: Headers = ()
+    ) -> Awaitable[Position]: ...
+
+    async def send_and_wait(
+        self, topic: str, key: str, value: bytes, headers: Headers = ()
+    ) -> Position:
+        return await (await self.send(topic, key, value, headers))
+
+    @abc.abstractmethod
+    async def flush(self) -> None: ...
+
+    @abc.abstractmethod
+    def transaction(self) -> AbstractAsyncContextManager[None]:
+        """Records sent inside become visible together on commit, or never on error.
+        Only for producers made with a ``transactional_id``."""
+
+    @abc.abstractmethod
+    async def send_offsets_to_transaction(
+        self, offsets: dict[TopicPartition, int], group_id: str
+    ) -> None:
+        """Commit a group's consumer offsets as part of the open transaction."""
+
+
+RebalanceCallback = Callable[[set[TopicPartition]], Awaitable[None]]
+
+
+class GroupConsumer(abc.ABC):
+    """A member of a consumer group. Starts from the committed offsets, else the earliest."""
+
+    @abc.abstractmethod
+    async def start(self) -> None: ...
+
+    @abc.abstractmethod
+    async def stop(self) -> None:
+        """Leave the group (so the next member does not wait for a session timeout)."""
+
+    @abc.abstractmethod
+    async def getmany(self, timeout_ms: int, max_records: int | None = None) -> list[Record]:
+        """The next records of the assigned partitions; empty after ``timeout_ms``."""
+
+    @abc.abstractmethod
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        """Commit the next offset to read for each partition."""
+
+    @abc.abstractmethod
+    def assignment(self) -> set[TopicPartition]: ...
+
+
+class Bus(abc.ABC):
+    name: str
+
+    @abc.abstractmethod
+    async def start(self) -> None: ...
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    @abc.abstractmethod
+    async def ensure_topics(self, specs: Sequence[TopicSpec]) -> None:
+        """Create the topics that do not exist yet."""
+
+    @abc.abstractmethod
+    async def ping(self) -> None:
+        """Raise ``BusUnavailable`` unless the bus answers now (for ``/readyz``)."""
+
+    @abc.abstractmethod
+    def producer(
+        self,
+        *,
+        transactional_id: str | None = None,
+        low_latency: bool = False,
+        client_id: str = "amplify",
+    ) -> Producer:
+        """``low_latency``: lingers a few ms and acks from the leader only (the stream
+        topic). Otherwise acks from all replicas, idempotent (commands, outcomes)."""
+
+    @abc.abstractmethod
+    def group_consumer(
+        self,
+        topics: Sequence[str],
+        group_id: str,
+        *,
+        isolation: Isolation = "read_committed",
+        on_assigned: RebalanceCallback | None = None,
+        on_revoked: RebalanceCallback | None = None,
+        client_id: str = "amplify",
+    ) -> GroupConsumer: ...
+
+    @abc.abstractmethod
+    def read(
+        self,
+        topic: str,
+        start: dict[int, int] | Literal["end"],
+        *,
+        isolation: Isolation = "read_uncommitted",
+    ) -> AbstractAsyncContextManager[AsyncIterator[Record]]:
+        """Read outside any group, forever: from the given offset of each listed partition,
+        or from the end of every partition (``"end"``: only records written from now on).
+
+        ``async with bus.read(t, {2: 40}) as records: async for r in records: ...``
+        """
+
+    @abc.abstractmethod
+    async def end_offsets(self, topic: str) -> dict[int, int]:
+        """The next offset to be written in each partition of the topic."""
+
+    @abc.abstractmethod
+    async def begin_offsets(self, topic: str) -> dict[int, int]:
+        """The oldest offset still held in each partition (older ones are past retention)."""
+
+    @abc.abstractmethod
+    def partition_for(self, topic: str, key: str, partitions: int) -> int:
+        """The partition a record with this key goes to (Kafka's murmur2 partitioner)."""

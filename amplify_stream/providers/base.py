@@ -1,0 +1,74 @@
+"""The enhancement provider port.
+
+A provider turns a story into a stream of pieces: rewrite text as it is produced,
+suggestions (each quoting the submitted text exactly), per-focus insights, and the
+token usage. The enhancer turns pieces into events; it finds each quote's span itself
+(``amplify_stream.spans``), so providers never compute offsets.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+
+from amplify_stream.config import Focus
+
+
+@dataclass(frozen=True, slots=True)
+class EnhancementRequest:
+    story_id: str
+    text: str
+    focus: Sequence[Focus]
+    rewrite: bool = True
+    title: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RewriteDelta:
+    """The next piece of the rewritten story."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class SuggestionFound:
+    focus: Focus
+    quote: str  # an excerpt of the submitted text, as the provider quoted it
+    message: str
+    replacement: str | None = None
+    # Where the provider knows the exact offset (the local analyzer does), the enhancer
+    # uses it instead of searching for the quote: a quote may occur more than once.
+    start: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InsightFound:
+    focus: Focus
+    summary: str
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class UsageReport:
+    input_tokens: int
+    output_tokens: int
+
+
+Piece = RewriteDelta | SuggestionFound | InsightFound | UsageReport
+
+
+class EnhancementProvider(abc.ABC):
+    """Raise ``errors.ProviderUnavailable`` when the provider cannot be reached or is
+    overloaded (after its retries), ``errors.ProviderError`` when it fails mid-way."""
+
+    name: str
+    model: str
+
+    @abc.abstractmethod
+    def stream(self, request: EnhancementRequest) -> AsyncIterator[Piece]:
+        """Yield pieces as they are produced. Cancelling the consuming task stops the work
+        and releases its connection."""
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
+        """Release long-lived resources (HTTP sessions)."""

@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# A one-node Apache Kafka (KRaft) on 127.0.0.1 from Maven Central jars, for tests and
+# benchmarks on machines without Docker. The jars are cached in $KAFKA_HOME/libs.
+#
+#   scripts/kafka.sh fetch   gather the broker jars (once; cached)
+#   scripts/kafka.sh start   format fresh storage, start the broker, wait until it answers
+#   scripts/kafka.sh stop    stop the broker this script started
+#   scripts/kafka.sh status  exit 0 when the broker answers
+set -euo pipefail
+
+KAFKA_VERSION="${KAFKA_VERSION:-4.4.0}"
+LOG4J_VERSION="${LOG4J_VERSION:-2.26.1}"
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+KAFKA_HOME="${KAFKA_HOME:-$HOME/.cache/amplify-stream/kafka-$KAFKA_VERSION}"
+KAFKA_RUN="${KAFKA_RUN:-$ROOT/.kafka}"
+KAFKA_PORT="${KAFKA_PORT:-9092}"
+CONTROLLER_PORT="${CONTROLLER_PORT:-9093}"
+PIDFILE="$KAFKA_RUN/kafka.pid"
+
+fetch() {
+  if [ -f "$KAFKA_HOME/libs/.complete" ]; then return 0; fi
+  mkdir -p "$KAFKA_HOME/pom"
+  cat >"$KAFKA_HOME/pom/pom.xml" <<POM
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>local.amplify</groupId><artifactId>kafka-jars</artifactId><version>1</version>
+  <dependencies>
+    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId><version>$KAFKA_VERSION</version></dependency>
+    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka-tools</artifactId><version>$KAFKA_VERSION</version></dependency>
+    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-slf4j-impl</artifactId><version>$LOG4J_VERSION</version></dependency>
+    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-core</artifactId><version>$LOG4J_VERSION</version></dependency>
+  </dependencies>
+</project>
+POM
+  rm -rf "$KAFKA_HOME/libs"
+  mvn -B -q -f "$KAFKA_HOME/pom/pom.xml" dependency:copy-dependencies \
+    -DincludeScope=runtime -DoutputDirectory="$KAFKA_HOME/libs"
+  touch "$KAFKA_HOME/libs/.complete"
+}
+
+answers() {
+  # A metadata request through the admin client proves the broker serves requests.
+  timeout 20 java -cp "$KAFKA_HOME/libs/*" org.apache.kafka.tools.TopicCommand \
+    --bootstrap-server "127.0.0.1:$KAFKA_PORT" --list >/dev/null 2>&1
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$KAFKA_PORT") 2>/dev/null; }
+
+start() {
+  fetch
+  if [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
+    echo "kafka already running (pid $(cat "$PIDFILE"))"; return 0
+  fi
+  if port_open; then
+    echo "port $KAFKA_PORT is taken by another process; stop it or set KAFKA_PORT" >&2; exit 1
+  fi
+  rm -rf "$KAFKA_RUN"; mkdir -p "$KAFKA_RUN/data"
+  cat >"$KAFKA_RUN/server.properties" <<PROPS
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$CONTROLLER_PORT
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs=$KAFKA_RUN/data
+num.partitions=3
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=1
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=true
+PROPS
+  cat >"$KAFKA_RUN/log4j2.yaml" <<'LOG'
+Configuration:
+  Appenders:
+    Console: {name: STDOUT, PatternLayout: {Pattern: "[%d] %p %m (%c)%n"}}
+  Loggers:
+    Root: {level: WARN, AppenderRef: [{ref: STDOUT}]}
+LOG
+  local cid
+  cid=$(java -cp "$KAFKA_HOME/libs/*" kafka.tools.StorageTool random-uuid)
+  java -cp "$KAFKA_HOME/libs/*" kafka.tools.StorageTool format -t "$cid" \
+    -c "$KAFKA_RUN/server.properties" >"$KAFKA_RUN/format.log" 2>&1
+  nohup java -Xmx512m -Xms256m -XX:+UseG1GC \
+    -Dlog4j2.configurationFile="$KAFKA_RUN/log4j2.yaml" \
+    -cp "$KAFKA_HOME/libs/*" kafka.Kafka "$KAFKA_RUN/server.properties" \
+    >"$KAFKA_RUN/kafka.log" 2>&1 &
+  echo $! >"$PIDFILE"
+  for _ in $(seq 1 90); do
+    if ! kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
+      echo "kafka exited during start-up; last lines of $KAFKA_RUN/kafka.log:" >&2
+      tail -n 30 "$KAFKA_RUN/kafka.log" >&2; exit 1
+    fi
+    if port_open && answers; then echo "kafka $KAFKA_VERSION up on 127.0.0.1:$KAFKA_PORT"; return 0; fi
+    sleep 1
+  done
+  echo "kafka did not answer within 90 s; see $KAFKA_RUN/kafka.log" >&2; exit 1
+}
+
+stop() {
+  [ -f "$PIDFILE" ] || return 0
+  local pid; pid=$(cat "$PIDFILE")
+  if kill -0 "$pid" 2>/dev/null; then
+    kill "$pid"
+    for _ in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
+    kill -9 "$pid" 2>/dev/null || true
+  fi
+  rm -f "$PIDFILE"
+}
+
+case "${1:-}" in
+  fetch) fetch ;;
+  start) start ;;
+  stop) stop ;;
+  status) answers ;;
+  *) echo "usage: $0 fetch|start|stop|status" >&2; exit 2 ;;
+esac
