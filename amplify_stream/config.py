@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from typing_extensions import Annotated
 
 Focus = Literal["plot", "character", "dialogue", "setting"]
 ALL_FOCUS: tuple[Focus, ...] = ("plot", "character", "dialogue", "setting")

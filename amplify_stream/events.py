@@ -76,7 +76,9 @@ class Ping(_Model):
     request_id: str | None = Field(default=None, max_length=200)
 
 
-ClientMessage = Annotated[StorySubmit | StoryResume | StoryCancel | Ping, Field(discriminator="type")]
+ClientMessage = Annotated[
+    StorySubmit | StoryResume | StoryCancel | Ping, Field(discriminator="type")
+]
 client_message_adapter: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
 
 

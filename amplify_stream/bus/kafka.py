@@ -1,0 +1,218 @@
+"""The Kafka bus: aiokafka against a real broker (the production engine).
+
+The bus owns one admin client (topics, metadata, ping) and one group-less consumer
+(offset queries); producers and consumers it makes are started by their owners.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, Literal
+
+from aiokafka import AIOKafkaConsumer
+from aiokafka import TopicPartition as KafkaTopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
+
+from amplify_stream.bus.base import (
+    Bus,
+    BusUnavailable,
+    GroupConsumer,
+    Isolation,
+    Producer,
+    RebalanceCallback,
+    Record,
+    TopicSpec,
+)
+from amplify_stream.bus.kafka_clients import (
+    KafkaGroupConsumer,
+    KafkaProducer,
+    start_or_close,
+    to_record,
+)
+from amplify_stream.bus.kafka_topics import KafkaTopics
+from amplify_stream.bus.partitioner import partition_for_key
+from amplify_stream.config import Settings
+
+PING_TIMEOUT_S = 2.0
+# The consumer default (500 ms) would add up to half a second to every idle-to-busy hop.
+FETCH_MAX_WAIT_MS = 20
+# A member that joins or leaves is noticed by the others at their next heartbeat.
+HEARTBEAT_INTERVAL_MS = 1000
+
+
+class KafkaBus(Bus):
+    name = "kafka"
+
+    def __init__(self, settings: Settings) -> None:
+        self._servers = settings.kafka_bootstrap_servers
+        self._default_partitions = settings.topic_partitions
+        self._linger_ms = settings.stream_linger_ms
+        self._admin: AIOKafkaAdminClient | None = None
+        self._offsets: AIOKafkaConsumer | None = None
+        self._topic_admin: KafkaTopics | None = None
+
+    async def start(self) -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=self._servers, client_id="amplify-admin")
+        await start_or_close(admin.start, admin.close, self._servers)
+        offsets = AIOKafkaConsumer(
+            bootstrap_servers=self._servers, group_id=None, enable_auto_commit=False
+        )
+        try:
+            await start_or_close(offsets.start, offsets.stop, self._servers)
+        except BaseException:
+            await admin.close()
+            raise
+        self._admin, self._offsets = admin, offsets
+        self._topic_admin = KafkaTopics(admin, self._default_partitions)
+
+    async def close(self) -> None:
+        admin, offsets = self._admin, self._offsets
+        self._admin = self._offsets = self._topic_admin = None
+        try:
+            if offsets is not None:
+                await offsets.stop()
+        finally:
+            if admin is not None:
+                await admin.close()
+
+    @property
+    def _admin_client(self) -> AIOKafkaAdminClient:
+        if self._admin is None:
+            raise BusUnavailable("the Kafka bus is not started")
+        return self._admin
+
+    @property
+    def _topics(self) -> KafkaTopics:
+        if self._topic_admin is None:
+            raise BusUnavailable("the Kafka bus is not started")
+        return self._topic_admin
+
+    async def ping(self) -> None:
+        try:
+            async with asyncio.timeout(PING_TIMEOUT_S):
+                await self._admin_client.describe_topics([])  # metadata for no topic
+        except (TimeoutError, KafkaError, OSError) as exc:
+            raise BusUnavailable(f"Kafka at {self._servers} does not answer: {exc!r}") from exc
+
+    async def ensure_topics(self, specs: Sequence[TopicSpec]) -> None:
+        await self._topics.ensure(specs)
+
+    def producer(
+        self,
+        *,
+        transactional_id: str | None = None,
+        low_latency: bool = False,
+        client_id: str = "amplify",
+    ) -> Producer:
+        config: dict[str, Any] = {"client_id": client_id}
+        if low_latency:
+            if transactional_id is not None:
+                raise ValueError("a transactional producer cannot be low_latency (acks=1)")
+            config |= {"acks": 1, "linger_ms": self._linger_ms, "enable_idempotence": False}
+        else:
+            config |= {"acks": "all", "enable_idempotence": True}
+        if transactional_id is not None:
+            config["transactional_id"] = transactional_id
+        return KafkaProducer(self._servers, config)
+
+    def group_consumer(
+        self,
+        topics: Sequence[str],
+        group_id: str,
+        *,
+        isolation: Isolation = "read_committed",
+        on_assigned: RebalanceCallback | None = None,
+        on_revoked: RebalanceCallback | None = None,
+        client_id: str = "amplify",
+    ) -> GroupConsumer:
+        config: dict[str, Any] = {
+            "group_id": group_id,
+            "client_id": client_id,
+            "enable_auto_commit": False,
+            "auto_offset_reset": "earliest",
+            "isolation_level": isolation,
+            "fetch_max_wait_ms": FETCH_MAX_WAIT_MS,
+            "heartbeat_interval_ms": HEARTBEAT_INTERVAL_MS,
+        }
+        return KafkaGroupConsumer.create(
+            self._servers, topics, config, on_assigned, on_revoked, self._prepare_topics
+        )
+
+    async def _prepare_topics(self, names: Sequence[str]) -> None:
+        await self._topics.partitions(names)
+
+    @asynccontextmanager
+    async def read(
+        self,
+        topic: str,
+        start: dict[int, int] | Literal["end"],
+        *,
+        isolation: Isolation = "read_uncommitted",
+    ) -> AsyncIterator[AsyncIterator[Record]]:
+        partitions = (await self._topics.partitions([topic]))[topic]
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._servers,
+            group_id=None,
+            enable_auto_commit=False,
+            # Only for an offset outside the log (past retention, or not written yet).
+            auto_offset_reset="earliest",
+            isolation_level=isolation,
+            fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+        )
+        try:
+            await start_or_close(consumer.start, consumer.stop, self._servers)
+            if start == "end":
+                tps = [KafkaTopicPartition(topic, p) for p in range(partitions)]
+                consumer.assign(tps)
+                await consumer.seek_to_end(*tps)
+                # Resolve the end now: a record written after we yield must not be missed.
+                for tp in tps:
+                    await consumer.position(tp)
+            else:
+                if unknown := [p for p in start if not 0 <= p < partitions]:
+                    raise ValueError(f"topic {topic!r} has no partitions {unknown}")
+                consumer.assign([KafkaTopicPartition(topic, p) for p in start])
+                for p, offset in start.items():
+                    consumer.seek(KafkaTopicPartition(topic, p), offset)
+            records = _follow(consumer)
+            try:
+                yield records
+            finally:
+                await records.aclose()
+        finally:
+            await consumer.stop()
+
+    async def end_offsets(self, topic: str) -> dict[int, int]:
+        tps = await self._all_partitions(topic)
+        offsets = await self._offsets_consumer.end_offsets(tps)
+        return {tp.partition: offset for tp, offset in offsets.items()}
+
+    async def begin_offsets(self, topic: str) -> dict[int, int]:
+        tps = await self._all_partitions(topic)
+        offsets = await self._offsets_consumer.beginning_offsets(tps)
+        return {tp.partition: offset for tp, offset in offsets.items()}
+
+    @property
+    def _offsets_consumer(self) -> AIOKafkaConsumer:
+        if self._offsets is None:
+            raise BusUnavailable("the Kafka bus is not started")
+        return self._offsets
+
+    async def _all_partitions(self, topic: str) -> list[KafkaTopicPartition]:
+        partitions = (await self._topics.partitions([topic]))[topic]
+        return [KafkaTopicPartition(topic, p) for p in range(partitions)]
+
+    def partition_for(self, topic: str, key: str, partitions: int) -> int:
+        # aiokafka's DefaultPartitioner (the producers' default) uses the same murmur2.
+        return partition_for_key(key, partitions)
+
+
+async def _follow(consumer: AIOKafkaConsumer) -> AsyncGenerator[Record, None]:
+    while True:
+        batches = await consumer.getmany(timeout_ms=1000)
+        for messages in batches.values():
+            for message in messages:
+                yield to_record(message)

@@ -1,0 +1,199 @@
+"""The producer and group consumer of the Kafka bus, as thin wrappers over aiokafka.
+
+aiokafka objects need a running loop when constructed, so each wrapper keeps its
+configuration and builds the client in ``start``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka import TopicPartition as KafkaTopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import KafkaError
+
+from amplify_stream.bus.base import (
+    BusUnavailable,
+    GroupConsumer,
+    Headers,
+    Position,
+    Producer,
+    RebalanceCallback,
+    Record,
+    TopicPartition,
+)
+
+
+async def start_or_close(
+    start: Callable[[], Awaitable[object]], close: Callable[[], Awaitable[object]], servers: str
+) -> None:
+    """Start an aiokafka client; on failure close it (it may hold sockets already)."""
+    try:
+        await start()
+    except BaseException as exc:
+        await close()
+        if isinstance(exc, KafkaError | OSError):
+            raise BusUnavailable(f"Kafka at {servers} cannot be reached: {exc}") from exc
+        raise
+
+
+def to_record(message: ConsumerRecord[bytes, bytes]) -> Record:
+    key: bytes | None = message.key
+    value: bytes | None = message.value
+    return Record(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        key=key.decode() if key is not None else "",
+        value=value if value is not None else b"",
+        headers=tuple((name, data or b"") for name, data in message.headers),
+        timestamp_ms=message.timestamp,
+    )
+
+
+def from_kafka(tps: Iterable[KafkaTopicPartition]) -> set[TopicPartition]:
+    return {TopicPartition(tp.topic, tp.partition) for tp in tps}
+
+
+def to_kafka(offsets: dict[TopicPartition, int]) -> dict[KafkaTopicPartition, int]:
+    return {KafkaTopicPartition(tp.topic, tp.partition): offset for tp, offset in offsets.items()}
+
+
+class KafkaProducer(Producer):
+    def __init__(self, servers: str, config: dict[str, Any]) -> None:
+        self._servers = servers
+        self._config = config
+        self._producer: AIOKafkaProducer | None = None
+
+    @property
+    def _client(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            raise RuntimeError("the producer is not started")
+        return self._producer
+
+    async def start(self) -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=self._servers, **self._config)
+        await start_or_close(producer.start, producer.stop, self._servers)
+        self._producer = producer
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+
+    async def send(
+        self, topic: str, key: str, value: bytes, headers: Headers = ()
+    ) -> Awaitable[Position]:
+        # Queues the record; the broker's answer arrives on the returned future.
+        sent = await self._client.send(topic, value=value, key=key.encode(), headers=list(headers))
+        return _position_future(sent)
+
+    async def flush(self) -> None:
+        await self._client.flush()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        async with self._client.transaction():
+            yield
+
+    async def send_offsets_to_transaction(
+        self, offsets: dict[TopicPartition, int], group_id: str
+    ) -> None:
+        await self._client.send_offsets_to_transaction(to_kafka(offsets), group_id)
+
+
+def _position_future(sent: asyncio.Future[Any]) -> asyncio.Future[Position]:
+    """Chain aiokafka's ``RecordMetadata`` future into a ``Position`` future (no task)."""
+    position: asyncio.Future[Position] = asyncio.get_running_loop().create_future()
+
+    def resolve(done: asyncio.Future[Any]) -> None:
+        if position.done():
+            return
+        if done.cancelled():
+            position.cancel()
+        elif (exc := done.exception()) is not None:
+            position.set_exception(exc)
+        else:
+            meta = done.result()
+            position.set_result(Position(meta.topic, meta.partition, meta.offset))
+
+    sent.add_done_callback(resolve)
+    return position
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, on_assigned: RebalanceCallback | None, on_revoked: RebalanceCallback | None):
+        self._on_assigned = on_assigned
+        self._on_revoked = on_revoked
+
+    async def on_partitions_revoked(self, revoked: Iterable[KafkaTopicPartition]) -> None:
+        if self._on_revoked is not None:
+            await self._on_revoked(from_kafka(revoked))
+
+    async def on_partitions_assigned(self, assigned: Iterable[KafkaTopicPartition]) -> None:
+        if self._on_assigned is not None:
+            await self._on_assigned(from_kafka(assigned))
+
+
+class KafkaGroupConsumer(GroupConsumer):
+    def __init__(
+        self,
+        servers: str,
+        topics: Sequence[str],
+        config: dict[str, Any],
+        listener: _Listener,
+        prepare: Callable[[Sequence[str]], Awaitable[object]],
+    ) -> None:
+        self._servers = servers
+        self._topics = list(topics)
+        self._config = config
+        self._listener = listener
+        self._prepare = prepare
+        self._consumer: AIOKafkaConsumer | None = None
+
+    @classmethod
+    def create(
+        cls,
+        servers: str,
+        topics: Sequence[str],
+        config: dict[str, Any],
+        on_assigned: RebalanceCallback | None,
+        on_revoked: RebalanceCallback | None,
+        prepare: Callable[[Sequence[str]], Awaitable[object]],
+    ) -> KafkaGroupConsumer:
+        return cls(servers, topics, config, _Listener(on_assigned, on_revoked), prepare)
+
+    @property
+    def _client(self) -> AIOKafkaConsumer:
+        if self._consumer is None:
+            raise RuntimeError("the consumer is not started")
+        return self._consumer
+
+    async def start(self) -> None:
+        # Missing topics are created first (as the memory bus does), so joining the group
+        # never waits on metadata for a topic that does not exist yet.
+        await self._prepare(self._topics)
+        consumer = AIOKafkaConsumer(bootstrap_servers=self._servers, **self._config)
+        # Subscribed before start: start() then returns once the first assignment is in.
+        consumer.subscribe(self._topics, listener=self._listener)
+        self._consumer = consumer
+        await start_or_close(consumer.start, consumer.stop, self._servers)
+
+    async def stop(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+    async def getmany(self, timeout_ms: int, max_records: int | None = None) -> list[Record]:
+        batches = await self._client.getmany(timeout_ms=timeout_ms, max_records=max_records)
+        return [to_record(message) for messages in batches.values() for message in messages]
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        await self._client.commit(to_kafka(offsets))
+
+    def assignment(self) -> set[TopicPartition]:
+        if self._consumer is None:
+            return set()
+        return from_kafka(self._consumer.assignment())

@@ -1,0 +1,89 @@
+"""Topic administration for the Kafka bus: create, wait until led, know partition counts.
+
+A metadata request for a missing topic makes a broker with ``auto.create.topics.enable``
+create it with the broker's own partition count (aiokafka always asks with
+``allow_auto_topic_creation``). So a topic the bus needs is created explicitly first,
+with the configured count, and only then described.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError, for_code
+
+from amplify_stream.bus.base import TopicSpec
+
+TOPIC_READY_TIMEOUT_S = 30.0
+
+
+class KafkaTopics:
+    def __init__(self, admin: AIOKafkaAdminClient, default_partitions: int) -> None:
+        self._admin = admin
+        self._default_partitions = default_partitions
+        # Partition counts of topics seen ready. The design never adds partitions (that
+        # would move keys), so a count stays right for the life of the process.
+        self._known: dict[str, int] = {}
+
+    async def ensure(self, specs: Sequence[TopicSpec], *, strict: bool = True) -> None:
+        """Create the missing topics and wait until every partition has a leader.
+        ``strict``: raise the broker's error for a topic it would not create."""
+        if not specs:
+            return
+        brokers = len((await self._admin.describe_cluster())["brokers"])
+        # CreateTopics v3 (aiokafka's newest) cannot ask for the broker's default factor.
+        replicas = max(1, min(3, brokers))
+        response = await self._admin.create_topics(
+            [
+                NewTopic(
+                    spec.name,
+                    spec.partitions,
+                    replicas,
+                    topic_configs=(
+                        {"retention.ms": str(spec.retention_ms)}
+                        if spec.retention_ms is not None
+                        else {}
+                    ),
+                )
+                for spec in specs
+            ]
+        )
+        for error in response.to_object()["topic_errors"]:
+            code = error["error_code"]
+            if strict and code not in (0, TopicAlreadyExistsError.errno):
+                raise for_code(code)(f"{error['topic']}: {error.get('error_message')}")
+        await self._wait_until_ready([spec.name for spec in specs])
+
+    async def partitions(self, names: Sequence[str]) -> dict[str, int]:
+        """Partition counts; a topic that does not exist yet is created with the default
+        count, as the memory bus does on first use. Without the right to create topics,
+        an existing topic is still found."""
+        unknown = [name for name in dict.fromkeys(names) if name not in self._known]
+        if unknown:
+            specs = [TopicSpec(name, self._default_partitions) for name in unknown]
+            await self.ensure(specs, strict=False)
+        return {name: self._known[name] for name in names}
+
+    async def _wait_until_ready(self, names: Sequence[str]) -> None:
+        pending = set(names)
+        try:
+            async with asyncio.timeout(TOPIC_READY_TIMEOUT_S):
+                while True:
+                    for topic in await self._admin.describe_topics(sorted(pending)):
+                        partitions = topic["partitions"]
+                        if (
+                            topic["error_code"] == 0
+                            and partitions
+                            and all(p["error_code"] == 0 and p["leader"] >= 0 for p in partitions)
+                        ):
+                            self._known[topic["topic"]] = len(partitions)
+                            pending.discard(topic["topic"])
+                    if not pending:
+                        return
+                    await asyncio.sleep(0.05)
+        except TimeoutError:
+            raise TimeoutError(
+                f"topics {sorted(pending)} not ready after {TOPIC_READY_TIMEOUT_S} s"
+            ) from None

@@ -1,0 +1,243 @@
+"""The embedded bus: Kafka's semantics inside one event loop, for a single process.
+
+Topics are created on first use with ``settings.topic_partitions`` partitions (as Kafka's
+auto-create does), keys go to the partition Kafka would pick, offsets are positions in
+append-only logs that are never trimmed. Nothing here uses threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Sequence
+from contextlib import asynccontextmanager
+from typing import Literal
+
+from amplify_stream.bus.base import (
+    Bus,
+    BusUnavailable,
+    GroupConsumer,
+    Headers,
+    Isolation,
+    Position,
+    Producer,
+    RebalanceCallback,
+    Record,
+    TopicPartition,
+    TopicSpec,
+)
+from amplify_stream.bus.memory_group import Group, MemoryGroupConsumer
+from amplify_stream.bus.memory_log import Topic, Txn
+from amplify_stream.bus.partitioner import partition_for_key
+from amplify_stream.config import Settings
+
+
+class MemoryBus(Bus):
+    name = "memory"
+
+    def __init__(self, settings: Settings) -> None:
+        self._default_partitions = settings.topic_partitions
+        self._topics: dict[str, Topic] = {}
+        self._groups: dict[str, Group] = {}
+        # The live producer of each transactional id; a newer one fences the older.
+        self._txn_owners: dict[str, MemoryProducer] = {}
+        self._running = False
+
+    async def start(self) -> None:
+        self._running = True
+
+    async def close(self) -> None:
+        self._running = False
+
+    async def ensure_topics(self, specs: Sequence[TopicSpec]) -> None:
+        # Retention is not modelled: the logs live as long as the process.
+        for spec in specs:
+            if spec.name not in self._topics:
+                self._topics[spec.name] = Topic(spec.name, spec.partitions)
+
+    async def ping(self) -> None:
+        if not self._running:
+            raise BusUnavailable("the memory bus is not running")
+
+    def producer(
+        self,
+        *,
+        transactional_id: str | None = None,
+        low_latency: bool = False,
+        client_id: str = "amplify",
+    ) -> Producer:
+        if low_latency and transactional_id is not None:
+            raise ValueError("a transactional producer cannot be low_latency (acks=1)")
+        return MemoryProducer(self, transactional_id)
+
+    def group_consumer(
+        self,
+        topics: Sequence[str],
+        group_id: str,
+        *,
+        isolation: Isolation = "read_committed",
+        on_assigned: RebalanceCallback | None = None,
+        on_revoked: RebalanceCallback | None = None,
+        client_id: str = "amplify",
+    ) -> GroupConsumer:
+        return MemoryGroupConsumer(
+            self.topic, topics, self.group(group_id), isolation, on_assigned, on_revoked
+        )
+
+    @asynccontextmanager
+    async def read(
+        self,
+        topic: str,
+        start: dict[int, int] | Literal["end"],
+        *,
+        isolation: Isolation = "read_uncommitted",
+    ) -> AsyncIterator[AsyncIterator[Record]]:
+        log = self.topic(topic)
+        if start == "end":
+            positions = {p: log.end(p) for p in range(log.partitions)}
+        else:
+            if unknown := [p for p in start if not 0 <= p < log.partitions]:
+                raise ValueError(f"topic {topic!r} has no partitions {unknown}")
+            positions = {p: log.valid_offset(p, offset) for p, offset in start.items()}
+        wakeup = asyncio.Event()
+        log.watchers.add(wakeup)
+        records = _follow(log, positions, isolation, wakeup)
+        try:
+            yield records
+        finally:
+            await records.aclose()
+            log.watchers.discard(wakeup)
+
+    async def end_offsets(self, topic: str) -> dict[int, int]:
+        log = self.topic(topic)
+        return {p: log.end(p) for p in range(log.partitions)}
+
+    async def begin_offsets(self, topic: str) -> dict[int, int]:
+        return dict.fromkeys(range(self.topic(topic).partitions), 0)
+
+    def partition_for(self, topic: str, key: str, partitions: int) -> int:
+        return partition_for_key(key, partitions)
+
+    def topic(self, name: str) -> Topic:
+        """The topic, created with the default partition count on first use."""
+        log = self._topics.get(name)
+        if log is None:
+            log = self._topics[name] = Topic(name, self._default_partitions)
+        return log
+
+    def group(self, group_id: str) -> Group:
+        group = self._groups.get(group_id)
+        if group is None:
+            group = self._groups[group_id] = Group(group_id)
+        return group
+
+    def claim_transactional_id(self, transactional_id: str, producer: MemoryProducer) -> None:
+        previous = self._txn_owners.get(transactional_id)
+        if previous is not None and previous is not producer:
+            previous.fence()
+        self._txn_owners[transactional_id] = producer
+
+    def release_transactional_id(self, transactional_id: str, producer: MemoryProducer) -> None:
+        if self._txn_owners.get(transactional_id) is producer:
+            del self._txn_owners[transactional_id]
+
+
+async def _follow(
+    log: Topic, positions: dict[int, int], isolation: Isolation, wakeup: asyncio.Event
+) -> AsyncGenerator[Record, None]:
+    while True:
+        wakeup.clear()  # before fetching: an append from now on wakes us
+        batch: list[Record] = []
+        for partition, position in positions.items():
+            records, positions[partition] = log.fetch(partition, position, isolation, None)
+            batch.extend(records)
+        if not batch:
+            await wakeup.wait()
+        for record in batch:
+            yield record
+
+
+class ProducerFenced(RuntimeError):
+    """A newer producer started with the same transactional id (Kafka's zombie fencing)."""
+
+
+class MemoryProducer(Producer):
+    def __init__(self, bus: MemoryBus, transactional_id: str | None) -> None:
+        self._bus = bus
+        self._transactional_id = transactional_id
+        self._txn: Txn | None = None
+        self._state: Literal["new", "running", "fenced", "stopped"] = "new"
+
+    async def start(self) -> None:
+        if self._transactional_id is not None:
+            self._bus.claim_transactional_id(self._transactional_id, self)
+        self._state = "running"
+
+    async def stop(self) -> None:
+        if self._txn is not None:
+            self._end(self._txn, "aborted")
+        if self._transactional_id is not None:
+            self._bus.release_transactional_id(self._transactional_id, self)
+        self._state = "stopped"
+
+    def fence(self) -> None:
+        if self._txn is not None:
+            self._end(self._txn, "aborted")
+        self._state = "fenced"
+
+    def _check_running(self) -> None:
+        if self._state == "fenced":
+            raise ProducerFenced(f"producer {self._transactional_id!r} was fenced")
+        if self._state != "running":
+            raise RuntimeError(f"the producer is {self._state}, not running")
+
+    async def send(
+        self, topic: str, key: str, value: bytes, headers: Headers = ()
+    ) -> Awaitable[Position]:
+        self._check_running()
+        if self._transactional_id is not None and self._txn is None:
+            raise RuntimeError("a transactional producer sends only inside transaction()")
+        log = self._bus.topic(topic)
+        position = log.append(
+            partition_for_key(key, log.partitions), key, value, headers, self._txn
+        )
+        future: asyncio.Future[Position] = asyncio.get_running_loop().create_future()
+        future.set_result(position)
+        return future
+
+    async def flush(self) -> None:
+        """Nothing is ever pending."""
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        self._check_running()
+        if self._transactional_id is None:
+            raise RuntimeError("transactions need a producer made with a transactional_id")
+        if self._txn is not None:
+            raise RuntimeError("a transaction is already open")
+        txn = self._txn = Txn()
+        try:
+            yield
+        except BaseException:
+            self._end(txn, "aborted")
+            raise
+        if txn.state != "open":  # fenced meanwhile: already aborted
+            raise ProducerFenced(f"producer {self._transactional_id!r} was fenced")
+        self._end(txn, "committed")
+
+    async def send_offsets_to_transaction(
+        self, offsets: dict[TopicPartition, int], group_id: str
+    ) -> None:
+        self._check_running()
+        if self._txn is None:
+            raise RuntimeError("send_offsets_to_transaction needs an open transaction")
+        self._txn.offsets.setdefault(group_id, {}).update(offsets)
+
+    def _end(self, txn: Txn, state: Literal["committed", "aborted"]) -> None:
+        txn.state = state
+        if self._txn is txn:
+            self._txn = None
+        if state == "committed":
+            for group_id, offsets in txn.offsets.items():
+                self._bus.group(group_id).committed.update(offsets)
+        for log in txn.topics:
+            log.wake()

@@ -1,0 +1,184 @@
+"""Consumer groups of the memory bus, rebalanced the way aiokafka's classic groups are.
+
+Every join or leave is an eager rebalance: each remaining member is told that all its
+partitions are revoked, then gets its new share (round-robin over the sorted partitions,
+like ``RoundRobinPartitionAssignor``) and restarts from the committed offsets. A member
+that stops is not called back (aiokafka does not call the listener on ``stop`` either),
+and a failing callback is logged, not raised, as aiokafka does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from typing import Literal
+
+from amplify_stream.bus.base import (
+    GroupConsumer,
+    Isolation,
+    RebalanceCallback,
+    Record,
+    TopicPartition,
+)
+from amplify_stream.bus.memory_log import Topic
+
+log = logging.getLogger(__name__)
+
+
+class Group:
+    def __init__(self, group_id: str) -> None:
+        self.group_id = group_id
+        self.members: list[MemoryGroupConsumer] = []
+        self.committed: dict[TopicPartition, int] = {}
+        # Callbacks are awaited: one rebalance at a time.
+        self._lock = asyncio.Lock()
+
+    async def join(self, member: MemoryGroupConsumer) -> None:
+        async with self._lock:
+            self.members.append(member)
+            await self._rebalance()
+
+    async def leave(self, member: MemoryGroupConsumer) -> None:
+        async with self._lock:
+            if member in self.members:
+                self.members.remove(member)
+                await self._rebalance()
+
+    async def _rebalance(self) -> None:
+        for member in self.members:
+            await member.revoke()
+        for member, share in self._shares().items():
+            await member.assign(share, self.committed)
+
+    def _shares(self) -> dict[MemoryGroupConsumer, set[TopicPartition]]:
+        shares: dict[MemoryGroupConsumer, set[TopicPartition]] = {m: set() for m in self.members}
+        partitions = sorted(
+            {
+                TopicPartition(t.name, p)
+                for m in self.members
+                for t in m.topics
+                for p in range(t.partitions)
+            },
+            key=lambda tp: (tp.topic, tp.partition),
+        )
+        turn = 0
+        for tp in partitions:
+            # Skip members not subscribed to this topic; one of them is.
+            while tp.topic not in self.members[turn % len(self.members)].topic_names:
+                turn += 1
+            shares[self.members[turn % len(self.members)]].add(tp)
+            turn += 1
+        return shares
+
+
+class MemoryGroupConsumer(GroupConsumer):
+    def __init__(
+        self,
+        resolve: Callable[[str], Topic],
+        topics: Sequence[str],
+        group: Group,
+        isolation: Isolation,
+        on_assigned: RebalanceCallback | None,
+        on_revoked: RebalanceCallback | None,
+    ) -> None:
+        self._resolve = resolve
+        self.topic_names = frozenset(topics)
+        self.topics: list[Topic] = []
+        self._group = group
+        self._isolation = isolation
+        self._on_assigned = on_assigned
+        self._on_revoked = on_revoked
+        self._positions: dict[TopicPartition, int] = {}
+        self._wakeup = asyncio.Event()
+        self._state: Literal["new", "running", "stopped"] = "new"
+        self._turn = 0  # rotates the first partition served, so none starves
+
+    async def start(self) -> None:
+        if self._state != "new":
+            raise RuntimeError("a group consumer starts once")
+        # Subscribing creates missing topics, like Kafka's auto-create.
+        self.topics = [self._resolve(name) for name in sorted(self.topic_names)]
+        for topic in self.topics:
+            topic.watchers.add(self._wakeup)
+        self._state = "running"
+        await self._group.join(self)
+
+    async def stop(self) -> None:
+        if self._state != "running":
+            self._state = "stopped"
+            return
+        self._state = "stopped"
+        for topic in self.topics:
+            topic.watchers.discard(self._wakeup)
+        self._positions = {}
+        self._wakeup.set()  # a getmany waiting in another task returns now
+        await self._group.leave(self)
+
+    async def getmany(self, timeout_ms: int, max_records: int | None = None) -> list[Record]:
+        if self._state != "running":
+            raise RuntimeError(f"the consumer is {self._state}, not running")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_ms / 1000
+        while self._state == "running":
+            self._wakeup.clear()  # before fetching: a change from now on wakes us
+            records = self._fetch(max_records)
+            remaining = deadline - loop.time()
+            if records or remaining <= 0:
+                return records
+            try:
+                async with asyncio.timeout(remaining):
+                    await self._wakeup.wait()
+            except TimeoutError:
+                return []
+        return []
+
+    def _fetch(self, max_records: int | None) -> list[Record]:
+        records: list[Record] = []
+        order = sorted(self._positions, key=lambda tp: (tp.topic, tp.partition))
+        if not order:
+            return records
+        first = self._turn % len(order)
+        self._turn += 1
+        for tp in order[first:] + order[:first]:
+            limit = None if max_records is None else max_records - len(records)
+            if limit == 0:
+                break
+            topic = self._resolve(tp.topic)
+            batch, self._positions[tp] = topic.fetch(
+                tp.partition, self._positions[tp], self._isolation, limit
+            )
+            records.extend(batch)
+        return records
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        self._group.committed.update(offsets)
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self._positions)
+
+    async def revoke(self) -> None:
+        revoked = set(self._positions)
+        self._positions = {}
+        await _notify(self._on_revoked, revoked, "on_revoked", self._group.group_id)
+
+    async def assign(
+        self, share: set[TopicPartition], committed: dict[TopicPartition, int]
+    ) -> None:
+        self._positions = {
+            tp: self._resolve(tp.topic).valid_offset(tp.partition, committed.get(tp, 0))
+            for tp in share
+        }
+        self._wakeup.set()
+        await _notify(self._on_assigned, set(share), "on_assigned", self._group.group_id)
+
+
+async def _notify(
+    callback: RebalanceCallback | None, tps: set[TopicPartition], what: str, group_id: str
+) -> None:
+    if callback is None:
+        return
+    try:
+        await callback(tps)
+    except Exception:
+        log.exception("%s callback failed in group %s", what, group_id)

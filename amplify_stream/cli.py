@@ -1,0 +1,152 @@
+"""The ``amplify-stream`` command: every process of the service, and its tools.
+
+serve               gateway and workers in one process (the embedded default)
+gateway             the HTTP/WebSocket gateway alone
+worker enhancer     an enhancer consumer-group member
+topics create       create the topics (idempotent)
+fake gemini         a local Gemini-compatible server (tests, benchmarks, sandbox)
+schemas             write the JSON Schemas of every event to docs/schemas/
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import sys
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from amplify_stream.config import Settings
+
+
+def _configure_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+
+
+def _serve(settings: Settings, *, workers: bool) -> None:
+    from amplify_stream.gateway.app import create_app
+
+    app = create_app(settings, workers=workers)
+    url = f"http://{settings.host}:{settings.port}/"
+
+    async def announce(_: web.Application) -> None:
+        print(f"amplify-stream is ready: open the live editor at {url}", flush=True)
+
+    app.on_startup.append(announce)
+    web.run_app(app, host=settings.host, port=settings.port, print=None, shutdown_timeout=10)
+
+
+async def _until_signalled(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """Run ``main`` until SIGTERM or SIGINT, then cancel it (its cleanup runs)."""
+    task = asyncio.create_task(main())
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, task.cancel)
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def _run_enhancer(settings: Settings) -> None:
+    from amplify_stream.bus import create_bus
+    from amplify_stream.topics import Topics
+    from consumers.runtime import running_enhancer
+
+    bus = create_bus(settings)
+    await bus.start()
+    try:
+        await bus.ensure_topics(Topics.from_settings(settings).specs())
+        async with running_enhancer(bus, settings) as enhancer:
+            print(f"enhancer running in group {enhancer.group_id}", flush=True)
+            await asyncio.Event().wait()
+    finally:
+        await bus.close()
+
+
+async def _create_topics(settings: Settings) -> None:
+    from amplify_stream.bus import create_bus
+    from amplify_stream.topics import Topics
+
+    bus = create_bus(settings)
+    await bus.start()
+    try:
+        specs = Topics.from_settings(settings).specs()
+        await bus.ensure_topics(specs)
+        for spec in specs:
+            print(f"{spec.name}: {spec.partitions} partitions")
+    finally:
+        await bus.close()
+
+
+def _write_schemas(out: Path, check: bool) -> int:
+    from amplify_stream.events import schema_documents
+
+    stale = []
+    out.mkdir(parents=True, exist_ok=True)
+    for name, schema in schema_documents().items():
+        path = out / f"{name}.json"
+        text = json.dumps(schema, indent=2, sort_keys=True) + "\n"
+        if check:
+            if not path.exists() or path.read_text() != text:
+                stale.append(path.name)
+        else:
+            path.write_text(text)
+    if stale:
+        print(f"out of date (run `amplify-stream schemas`): {', '.join(stale)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="amplify-stream",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="gateway and workers in one process")
+    sub.add_parser("gateway", help="the HTTP/WebSocket gateway")
+    worker = sub.add_parser("worker", help="a worker process")
+    worker.add_argument("role", choices=["enhancer"])
+    topics = sub.add_parser("topics", help="topic administration")
+    topics.add_argument("action", choices=["create"])
+    fake = sub.add_parser("fake", help="local fakes of the internet services")
+    fake.add_argument("service", choices=["gemini"])
+    schemas = sub.add_parser("schemas", help="write the events' JSON Schemas")
+    schemas.add_argument("--out", type=Path, default=Path("docs/schemas"))
+    schemas.add_argument("--check", action="store_true", help="fail when they are out of date")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "schemas":
+        return _write_schemas(args.out, args.check)
+    settings = Settings()
+    _configure_logging(settings)
+    if args.command in ("serve", "gateway"):
+        _serve(settings, workers=args.command == "serve")
+    elif args.command == "worker":
+        asyncio.run(_until_signalled(lambda: _run_enhancer(settings)))
+    elif args.command == "topics":
+        asyncio.run(_create_topics(settings))
+    elif args.command == "fake":
+        from amplify_stream.fakes.gemini import run_fake_gemini
+
+        asyncio.run(_until_signalled(lambda: run_fake_gemini(settings)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

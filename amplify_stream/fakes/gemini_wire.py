@@ -1,0 +1,168 @@
+"""The fake Gemini's wire format: SSE events, JSON answers and Google's error bodies."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from amplify_stream.fakes import gemini_model as model
+
+if TYPE_CHECKING:
+    from amplify_stream.fakes.gemini import FakeCall, FakeGeminiConfig
+
+# Google's canonical status names for the HTTP codes the fake answers with.
+_STATUS_NAMES = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+_MESSAGES = {
+    429: "You exceeded your current quota, please check your plan and billing details.",
+    500: "An internal error has occurred. Please retry or report in "
+    "https://developers.generativeai.google/guide/troubleshooting",
+    503: "The model is overloaded. Please try again later.",
+}
+_POLL_S = 0.02  # how often a waiting handler checks that its client is still there
+
+
+def error_body(code: int, message: str | None = None) -> dict[str, Any]:
+    status = _STATUS_NAMES.get(code, "UNKNOWN")
+    return {
+        "error": {"code": code, "message": message or _MESSAGES.get(code, status), "status": status}
+    }
+
+
+def json_error(code: int, message: str | None = None) -> web.Response:
+    return web.json_response(error_body(code, message), status=code)
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    tokens: list[str]
+    prompt_tokens: int
+    model: str
+    response_id: str
+
+    @classmethod
+    def build(cls, body: dict[str, Any], model_name: str, serial: int) -> Answer:
+        user_text = _texts(body.get("contents"))
+        prompt = model.read_prompt(user_text)
+        config = body.get("generationConfig") or {}
+        if config.get("responseMimeType") == "application/json":
+            schema = config.get("responseSchema") or config.get("responseJsonSchema")
+            analysis = model.conform(model.analyse(prompt), schema, schema or {})
+            # Compact JSON streamed in small slices, as Gemini streams JSON mode.
+            text = json.dumps(analysis, ensure_ascii=False)
+            tokens = [text[i : i + 16] for i in range(0, len(text), 16)]
+        else:
+            tokens = model.stream_tokens(model.rewrite(prompt.story))
+        system = _texts([body.get("systemInstruction") or {}])
+        digest = hashlib.sha256(f"{serial}:{model_name}:{user_text}".encode()).hexdigest()
+        return cls(
+            tokens=tokens,
+            prompt_tokens=model.count_tokens(system + user_text),
+            model=model_name.removeprefix("models/"),
+            response_id=digest[:22],
+        )
+
+    def chunk(self, text: str, sent: int, *, last: bool) -> dict[str, Any]:
+        candidate: dict[str, Any] = {"content": {"parts": [{"text": text}], "role": "model"}}
+        if last:
+            candidate["finishReason"] = "STOP"
+        candidate["index"] = 0
+        output = model.count_tokens("".join(self.tokens[:sent]))
+        return {
+            "candidates": [candidate],
+            "usageMetadata": {
+                "promptTokenCount": self.prompt_tokens,
+                "candidatesTokenCount": output,
+                "totalTokenCount": self.prompt_tokens + output,
+            },
+            "modelVersion": self.model,
+            "responseId": self.response_id,
+        }
+
+
+def _texts(contents: Any) -> str:
+    parts = [p for c in contents or [] if isinstance(c, dict) for p in c.get("parts") or []]
+    return "\n".join(str(p["text"]) for p in parts if isinstance(p, dict) and "text" in p)
+
+
+async def answer_unary(
+    request: web.Request, config: FakeGeminiConfig, call: FakeCall, answer: Answer
+) -> web.StreamResponse:
+    try:
+        if config.fault == "stall":
+            await _pause(request, math.inf)
+        # A non-streaming call answers once the whole text is "generated".
+        await _pause(
+            request, config.first_token_ms / 1000 + len(answer.tokens) / config.tokens_per_s
+        )
+    except ConnectionResetError:
+        call.state = "disconnected"
+        return web.Response(status=499)  # nobody will read it
+    call.state = "completed"
+    return web.json_response(answer.chunk("".join(answer.tokens), len(answer.tokens), last=True))
+
+
+async def answer_stream(
+    request: web.Request, config: FakeGeminiConfig, call: FakeCall, answer: Answer
+) -> web.StreamResponse:
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await response.prepare(request)
+    loop = asyncio.get_running_loop()
+    first_at = loop.time() + config.first_token_ms / 1000
+    try:
+        for i, token in enumerate(answer.tokens):
+            await _pause(request, first_at + i / config.tokens_per_s - loop.time())
+            if config.fault == "midstream" and call.chunks_sent >= config.midstream_after:
+                return await _break(request, config, call, response)
+            event = answer.chunk(token, i + 1, last=i == len(answer.tokens) - 1)
+            await response.write(f"data: {json.dumps(event, ensure_ascii=False)}\r\n\r\n".encode())
+            call.chunks_sent += 1
+            if config.fault == "stall":
+                await _pause(request, math.inf)
+        await response.write_eof()
+    except ConnectionResetError:
+        call.state = "disconnected"
+        return response
+    call.state = "completed"
+    return response
+
+
+async def _break(
+    request: web.Request, config: FakeGeminiConfig, call: FakeCall, response: web.StreamResponse
+) -> web.StreamResponse:
+    call.state = "failed"
+    if config.midstream_style == "error_event":
+        event = error_body(500)
+        await response.write(f"data: {json.dumps(event)}\r\n\r\n".encode())
+        await response.write_eof()
+    elif request.transport is not None:
+        request.transport.abort()  # a dropped connection: no terminating chunk
+    return response
+
+
+async def _pause(request: web.Request, seconds: float) -> None:
+    """Sleep, but notice a client that went away (raising ConnectionResetError)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + max(seconds, 0.0)
+    while True:
+        transport = request.transport
+        if transport is None or transport.is_closing():
+            raise ConnectionResetError("the client closed the connection")
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            return
+        await asyncio.sleep(min(remaining, _POLL_S))

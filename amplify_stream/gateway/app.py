@@ -1,0 +1,122 @@
+"""``create_app(settings)``: wires the gateway together, and nothing else.
+
+Every long-lived resource lives in its own cleanup context, in dependency order.
+With ``workers=True`` (``amplify-stream serve``) the workers run in the same process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiohttp_cors
+from aiohttp import web
+
+from amplify_stream.auth.passwords import PasswordHasher
+from amplify_stream.auth.tokens import TokenService
+from amplify_stream.bus import create_bus
+from amplify_stream.config import Settings
+from amplify_stream.gateway import auth_routes, health, keys, story_routes, ws
+from amplify_stream.gateway.http import error_middleware
+from amplify_stream.gateway.page import routes as page_routes
+from amplify_stream.gateway.relay import RelayHub
+from amplify_stream.gateway.sockets import SocketRegistry
+from amplify_stream.gateway.submission import Stories
+from amplify_stream.store.db import create_engine, create_schema, session_factory
+from amplify_stream.store.stories import StoryStore
+from amplify_stream.store.users import UserStore
+from amplify_stream.topics import Topics
+from consumers.runtime import running_enhancer
+from producers.stories import StoryCommands
+
+# JSON envelope around the largest story, with room for multi-byte characters.
+_BODY_OVERHEAD = 64 * 1024
+
+
+def create_app(settings: Settings, *, workers: bool = False) -> web.Application:
+    app = web.Application(
+        middlewares=[error_middleware],
+        client_max_size=settings.max_story_chars * 4 + _BODY_OVERHEAD,
+    )
+    app[keys.SETTINGS] = settings
+    app[keys.TOPICS] = Topics.from_settings(settings)
+    app[keys.PASSWORDS] = PasswordHasher(settings.bcrypt_rounds)
+    app[keys.TOKENS] = TokenService(settings)
+    app[keys.SOCKETS] = SocketRegistry()
+    app.cleanup_ctx.extend([_store, _bus, _gateway])
+    if workers:
+        app.cleanup_ctx.append(_workers)
+    app.on_shutdown.append(_close_sockets)
+    for table in (health.routes, auth_routes.routes, story_routes.routes, ws.routes, page_routes):
+        app.router.add_routes(table)
+    _cors(app, settings)
+    return app
+
+
+def _cors(app: web.Application, settings: Settings) -> None:
+    cors = aiohttp_cors.setup(
+        app,
+        defaults={
+            origin: aiohttp_cors.ResourceOptions(  # type: ignore[no-untyped-call]
+                allow_credentials=False,
+                expose_headers=("Location", "Retry-After"),
+                allow_headers=("Authorization", "Content-Type", "Last-Event-ID"),
+                allow_methods=("GET", "POST"),
+            )
+            for origin in settings.cors_origins
+        },
+    )
+    for route in list(app.router.routes()):
+        if (
+            route.method in ("GET", "POST")
+            and route.resource is not None
+            and route.resource.canonical != "/v1/stream"
+        ):
+            cors.add(route)
+
+
+async def _store(app: web.Application) -> AsyncIterator[None]:
+    engine = create_engine(app[keys.SETTINGS])
+    await create_schema(engine)
+    sessions = session_factory(engine)
+    app[keys.USERS] = UserStore(sessions)
+    app[keys.STORY_STORE] = StoryStore(sessions)
+    yield
+    await engine.dispose()
+
+
+async def _bus(app: web.Application) -> AsyncIterator[None]:
+    bus = create_bus(app[keys.SETTINGS])
+    await bus.start()
+    await bus.ensure_topics(app[keys.TOPICS].specs())
+    app[keys.BUS] = bus
+    yield
+    await bus.close()
+
+
+async def _gateway(app: web.Application) -> AsyncIterator[None]:
+    bus, topics = app[keys.BUS], app[keys.TOPICS]
+    producer = bus.producer(client_id="gateway-commands")
+    await producer.start()
+    relay = RelayHub(bus, topics.stream)
+    await relay.start()
+    app[keys.RELAY] = relay
+    app[keys.STORIES] = Stories(
+        app[keys.SETTINGS],
+        topics,
+        bus,
+        app[keys.STORY_STORE],
+        StoryCommands(producer, topics.stories),
+        relay,
+    )
+    yield
+    await relay.stop()
+    await producer.stop()
+
+
+async def _workers(app: web.Application) -> AsyncIterator[None]:
+    async with running_enhancer(app[keys.BUS], app[keys.SETTINGS]):
+        yield
+
+
+async def _close_sockets(app: web.Application) -> None:
+    await app[keys.SOCKETS].close_all()

@@ -1,0 +1,30 @@
+"""Every piece of shared state of the gateway app, as typed keys, in one place."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from amplify_stream.auth.passwords import PasswordHasher
+    from amplify_stream.auth.tokens import TokenService
+    from amplify_stream.bus.base import Bus
+    from amplify_stream.config import Settings
+    from amplify_stream.gateway.relay import RelayHub
+    from amplify_stream.gateway.sockets import SocketRegistry
+    from amplify_stream.gateway.submission import Stories
+    from amplify_stream.store.stories import StoryStore
+    from amplify_stream.store.users import UserStore
+    from amplify_stream.topics import Topics
+
+SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
+TOPICS: web.AppKey[Topics] = web.AppKey("topics")
+BUS: web.AppKey[Bus] = web.AppKey("bus")
+USERS: web.AppKey[UserStore] = web.AppKey("users")
+STORY_STORE: web.AppKey[StoryStore] = web.AppKey("story_store")
+PASSWORDS: web.AppKey[PasswordHasher] = web.AppKey("passwords")
+TOKENS: web.AppKey[TokenService] = web.AppKey("tokens")
+RELAY: web.AppKey[RelayHub] = web.AppKey("relay")
+STORIES: web.AppKey[Stories] = web.AppKey("stories")
+SOCKETS: web.AppKey[SocketRegistry] = web.AppKey("sockets")

@@ -1,0 +1,153 @@
+"""The relay: one reader of the whole stream topic per gateway, fanned out to the sockets
+that watch each story, plus catch-up from any cursor for clients that come back.
+
+Routing uses the record key (the story id) and the ``event-type`` header only: the relay
+never parses JSON, it splices the cursor into the bytes (``events.with_cursor``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from amplify_stream.bus.base import Bus, Record
+from amplify_stream.errors import CursorExpired
+from amplify_stream.events import TERMINAL_EVENT
+
+log = logging.getLogger(__name__)
+
+_TERMINAL = TERMINAL_EVENT.encode()
+
+
+class Subscription:
+    """Live records of one story, buffered for one watcher.
+
+    A watcher that falls ``limit`` records behind is marked overflowed rather than
+    holding the relay back; it catches up from the bus by cursor (nothing is lost).
+    """
+
+    def __init__(self, story_id: str, limit: int) -> None:
+        self.story_id = story_id
+        self.queue: asyncio.Queue[Record] = asyncio.Queue(limit)
+        self.overflowed = False
+
+    def offer(self, record: Record) -> None:
+        if self.overflowed:
+            return
+        try:
+            self.queue.put_nowait(record)
+        except asyncio.QueueFull:
+            self.overflowed = True
+
+
+def is_terminal(record: Record) -> bool:
+    return record.header("event-type") == _TERMINAL
+
+
+class RelayHub:
+    def __init__(self, bus: Bus, topic: str, *, queue_limit: int = 4096) -> None:
+        self._bus = bus
+        self._topic = topic
+        self._queue_limit = queue_limit
+        self._subscribers: dict[str, set[Subscription]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="relay-hub")
+        # Live from here on: whatever is written after start() returns reaches watchers.
+        ready = asyncio.create_task(self._ready.wait())
+        done, _ = await asyncio.wait({ready, self._task}, return_when=asyncio.FIRST_COMPLETED)
+        if self._task in done:
+            ready.cancel()
+            self._task.result()  # raises what stopped the reader
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                async with self._bus.read(self._topic, "end") as records:
+                    self._ready.set()
+                    async for record in records:
+                        for sub in self._subscribers.get(record.key, ()):
+                            sub.offer(record)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # Watchers recover by cursor; the reader comes back on its own.
+                log.exception("stream relay reader failed; restarting")
+                for subs in self._subscribers.values():
+                    for sub in subs:
+                        sub.overflowed = True
+                await asyncio.sleep(1)
+
+    def subscribe(self, story_id: str) -> Subscription:
+        sub = Subscription(story_id, self._queue_limit)
+        self._subscribers.setdefault(story_id, set()).add(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        subs = self._subscribers.get(sub.story_id)
+        if subs is not None:
+            subs.discard(sub)
+            if not subs:
+                del self._subscribers[sub.story_id]
+
+    @property
+    def watched_stories(self) -> int:
+        return len(self._subscribers)
+
+    async def follow(
+        self, story_id: str, partition: int, after: int, sub: Subscription | None = None
+    ) -> AsyncIterator[Record]:
+        """Every record of the story in ``partition`` with an offset above ``after``,
+        exactly once and in order, from the log and then live, through ``story.completed``.
+
+        Pass ``sub`` when the caller subscribed before producing the story's first event.
+        """
+        sub = sub or self.subscribe(story_id)
+        last = after
+        try:
+            while True:
+                # History first: everything up to the end of the log now. The live
+                # queue holds what the hub dispatches from here on; offsets dedupe.
+                end = (await self._bus.end_offsets(self._topic)).get(partition, 0)
+                if last + 1 < end:
+                    async for record in self._history(story_id, partition, last + 1, end):
+                        last = record.offset
+                        yield record
+                        if is_terminal(record):
+                            return
+                while not sub.overflowed:
+                    record = await sub.queue.get()
+                    if record.offset <= last:
+                        continue
+                    last = record.offset
+                    yield record
+                    if is_terminal(record):
+                        return
+                # Fell behind: start over from the log with a fresh subscription.
+                self.unsubscribe(sub)
+                sub = self.subscribe(story_id)
+        finally:
+            self.unsubscribe(sub)
+
+    async def _history(
+        self, story_id: str, partition: int, start: int, end: int
+    ) -> AsyncIterator[Record]:
+        oldest = (await self._bus.begin_offsets(self._topic)).get(partition, 0)
+        if start < oldest:
+            raise CursorExpired("the events after this cursor are past retention")
+        async with self._bus.read(self._topic, {partition: start}) as records:
+            async for record in records:
+                if record.key == story_id:
+                    yield record
+                if record.offset >= end - 1:
+                    return

@@ -1,0 +1,176 @@
+"""The WebSocket ``/v1/stream``: submit, resume, cancel and ping, with story events relayed
+to the socket as they are produced.
+
+Only the handler reads the socket. Each watched story runs in its own task that puts
+frames into the outbox; one sender task writes them, so frames never interleave.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import orjson
+from aiohttp import WSMsgType, web
+from pydantic import ValidationError
+
+from amplify_stream.auth.tokens import Claims
+from amplify_stream.errors import AmplifyError, InvalidMessage
+from amplify_stream.events import (
+    ErrorEvent,
+    Ping,
+    Pong,
+    StoryAccepted,
+    StoryCancel,
+    StoryOptions,
+    StoryResume,
+    StorySubmit,
+    client_message_adapter,
+    with_cursor,
+)
+from amplify_stream.gateway import keys
+from amplify_stream.gateway.authn import SUBPROTOCOL, authenticate
+from amplify_stream.gateway.http import validation_details
+from amplify_stream.gateway.submission import Accepted, Stories
+
+log = logging.getLogger(__name__)
+
+routes = web.RouteTableDef()
+
+# Frames waiting for a slow client; past this the watchers wait, then catch up by cursor.
+OUTBOX_LIMIT = 1024
+
+
+@routes.get("/v1/stream")
+async def stream(request: web.Request) -> web.WebSocketResponse:
+    # Before the upgrade: no token means a 401 with the JSON error body, no socket.
+    claims = authenticate(request, websocket=True)
+    settings = request.app[keys.SETTINGS]
+    ws = web.WebSocketResponse(
+        protocols=(SUBPROTOCOL,), max_msg_size=settings.max_ws_frame_bytes, heartbeat=30
+    )
+    await ws.prepare(request)
+    registry = request.app[keys.SOCKETS]
+    registry.add(ws)
+    try:
+        await _Session(ws, claims, request.app[keys.STORIES]).run()
+    finally:
+        registry.discard(ws)
+    return ws
+
+
+class _Session:
+    def __init__(self, ws: web.WebSocketResponse, claims: Claims, stories: Stories) -> None:
+        self._ws = ws
+        self._claims = claims
+        self._stories = stories
+        self._outbox: asyncio.Queue[str] = asyncio.Queue(OUTBOX_LIMIT)
+        self._watchers: dict[str, asyncio.Task[None]] = {}
+
+    async def run(self) -> None:
+        sender = asyncio.create_task(self._send_loop(), name="ws-sender")
+        try:
+            async for msg in self._ws:
+                if msg.type == WSMsgType.TEXT:
+                    await self._on_text(msg.data)
+                elif msg.type == WSMsgType.BINARY:
+                    await self._error(InvalidMessage("binary frames are not part of the protocol"))
+        finally:
+            tasks = [*self._watchers.values(), sender]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _send_loop(self) -> None:
+        while True:
+            frame = await self._outbox.get()
+            if self._ws.closed:
+                return
+            await self._ws.send_str(frame)
+
+    async def _on_text(self, data: str) -> None:
+        request_id: str | None = None
+        try:
+            try:
+                raw = orjson.loads(data)
+            except orjson.JSONDecodeError as exc:
+                raise InvalidMessage("the frame is not JSON") from exc
+            if isinstance(raw, dict) and isinstance(raw.get("request_id"), str):
+                request_id = raw["request_id"]
+            try:
+                message = client_message_adapter.validate_python(raw)
+            except ValidationError as exc:
+                raise InvalidMessage(
+                    "the frame is not a valid message", details=validation_details(exc)
+                ) from exc
+            if isinstance(message, StorySubmit):
+                await self._submit(message)
+            elif isinstance(message, StoryResume):
+                accepted = await self._stories.find(
+                    self._claims.user_id, message.story_id, message.cursor
+                )
+                self._watch(accepted)
+            elif isinstance(message, StoryCancel):
+                await self._stories.cancel(self._claims.user_id, message.story_id)
+            elif isinstance(message, Ping):
+                await self._outbox.put(Pong(request_id=message.request_id).model_dump_json())
+        except AmplifyError as exc:
+            await self._error(exc, request_id, raw_story_id(data))
+
+    async def _submit(self, message: StorySubmit) -> None:
+        options = StoryOptions.model_validate(message.model_dump(exclude={"type"}))
+        accepted = await self._stories.submit(self._claims.user_id, options)
+        reply = StoryAccepted(
+            story_id=accepted.story_id, user_id=self._claims.user_id, request_id=message.request_id
+        )
+        await self._outbox.put(reply.model_dump_json())
+        self._watch(accepted)
+
+    def _watch(self, accepted: Accepted) -> None:
+        previous = self._watchers.pop(accepted.story_id, None)
+        if previous is not None:
+            previous.cancel()
+        task = asyncio.create_task(self._relay(accepted), name=f"ws-watch:{accepted.story_id}")
+        self._watchers[accepted.story_id] = task
+        task.add_done_callback(
+            lambda t: (
+                self._watchers.pop(accepted.story_id, None)
+                if self._watchers.get(accepted.story_id) is t
+                else None
+            )
+        )
+
+    async def _relay(self, accepted: Accepted) -> None:
+        try:
+            async for record in self._stories.watch(accepted):
+                await self._outbox.put(with_cursor(record.value, record.cursor).decode())
+        except AmplifyError as exc:
+            await self._error(exc, story_id=accepted.story_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("relay to socket failed", extra={"story_id": accepted.story_id})
+            failure = AmplifyError("relay failed; resume from your last cursor")
+            await self._error(failure, story_id=accepted.story_id)
+
+    async def _error(
+        self, exc: AmplifyError, request_id: str | None = None, story_id: str | None = None
+    ) -> None:
+        event = ErrorEvent(
+            code=exc.code,
+            message=exc.message,
+            retryable=exc.retryable,
+            request_id=request_id,
+            story_id=story_id,
+        )
+        await self._outbox.put(event.model_dump_json(exclude_none=True))
+
+
+def raw_story_id(data: str) -> str | None:
+    """The story a bad frame was about, when it says so (for the error's ``story_id``)."""
+    try:
+        raw = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+    value = raw.get("story_id") if isinstance(raw, dict) else None
+    return value if isinstance(value, str) and len(value) <= 100 else None

@@ -1,0 +1,55 @@
+"""What each focus analyzer returns, and small helpers they share."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from itertools import islice
+from typing import TypeVar
+
+from amplify_stream.config import Focus
+from amplify_stream.providers.base import InsightFound, SuggestionFound
+from amplify_stream.providers.local.sentences import Document
+
+T = TypeVar("T")
+
+# A story can trip one rule hundreds of times; past this many, more highlights of the same
+# kind stop helping the writer. The insight metrics still count every occurrence.
+MAX_PER_RULE = 40
+
+
+@dataclass(frozen=True, slots=True)
+class FocusReport:
+    suggestions: tuple[SuggestionFound, ...]
+    insight: InsightFound
+
+
+def suggest(
+    doc: Document,
+    focus: Focus,
+    start: int,
+    end: int,
+    message: str,
+    replacement: str | None = None,
+) -> SuggestionFound:
+    """A suggestion quoting exactly ``doc.text[start:end]``, with its exact offset."""
+    return SuggestionFound(
+        focus=focus,
+        quote=doc.text[start:end],
+        message=message,
+        replacement=replacement,
+        start=start,
+    )
+
+
+def capped(items: Iterable[T], limit: int = MAX_PER_RULE) -> Iterator[T]:
+    return islice(items, limit)
+
+
+def share(part: float, whole: float) -> float:
+    return round(part / whole, 3) if whole else 0.0
+
+
+def count(n: int, noun: str, plural: str | None = None) -> str:
+    """``count(1, "line")`` -> "1 line"; ``count(2, "line")`` -> "2 lines"."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"

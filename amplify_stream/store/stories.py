@@ -1,0 +1,196 @@
+"""Story projections: the row the gateway writes at submit, and what the projector folds in."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal, cast
+
+from sqlalchemy import CursorResult, and_, delete, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.sql.dml import Update
+
+from amplify_stream.errors import Conflict, NotFound
+from amplify_stream.events import (
+    EnhancementCompletedOutcome,
+    EnhancementFailedOutcome,
+    ErrorInfo,
+    NarrationCompletedOutcome,
+    OutcomeEvent,
+    StoryCompletedOutcome,
+    StoryOptions,
+)
+from amplify_stream.store.db import Story, ping
+from amplify_stream.store.records import StoryRecord
+
+Status = Literal["queued", "running", "completed", "failed", "cancelled"]
+TERMINAL: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
+MAX_PAGE_SIZE = 100
+# Bulk UPDATE/DELETE: no ORM objects are loaded in these sessions, nothing to synchronize.
+_NO_SYNC = {"synchronize_session": False}
+
+
+class StoryStore:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def create_story(
+        self,
+        *,
+        story_id: str,
+        user_id: str,
+        options: StoryOptions,
+        stream_partition: int,
+        stream_offset: int,
+    ) -> StoryRecord:
+        """A queued story. ``Conflict`` when the id, or this user's idempotency key, is taken."""
+        row = Story(
+            id=story_id,
+            user_id=user_id,
+            title=options.title,
+            text=options.text,
+            focus=list(options.focus),
+            rewrite=options.rewrite,
+            audio=options.audio,
+            voice=options.voice,
+            idempotency_key=options.idempotency_key,
+            status="queued",
+            created_at=datetime.now(UTC),
+            suggestions=[],
+            insights=[],
+            stream_partition=stream_partition,
+            stream_offset=stream_offset,
+        )
+        try:
+            async with self._sessions() as session, session.begin():
+                session.add(row)
+        except IntegrityError:
+            # Two submits racing with one idempotency key: the loser lands here and can
+            # answer with by_idempotency_key().
+            raise Conflict("a story with this id or idempotency key already exists") from None
+        return StoryRecord.of(row)
+
+    async def ping(self) -> None:
+        """Readiness: ``NotReady`` unless the database answers now."""
+        await ping(self._sessions.kw["bind"])
+
+    async def get_for_user(self, story_id: str, user_id: str) -> StoryRecord:
+        """The story if ``user_id`` owns it. ``NotFound`` alike for missing and not owned."""
+        stmt = select(Story).where(Story.id == story_id, Story.user_id == user_id)
+        async with self._sessions() as session:
+            row = await session.scalar(stmt)
+        if row is None:
+            raise NotFound("story not found")
+        return StoryRecord.of(row)
+
+    async def by_idempotency_key(self, user_id: str, key: str) -> StoryRecord | None:
+        stmt = select(Story).where(Story.user_id == user_id, Story.idempotency_key == key)
+        async with self._sessions() as session:
+            row = await session.scalar(stmt)
+        return None if row is None else StoryRecord.of(row)
+
+    async def list_for_user(
+        self, user_id: str, *, limit: int = 20, before: str | None = None
+    ) -> list[StoryRecord]:
+        """The user's stories, newest first, at most ``limit`` (capped at MAX_PAGE_SIZE).
+
+        ``before`` is a story id, normally the last one of the previous page: the page
+        starts right after it. ``NotFound`` when the user has no such story.
+        """
+        limit = max(1, min(limit, MAX_PAGE_SIZE))
+        stmt = select(Story).where(Story.user_id == user_id)
+        async with self._sessions() as session:
+            if before is not None:
+                anchor = (
+                    await session.execute(
+                        select(Story.created_at, Story.id).where(
+                            Story.id == before, Story.user_id == user_id
+                        )
+                    )
+                ).one_or_none()
+                if anchor is None:
+                    raise NotFound("story not found")
+                created_at, anchor_id = anchor
+                # Keyset on (created_at, id): stable while new stories arrive, and the id
+                # breaks ties between stories created in the same microsecond.
+                stmt = stmt.where(
+                    or_(
+                        Story.created_at < created_at,
+                        and_(Story.created_at == created_at, Story.id < anchor_id),
+                    )
+                )
+            stmt = stmt.order_by(Story.created_at.desc(), Story.id.desc()).limit(limit)
+            rows = (await session.scalars(stmt)).all()
+        return [StoryRecord.of(row) for row in rows]
+
+    async def delete(self, story_id: str) -> bool:
+        """Forget a story (its command never reached the bus). True when a row went."""
+        async with self._sessions() as session, session.begin():
+            result = await session.execute(
+                delete(Story).where(Story.id == story_id), execution_options=_NO_SYNC
+            )
+        return _changed(result)
+
+    # ------------------------------------------------------------ projector hooks
+
+    async def update_status(
+        self,
+        story_id: str,
+        status: Status,
+        *,
+        error: ErrorInfo | None = None,
+        at: datetime | None = None,
+    ) -> bool:
+        """Move a story to ``status``; a terminal status also sets ``completed_at`` (``at``).
+
+        A story already completed, failed or cancelled keeps its status: a late or
+        replayed event cannot reopen it. True when the row changed.
+        """
+        values: dict[str, Any] = {"status": status}
+        if status in TERMINAL:
+            values["completed_at"] = at or datetime.now(UTC)
+            if error is not None:
+                values["error"] = error.model_dump()
+        stmt = update(Story).where(Story.id == story_id, Story.status.not_in(TERMINAL))
+        return await self._update(stmt.values(**values))
+
+    async def apply_outcome(self, event: OutcomeEvent) -> bool:
+        """Fold one outcome event into its story. Idempotent: replays set the same values.
+
+        ``narration.failed`` changes nothing here: the story still completes, and the
+        client saw ``tts_unavailable`` on the stream. True when a row changed.
+        """
+        owned = update(Story).where(Story.id == event.story_id, Story.user_id == event.user_id)
+        if isinstance(event, EnhancementCompletedOutcome):
+            return await self._update(
+                owned.values(
+                    enhanced_text=event.text,
+                    suggestions=[s.model_dump() for s in event.suggestions],
+                    insights=[i.model_dump() for i in event.insights],
+                )
+            )
+        if isinstance(event, EnhancementFailedOutcome):
+            return await self._update(owned.values(error=event.error.model_dump()))
+        if isinstance(event, NarrationCompletedOutcome):
+            audio = event.model_dump(
+                include={"format", "duration_ms", "bytes", "sha256", "voice", "provider"}
+            )
+            return await self._update(owned.values(audio_result=audio))
+        if isinstance(event, StoryCompletedOutcome):
+            values: dict[str, Any] = {
+                "status": event.status,
+                "completed_at": datetime.fromisoformat(event.at),
+            }
+            if event.error is not None:
+                values["error"] = event.error.model_dump()
+            return await self._update(owned.where(Story.status.not_in(TERMINAL)).values(**values))
+        return False
+
+    async def _update(self, stmt: Update) -> bool:
+        async with self._sessions() as session, session.begin():
+            result = await session.execute(stmt, execution_options=_NO_SYNC)
+        return _changed(result)
+
+
+def _changed(result: Any) -> bool:
+    return cast("CursorResult[Any]", result).rowcount > 0

@@ -1,0 +1,41 @@
+"""The topic names (PROTOCOL.md section 4) and how they are created."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from amplify_stream.bus.base import TopicSpec
+from amplify_stream.config import Settings
+
+DAY_MS = 24 * 3600 * 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    stories: str
+    stream: str
+    outcomes: str
+    dlq: str
+    segments: str
+    partitions: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Topics:
+        return cls(
+            stories=settings.topic("stories"),
+            stream=settings.topic("stream"),
+            outcomes=settings.topic("outcomes"),
+            dlq=settings.topic("dlq"),
+            segments=settings.topic("segments"),
+            partitions=settings.topic_partitions,
+        )
+
+    def specs(self) -> list[TopicSpec]:
+        # The stream topic is the resume window: a day is plenty for a client to come back.
+        return [
+            TopicSpec(self.stories, self.partitions, retention_ms=7 * DAY_MS),
+            TopicSpec(self.stream, self.partitions, retention_ms=DAY_MS),
+            TopicSpec(self.outcomes, self.partitions, retention_ms=30 * DAY_MS),
+            TopicSpec(self.dlq, 1, retention_ms=30 * DAY_MS),
+            TopicSpec(self.segments, self.partitions, retention_ms=DAY_MS),
+        ]

@@ -1,0 +1,294 @@
+"""The enhancer: runs each submitted story through the enhancement provider, streams the
+pieces to the stream topic as they come, and publishes the result to the outcome topic."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from datetime import datetime
+
+from amplify_stream.bus.base import Bus, Producer, Record
+from amplify_stream.config import Settings
+from amplify_stream.errors import AmplifyError
+from amplify_stream.events import (
+    Command,
+    EnhancementCompleted,
+    EnhancementCompletedOutcome,
+    EnhancementDelta,
+    EnhancementFailedOutcome,
+    EnhancementStarted,
+    EnhancementTimings,
+    ErrorEvent,
+    ErrorInfo,
+    Insight,
+    InsightFields,
+    StoryCancelled,
+    StoryCompleted,
+    StoryCompletedOutcome,
+    StoryStatus,
+    StorySubmitted,
+    StoryTimings,
+    Suggestion,
+    SuggestionFields,
+    Usage,
+    command_adapter,
+)
+from amplify_stream.providers.base import (
+    EnhancementProvider,
+    EnhancementRequest,
+    InsightFound,
+    RewriteDelta,
+    SuggestionFound,
+    UsageReport,
+)
+from amplify_stream.spans import Utf16Index, locate
+from amplify_stream.topics import Topics
+from consumers.worker import Worker
+from producers.outcomes import OutcomePublisher
+from producers.stream import StreamPublisher
+
+log = logging.getLogger(__name__)
+
+
+def _ms_since(at: str) -> float:
+    started = datetime.fromisoformat(at.replace("Z", "+00:00")).timestamp()
+    return max(0.0, (time.time() - started) * 1000)
+
+
+class Enhancer(Worker[Command]):
+    def __init__(
+        self,
+        bus: Bus,
+        settings: Settings,
+        provider: EnhancementProvider,
+        *,
+        stream_producer: Producer,
+        outcome_producer: Producer,
+    ) -> None:
+        self.topics = Topics.from_settings(settings)
+        super().__init__(
+            bus,
+            topics=[self.topics.stories],
+            group_id=f"{settings.topic_prefix}.enhancer",
+            dlq_topic=self.topics.dlq,
+            adapter=command_adapter,
+            concurrency=settings.enhancer_concurrency,
+        )
+        self._provider = provider
+        self._stream_producer = stream_producer
+        self._outcomes = OutcomePublisher(outcome_producer, self.topics.outcomes)
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._cancel_requested: set[str] = set()
+
+    async def handle(self, event: Command, record: Record) -> None:
+        if isinstance(event, StoryCancelled):
+            task = self._running.get(event.story_id)
+            if task is not None:
+                self._cancel_requested.add(event.story_id)
+                task.cancel()
+            return
+        task = asyncio.current_task()
+        assert task is not None
+        self._running[event.story_id] = task
+        try:
+            await self._enhance(event)
+        finally:
+            self._running.pop(event.story_id, None)
+            self._cancel_requested.discard(event.story_id)
+
+    async def _enhance(self, story: StorySubmitted, attempt: int = 1) -> None:
+        stream = StreamPublisher(
+            self._stream_producer, self.topics.stream, story.story_id, story.user_id
+        )
+        run = _Run(story, attempt, self._provider)
+        await stream.publish(
+            EnhancementStarted(
+                story_id=story.story_id,
+                provider=self._provider.name,
+                model=self._provider.model,
+                attempt=attempt,
+            )
+        )
+        try:
+            await run.execute(stream)
+        except asyncio.CancelledError:
+            if story.story_id not in self._cancel_requested:
+                raise  # handed back to the group (shutdown, rebalance): no outcome
+            await asyncio.shield(self._finish_cancelled(story, run, stream))
+            return
+        except AmplifyError as exc:
+            await asyncio.shield(self._finish_failed(story, run, stream, exc))
+            return
+        except Exception:
+            log.exception("enhancement crashed", extra={"story_id": story.story_id})
+            await asyncio.shield(
+                self._finish_failed(story, run, stream, AmplifyError("enhancement failed"))
+            )
+            return
+        await asyncio.shield(self._finish_completed(story, run, stream))
+
+    async def _finish_completed(
+        self, story: StorySubmitted, run: _Run, stream: StreamPublisher
+    ) -> None:
+        await stream.publish(
+            EnhancementCompleted(
+                story_id=story.story_id,
+                text=run.text,
+                suggestions=len(run.suggestions),
+                usage=run.usage,
+                attempt=run.attempt,
+            )
+        )
+        outcome = EnhancementCompletedOutcome(
+            story_id=story.story_id,
+            user_id=story.user_id,
+            attempt=run.attempt,
+            provider=self._provider.name,
+            model=self._provider.model,
+            input_chars=len(story.text),
+            text=run.text,
+            suggestions=run.suggestions,
+            insights=run.insights,
+            usage=run.usage,
+            timings=run.timings(),
+        )
+        await self._complete(story, run, stream, [outcome], "completed", None)
+
+    async def _finish_failed(
+        self, story: StorySubmitted, run: _Run, stream: StreamPublisher, exc: AmplifyError
+    ) -> None:
+        error = ErrorInfo(code=exc.code, message=exc.message)
+        await stream.publish(
+            ErrorEvent(
+                code=exc.code,
+                message=exc.message,
+                retryable=exc.retryable,
+                story_id=story.story_id,
+                request_id=story.request_id,
+            )
+        )
+        failed = EnhancementFailedOutcome(
+            story_id=story.story_id,
+            user_id=story.user_id,
+            attempt=run.attempt,
+            error=error,
+            attempts=run.attempt,
+        )
+        await self._complete(story, run, stream, [failed], "failed", error)
+
+    async def _finish_cancelled(
+        self, story: StorySubmitted, run: _Run, stream: StreamPublisher
+    ) -> None:
+        error = ErrorInfo(code="cancelled", message="the story was cancelled")
+        await self._complete(story, run, stream, [], "cancelled", error)
+
+    async def _complete(
+        self,
+        story: StorySubmitted,
+        run: _Run,
+        stream: StreamPublisher,
+        outcomes: list[EnhancementCompletedOutcome | EnhancementFailedOutcome],
+        status: StoryStatus,
+        error: ErrorInfo | None,
+    ) -> None:
+        total = StoryTimings(total_ms=_ms_since(story.at))
+        done = StoryCompletedOutcome(
+            story_id=story.story_id,
+            user_id=story.user_id,
+            attempt=run.attempt,
+            status=status,
+            error=error,
+            timings=total,
+        )
+        # The outcome first: when a client sees story.completed, the result is durable.
+        await self._outcomes.publish([*outcomes, done])
+        await stream.publish(StoryCompleted(story_id=story.story_id, status=status, error=error))
+        await stream.drain()
+
+
+class _Run:
+    """One attempt at one story: what the provider produced so far."""
+
+    def __init__(self, story: StorySubmitted, attempt: int, provider: EnhancementProvider) -> None:
+        self.story = story
+        self.attempt = attempt
+        self.provider = provider
+        self.pieces: list[str] = []
+        self.suggestions: list[SuggestionFields] = []
+        self.insights: list[InsightFields] = []
+        self.usage = Usage()
+        self._started = time.monotonic()
+        self._queue_ms = _ms_since(story.at)
+        self._first_token_ms: float | None = None
+        self._utf16 = Utf16Index(story.text)
+
+    @property
+    def text(self) -> str:
+        # Without a rewrite the story goes on (to narration, to the store) as submitted.
+        return "".join(self.pieces) if self.story.rewrite else self.story.text
+
+    def timings(self) -> EnhancementTimings:
+        return EnhancementTimings(
+            queue_ms=self._queue_ms,
+            first_token_ms=self._first_token_ms,
+            total_ms=self._queue_ms + (time.monotonic() - self._started) * 1000,
+        )
+
+    async def execute(self, stream: StreamPublisher) -> None:
+        story = self.story
+        request = EnhancementRequest(
+            story_id=story.story_id,
+            text=story.text,
+            focus=story.focus,
+            rewrite=story.rewrite,
+            title=story.title,
+        )
+        async for piece in self.provider.stream(request):
+            if self._first_token_ms is None:
+                self._first_token_ms = self._queue_ms + (time.monotonic() - self._started) * 1000
+            if isinstance(piece, RewriteDelta):
+                if not piece.text:
+                    continue
+                self.pieces.append(piece.text)
+                await stream.publish(
+                    EnhancementDelta(story_id=story.story_id, text=piece.text, attempt=self.attempt)
+                )
+            elif isinstance(piece, SuggestionFound):
+                fields = self._suggestion(piece)
+                self.suggestions.append(fields)
+                await stream.publish(Suggestion(story_id=story.story_id, **fields.model_dump()))
+            elif isinstance(piece, InsightFound):
+                insight = InsightFields(
+                    focus=piece.focus, summary=piece.summary, metrics=piece.metrics or None
+                )
+                self.insights.append(insight)
+                await stream.publish(Insight(story_id=story.story_id, **insight.model_dump()))
+            elif isinstance(piece, UsageReport):
+                self.usage = Usage(
+                    input_tokens=piece.input_tokens, output_tokens=piece.output_tokens
+                )
+
+    def _suggestion(self, found: SuggestionFound) -> SuggestionFields:
+        text = self.story.text
+        span: tuple[int, int] | None
+        if found.start is not None and text[found.start : found.start + len(found.quote)] == (
+            found.quote
+        ):
+            span = (found.start, found.start + len(found.quote))
+        else:
+            span = locate(text, found.quote)
+        start, end = span if span else (None, None)
+        return SuggestionFields(
+            id=uuid.uuid4().hex[:12],
+            focus=found.focus,
+            # The quote is what the client highlights: exactly the slice of the text.
+            quote=text[start:end] if span else found.quote,
+            start=start,
+            end=end,
+            start_utf16=self._utf16.offset(start) if start is not None else None,
+            end_utf16=self._utf16.offset(end) if end is not None else None,
+            message=found.message,
+            replacement=found.replacement,
+        )

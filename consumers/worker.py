@@ -1,0 +1,194 @@
+"""The shared Worker base: a consumer group member that runs many records at once.
+
+At-least-once: an offset is committed only when every record before it in that
+partition is finished, so a crash replays unfinished stories and never skips one.
+Records that cannot be decoded go to the dead-letter topic and count as finished.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import base64
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Sequence
+from typing import Generic, TypeVar
+
+from pydantic import TypeAdapter, ValidationError
+
+from amplify_stream.bus.base import Bus, GroupConsumer, Producer, Record, TopicPartition
+from amplify_stream.events import DeadLetter, encode, headers_for
+
+log = logging.getLogger(__name__)
+
+E = TypeVar("E")
+
+
+class PartitionProgress:
+    """Offsets started and finished in one partition; tells the next offset to commit."""
+
+    def __init__(self) -> None:
+        self._started: deque[int] = deque()
+        self._finished: set[int] = set()
+        self._committable: int | None = None
+
+    def start(self, offset: int) -> None:
+        self._started.append(offset)
+
+    def finish(self, offset: int) -> None:
+        self._finished.add(offset)
+        while self._started and self._started[0] in self._finished:
+            done = self._started.popleft()
+            self._finished.discard(done)
+            self._committable = done + 1
+
+    def take_commit(self) -> int | None:
+        """The next offset to commit, once; None when nothing new finished."""
+        offset, self._committable = self._committable, None
+        return offset
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._started)
+
+
+class Worker(abc.ABC, Generic[E]):
+    """Subclasses decode records into ``E`` and ``handle`` them; the base does the rest."""
+
+    def __init__(
+        self,
+        bus: Bus,
+        *,
+        topics: Sequence[str],
+        group_id: str,
+        dlq_topic: str,
+        adapter: TypeAdapter[E],
+        concurrency: int,
+        shutdown_grace_s: float = 10.0,
+    ) -> None:
+        self._bus = bus
+        self._topics = list(topics)
+        self.group_id = group_id
+        self._dlq_topic = dlq_topic
+        self._adapter = adapter
+        self._slots = asyncio.Semaphore(concurrency)
+        self._grace_s = shutdown_grace_s
+        self._progress: dict[TopicPartition, PartitionProgress] = {}
+        self._tasks: dict[asyncio.Task[None], Record] = {}
+        self._consumer: GroupConsumer | None = None
+        self._dlq: Producer | None = None
+        self.ready = asyncio.Event()
+
+    @abc.abstractmethod
+    async def handle(self, event: E, record: Record) -> None:
+        """Do the work of one record. Raising marks it finished anyway (after logging):
+        a story must end with an outcome, so handlers report their own failures."""
+
+    async def run(self) -> None:
+        self._dlq = self._bus.producer(client_id=f"{self.group_id}-dlq")
+        await self._dlq.start()
+        self._consumer = self._bus.group_consumer(
+            self._topics, self.group_id, on_revoked=self._on_revoked, client_id=self.group_id
+        )
+        await self._consumer.start()
+        self.ready.set()
+        try:
+            while True:
+                await self._slots.acquire()
+                self._slots.release()
+                records = await self._consumer.getmany(timeout_ms=100, max_records=64)
+                for record in records:
+                    await self._slots.acquire()
+                    self._dispatch(record)
+                await self._commit()
+        finally:
+            await asyncio.shield(self._shutdown())
+
+    def _dispatch(self, record: Record) -> None:
+        tp = TopicPartition(record.topic, record.partition)
+        self._progress.setdefault(tp, PartitionProgress()).start(record.offset)
+        task = asyncio.create_task(self._process(record), name=f"{self.group_id}:{record.cursor}")
+        self._tasks[task] = record
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        record = self._tasks.pop(task)
+        self._slots.release()
+        if task.cancelled():
+            return  # handed back: not finished, so its offset is not committed
+        progress = self._progress.get(TopicPartition(record.topic, record.partition))
+        if progress is not None:
+            progress.finish(record.offset)
+
+    async def _process(self, record: Record) -> None:
+        try:
+            event = self._adapter.validate_json(record.value)
+        except ValidationError as exc:
+            await self._dead_letter(record, str(exc))
+            return
+        try:
+            await self.handle(event, record)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("handler failed", extra={"cursor": record.cursor})
+
+    async def _dead_letter(self, record: Record, error: str) -> None:
+        assert self._dlq is not None
+        letter = DeadLetter(
+            story_id=record.key or None,
+            source_topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            error=error[:2000],
+            payload=base64.b64encode(record.value).decode(),
+        )
+        await self._dlq.send_and_wait(
+            self._dlq_topic, record.key, encode(letter), headers_for(letter.type)
+        )
+        log.warning("record sent to the dead-letter topic", extra={"cursor": record.cursor})
+
+    async def _commit(self, partitions: set[TopicPartition] | None = None) -> None:
+        offsets: dict[TopicPartition, int] = {}
+        for tp, progress in self._progress.items():
+            if partitions is None or tp in partitions:
+                offset = progress.take_commit()
+                if offset is not None:
+                    offsets[tp] = offset
+        if offsets and self._consumer is not None:
+            await self._consumer.commit(offsets)
+
+    async def _cancel(self, partitions: set[TopicPartition] | None) -> None:
+        tasks = [
+            t
+            for t, r in self._tasks.items()
+            if partitions is None or TopicPartition(r.topic, r.partition) in partitions
+        ]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _on_revoked(self, partitions: set[TopicPartition]) -> None:
+        # Another member will own these: hand back unfinished work, keep what is done.
+        await self._cancel(partitions)
+        await self._commit(partitions)
+        for tp in partitions:
+            self._progress.pop(tp, None)
+
+    async def _shutdown(self) -> None:
+        """Finish what runs within the grace period, hand the rest back, leave the group."""
+        if self._tasks:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._grace_s):
+                    await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self._cancel(None)
+        try:
+            await self._commit()
+        except Exception:
+            log.exception("final commit failed; the unfinished records will be replayed")
+        if self._consumer is not None:
+            await self._consumer.stop()
+        if self._dlq is not None:
+            await self._dlq.stop()

@@ -1,0 +1,40 @@
+"""Client-facing story events: low latency, never awaited one by one."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+
+from amplify_stream.bus.base import Position, Producer
+from amplify_stream.events import ErrorEvent, StoryEvent, encode, headers_for
+
+
+class StreamPublisher:
+    """Publishes one story's events in order; ``drain`` awaits every send of that story.
+
+    Sends are queued without waiting for the broker (records of one key keep their
+    order in the producer), so a delta costs no round trip on the hot path.
+    """
+
+    def __init__(self, producer: Producer, topic: str, story_id: str, user_id: str) -> None:
+        self._producer = producer
+        self._topic = topic
+        self._story_id = story_id
+        self._user_id = user_id
+        self._pending: list[Awaitable[Position]] = []
+
+    async def publish(self, event: StoryEvent | ErrorEvent) -> None:
+        event.user_id = self._user_id
+        self._pending.append(
+            await self._producer.send(
+                self._topic, self._story_id, encode(event), headers_for(event.type)
+            )
+        )
+        if len(self._pending) >= 256:
+            await self.drain()
+
+    async def drain(self) -> None:
+        """Raise if any queued send of this story failed."""
+        pending, self._pending = self._pending, []
+        if pending:
+            await asyncio.gather(*pending)

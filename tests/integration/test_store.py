@@ -1,0 +1,314 @@
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from amplify_stream.config import Settings
+from amplify_stream.errors import Conflict, NotFound, NotReady
+from amplify_stream.events import (
+    EnhancementCompletedOutcome,
+    EnhancementTimings,
+    ErrorInfo,
+    InsightFields,
+    NarrationCompletedOutcome,
+    NarrationTimings,
+    StoryCompletedOutcome,
+    StoryOptions,
+    StoryTimings,
+    SuggestionFields,
+    Usage,
+)
+from amplify_stream.store.db import create_engine, create_schema, ping, session_factory
+from amplify_stream.store.records import StoryRecord
+from amplify_stream.store.stories import StoryStore
+from amplify_stream.store.users import UserStore
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    data = tmp_path / "data"  # not there yet: create_engine makes it
+    return Settings(
+        _env_file=None,
+        data_dir=data,
+        database_url=f"sqlite+aiosqlite:///{data / 'amplify.db'}",
+        jwt_secret="s" * 48,
+    )
+
+
+@pytest.fixture
+async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(settings)
+    try:
+        await create_schema(engine)
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+def users(engine: AsyncEngine) -> UserStore:
+    return UserStore(session_factory(engine))
+
+
+@pytest.fixture
+def stories(engine: AsyncEngine) -> StoryStore:
+    return StoryStore(session_factory(engine))
+
+
+async def new_story(
+    stories: StoryStore, user_id: str, story_id: str, key: str | None = None
+) -> StoryRecord:
+    return await stories.create_story(
+        story_id=story_id,
+        user_id=user_id,
+        options=StoryOptions(text=f"Once upon {story_id}.", title=story_id, idempotency_key=key),
+        stream_partition=1,
+        stream_offset=42,
+    )
+
+
+# ------------------------------------------------------------ engine
+
+
+async def test_engine_makes_the_data_dir_and_uses_wal(
+    settings: Settings, engine: AsyncEngine
+) -> None:
+    assert (settings.data_dir / "amplify.db").exists()
+    async with engine.connect() as conn:
+        assert (await conn.execute(text("PRAGMA journal_mode"))).scalar() == "wal"
+        assert (await conn.execute(text("PRAGMA busy_timeout"))).scalar() == 5000
+        assert (await conn.execute(text("PRAGMA foreign_keys"))).scalar() == 1
+
+
+async def test_ping(engine: AsyncEngine, stories: StoryStore) -> None:
+    await ping(engine)
+    await stories.ping()
+
+
+async def test_ping_fails_on_an_unreachable_database(tmp_path: Path) -> None:
+    # A directory where the file should be: SQLite cannot open it.
+    bad = create_engine(Settings(_env_file=None, database_url=f"sqlite+aiosqlite:///{tmp_path}"))
+    try:
+        with pytest.raises(NotReady) as info:
+            await ping(bad)
+        assert str(tmp_path) not in info.value.message
+    finally:
+        await bad.dispose()
+        # aiosqlite stops the worker thread of a failed connect without awaiting it; let it
+        # finish while this test's loop is still open, or it reports to a closed loop.
+        for thread in threading.enumerate():
+            if thread.name.endswith("(_connection_worker_thread)"):
+                thread.join(timeout=2)
+
+
+async def test_create_schema_twice_is_harmless(engine: AsyncEngine) -> None:
+    await create_schema(engine)
+
+
+async def test_processes_starting_together_both_get_the_schema(settings: Settings) -> None:
+    engines = [create_engine(settings) for _ in range(3)]
+    try:
+        await asyncio.gather(*(create_schema(e) for e in engines))
+        await UserStore(session_factory(engines[0])).create("ada", "h")
+    finally:
+        for e in engines:
+            await e.dispose()
+
+
+# ------------------------------------------------------------ users
+
+
+async def test_create_and_find_user(users: UserStore) -> None:
+    created = await users.create("Ada", "$2b$04$hash")
+    assert created.username == "ada"
+    assert created.created_at.tzinfo is UTC
+    assert await users.by_username("ada") == created
+    assert await users.by_id(created.id) == created
+    assert await users.by_username("nobody") is None
+    assert await users.by_id("no-such-id") is None
+
+
+async def test_usernames_are_case_insensitive(users: UserStore) -> None:
+    created = await users.create("Grace.Hopper", "h")
+    assert await users.by_username("GRACE.hopper") == created
+    with pytest.raises(Conflict):
+        await users.create("grace.HOPPER", "h2")
+
+
+async def test_duplicate_username_conflicts(users: UserStore) -> None:
+    await users.create("ada", "h")
+    with pytest.raises(Conflict) as info:
+        await users.create("ada", "h2")
+    assert info.value.http_status == 409
+
+
+# ------------------------------------------------------------ stories
+
+
+async def test_create_and_get_story(users: UserStore, stories: StoryStore) -> None:
+    ada = await users.create("ada", "h")
+    created = await new_story(stories, ada.id, "s1")
+    assert created.status == "queued"
+    assert created.focus == ("plot", "character", "dialogue", "setting")
+    assert (created.stream_partition, created.stream_offset) == (1, 42)
+    assert created.suggestions == () and created.audio_result is None and created.error is None
+    assert await stories.get_for_user("s1", ada.id) == created
+
+
+async def test_other_users_story_is_not_found(users: UserStore, stories: StoryStore) -> None:
+    ada, bob = await users.create("ada", "h"), await users.create("bob", "h")
+    await new_story(stories, ada.id, "ada-story")
+    with pytest.raises(NotFound) as not_owned:
+        await stories.get_for_user("ada-story", bob.id)
+    with pytest.raises(NotFound) as missing:
+        await stories.get_for_user("no-such-story", bob.id)
+    # Nothing tells the two apart.
+    assert not_owned.value.body() == missing.value.body()
+    assert await stories.list_for_user(bob.id) == []
+
+
+async def test_idempotency_key(users: UserStore, stories: StoryStore) -> None:
+    ada, bob = await users.create("ada", "h"), await users.create("bob", "h")
+    first = await new_story(stories, ada.id, "s1", key="k1")
+    assert await stories.by_idempotency_key(ada.id, "k1") == first
+    assert await stories.by_idempotency_key(ada.id, "k2") is None
+    assert await stories.by_idempotency_key(bob.id, "k1") is None
+    with pytest.raises(Conflict):
+        await new_story(stories, ada.id, "s2", key="k1")
+    # Keys are per user, and stories without a key never collide.
+    await new_story(stories, bob.id, "s3", key="k1")
+    await new_story(stories, ada.id, "s4")
+    await new_story(stories, ada.id, "s5")
+
+
+async def test_duplicate_story_id_conflicts(users: UserStore, stories: StoryStore) -> None:
+    ada = await users.create("ada", "h")
+    await new_story(stories, ada.id, "s1")
+    with pytest.raises(Conflict):
+        await new_story(stories, ada.id, "s1")
+
+
+async def test_list_newest_first_with_pages(users: UserStore, stories: StoryStore) -> None:
+    ada, bob = await users.create("ada", "h"), await users.create("bob", "h")
+    for i in range(7):
+        await new_story(stories, ada.id, f"s{i}")
+    await new_story(stories, bob.id, "bob-story")
+
+    seen: list[str] = []
+    before: str | None = None
+    while page := await stories.list_for_user(ada.id, limit=3, before=before):
+        assert len(page) <= 3
+        seen += [s.id for s in page]
+        before = page[-1].id
+    assert seen == [f"s{i}" for i in reversed(range(7))]
+
+    with pytest.raises(NotFound):
+        await stories.list_for_user(ada.id, before="bob-story")
+    assert len(await stories.list_for_user(ada.id, limit=0)) == 1
+    assert len(await stories.list_for_user(ada.id, limit=10_000)) == 7
+
+
+async def test_delete(users: UserStore, stories: StoryStore) -> None:
+    ada = await users.create("ada", "h")
+    await new_story(stories, ada.id, "s1")
+    assert await stories.delete("s1")
+    assert not await stories.delete("s1")
+    with pytest.raises(NotFound):
+        await stories.get_for_user("s1", ada.id)
+
+
+async def test_status_and_outcomes(users: UserStore, stories: StoryStore) -> None:
+    ada = await users.create("ada", "h")
+    await new_story(stories, ada.id, "s1")
+    assert await stories.update_status("s1", "running")
+
+    suggestion = SuggestionFields(
+        id="g1", focus="plot", quote="Once", start=0, end=4, start_utf16=0, end_utf16=4,
+        message="Open stronger.",
+    )  # fmt: skip
+    enhanced = EnhancementCompletedOutcome(
+        story_id="s1", user_id=ada.id, attempt=1, provider="local", model="m", input_chars=10,
+        text="Once, long ago.", suggestions=[suggestion],
+        insights=[InsightFields(focus="plot", summary="Thin.", metrics={"beats": 1.0})],
+        usage=Usage(), timings=EnhancementTimings(queue_ms=1, first_token_ms=2, total_ms=3),
+    )  # fmt: skip
+    narrated = NarrationCompletedOutcome(
+        story_id="s1", user_id=ada.id, attempt=1, provider="espeak", voice="en-us",
+        duration_ms=1200.0, bytes=999, sha256="ab" * 32, chunks=3, words=4,
+        timings=NarrationTimings(first_audio_ms=10, total_ms=20),
+    )  # fmt: skip
+    done = StoryCompletedOutcome(
+        story_id="s1", user_id=ada.id, attempt=1, status="completed",
+        timings=StoryTimings(total_ms=30), at="2030-01-02T03:04:05.678Z",
+    )  # fmt: skip
+    for event in (enhanced, narrated, done):
+        assert await stories.apply_outcome(event)
+
+    story = await stories.get_for_user("s1", ada.id)
+    assert story.status == "completed"
+    assert story.completed_at == datetime(2030, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
+    assert story.enhanced_text == "Once, long ago."
+    assert story.suggestions == (suggestion.model_dump(),)
+    assert story.insights[0]["metrics"] == {"beats": 1.0}
+    assert story.audio_result == {
+        "format": "audio/mpeg", "duration_ms": 1200.0, "bytes": 999, "sha256": "ab" * 32,
+        "voice": "en-us", "provider": "espeak",
+    }  # fmt: skip
+    assert story.error is None
+
+    # A terminal story stays terminal, whatever arrives late or twice.
+    assert not await stories.apply_outcome(done)
+    assert not await stories.update_status("s1", "running")
+    assert not await stories.update_status("s1", "failed", error=ErrorInfo(code="x", message="y"))
+    assert (await stories.get_for_user("s1", ada.id)).status == "completed"
+    # An outcome naming another owner changes nothing.
+    assert not await stories.apply_outcome(enhanced.model_copy(update={"user_id": "someone"}))
+
+
+async def test_failed_story_keeps_its_error(users: UserStore, stories: StoryStore) -> None:
+    ada = await users.create("ada", "h")
+    await new_story(stories, ada.id, "s1")
+    error = ErrorInfo(code="provider_error", message="the model refused")
+    assert await stories.update_status("s1", "failed", error=error)
+    story = await stories.get_for_user("s1", ada.id)
+    assert story.status == "failed"
+    assert story.error == {"code": "provider_error", "message": "the model refused"}
+    assert story.completed_at is not None
+
+
+# ------------------------------------------------------------ several processes
+
+
+async def test_two_engines_share_one_file(settings: Settings, engine: AsyncEngine) -> None:
+    other = create_engine(settings)  # as a second process would
+    try:
+        await create_schema(other)
+        users_a, users_b = (
+            UserStore(session_factory(engine)),
+            UserStore(session_factory(other)),
+        )
+        stories_a, stories_b = (
+            StoryStore(session_factory(engine)),
+            StoryStore(session_factory(other)),
+        )
+        ada = await users_a.create("ada", "h")
+        assert await users_b.by_username("ADA") == ada
+        await new_story(stories_b, ada.id, "s1")
+        assert (await stories_a.get_for_user("s1", ada.id)).id == "s1"
+        assert await stories_a.update_status("s1", "running")
+        assert (await stories_b.get_for_user("s1", ada.id)).status == "running"
+
+        # Racing sign-ups for one name through both engines: exactly one wins.
+        results = await asyncio.gather(
+            users_a.create("bob", "h"), users_b.create("BOB", "h"), return_exceptions=True
+        )
+        assert sorted(type(r).__name__ for r in results) == ["Conflict", "UserRecord"]
+    finally:
+        await other.dispose()
