@@ -76,6 +76,9 @@ def make_settings(tmp_path: Path) -> SettingsFactory:
             "data_dir": tmp_path / "data",
             "jwt_secret": "test-secret-" + "x" * 32,
             "bcrypt_rounds": 4,
+            # The offline analyzer, paced just enough to stream in pieces.
+            "enhancer_provider": "local",
+            "local_piece_delay_ms": 1,
         }
         return Settings(_env_file=None, **(values | overrides))
 
@@ -113,10 +116,10 @@ async def bus(settings: Settings) -> AsyncIterator[Bus]:
     finally:
         await instance.close()
         if settings.bus == "kafka":
-            await _delete_topics(settings.kafka_bootstrap_servers, f"{settings.topic_prefix}.")
+            await delete_topics(settings.kafka_bootstrap_servers, f"{settings.topic_prefix}.")
 
 
-async def _delete_topics(servers: str, prefix: str) -> None:
+async def delete_topics(servers: str, prefix: str) -> None:
     """A shared broker would collect thousands of test topics otherwise."""
     admin = AIOKafkaAdminClient(bootstrap_servers=servers)
     try:

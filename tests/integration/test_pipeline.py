@@ -12,7 +12,7 @@ import aiohttp
 from aiokafka import AIOKafkaConsumer
 
 from amplify_stream.gateway import keys
-from tests.integration.conftest import KAFKA, Service
+from tests.integration.conftest import Service
 from tests.support import STORY, assert_story_stream, assert_valid, sign_up, sse_story, ws_story
 
 StartService = Callable[..., Awaitable[Service]]
@@ -27,7 +27,7 @@ async def outcomes_of(service: Service, story_id: str, timeout: float = 30) -> l
         if service.settings.bus == "kafka":
             consumer = AIOKafkaConsumer(
                 topic,
-                bootstrap_servers=KAFKA,
+                bootstrap_servers=service.settings.kafka_bootstrap_servers,
                 isolation_level="read_committed",
                 auto_offset_reset="earliest",
                 enable_auto_commit=False,

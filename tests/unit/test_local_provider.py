@@ -341,7 +341,7 @@ async def test_plot_insight_metrics() -> None:
 async def test_sensory_place_and_time_cues() -> None:
     text = (
         "At dawn the kitchen smelled of smoke. The floor creaked under her cold feet, "
-        "and the tea tasted bitter. Light flickered in Lisbon."
+        "and the tea tasted bitter. Light flickered in Lisbon. Rain fell."
     )
     metrics = insights(await run(text, ["setting"]))["setting"].metrics
     assert metrics["smell"] == 2  # smelled, smoke
@@ -352,6 +352,7 @@ async def test_sensory_place_and_time_cues() -> None:
     assert metrics["sensory_cues"] == 8
     assert metrics["place_cues"] == 2  # kitchen, Lisbon
     assert metrics["time_cues"] == 1  # dawn
+    assert metrics["weather_cues"] == 1  # rain
 
 
 async def test_paragraph_without_any_setting() -> None:

@@ -1,5 +1,5 @@
-"""Setting: sensory detail by sense, cues of place and time, and the paragraphs that
-float free of any of them."""
+"""Setting: sensory detail by sense, cues of weather, place and time, and the paragraphs
+that float free of any of them."""
 
 from __future__ import annotations
 
@@ -71,8 +71,8 @@ def analyze_setting(doc: Document) -> FocusReport:
                 "setting",
                 p.sentences[0].start,
                 p.sentences[0].end,
-                "No sight, sound, smell, touch, place or time in this paragraph: one "
-                "concrete detail grounds the reader in the scene.",
+                "No sight, sound, smell, touch, weather, place or time in this paragraph: "
+                "one concrete detail grounds the reader in the scene.",
             )
             for p in bare
         )
@@ -102,12 +102,14 @@ def analyze_setting(doc: Document) -> FocusReport:
         **{sense: float(tally[sense]) for sense in SENSE_NAMES},
         "place_cues": float(tally["place"]),
         "time_cues": float(tally["time"]),
+        "weather_cues": float(tally["weather"]),
         "paragraphs_without_setting": float(len(bare)),
     }
     by_sense = ", ".join(f"{s} {tally[s]}" for s in SENSE_NAMES)
     summary = (
         f"{count(senses, 'sensory cue')} ({by_sense}); {count(tally['place'], 'place cue')}, "
-        f"{count(tally['time'], 'time cue')}; {len(bare)} of "
+        f"{count(tally['time'], 'time cue')}, {count(tally['weather'], 'weather cue')}; "
+        f"{len(bare)} of "
         f"{count(len(doc.paragraphs), 'paragraph')} without any setting."
     )
     unused = [s for s in SENSE_NAMES if not tally[s]]
@@ -117,7 +119,7 @@ def analyze_setting(doc: Document) -> FocusReport:
 
 
 def cue_kinds(doc: Document) -> dict[int, str]:
-    """What setting each word evokes, by word start: a sense, "place" or "time"."""
+    """What setting each word evokes, by word start: a sense, "weather", "place" or "time"."""
     kinds = {}
     for index, word in enumerate(doc.words):
         kind = _CUE_FORMS.get(word.lower)

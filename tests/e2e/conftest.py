@@ -1,0 +1,108 @@
+"""Real processes: the ``amplify-stream`` command started as users and operators start it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+KAFKA = os.environ.get("AMPLIFY_TEST_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+COMMAND = str(Path(sys.executable).parent / "amplify-stream")
+
+
+@dataclass
+class Proc:
+    name: str
+    process: asyncio.subprocess.Process
+    output: list[str] = field(default_factory=list)
+    _reader: asyncio.Task[None] | None = None
+
+    async def wait_for_line(self, needle: str, timeout: float = 60) -> str:
+        async with asyncio.timeout(timeout):
+            while True:
+                for line in self.output:
+                    if needle in line:
+                        return line
+                if self.process.returncode is not None:
+                    raise AssertionError(f"{self.name} exited: {''.join(self.output)[-3000:]}")
+                await asyncio.sleep(0.05)
+
+    async def stop(self, timeout: float = 20) -> int:
+        if self.process.returncode is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            async with asyncio.timeout(timeout):
+                code = await self.process.wait()
+        except TimeoutError:
+            self.process.kill()
+            code = await self.process.wait()
+        if self._reader is not None:
+            await self._reader
+        return code
+
+
+def base_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("AMPLIFY_") and k != "GEMINI_API_KEY"
+    }
+    env.update(
+        AMPLIFY_KAFKA_BOOTSTRAP_SERVERS=KAFKA,
+        AMPLIFY_TOPIC_PREFIX=f"e2e{uuid.uuid4().hex[:8]}",
+        AMPLIFY_DATA_DIR=str(tmp_path),
+        AMPLIFY_JWT_SECRET="e2e-" + uuid.uuid4().hex * 2,
+        AMPLIFY_BCRYPT_ROUNDS="4",
+        AMPLIFY_LOCAL_PIECE_DELAY_MS="2",
+        NO_PROXY="127.0.0.1,localhost",
+    )
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+async def processes() -> AsyncIterator[Callable[..., Awaitable[Proc]]]:
+    started: list[Proc] = []
+
+    async def start(name: str, args: list[str], env: dict[str, str]) -> Proc:
+        process = await asyncio.create_subprocess_exec(
+            COMMAND,
+            *args,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        proc = Proc(name, process)
+
+        async def read() -> None:
+            assert process.stdout is not None
+            async for line in process.stdout:
+                proc.output.append(line.decode(errors="replace"))
+
+        proc._reader = asyncio.create_task(read())
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        await proc.stop()
+
+
+async def wait_ready(base: str, timeout: float = 60) -> None:
+    async with aiohttp.ClientSession() as session, asyncio.timeout(timeout):
+        while True:
+            try:
+                async with session.get(f"{base}/readyz") as res:
+                    if res.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.2)

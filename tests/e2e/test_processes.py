@@ -1,0 +1,60 @@
+"""The service as separate processes against the real broker, and ``serve`` as ``make run``
+starts it."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.e2e.conftest import Proc, base_env, wait_ready
+from tests.support import STORY, assert_story_stream, free_port, sign_up, ws_story
+
+Start = Callable[..., Awaitable[Proc]]
+
+
+@pytest.mark.kafka
+async def test_gateway_and_enhancer_processes_stream_a_story(
+    processes: Start, tmp_path: Path
+) -> None:
+    port = free_port()
+    env = base_env(tmp_path, AMPLIFY_BUS="kafka", AMPLIFY_PORT=str(port))
+    enhancer = await processes("enhancer", ["worker", "enhancer"], env)
+    await enhancer.wait_for_line("enhancer running")
+    gateway = await processes("gateway", ["gateway"], env)
+    base = f"http://127.0.0.1:{port}"
+    await gateway.wait_for_line(f"live editor at {base}/")
+    await wait_ready(base)
+    async with aiohttp.ClientSession() as session:
+        token = await sign_up(session, base, "margaret")
+        events = await ws_story(session, base, token, {"text": STORY})
+        assert_story_stream(events, STORY)
+        # A second story, over SSE, through the same processes.
+        events = await ws_story(session, base, token, {"text": STORY[::-1].strip() + "."})
+        assert events[-1]["status"] == "completed"
+    # Both stop cleanly on SIGTERM, within the bound.
+    assert await gateway.stop() == 0
+    assert await enhancer.stop() == 0
+
+
+async def test_serve_is_the_one_process_quick_start(processes: Start, tmp_path: Path) -> None:
+    port = free_port()
+    env = base_env(tmp_path, AMPLIFY_PORT=str(port))  # the defaults: memory bus, local provider
+    serve = await processes("serve", ["serve"], env)
+    base = f"http://127.0.0.1:{port}"
+    await serve.wait_for_line(f"open the live editor at {base}/")
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{base}/") as res:
+            assert res.status == 200
+            assert "amplify-stream" in await res.text()
+        async with session.get(f"{base}/readyz") as res:
+            body = await res.json()
+            assert res.status == 200, body
+            assert body["checks"]["bus"] == "ok"
+            assert body["checks"]["enhancer_provider"] == "local"
+        token = await sign_up(session, base, "alan")
+        events = await ws_story(session, base, token, {"text": STORY})
+        assert_story_stream(events, STORY)
+    assert await serve.stop() == 0
