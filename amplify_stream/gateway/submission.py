@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from amplify_stream.bus.base import Bus, BusUnavailable, Record, parse_cursor
 from amplify_stream.config import Settings
 from amplify_stream.errors import (
+    Conflict,
     CursorExpired,
     InvalidMessage,
     InvalidStory,
@@ -70,12 +71,9 @@ class Stories:
 
     async def submit(self, user_id: str, options: StoryOptions) -> Accepted:
         self.check_limits(options)
-        if options.idempotency_key:
-            existing = await self._store.by_idempotency_key(user_id, options.idempotency_key)
-            if existing is not None:
-                return Accepted(
-                    existing.id, existing.stream_partition, existing.stream_offset - 1, None
-                )
+        existing = await self._existing(user_id, options)
+        if existing is not None:
+            return existing
         story_id = str(uuid.uuid4())
         try:
             ends = await self._bus.end_offsets(self._topics.stream)
@@ -85,13 +83,21 @@ class Stories:
         start = ends.get(partition, 0)
         sub = self._relay.subscribe(story_id)
         try:
-            await self._store.create_story(
-                story_id=story_id,
-                user_id=user_id,
-                options=options,
-                stream_partition=partition,
-                stream_offset=start,
-            )
+            try:
+                await self._store.create_story(
+                    story_id=story_id,
+                    user_id=user_id,
+                    options=options,
+                    stream_partition=partition,
+                    stream_offset=start,
+                )
+            except Conflict:
+                # The same idempotency key raced in: the first one wins, this one joins it.
+                existing = await self._existing(user_id, options)
+                if existing is None:
+                    raise
+                self._relay.unsubscribe(sub)
+                return existing
             try:
                 await self._commands.submit(
                     StorySubmitted(story_id=story_id, user_id=user_id, **options.model_dump())
@@ -105,6 +111,14 @@ class Stories:
             self._relay.unsubscribe(sub)
             raise
         return Accepted(story_id, partition, start - 1, sub)
+
+    async def _existing(self, user_id: str, options: StoryOptions) -> Accepted | None:
+        if not options.idempotency_key:
+            return None
+        story = await self._store.by_idempotency_key(user_id, options.idempotency_key)
+        if story is None:
+            return None
+        return Accepted(story.id, story.stream_partition, story.stream_offset - 1, None)
 
     async def find(self, user_id: str, story_id: str, cursor: str | None = None) -> Accepted:
         """The story's position on the stream, after ``cursor`` when given (owner only)."""

@@ -213,3 +213,21 @@ async def test_no_token_is_refused(service: StartService, session: aiohttp.Clien
     async with session.get(f"{svc.base}/v1/auth/me", headers=bad) as res:
         assert res.status == 401
         assert (await res.json())["error"]["code"] == "unauthorized"
+
+
+async def test_idempotency_key_returns_the_first_story(
+    service: StartService, session: aiohttp.ClientSession
+) -> None:
+    svc = await service()
+    token = await sign_up(session, svc.base, "tony")
+    auth = {"Authorization": f"Bearer {token}"}
+    body = {"text": STORY, "idempotency_key": "draft-7"}
+    ids = []
+    for _ in range(3):
+        async with session.post(f"{svc.base}/v1/stories", json=body, headers=auth) as res:
+            assert res.status == 202
+            ids.append((await res.json())["story_id"])
+    assert len(set(ids)) == 1
+    outcomes = await outcomes_of(svc, ids[0])
+    assert_outcomes(outcomes)
+    assert [e["type"] for e in outcomes].count("enhancement.completed") == 1
