@@ -58,17 +58,18 @@ async def _until_signalled(main: Callable[[], Coroutine[Any, Any, None]]) -> Non
         await task
 
 
-async def _run_enhancer(settings: Settings) -> None:
+async def _run_worker(settings: Settings, role: str) -> None:
     from amplify_stream.bus import create_bus
     from amplify_stream.topics import Topics
-    from consumers.runtime import running_enhancer
+    from consumers.runtime import running_enhancer, running_narrator
 
     bus = create_bus(settings)
     await bus.start()
     try:
         await bus.ensure_topics(Topics.from_settings(settings).specs())
-        async with running_enhancer(bus, settings) as enhancer:
-            print(f"enhancer running in group {enhancer.group_id}", flush=True)
+        running = running_enhancer if role == "enhancer" else running_narrator
+        async with running(bus, settings) as worker:
+            print(f"{role} running in group {worker.group_id}", flush=True)
             await asyncio.Event().wait()
     finally:
         await bus.close()
@@ -118,11 +119,11 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("serve", help="gateway and workers in one process")
     sub.add_parser("gateway", help="the HTTP/WebSocket gateway")
     worker = sub.add_parser("worker", help="a worker process")
-    worker.add_argument("role", choices=["enhancer"])
+    worker.add_argument("role", choices=["enhancer", "narrator"])
     topics = sub.add_parser("topics", help="topic administration")
     topics.add_argument("action", choices=["create"])
     fake = sub.add_parser("fake", help="local fakes of the internet services")
-    fake.add_argument("service", choices=["gemini"])
+    fake.add_argument("service", choices=["gemini", "edge-tts"])
     schemas = sub.add_parser("schemas", help="write the events' JSON Schemas")
     schemas.add_argument("--out", type=Path, default=Path("docs/schemas"))
     schemas.add_argument("--check", action="store_true", help="fail when they are out of date")
@@ -138,13 +139,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("serve", "gateway"):
         _serve(settings, workers=args.command == "serve")
     elif args.command == "worker":
-        asyncio.run(_until_signalled(lambda: _run_enhancer(settings)))
+        asyncio.run(_until_signalled(lambda: _run_worker(settings, args.role)))
     elif args.command == "topics":
         asyncio.run(_create_topics(settings))
-    elif args.command == "fake":
+    elif args.command == "fake" and args.service == "gemini":
         from amplify_stream.fakes.gemini import run_fake_gemini
 
         asyncio.run(_until_signalled(lambda: run_fake_gemini(settings)))
+    elif args.command == "fake":
+        from amplify_stream.fakes.edge_tts import run_fake_edge_tts
+
+        asyncio.run(_until_signalled(lambda: run_fake_edge_tts(settings)))
     return 0
 
 

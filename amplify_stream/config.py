@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     # Enhancement
     enhancer_provider: Literal["auto", "gemini", "local"] = "auto"
     enhancer_concurrency: int = 16
+    # Stories one narrator holds at once (each waits for its sentences; cheap), and how
+    # many of them synthesize at the same moment.
+    narrator_stories: int = 1024
+    narrator_concurrency: int = 4
     gemini_api_key: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("GEMINI_API_KEY", "AMPLIFY_GEMINI_API_KEY")
     )
@@ -73,6 +77,25 @@ class Settings(BaseSettings):
     fake_gemini_fault: Literal["none", "status", "midstream", "stall"] = "none"
     fake_gemini_fault_status: int = 503
     fake_gemini_fault_count: int = 1_000_000
+    # Fake edge-tts (tests, benchmarks, sandbox)
+    fake_edge_tts_host: str = "127.0.0.1"
+    fake_edge_tts_port: int = 8086
+    fake_edge_tts_fault: Literal[
+        "none", "forbidden", "rate_limited", "unavailable", "no_audio", "stall", "drop"
+    ] = "none"
+    fake_edge_tts_fault_count: int = 1_000_000
+
+    # Speech
+    speech_provider: Literal["auto", "edge", "espeak"] = "auto"
+    # None: the provider's own default ("en-US-AriaNeural" for edge, "en-us" for espeak).
+    voice: str | None = None
+    edge_tts_url: str | None = None
+    # Where narration files go; None means data_dir / "audio".
+    audio_dir: Path | None = None
+    tts_retry_attempts: int = 3
+    tts_retry_initial_delay_s: float = 0.5
+    tts_timeout_s: float = 20.0
+    espeak_rate_wpm: int = 175
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -92,6 +115,8 @@ class Settings(BaseSettings):
             raise ValueError("AMPLIFY_JWT_SECRET must be at least 32 characters in production")
         if not self.cors_origins:
             self.cors_origins = [self.public_origin]
+        if self.audio_dir is None:
+            self.audio_dir = self.data_dir / "audio"
         return self
 
     @property
@@ -101,6 +126,11 @@ class Settings(BaseSettings):
     @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'amplify.db'}"
+
+    @property
+    def effective_audio_dir(self) -> Path:
+        """Where narration files go (``audio_dir``, else ``data_dir / "audio"``)."""
+        return self.audio_dir or self.data_dir / "audio"
 
     @property
     def enhancement_provider_name(self) -> Literal["gemini", "local"]:

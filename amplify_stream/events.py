@@ -9,6 +9,7 @@ the gateway adds it when it relays a record (see ``with_cursor``).
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -22,6 +23,15 @@ SCHEMA_VERSION = "1"
 def now_rfc3339() -> str:
     """RFC 3339 UTC with milliseconds, as the contract requires."""
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def ms_since(at: str) -> float:
+    """Milliseconds from an event's ``at`` until now (never negative: clocks differ)."""
+    started = datetime.fromisoformat(at.replace("Z", "+00:00")).timestamp()
+    return max(0.0, (time.time() - started) * 1000)
+
+
+StoryStatus = Literal["completed", "failed", "cancelled"]
 
 
 class _Model(BaseModel):
@@ -187,9 +197,6 @@ class AudioCompleted(StoryEvent):
     url: str
 
 
-StoryStatus = Literal["completed", "failed", "cancelled"]
-
-
 class StoryCompleted(StoryEvent):
     type: Literal["story.completed"] = "story.completed"
     status: StoryStatus
@@ -235,6 +242,42 @@ class StoryCancelled(_Model):
 
 Command = Annotated[StorySubmitted | StoryCancelled, Field(discriminator="type")]
 command_adapter: TypeAdapter[Command] = TypeAdapter(Command)
+
+
+# ---------------------------------------------------------------- segments topic (internal)
+
+
+class NarrationSegment(_Model):
+    """Completed sentences of the text to narrate, from the enhancer to the narrator."""
+
+    type: Literal["narration.segment"] = "narration.segment"
+    story_id: str
+    user_id: str
+    at: str = Field(default_factory=now_rfc3339)
+    attempt: int
+    submitted_at: str
+    index: int
+    text: str
+    start: int  # offset of ``text`` in the narrated text
+    voice: str | None = None
+
+
+class NarrationEnd(_Model):
+    """No more segments: how the enhancement ended (the narrator ends the story)."""
+
+    type: Literal["narration.end"] = "narration.end"
+    story_id: str
+    user_id: str
+    at: str = Field(default_factory=now_rfc3339)
+    attempt: int
+    submitted_at: str
+    status: StoryStatus
+    error: ErrorInfo | None = None
+    segments: int
+
+
+SegmentEvent = Annotated[NarrationSegment | NarrationEnd, Field(discriminator="type")]
+segment_adapter: TypeAdapter[SegmentEvent] = TypeAdapter(SegmentEvent)
 
 
 # ---------------------------------------------------------------- outcomes topic
@@ -358,6 +401,8 @@ SCHEMA_MODELS: dict[str, type[BaseModel]] = {
     "stream.pong": Pong,
     "stories.story.submitted": StorySubmitted,
     "stories.story.cancelled": StoryCancelled,
+    "segments.narration.segment": NarrationSegment,
+    "segments.narration.end": NarrationEnd,
     "outcomes.enhancement.completed": EnhancementCompletedOutcome,
     "outcomes.enhancement.failed": EnhancementFailedOutcome,
     "outcomes.narration.completed": NarrationCompletedOutcome,

@@ -7,7 +7,6 @@ import asyncio
 import logging
 import time
 import uuid
-from datetime import datetime
 
 from amplify_stream.bus.base import Bus, Producer, Record
 from amplify_stream.config import Settings
@@ -24,16 +23,16 @@ from amplify_stream.events import (
     ErrorInfo,
     Insight,
     InsightFields,
+    NarrationEnd,
+    NarrationSegment,
     StoryCancelled,
-    StoryCompleted,
-    StoryCompletedOutcome,
     StoryStatus,
     StorySubmitted,
-    StoryTimings,
     Suggestion,
     SuggestionFields,
     Usage,
     command_adapter,
+    ms_since,
 )
 from amplify_stream.providers.base import (
     EnhancementProvider,
@@ -43,18 +42,15 @@ from amplify_stream.providers.base import (
     SuggestionFound,
     UsageReport,
 )
+from amplify_stream.sentences import SentenceStream
 from amplify_stream.spans import Utf16Index, locate
 from amplify_stream.topics import Topics
+from consumers.completion import complete_story
 from consumers.worker import Worker
 from producers.outcomes import OutcomePublisher
 from producers.stream import StreamPublisher
 
 log = logging.getLogger(__name__)
-
-
-def _ms_since(at: str) -> float:
-    started = datetime.fromisoformat(at.replace("Z", "+00:00")).timestamp()
-    return max(0.0, (time.time() - started) * 1000)
 
 
 class Enhancer(Worker[Command]):
@@ -102,7 +98,18 @@ class Enhancer(Worker[Command]):
         stream = StreamPublisher(
             self._stream_producer, self.topics.stream, story.story_id, story.user_id
         )
-        run = _Run(story, attempt, self._provider)
+        segments = (
+            _Segments(
+                StreamPublisher(
+                    self._stream_producer, self.topics.segments, story.story_id, story.user_id
+                ),
+                story,
+                attempt,
+            )
+            if story.audio
+            else None
+        )
+        run = _Run(story, attempt, self._provider, segments)
         await stream.publish(
             EnhancementStarted(
                 story_id=story.story_id,
@@ -154,6 +161,8 @@ class Enhancer(Worker[Command]):
             usage=run.usage,
             timings=run.timings(),
         )
+        if run.segments is not None:
+            await run.segments.flush()
         await self._complete(story, run, stream, [outcome], "completed", None)
 
     async def _finish_failed(
@@ -193,26 +202,87 @@ class Enhancer(Worker[Command]):
         status: StoryStatus,
         error: ErrorInfo | None,
     ) -> None:
-        total = StoryTimings(total_ms=_ms_since(story.at))
-        done = StoryCompletedOutcome(
+        if run.segments is not None:
+            # Narration is on: the narrator ends the story once the audio is done.
+            if outcomes:
+                await self._outcomes.publish(outcomes)
+            await stream.drain()
+            await run.segments.end(status, error)
+            return
+        await complete_story(
+            self._outcomes,
+            stream,
             story_id=story.story_id,
             user_id=story.user_id,
             attempt=run.attempt,
+            submitted_at=story.at,
             status=status,
             error=error,
-            timings=total,
+            results=outcomes,
         )
-        # The outcome first: when a client sees story.completed, the result is durable.
-        await self._outcomes.publish([*outcomes, done])
-        await stream.publish(StoryCompleted(story_id=story.story_id, status=status, error=error))
-        await stream.drain()
+
+
+class _Segments:
+    """Completed sentences of the text to narrate, published as soon as they complete."""
+
+    def __init__(self, publisher: StreamPublisher, story: StorySubmitted, attempt: int) -> None:
+        self._publisher = publisher
+        self._story = story
+        self._attempt = attempt
+        self._sentences = SentenceStream()
+        self._count = 0
+
+    async def feed(self, text: str) -> None:
+        await self._publish(self._sentences.feed(text))
+
+    async def flush(self) -> None:
+        await self._publish(self._sentences.finish())
+
+    async def _publish(self, sentences: list[tuple[int, str]]) -> None:
+        story = self._story
+        for start, sentence in sentences:
+            await self._publisher.publish(
+                NarrationSegment(
+                    story_id=story.story_id,
+                    user_id=story.user_id,
+                    attempt=self._attempt,
+                    submitted_at=story.at,
+                    index=self._count,
+                    text=sentence,
+                    start=start,
+                    voice=story.voice,
+                )
+            )
+            self._count += 1
+
+    async def end(self, status: StoryStatus, error: ErrorInfo | None) -> None:
+        story = self._story
+        await self._publisher.publish(
+            NarrationEnd(
+                story_id=story.story_id,
+                user_id=story.user_id,
+                attempt=self._attempt,
+                submitted_at=story.at,
+                status=status,
+                error=error,
+                segments=self._count,
+            )
+        )
+        await self._publisher.drain()
 
 
 class _Run:
     """One attempt at one story: what the provider produced so far."""
 
-    def __init__(self, story: StorySubmitted, attempt: int, provider: EnhancementProvider) -> None:
+    def __init__(
+        self,
+        story: StorySubmitted,
+        attempt: int,
+        provider: EnhancementProvider,
+        segments: _Segments | None,
+    ) -> None:
         self.story = story
+        self.segments = segments
         self.attempt = attempt
         self.provider = provider
         self.pieces: list[str] = []
@@ -220,7 +290,7 @@ class _Run:
         self.insights: list[InsightFields] = []
         self.usage = Usage()
         self._started = time.monotonic()
-        self._queue_ms = _ms_since(story.at)
+        self._queue_ms = ms_since(story.at)
         self._first_token_ms: float | None = None
         self._utf16 = Utf16Index(story.text)
 
@@ -245,6 +315,9 @@ class _Run:
             rewrite=story.rewrite,
             title=story.title,
         )
+        if self.segments is not None and not story.rewrite:
+            # Narrating the story as submitted: it can start before the analysis ends.
+            await self.segments.feed(story.text)
         async for piece in self.provider.stream(request):
             if self._first_token_ms is None:
                 self._first_token_ms = self._queue_ms + (time.monotonic() - self._started) * 1000
@@ -255,6 +328,8 @@ class _Run:
                 await stream.publish(
                     EnhancementDelta(story_id=story.story_id, text=piece.text, attempt=self.attempt)
                 )
+                if self.segments is not None:
+                    await self.segments.feed(piece.text)
             elif isinstance(piece, SuggestionFound):
                 fields = self._suggestion(piece)
                 self.suggestions.append(fields)

@@ -1,49 +1,93 @@
-"""Running a worker: its producers, its provider, its task, and a clean stop."""
+"""Running workers: their producers, their providers, their tasks, and a clean stop."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
-from amplify_stream.bus.base import Bus
+from amplify_stream.audio_store import AudioStore
+from amplify_stream.bus.base import Bus, Producer
 from amplify_stream.config import Settings
 from amplify_stream.providers import create_provider
+from amplify_stream.speech import create_speech_provider
 from consumers.enhancer import Enhancer
+from consumers.narrator import Narrator
+from consumers.worker import Worker
+
+WorkerFactory = Callable[[Producer, Producer], Worker]  # type: ignore[type-arg]
+
+
+@contextlib.asynccontextmanager
+async def _running(
+    bus: Bus, settings: Settings, role: str, make: WorkerFactory
+) -> AsyncIterator[Worker]:  # type: ignore[type-arg]
+    """Producers for the stream (low latency) and the outcomes (transactional), the
+    worker's task, and on exit: the task cancelled (it finishes or hands back its work)."""
+    instance = uuid.uuid4().hex[:8]
+    stream = bus.producer(low_latency=True, client_id=f"{role}-{instance}-stream")
+    outcomes = bus.producer(
+        transactional_id=f"{settings.topic_prefix}.{role}.{instance}",
+        client_id=f"{role}-{instance}-outcomes",
+    )
+    async with contextlib.AsyncExitStack() as stack:
+        await stream.start()
+        stack.push_async_callback(stream.stop)
+        await outcomes.start()
+        stack.push_async_callback(outcomes.stop)
+        worker = make(stream, outcomes)
+        task = asyncio.create_task(worker.run(), name=role)
+        ready = asyncio.create_task(worker.ready.wait())
+        await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            ready.cancel()
+            task.result()
+        try:
+            yield worker
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 @contextlib.asynccontextmanager
 async def running_enhancer(bus: Bus, settings: Settings) -> AsyncIterator[Enhancer]:
-    """An enhancer consuming in the background until the block exits."""
-    instance = uuid.uuid4().hex[:8]
-    stream = bus.producer(low_latency=True, client_id=f"enhancer-{instance}-stream")
-    outcomes = bus.producer(
-        transactional_id=f"{settings.topic_prefix}.enhancer.{instance}",
-        client_id=f"enhancer-{instance}-outcomes",
-    )
     provider = create_provider(settings)
-    await stream.start()
     try:
-        await outcomes.start()
-        try:
-            enhancer = Enhancer(
+        async with _running(
+            bus,
+            settings,
+            "enhancer",
+            lambda stream, outcomes: Enhancer(
                 bus, settings, provider, stream_producer=stream, outcome_producer=outcomes
-            )
-            task = asyncio.create_task(enhancer.run(), name="enhancer")
-            ready = asyncio.create_task(enhancer.ready.wait())
-            await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
-            if task.done():
-                ready.cancel()
-                task.result()
-            try:
-                yield enhancer
-            finally:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        finally:
-            await outcomes.stop()
+            ),
+        ) as worker:
+            assert isinstance(worker, Enhancer)
+            yield worker
     finally:
-        await stream.stop()
         await provider.aclose()
+
+
+@contextlib.asynccontextmanager
+async def running_narrator(bus: Bus, settings: Settings) -> AsyncIterator[Narrator]:
+    speech = await create_speech_provider(settings)
+    audio = AudioStore(settings.effective_audio_dir)
+    try:
+        async with _running(
+            bus,
+            settings,
+            "narrator",
+            lambda stream, outcomes: Narrator(
+                bus,
+                settings,
+                speech,
+                stream_producer=stream,
+                outcome_producer=outcomes,
+                audio=audio,
+            ),
+        ) as worker:
+            assert isinstance(worker, Narrator)
+            yield worker
+    finally:
+        await speech.aclose()

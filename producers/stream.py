@@ -1,4 +1,5 @@
-"""Client-facing story events: low latency, never awaited one by one."""
+"""One story's events to a low-latency topic (the stream, the narration segments), in
+order, never awaited one by one."""
 
 from __future__ import annotations
 
@@ -6,7 +7,14 @@ import asyncio
 from collections.abc import Awaitable
 
 from amplify_stream.bus.base import Position, Producer
-from amplify_stream.events import ErrorEvent, StoryEvent, encode, headers_for
+from amplify_stream.events import (
+    ErrorEvent,
+    NarrationEnd,
+    NarrationSegment,
+    StoryEvent,
+    encode,
+    headers_for,
+)
 
 
 class StreamPublisher:
@@ -23,7 +31,9 @@ class StreamPublisher:
         self._user_id = user_id
         self._pending: list[Awaitable[Position]] = []
 
-    async def publish(self, event: StoryEvent | ErrorEvent) -> None:
+    async def publish(
+        self, event: StoryEvent | ErrorEvent | NarrationSegment | NarrationEnd
+    ) -> None:
         event.user_id = self._user_id
         self._pending.append(
             await self._producer.send(

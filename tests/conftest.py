@@ -79,6 +79,8 @@ def make_settings(tmp_path: Path) -> SettingsFactory:
             # The offline analyzer, paced just enough to stream in pieces.
             "enhancer_provider": "local",
             "local_piece_delay_ms": 1,
+            # Offline speech: tests never reach the internet (edge tests use the fake).
+            "speech_provider": "espeak",
         }
         return Settings(_env_file=None, **(values | overrides))
 

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 import aiohttp_cors
 from aiohttp import web
 
+from amplify_stream.audio_store import AudioStore
 from amplify_stream.auth.passwords import PasswordHasher
 from amplify_stream.auth.tokens import TokenService
 from amplify_stream.bus import create_bus
@@ -25,7 +26,7 @@ from amplify_stream.store.db import create_engine, create_schema, session_factor
 from amplify_stream.store.stories import StoryStore
 from amplify_stream.store.users import UserStore
 from amplify_stream.topics import Topics
-from consumers.runtime import running_enhancer
+from consumers.runtime import running_enhancer, running_narrator
 from producers.stories import StoryCommands
 
 # JSON envelope around the largest story, with room for multi-byte characters.
@@ -42,6 +43,7 @@ def create_app(settings: Settings, *, workers: bool = False) -> web.Application:
     app[keys.PASSWORDS] = PasswordHasher(settings.bcrypt_rounds)
     app[keys.TOKENS] = TokenService(settings)
     app[keys.SOCKETS] = SocketRegistry()
+    app[keys.AUDIO] = AudioStore(settings.effective_audio_dir)
     app.cleanup_ctx.extend([_store, _bus, _gateway])
     if workers:
         app.cleanup_ctx.append(_workers)
@@ -114,7 +116,9 @@ async def _gateway(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _workers(app: web.Application) -> AsyncIterator[None]:
-    async with running_enhancer(app[keys.BUS], app[keys.SETTINGS]):
+    bus, settings = app[keys.BUS], app[keys.SETTINGS]
+    async with running_narrator(bus, settings) as narrator, running_enhancer(bus, settings):
+        app[keys.SPEECH_PROVIDER] = narrator.speech.name
         yield
 
 

@@ -37,6 +37,7 @@ async def readyz(request: web.Request) -> web.Response:
     )
     checks = dict(results)
     checks["enhancer_provider"] = app[keys.SETTINGS].enhancement_provider_name
+    checks["speech_provider"] = app.get(keys.SPEECH_PROVIDER, app[keys.SETTINGS].speech_provider)
     ready = all(v == "ok" for k, v in results)
     return json_response(
         {"status": "ready" if ready else "unavailable", "checks": checks}, 200 if ready else 503

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 if TYPE_CHECKING:
+    from amplify_stream.audio_store import AudioStore
     from amplify_stream.auth.passwords import PasswordHasher
     from amplify_stream.auth.tokens import TokenService
     from amplify_stream.bus.base import Bus
@@ -28,3 +29,6 @@ TOKENS: web.AppKey[TokenService] = web.AppKey("tokens")
 RELAY: web.AppKey[RelayHub] = web.AppKey("relay")
 STORIES: web.AppKey[Stories] = web.AppKey("stories")
 SOCKETS: web.AppKey[SocketRegistry] = web.AppKey("sockets")
+AUDIO: web.AppKey[AudioStore] = web.AppKey("audio")
+# The speech provider the in-process narrator chose (``serve``); absent in a bare gateway.
+SPEECH_PROVIDER: web.AppKey[str] = web.AppKey("speech_provider")

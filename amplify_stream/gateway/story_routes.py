@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from amplify_stream.errors import InvalidStory
+from amplify_stream.errors import InvalidStory, NotFound
 from amplify_stream.events import StoryAccepted, StoryOptions
 from amplify_stream.gateway import keys
 from amplify_stream.gateway.authn import authenticate
 from amplify_stream.gateway.http import json_response, parse, read_json
 from amplify_stream.gateway.sse import stream_events
+from amplify_stream.speech.base import AUDIO_FORMAT
 
 routes = web.RouteTableDef()
 
@@ -64,3 +65,15 @@ async def cancel(request: web.Request) -> web.Response:
     story_id = request.match_info["story_id"]
     await request.app[keys.STORIES].cancel(claims.user_id, story_id)
     return json_response({"story_id": story_id, "status": "cancelling"}, 202)
+
+
+@routes.get("/v1/stories/{story_id}/audio")
+async def audio(request: web.Request) -> web.StreamResponse:
+    claims = authenticate(request, query=True)
+    story = await request.app[keys.STORY_STORE].get_for_user(
+        request.match_info["story_id"], claims.user_id
+    )
+    path = request.app[keys.AUDIO].path(story.id)
+    if path is None:
+        raise NotFound("the narration is not ready (or was not asked for)")
+    return web.FileResponse(path, headers={"Content-Type": AUDIO_FORMAT})

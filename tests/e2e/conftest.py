@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -49,6 +50,14 @@ class Proc:
         return code
 
 
+def closed_port() -> int:
+    """A loopback port nothing listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
 def base_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {
         k: v
@@ -63,6 +72,9 @@ def base_env(tmp_path: Path, **extra: str) -> dict[str, str]:
         AMPLIFY_BCRYPT_ROUNDS="4",
         AMPLIFY_LOCAL_PIECE_DELAY_MS="2",
         NO_PROXY="127.0.0.1,localhost",
+        # "auto" probes edge-tts: a closed loopback port keeps the probe on this machine
+        # (and exercises the fall-back to the offline voice).
+        AMPLIFY_EDGE_TTS_URL=f"ws://127.0.0.1:{closed_port()}/edge?",
     )
     env.update(extra)
     return env

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -13,6 +14,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from amplify_stream.config import Settings
+from amplify_stream.fakes.gemini import FakeGeminiConfig, FakeGeminiServer, serve_fake_gemini
 from amplify_stream.gateway import keys
 from amplify_stream.gateway.app import create_app
 from amplify_stream.topics import Topics
@@ -55,3 +57,16 @@ async def service(
 async def session() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as client:
         yield client
+
+
+@pytest.fixture
+async def fake_gemini() -> AsyncIterator[Callable[..., Awaitable[FakeGeminiServer]]]:
+    """``await fake_gemini(**FakeGeminiConfig fields)``: a fake Gemini on a free port."""
+    async with contextlib.AsyncExitStack() as stack:
+
+        async def start(**config: Any) -> FakeGeminiServer:
+            values: dict[str, Any] = {"port": 0, "first_token_ms": 20, "tokens_per_s": 400}
+            fake = serve_fake_gemini(FakeGeminiConfig(**(values | config)))
+            return await stack.enter_async_context(fake)
+
+        yield start

@@ -5,44 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
 import pytest
 
-from amplify_stream.fakes.gemini import FakeGeminiConfig, FakeGeminiServer, serve_fake_gemini
+from amplify_stream.fakes.gemini import FakeGeminiServer
 from tests.integration.conftest import Service
 from tests.integration.test_pipeline import assert_outcomes, outcomes_of
 from tests.support import STORY, assert_story_stream, sign_up, ws_story
 
 StartService = Callable[..., Awaitable[Service]]
-
-
-@pytest.fixture
-async def fake_gemini() -> AsyncIterator[Callable[..., Awaitable[FakeGeminiServer]]]:
-    async with _Fakes() as fakes:
-        yield fakes.start
-
-
-class _Fakes:
-    def __init__(self) -> None:
-        self._stack: list[Any] = []
-
-    async def __aenter__(self) -> _Fakes:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        for cm in reversed(self._stack):
-            await cm.__aexit__(None, None, None)
-
-    async def start(self, **config: Any) -> FakeGeminiServer:
-        cm = serve_fake_gemini(
-            FakeGeminiConfig(port=0, first_token_ms=20, tokens_per_s=400, **config)
-        )
-        server = await cm.__aenter__()
-        self._stack.append(cm)
-        return server
 
 
 async def gemini_service(

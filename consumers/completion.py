@@ -1,0 +1,45 @@
+"""The end of a story, in one place: its outcomes (with ``story.completed``) in one
+transaction, then ``story.completed`` on the stream, so a client that sees the end can
+rely on the result being durable."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from amplify_stream.events import (
+    ErrorInfo,
+    Outcome,
+    StoryCompleted,
+    StoryCompletedOutcome,
+    StoryStatus,
+    StoryTimings,
+    ms_since,
+)
+from producers.outcomes import OutcomePublisher
+from producers.stream import StreamPublisher
+
+
+async def complete_story(
+    outcomes: OutcomePublisher,
+    stream: StreamPublisher,
+    *,
+    story_id: str,
+    user_id: str,
+    attempt: int,
+    submitted_at: str,
+    status: StoryStatus,
+    error: ErrorInfo | None,
+    results: Sequence[Outcome] = (),
+) -> None:
+    done = StoryCompletedOutcome(
+        story_id=story_id,
+        user_id=user_id,
+        attempt=attempt,
+        status=status,
+        error=error,
+        timings=StoryTimings(total_ms=ms_since(submitted_at)),
+    )
+    await stream.drain()
+    await outcomes.publish([*results, done])
+    await stream.publish(StoryCompleted(story_id=story_id, status=status, error=error))
+    await stream.drain()

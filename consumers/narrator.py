@@ -1,0 +1,266 @@
+"""The narrator: speaks each story's sentences as the enhancer completes them, streams the
+audio and word timings, keeps the whole narration, and ends the story.
+
+Offsets: a story's first segment record stays unfinished until the story ends, so the
+group never commits past a story that is still being narrated (a crash replays it
+whole). Later records of a story only feed its session and finish at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import time
+
+from amplify_stream.audio_store import AudioStore, NarrationWriter
+from amplify_stream.bus.base import Bus, Producer, Record
+from amplify_stream.config import Settings
+from amplify_stream.errors import AmplifyError, TtsUnavailable
+from amplify_stream.events import (
+    AudioChunk,
+    AudioCompleted,
+    AudioStarted,
+    AudioWord,
+    ErrorEvent,
+    ErrorInfo,
+    NarrationCompletedOutcome,
+    NarrationEnd,
+    NarrationFailedOutcome,
+    NarrationSegment,
+    NarrationTimings,
+    Outcome,
+    SegmentEvent,
+    ms_since,
+    segment_adapter,
+)
+from amplify_stream.speech import mp3
+from amplify_stream.speech.base import AUDIO_FORMAT, AudioData, SpeechProvider, WordMark
+from amplify_stream.topics import Topics
+from consumers.completion import complete_story
+from consumers.worker import Worker
+from producers.outcomes import OutcomePublisher
+from producers.stream import StreamPublisher
+
+log = logging.getLogger(__name__)
+
+# Audio per chunk event: small enough to start playing early, big enough to be cheap.
+CHUNK_BYTES = 12 * 1024
+
+
+def audio_url(story_id: str) -> str:
+    return f"/v1/stories/{story_id}/audio"
+
+
+class Narrator(Worker[SegmentEvent]):
+    def __init__(
+        self,
+        bus: Bus,
+        settings: Settings,
+        speech: SpeechProvider,
+        *,
+        stream_producer: Producer,
+        outcome_producer: Producer,
+        audio: AudioStore,
+    ) -> None:
+        self.topics = Topics.from_settings(settings)
+        super().__init__(
+            bus,
+            topics=[self.topics.segments],
+            group_id=f"{settings.topic_prefix}.narrator",
+            dlq_topic=self.topics.dlq,
+            adapter=segment_adapter,
+            concurrency=settings.narrator_stories,
+        )
+        self.speech = speech
+        self.stream_producer = stream_producer
+        self.outcomes = OutcomePublisher(outcome_producer, self.topics.outcomes)
+        self.audio = audio
+        self.synthesis_slots = asyncio.Semaphore(settings.narrator_concurrency)
+        self._sessions: dict[str, _Narration] = {}
+
+    async def handle(self, event: SegmentEvent, record: Record) -> None:
+        session = self._sessions.get(event.story_id)
+        if session is not None:
+            session.queue.put_nowait(event)
+            return
+        starts = (isinstance(event, NarrationSegment) and event.index == 0) or (
+            isinstance(event, NarrationEnd) and event.segments == 0
+        )
+        if not starts:
+            # The tail of a story narrated before a restart: its start was committed,
+            # which only happens once the story ended.
+            return
+        session = _Narration(self, event)
+        self._sessions[event.story_id] = session
+        session.queue.put_nowait(event)
+        task = asyncio.create_task(session.run(), name=f"narrate:{event.story_id}")
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            raise
+        finally:
+            self._sessions.pop(event.story_id, None)
+
+
+class _Narration:
+    """One story's narration, from its first segment to its end marker."""
+
+    def __init__(self, narrator: Narrator, first: SegmentEvent) -> None:
+        self.n = narrator
+        self.story_id = first.story_id
+        self.user_id = first.user_id
+        self.attempt = first.attempt
+        self.submitted_at = first.submitted_at
+        self.queue: asyncio.Queue[SegmentEvent] = asyncio.Queue()
+        self.stream = StreamPublisher(
+            narrator.stream_producer, narrator.topics.stream, self.story_id, self.user_id
+        )
+        self.voice = narrator.speech.default_voice
+        self.writer: NarrationWriter | None = None
+        self.failure: AmplifyError | None = None
+        self.chunks = 0
+        self.words = 0
+        self.duration_ms = 0.0
+        self.first_audio_ms: float | None = None
+        self.started = time.monotonic()
+
+    async def run(self) -> None:
+        try:
+            while True:
+                event = await self.queue.get()
+                if isinstance(event, NarrationSegment):
+                    if self.failure is None:
+                        await self._speak(event)
+                else:
+                    await asyncio.shield(self._end(event))
+                    return
+        except asyncio.CancelledError:
+            if self.writer is not None:
+                self.writer.discard()
+            raise
+
+    async def _speak(self, segment: NarrationSegment) -> None:
+        if self.writer is None:
+            self.voice = segment.voice or self.n.speech.default_voice
+            self.writer = self.n.audio.writer(self.story_id)
+            await self.stream.publish(
+                AudioStarted(story_id=self.story_id, voice=self.voice, provider=self.n.speech.name)
+            )
+        base_ms = self.duration_ms
+        try:
+            async with self.n.synthesis_slots:
+                async for piece in self.n.speech.synthesize(segment.text, self.voice):
+                    if isinstance(piece, AudioData):
+                        await self._audio(piece.data)
+                    elif isinstance(piece, WordMark):
+                        await self._word(piece, segment, base_ms)
+        except TtsUnavailable as exc:
+            await self._fail(exc)
+        except Exception:
+            log.exception("narration failed", extra={"story_id": self.story_id})
+            await self._fail(TtsUnavailable("speech synthesis failed"))
+
+    async def _audio(self, data: bytes) -> None:
+        assert self.writer is not None
+        for chunk in mp3.split_frames(data, CHUNK_BYTES):
+            self.writer.write(chunk)
+            self.duration_ms += mp3.duration_ms(chunk)
+            await self.stream.publish(
+                AudioChunk(
+                    story_id=self.story_id,
+                    index=self.chunks,
+                    data=base64.b64encode(chunk).decode(),
+                )
+            )
+            self.chunks += 1
+            if self.first_audio_ms is None:
+                self.first_audio_ms = ms_since(self.submitted_at)
+
+    async def _word(self, mark: WordMark, segment: NarrationSegment, base_ms: float) -> None:
+        start = end = None
+        if mark.start is not None and mark.end is not None:
+            # Spans in the segment become spans in the whole narrated text.
+            start, end = segment.start + mark.start, segment.start + mark.end
+        await self.stream.publish(
+            AudioWord(
+                story_id=self.story_id,
+                text=mark.text,
+                offset_ms=round(base_ms + mark.offset_ms, 1),
+                duration_ms=round(mark.duration_ms, 1),
+                start=start,
+                end=end,
+            )
+        )
+        self.words += 1
+
+    async def _fail(self, exc: AmplifyError) -> None:
+        self.failure = exc
+        await self.stream.publish(
+            ErrorEvent(
+                code=exc.code, message=exc.message, retryable=exc.retryable, story_id=self.story_id
+            )
+        )
+
+    async def _end(self, end: NarrationEnd) -> None:
+        results: list[Outcome] = []
+        if end.status == "completed":
+            results.append(await self._finish_audio())
+        elif self.writer is not None:
+            self.writer.discard()
+        await complete_story(
+            self.n.outcomes,
+            self.stream,
+            story_id=self.story_id,
+            user_id=self.user_id,
+            attempt=self.attempt,
+            submitted_at=self.submitted_at,
+            status=end.status,
+            error=end.error,
+            results=results,
+        )
+
+    async def _finish_audio(self) -> Outcome:
+        writer = self.writer
+        if self.failure is None and (writer is None or writer.bytes == 0):
+            await self._fail(TtsUnavailable("there was nothing to narrate"))
+        if self.failure is not None or writer is None:
+            if writer is not None:
+                writer.discard()
+            assert self.failure is not None
+            return NarrationFailedOutcome(
+                story_id=self.story_id,
+                user_id=self.user_id,
+                attempt=self.attempt,
+                error=ErrorInfo(code=self.failure.code, message=self.failure.message),
+            )
+        # The file is whole before anyone hears it is: the URL works from here on.
+        writer.commit()
+        await self.stream.publish(
+            AudioCompleted(
+                story_id=self.story_id,
+                duration_ms=round(self.duration_ms, 1),
+                bytes=writer.bytes,
+                sha256=writer.sha256,
+                url=audio_url(self.story_id),
+            )
+        )
+        return NarrationCompletedOutcome(
+            story_id=self.story_id,
+            user_id=self.user_id,
+            attempt=self.attempt,
+            provider=self.n.speech.name,
+            voice=self.voice,
+            format=AUDIO_FORMAT,
+            duration_ms=round(self.duration_ms, 1),
+            bytes=writer.bytes,
+            sha256=writer.sha256,
+            chunks=self.chunks,
+            words=self.words,
+            timings=NarrationTimings(
+                first_audio_ms=self.first_audio_ms,
+                total_ms=ms_since(self.submitted_at),
+            ),
+        )
