@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import itertools
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -53,7 +54,7 @@ def assert_narration(events: list[dict[str, Any]], narrated: str) -> dict[str, A
         data = base64.b64decode(chunk["data"])
         spans = [(offset, length) for offset, length, _ in mp3.frames(data)]
         assert spans and spans[0][0] == 0
-        assert all(a + n == b for (a, n), (b, _) in zip(spans, spans[1:], strict=False))
+        assert all(a + n == b for (a, n), (b, _) in itertools.pairwise(spans))
         assert spans[-1][0] + spans[-1][1] == len(data)
     words = [e for e in events if e["type"] == "audio.word"]
     assert len(words) >= len(narrated.split()) // 2
