@@ -54,6 +54,8 @@ class ErrorInfo(_Model):
 class StoryOptions(_Model):
     """The body of ``story.submit`` and ``POST /v1/stories`` (limits checked by the gateway)."""
 
+    # Strict: a wrong JSON type is refused, not coerced ("rewrite": "no" is not false).
+    model_config = ConfigDict(extra="forbid", strict=True)
     request_id: str | None = Field(default=None, max_length=200)
     title: str | None = None
     text: str = Field(min_length=1)
@@ -172,6 +174,15 @@ class AudioStarted(StoryEvent):
     format: Literal["audio/mpeg"] = "audio/mpeg"
     voice: str
     provider: str
+    attempt: int = 1
+
+
+class AudioReset(StoryEvent):
+    """An earlier narration attempt was abandoned: drop its audio (like enhancement.reset)."""
+
+    type: Literal["audio.reset"] = "audio.reset"
+    attempt: int
+    reason: str
 
 
 class AudioChunk(StoryEvent):
@@ -210,6 +221,8 @@ class ErrorEvent(_Model):
     code: str
     message: str
     retryable: bool = False
+    # Seconds to wait before trying again (``rate_limited``), as HTTP's Retry-After.
+    retry_after: int | None = None
     request_id: str | None = None
     story_id: str | None = None
     user_id: str | None = None
@@ -226,7 +239,15 @@ class Pong(_Model):
 # ---------------------------------------------------------------- commands topic
 
 
-class StorySubmitted(StoryOptions):
+class HistoryStart(_Model):
+    """Where a story's records start on the stream and outcome topics: a worker that may
+    have run the story before reads its history from there (attempts, results)."""
+
+    stream_offset: int | None = None
+    outcomes_offset: int | None = None
+
+
+class StorySubmitted(StoryOptions, HistoryStart):
     type: Literal["story.submitted"] = "story.submitted"
     story_id: str
     user_id: str
@@ -247,7 +268,7 @@ command_adapter: TypeAdapter[Command] = TypeAdapter(Command)
 # ---------------------------------------------------------------- segments topic (internal)
 
 
-class NarrationSegment(_Model):
+class NarrationSegment(HistoryStart):
     """Completed sentences of the text to narrate, from the enhancer to the narrator."""
 
     type: Literal["narration.segment"] = "narration.segment"
@@ -262,7 +283,7 @@ class NarrationSegment(_Model):
     voice: str | None = None
 
 
-class NarrationEnd(_Model):
+class NarrationEnd(HistoryStart):
     """No more segments: how the enhancement ended (the narrator ends the story)."""
 
     type: Literal["narration.end"] = "narration.end"
@@ -276,7 +297,18 @@ class NarrationEnd(_Model):
     segments: int
 
 
-SegmentEvent = Annotated[NarrationSegment | NarrationEnd, Field(discriminator="type")]
+class NarrationCancelled(_Model):
+    """The story was cancelled: stop speaking it (the enhancer forwards the command)."""
+
+    type: Literal["narration.cancelled"] = "narration.cancelled"
+    story_id: str
+    user_id: str
+    at: str = Field(default_factory=now_rfc3339)
+
+
+SegmentEvent = Annotated[
+    NarrationSegment | NarrationEnd | NarrationCancelled, Field(discriminator="type")
+]
 segment_adapter: TypeAdapter[SegmentEvent] = TypeAdapter(SegmentEvent)
 
 
@@ -383,6 +415,7 @@ STREAM_EVENTS: tuple[type[BaseModel], ...] = (
     Insight,
     EnhancementCompleted,
     AudioStarted,
+    AudioReset,
     AudioChunk,
     AudioWord,
     AudioCompleted,
@@ -403,6 +436,7 @@ SCHEMA_MODELS: dict[str, type[BaseModel]] = {
     "stories.story.cancelled": StoryCancelled,
     "segments.narration.segment": NarrationSegment,
     "segments.narration.end": NarrationEnd,
+    "segments.narration.cancelled": NarrationCancelled,
     "outcomes.enhancement.completed": EnhancementCompletedOutcome,
     "outcomes.enhancement.failed": EnhancementFailedOutcome,
     "outcomes.narration.completed": NarrationCompletedOutcome,

@@ -17,15 +17,18 @@ from amplify_stream.events import (
     EnhancementCompletedOutcome,
     EnhancementDelta,
     EnhancementFailedOutcome,
+    EnhancementReset,
     EnhancementStarted,
     EnhancementTimings,
     ErrorEvent,
     ErrorInfo,
     Insight,
     InsightFields,
+    NarrationCancelled,
     NarrationEnd,
     NarrationSegment,
     StoryCancelled,
+    StoryCompleted,
     StoryStatus,
     StorySubmitted,
     Suggestion,
@@ -46,6 +49,7 @@ from amplify_stream.sentences import SentenceStream
 from amplify_stream.spans import Utf16Index, locate
 from amplify_stream.topics import Topics
 from consumers.completion import complete_story
+from consumers.history import StoryHistory, story_history
 from consumers.worker import Worker
 from producers.outcomes import OutcomePublisher
 from producers.stream import StreamPublisher
@@ -80,36 +84,84 @@ class Enhancer(Worker[Command]):
 
     async def handle(self, event: Command, record: Record) -> None:
         if isinstance(event, StoryCancelled):
-            task = self._running.get(event.story_id)
-            if task is not None:
-                self._cancel_requested.add(event.story_id)
-                task.cancel()
+            await self._cancel_story(event)
             return
+        attempt = 1
+        if self.may_have_run(record):
+            history = await story_history(self._bus, self.topics, event.story_id, event)
+            if await self._already_done(event, history):
+                return
+            attempt = history.stream["enhancement.started"] + 1
         task = asyncio.current_task()
         assert task is not None
         self._running[event.story_id] = task
+        log.info("story %s started (attempt %d)", event.story_id, attempt)
         try:
-            await self._enhance(event)
+            await self._enhance(event, attempt)
         finally:
             self._running.pop(event.story_id, None)
             self._cancel_requested.discard(event.story_id)
+
+    async def _cancel_story(self, event: StoryCancelled) -> None:
+        task = self._running.get(event.story_id)
+        if task is not None:
+            self._cancel_requested.add(event.story_id)
+            task.cancel()
+        # The narrator may still be speaking a story whose rewrite is done: tell it too.
+        segments = self._segments_publisher(event.story_id, event.user_id)
+        await segments.publish(NarrationCancelled(story_id=event.story_id, user_id=event.user_id))
+        await segments.drain()
+
+    async def _already_done(self, story: StorySubmitted, history: StoryHistory) -> bool:
+        """Finish what a previous run left, when its result is already published."""
+        stream = StreamPublisher(
+            self._stream_producer, self.topics.stream, story.story_id, story.user_id
+        )
+        if (done := history.completed) is not None:
+            if not history.stream["story.completed"]:
+                # It died between the outcome and telling the clients.
+                error = ErrorInfo(**done["error"]) if done.get("error") else None
+                await stream.publish(
+                    StoryCompleted(story_id=story.story_id, status=done["status"], error=error)
+                )
+                await stream.drain()
+            return True
+        result = history.outcomes.get("enhancement.completed") or history.outcomes.get(
+            "enhancement.failed"
+        )
+        if story.audio and result is not None:
+            # Our part was done; the narrator may not have heard the end of it.
+            failed = result["type"] == "enhancement.failed"
+            await _Segments(
+                self._segments_publisher(story.story_id, story.user_id), story, result["attempt"]
+            ).end(
+                "failed" if failed else "completed",
+                ErrorInfo(**result["error"]) if failed else None,
+            )
+            return True
+        return False
+
+    def _segments_publisher(self, story_id: str, user_id: str) -> StreamPublisher:
+        return StreamPublisher(self._stream_producer, self.topics.segments, story_id, user_id)
 
     async def _enhance(self, story: StorySubmitted, attempt: int = 1) -> None:
         stream = StreamPublisher(
             self._stream_producer, self.topics.stream, story.story_id, story.user_id
         )
         segments = (
-            _Segments(
-                StreamPublisher(
-                    self._stream_producer, self.topics.segments, story.story_id, story.user_id
-                ),
-                story,
-                attempt,
-            )
+            _Segments(self._segments_publisher(story.story_id, story.user_id), story, attempt)
             if story.audio
             else None
         )
         run = _Run(story, attempt, self._provider, segments)
+        if attempt > 1:
+            await stream.publish(
+                EnhancementReset(
+                    story_id=story.story_id,
+                    attempt=attempt,
+                    reason="the worker running this story stopped; starting it again",
+                )
+            )
         await stream.publish(
             EnhancementStarted(
                 story_id=story.story_id,
@@ -203,7 +255,9 @@ class Enhancer(Worker[Command]):
         error: ErrorInfo | None,
     ) -> None:
         if run.segments is not None:
-            # Narration is on: the narrator ends the story once the audio is done.
+            # Narration is on: the narrator ends the story once the audio is done. Every
+            # sentence is on the bus before the outcome says the rewrite is done.
+            await run.segments.drain()
             if outcomes:
                 await self._outcomes.publish(outcomes)
             await stream.drain()
@@ -254,6 +308,9 @@ class _Segments:
                 )
             )
             self._count += 1
+
+    async def drain(self) -> None:
+        await self._publisher.drain()
 
     async def end(self, status: StoryStatus, error: ErrorInfo | None) -> None:
         story = self._story

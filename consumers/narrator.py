@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-import time
+from collections import OrderedDict
 
 from amplify_stream.audio_store import AudioStore, NarrationWriter
 from amplify_stream.bus.base import Bus, Producer, Record
@@ -20,10 +20,12 @@ from amplify_stream.errors import AmplifyError, TtsUnavailable
 from amplify_stream.events import (
     AudioChunk,
     AudioCompleted,
+    AudioReset,
     AudioStarted,
     AudioWord,
     ErrorEvent,
     ErrorInfo,
+    NarrationCancelled,
     NarrationCompletedOutcome,
     NarrationEnd,
     NarrationFailedOutcome,
@@ -38,6 +40,7 @@ from amplify_stream.speech import mp3
 from amplify_stream.speech.base import AUDIO_FORMAT, AudioData, SpeechProvider, WordMark
 from amplify_stream.topics import Topics
 from consumers.completion import complete_story
+from consumers.history import story_history
 from consumers.worker import Worker
 from producers.outcomes import OutcomePublisher
 from producers.stream import StreamPublisher
@@ -46,6 +49,8 @@ log = logging.getLogger(__name__)
 
 # Audio per chunk event: small enough to start playing early, big enough to be cheap.
 CHUNK_BYTES = 12 * 1024
+# Cancels seen before their story's first sentence, remembered until it comes.
+CANCELLED_MEMORY = 10_000
 
 
 def audio_url(story_id: str) -> str:
@@ -78,9 +83,16 @@ class Narrator(Worker[SegmentEvent]):
         self.audio = audio
         self.synthesis_slots = asyncio.Semaphore(settings.narrator_concurrency)
         self._sessions: dict[str, _Narration] = {}
+        self._cancelled: OrderedDict[str, bool] = OrderedDict()
 
     async def handle(self, event: SegmentEvent, record: Record) -> None:
         session = self._sessions.get(event.story_id)
+        if isinstance(event, NarrationCancelled):
+            if session is not None:
+                session.cancel()
+            else:
+                self._remember_cancelled(event.story_id)
+            return
         if session is not None:
             session.queue.put_nowait(event)
             return
@@ -91,9 +103,18 @@ class Narrator(Worker[SegmentEvent]):
             # The tail of a story narrated before a restart: its start was committed,
             # which only happens once the story ended.
             return
-        session = _Narration(self, event)
+        attempt = 1
+        if self.may_have_run(record):
+            history = await story_history(self._bus, self.topics, event.story_id, event)
+            if history.completed is not None:
+                return  # narrated and ended by a worker before us
+            attempt = history.stream["audio.started"] + 1
+        session = _Narration(self, event, attempt)
+        if self._cancelled.pop(event.story_id, None):
+            session.cancel()
         self._sessions[event.story_id] = session
         session.queue.put_nowait(event)
+        log.info("story %s narration started (attempt %d)", event.story_id, attempt)
         task = asyncio.create_task(session.run(), name=f"narrate:{event.story_id}")
         try:
             await asyncio.shield(task)
@@ -104,50 +125,101 @@ class Narrator(Worker[SegmentEvent]):
         finally:
             self._sessions.pop(event.story_id, None)
 
+    def _remember_cancelled(self, story_id: str) -> None:
+        """A cancel that came before the story's first sentence (bounded memory)."""
+        self._cancelled[story_id] = True
+        while len(self._cancelled) > CANCELLED_MEMORY:
+            self._cancelled.popitem(last=False)
+
 
 class _Narration:
     """One story's narration, from its first segment to its end marker."""
 
-    def __init__(self, narrator: Narrator, first: SegmentEvent) -> None:
+    def __init__(self, narrator: Narrator, first: NarrationSegment | NarrationEnd, attempt: int):
         self.n = narrator
         self.story_id = first.story_id
         self.user_id = first.user_id
+        # The enhancement attempt whose sentences we speak, and our own attempt.
         self.attempt = first.attempt
+        self.narration_attempt = attempt
         self.submitted_at = first.submitted_at
         self.queue: asyncio.Queue[SegmentEvent] = asyncio.Queue()
         self.stream = StreamPublisher(
             narrator.stream_producer, narrator.topics.stream, self.story_id, self.user_id
         )
         self.voice = narrator.speech.default_voice
+        self.cancelled = False
+        self._speaking: asyncio.Task[None] | None = None
+        self._reset_state()
+
+    def _reset_state(self) -> None:
         self.writer: NarrationWriter | None = None
         self.failure: AmplifyError | None = None
         self.chunks = 0
         self.words = 0
         self.duration_ms = 0.0
         self.first_audio_ms: float | None = None
-        self.started = time.monotonic()
+
+    def cancel(self) -> None:
+        """Stop speaking now; the end marker (which the enhancer always sends) ends it."""
+        self.cancelled = True
+        if self._speaking is not None:
+            self._speaking.cancel()
 
     async def run(self) -> None:
         try:
             while True:
                 event = await self.queue.get()
                 if isinstance(event, NarrationSegment):
-                    if self.failure is None:
-                        await self._speak(event)
-                else:
+                    if event.attempt > self.attempt and event.index == 0:
+                        await self._restart(event.attempt)
+                    if event.attempt != self.attempt or self.cancelled or self.failure:
+                        continue  # a stale attempt's sentence, or nothing more to say
+                    # Its own task, so a cancel stops the speech at once (wait() does
+                    # not raise when that task is cancelled; it does when we are).
+                    self._speaking = asyncio.create_task(self._speak(event))
+                    try:
+                        await asyncio.wait({self._speaking})
+                    finally:
+                        self._speaking.cancel()
+                        self._speaking = None
+                elif isinstance(event, NarrationEnd) and event.attempt >= self.attempt:
                     await asyncio.shield(self._end(event))
                     return
         except asyncio.CancelledError:
+            if self._speaking is not None:
+                self._speaking.cancel()
             if self.writer is not None:
                 self.writer.discard()
             raise
+
+    async def _restart(self, attempt: int) -> None:
+        """The enhancer started the story again: so do we, after telling the clients."""
+        if self.writer is not None:
+            self.writer.discard()
+            self.narration_attempt += 1
+        self._reset_state()
+        self.attempt = attempt
 
     async def _speak(self, segment: NarrationSegment) -> None:
         if self.writer is None:
             self.voice = segment.voice or self.n.speech.default_voice
             self.writer = self.n.audio.writer(self.story_id)
+            if self.narration_attempt > 1:
+                await self.stream.publish(
+                    AudioReset(
+                        story_id=self.story_id,
+                        attempt=self.narration_attempt,
+                        reason="the narration started again",
+                    )
+                )
             await self.stream.publish(
-                AudioStarted(story_id=self.story_id, voice=self.voice, provider=self.n.speech.name)
+                AudioStarted(
+                    story_id=self.story_id,
+                    voice=self.voice,
+                    provider=self.n.speech.name,
+                    attempt=self.narration_attempt,
+                )
             )
         base_ms = self.duration_ms
         try:
@@ -206,7 +278,13 @@ class _Narration:
 
     async def _end(self, end: NarrationEnd) -> None:
         results: list[Outcome] = []
-        if end.status == "completed":
+        status, error = end.status, end.error
+        if self.cancelled:
+            status, error = (
+                "cancelled",
+                ErrorInfo(code="cancelled", message="the story was cancelled"),
+            )
+        if status == "completed":
             results.append(await self._finish_audio())
         elif self.writer is not None:
             self.writer.discard()
@@ -217,8 +295,8 @@ class _Narration:
             user_id=self.user_id,
             attempt=self.attempt,
             submitted_at=self.submitted_at,
-            status=end.status,
-            error=end.error,
+            status=status,
+            error=error,
             results=results,
         )
 

@@ -12,8 +12,10 @@ from amplify_stream.bus.base import Bus, Producer
 from amplify_stream.config import Settings
 from amplify_stream.providers import create_provider
 from amplify_stream.speech import create_speech_provider
+from amplify_stream.store.stories import StoryStore
 from consumers.enhancer import Enhancer
 from consumers.narrator import Narrator
+from consumers.projector import Projector, own_story_store
 from consumers.worker import Worker
 
 WorkerFactory = Callable[[Producer, Producer], Worker]  # type: ignore[type-arg]
@@ -37,18 +39,25 @@ async def _running(
         await outcomes.start()
         stack.push_async_callback(outcomes.stop)
         worker = make(stream, outcomes)
-        task = asyncio.create_task(worker.run(), name=role)
-        ready = asyncio.create_task(worker.ready.wait())
-        await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
-        if task.done():
-            ready.cancel()
-            task.result()
-        try:
+        async with _started(worker, role):
             yield worker
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+
+
+@contextlib.asynccontextmanager
+async def _started(worker: Worker, role: str) -> AsyncIterator[None]:  # type: ignore[type-arg]
+    """The worker's task, once it is in its group; on exit, the task cancelled."""
+    task = asyncio.create_task(worker.run(), name=role)
+    ready = asyncio.create_task(worker.ready.wait())
+    await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        ready.cancel()
+        task.result()
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 @contextlib.asynccontextmanager
@@ -91,3 +100,17 @@ async def running_narrator(bus: Bus, settings: Settings) -> AsyncIterator[Narrat
             yield worker
     finally:
         await speech.aclose()
+
+
+@contextlib.asynccontextmanager
+async def running_projector(
+    bus: Bus, settings: Settings, store: StoryStore | None = None
+) -> AsyncIterator[Projector]:
+    """The projector into ``store`` (the gateway's, in ``serve``), else into a store of
+    its own. It writes to no topic but the dead-letter one (the Worker base's producer)."""
+    async with contextlib.AsyncExitStack() as stack:
+        if store is None:
+            store = await stack.enter_async_context(own_story_store(settings))
+        projector = Projector(bus, settings, store)
+        await stack.enter_async_context(_started(projector, "projector"))
+        yield projector

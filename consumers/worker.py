@@ -18,10 +18,14 @@ from typing import Generic, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
 
+from amplify_stream.bus import is_bus_error
 from amplify_stream.bus.base import Bus, GroupConsumer, Producer, Record, TopicPartition
 from amplify_stream.events import DeadLetter, encode, headers_for
 
 log = logging.getLogger(__name__)
+
+RETRY_INITIAL_S = 0.5
+RETRY_MAX_S = 5.0
 
 E = TypeVar("E")
 
@@ -79,6 +83,9 @@ class Worker(abc.ABC, Generic[E]):
         self._tasks: dict[asyncio.Task[None], Record] = {}
         self._consumer: GroupConsumer | None = None
         self._dlq: Producer | None = None
+        # Below these offsets, records may have been worked on by a member that is gone.
+        self._replay_below: dict[TopicPartition, int] = {}
+        self._retried: set[tuple[TopicPartition, int]] = set()
         self.ready = asyncio.Event()
 
     @abc.abstractmethod
@@ -86,11 +93,21 @@ class Worker(abc.ABC, Generic[E]):
         """Do the work of one record. Raising marks it finished anyway (after logging):
         a story must end with an outcome, so handlers report their own failures."""
 
+    def may_have_run(self, record: Record) -> bool:
+        """True when this record may have been (partly) worked on before: it was fetched
+        again after a rebalance or a restart, or its work is being retried."""
+        tp = TopicPartition(record.topic, record.partition)
+        return record.offset < self._replay_below.get(tp, 0) or (tp, record.offset) in self._retried
+
     async def run(self) -> None:
         self._dlq = self._bus.producer(client_id=f"{self.group_id}-dlq")
         await self._dlq.start()
         self._consumer = self._bus.group_consumer(
-            self._topics, self.group_id, on_revoked=self._on_revoked, client_id=self.group_id
+            self._topics,
+            self.group_id,
+            on_assigned=self._on_assigned,
+            on_revoked=self._on_revoked,
+            client_id=self.group_id,
         )
         await self._consumer.start()
         self.ready.set()
@@ -128,12 +145,30 @@ class Worker(abc.ABC, Generic[E]):
         except ValidationError as exc:
             await self._dead_letter(record, str(exc))
             return
-        try:
-            await self.handle(event, record)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("handler failed", extra={"cursor": record.cursor})
+        tp = TopicPartition(record.topic, record.partition)
+        delay = RETRY_INITIAL_S
+        while True:
+            try:
+                await self.handle(event, record)
+                break
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if not is_bus_error(exc):
+                    log.exception("handler failed", extra={"cursor": record.cursor})
+                    break
+                # The bus is away: the work is not done. Keep the record (its offset stays
+                # uncommitted) and run it again once the bus answers.
+                log.warning(
+                    "bus unavailable, retrying in %.1f s: %r",
+                    delay,
+                    exc,
+                    extra={"cursor": record.cursor},
+                )
+                self._retried.add((tp, record.offset))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_S)
+        self._retried.discard((tp, record.offset))
 
     async def _dead_letter(self, record: Record, error: str) -> None:
         assert self._dlq is not None
@@ -169,6 +204,15 @@ class Worker(abc.ABC, Generic[E]):
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _on_assigned(self, partitions: set[TopicPartition]) -> None:
+        # Whatever is already in these partitions may have been started by their
+        # previous owner; only records past today's end are certainly new.
+        for topic in {tp.topic for tp in partitions}:
+            ends = await self._bus.end_offsets(topic)
+            for tp in partitions:
+                if tp.topic == topic:
+                    self._replay_below[tp] = ends.get(tp.partition, 0)
 
     async def _on_revoked(self, partitions: set[TopicPartition]) -> None:
         # Another member will own these: hand back unfinished work, keep what is done.

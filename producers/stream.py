@@ -9,6 +9,7 @@ from collections.abc import Awaitable
 from amplify_stream.bus.base import Position, Producer
 from amplify_stream.events import (
     ErrorEvent,
+    NarrationCancelled,
     NarrationEnd,
     NarrationSegment,
     StoryEvent,
@@ -32,7 +33,8 @@ class StreamPublisher:
         self._pending: list[Awaitable[Position]] = []
 
     async def publish(
-        self, event: StoryEvent | ErrorEvent | NarrationSegment | NarrationEnd
+        self,
+        event: StoryEvent | ErrorEvent | NarrationSegment | NarrationEnd | NarrationCancelled,
     ) -> None:
         event.user_id = self._user_id
         self._pending.append(

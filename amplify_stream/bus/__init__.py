@@ -20,6 +20,7 @@ from amplify_stream.bus.base import (
 from amplify_stream.config import Settings
 
 __all__ = [
+    "is_bus_error",
     "Bus",
     "BusUnavailable",
     "GroupConsumer",
@@ -35,6 +36,14 @@ __all__ = [
     "format_cursor",
     "parse_cursor",
 ]
+
+
+def is_bus_error(exc: BaseException) -> bool:
+    """A failure of the bus itself (broker away, timeouts): the work is to be retried,
+    never reported as the story's own failure."""
+    from aiokafka.errors import KafkaError
+
+    return isinstance(exc, BusUnavailable | KafkaError | ConnectionError | TimeoutError)
 
 
 def create_bus(settings: Settings) -> Bus:

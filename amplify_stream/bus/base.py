@@ -200,6 +200,14 @@ class Bus(abc.ABC):
         """
 
     @abc.abstractmethod
+    async def read_range(
+        self, topic: str, partition: int, start: int, end: int, *, isolation: Isolation
+    ) -> list[Record]:
+        """The records of one partition from ``start`` up to ``end`` (exclusive). With
+        ``read_committed`` it waits for transactions open below ``end`` to finish, and
+        skips aborted records (their offsets, like commit markers, are gaps)."""
+
+    @abc.abstractmethod
     async def end_offsets(self, topic: str) -> dict[int, int]:
         """The next offset to be written in each partition of the topic."""
 

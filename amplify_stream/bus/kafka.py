@@ -50,6 +50,9 @@ class KafkaBus(Bus):
         self._servers = settings.kafka_bootstrap_servers
         self._default_partitions = settings.topic_partitions
         self._linger_ms = settings.stream_linger_ms
+        self._session_timeout_ms = settings.kafka_session_timeout_ms
+        self._request_timeout_ms = settings.kafka_request_timeout_ms
+        self._transaction_timeout_ms = settings.kafka_transaction_timeout_ms
         self._admin: AIOKafkaAdminClient | None = None
         self._offsets: AIOKafkaConsumer | None = None
         self._topic_admin: KafkaTopics | None = None
@@ -107,7 +110,10 @@ class KafkaBus(Bus):
         low_latency: bool = False,
         client_id: str = "amplify",
     ) -> Producer:
-        config: dict[str, Any] = {"client_id": client_id}
+        config: dict[str, Any] = {
+            "client_id": client_id,
+            "request_timeout_ms": self._request_timeout_ms,
+        }
         if low_latency:
             if transactional_id is not None:
                 raise ValueError("a transactional producer cannot be low_latency (acks=1)")
@@ -116,6 +122,7 @@ class KafkaBus(Bus):
             config |= {"acks": "all", "enable_idempotence": True}
         if transactional_id is not None:
             config["transactional_id"] = transactional_id
+            config["transaction_timeout_ms"] = self._transaction_timeout_ms
         return KafkaProducer(self._servers, config)
 
     def group_consumer(
@@ -135,7 +142,9 @@ class KafkaBus(Bus):
             "auto_offset_reset": "earliest",
             "isolation_level": isolation,
             "fetch_max_wait_ms": FETCH_MAX_WAIT_MS,
-            "heartbeat_interval_ms": HEARTBEAT_INTERVAL_MS,
+            "heartbeat_interval_ms": min(HEARTBEAT_INTERVAL_MS, self._session_timeout_ms // 3),
+            "session_timeout_ms": self._session_timeout_ms,
+            "request_timeout_ms": max(self._request_timeout_ms, self._session_timeout_ms + 1000),
         }
         return KafkaGroupConsumer.create(
             self._servers, topics, config, on_assigned, on_revoked, self._prepare_topics
@@ -152,6 +161,18 @@ class KafkaBus(Bus):
         *,
         isolation: Isolation = "read_uncommitted",
     ) -> AsyncIterator[AsyncIterator[Record]]:
+        async with self._assigned(topic, start, isolation) as consumer:
+            records = _follow(consumer)
+            try:
+                yield records
+            finally:
+                await records.aclose()
+
+    @asynccontextmanager
+    async def _assigned(
+        self, topic: str, start: dict[int, int] | Literal["end"], isolation: Isolation
+    ) -> AsyncIterator[AIOKafkaConsumer]:
+        """A consumer outside any group, positioned at ``start``."""
         partitions = (await self._topics.partitions([topic]))[topic]
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self._servers,
@@ -177,13 +198,26 @@ class KafkaBus(Bus):
                 consumer.assign([KafkaTopicPartition(topic, p) for p in start])
                 for p, offset in start.items():
                     consumer.seek(KafkaTopicPartition(topic, p), offset)
-            records = _follow(consumer)
-            try:
-                yield records
-            finally:
-                await records.aclose()
+            yield consumer
         finally:
             await consumer.stop()
+
+    async def read_range(
+        self, topic: str, partition: int, start: int, end: int, *, isolation: Isolation
+    ) -> list[Record]:
+        if start >= end:
+            return []
+        found: list[Record] = []
+        async with self._assigned(topic, {partition: start}, isolation) as consumer:
+            tp = KafkaTopicPartition(topic, partition)
+            # The position, not the last record, tells when we are done: commit markers
+            # and aborted records take offsets but are never returned.
+            while await consumer.position(tp) < end:
+                batches = await consumer.getmany(tp, timeout_ms=200)
+                for message in batches.get(tp, []):
+                    if message.offset < end:
+                        found.append(to_record(message))
+        return found
 
     async def end_offsets(self, topic: str) -> dict[int, int]:
         tps = await self._all_partitions(topic)

@@ -107,6 +107,26 @@ class MemoryBus(Bus):
             await records.aclose()
             log.watchers.discard(wakeup)
 
+    async def read_range(
+        self, topic: str, partition: int, start: int, end: int, *, isolation: Isolation
+    ) -> list[Record]:
+        log = self.topic(topic)
+        wakeup = asyncio.Event()
+        log.watchers.add(wakeup)
+        try:
+            found: list[Record] = []
+            position = start
+            while position < end:
+                records, position = log.fetch(partition, position, isolation, end - position)
+                found += records
+                if position < end:
+                    # An open transaction holds the last stable offset back.
+                    wakeup.clear()
+                    await wakeup.wait()
+            return found
+        finally:
+            log.watchers.discard(wakeup)
+
     async def end_offsets(self, topic: str) -> dict[int, int]:
         log = self.topic(topic)
         return {p: log.end(p) for p in range(log.partitions)}

@@ -5,10 +5,13 @@ Shared by the WebSocket and the HTTP routes so both apply the same limits and ru
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+
+from aiokafka.errors import KafkaError
 
 from amplify_stream.bus.base import Bus, BusUnavailable, Record, parse_cursor
 from amplify_stream.config import Settings
@@ -22,6 +25,7 @@ from amplify_stream.errors import (
     StoryTooLarge,
 )
 from amplify_stream.events import StoryCancelled, StoryOptions, StorySubmitted
+from amplify_stream.gateway.limits import Limiter
 from amplify_stream.gateway.relay import RelayHub, Subscription
 from amplify_stream.store.stories import StoryStore
 from amplify_stream.topics import Topics
@@ -50,6 +54,7 @@ class Stories:
         store: StoryStore,
         commands: StoryCommands,
         relay: RelayHub,
+        limiter: Limiter,
     ) -> None:
         self._settings = settings
         self._topics = topics
@@ -57,6 +62,7 @@ class Stories:
         self._store = store
         self._commands = commands
         self._relay = relay
+        self._limiter = limiter
 
     def check_limits(self, options: StoryOptions) -> None:
         if len(options.text) > self._settings.max_story_chars:
@@ -68,19 +74,42 @@ class Stories:
             raise InvalidStory(f"the title is longer than {self._settings.max_title_chars} chars")
         if not options.text.strip():
             raise InvalidStory("the story is empty")
+        if len(set(options.focus)) != len(options.focus):
+            raise InvalidStory("focus names each area at most once")
+        # PostgreSQL text cannot hold NUL; no writer means one either.
+        texts = (options.text, options.title, options.voice, options.idempotency_key)
+        if any(value is not None and "\x00" in value for value in texts):
+            raise InvalidStory("the story's fields must not contain NUL characters")
 
     async def submit(self, user_id: str, options: StoryOptions) -> Accepted:
+        """Accept a new story, or the one of the same idempotency key. Anything refused
+        (a limit, the bus down) leaves no row and publishes nothing."""
         self.check_limits(options)
         existing = await self._existing(user_id, options)
         if existing is not None:
             return existing
-        story_id = str(uuid.uuid4())
+        async with self._limiter.admit_story(user_id, self._store.count_active):
+            return await self._accept(user_id, options)
+
+    async def _history_start(self, story_id: str) -> tuple[tuple[int, int], int]:
+        """The story's stream partition and first offset there, and its first offset on
+        the outcome topic; 503 (nothing accepted) when the bus does not answer in time."""
         try:
-            ends = await self._bus.end_offsets(self._topics.stream)
-        except BusUnavailable as exc:
+            async with asyncio.timeout(self._settings.bus_timeout_s):
+                stream_ends, outcome_ends = await asyncio.gather(
+                    self._bus.end_offsets(self._topics.stream),
+                    self._bus.end_offsets(self._topics.outcomes),
+                )
+        except (TimeoutError, BusUnavailable, KafkaError) as exc:
             raise NotReady("the event bus is unavailable; nothing was accepted") from exc
-        partition = self._bus.partition_for(self._topics.stream, story_id, len(ends))
-        start = ends.get(partition, 0)
+        partition = self._bus.partition_for(self._topics.stream, story_id, len(stream_ends))
+        outcomes = self._bus.partition_for(self._topics.outcomes, story_id, len(outcome_ends))
+        return (partition, stream_ends.get(partition, 0)), outcome_ends.get(outcomes, 0)
+
+    async def _accept(self, user_id: str, options: StoryOptions) -> Accepted:
+        story_id = str(uuid.uuid4())
+        start, outcomes_start = await self._history_start(story_id)
+        partition, offset = start
         sub = self._relay.subscribe(story_id)
         try:
             try:
@@ -89,7 +118,7 @@ class Stories:
                     user_id=user_id,
                     options=options,
                     stream_partition=partition,
-                    stream_offset=start,
+                    stream_offset=offset,
                 )
             except Conflict:
                 # The same idempotency key raced in: the first one wins, this one joins it.
@@ -98,10 +127,16 @@ class Stories:
                     raise
                 self._relay.unsubscribe(sub)
                 return existing
+            command = StorySubmitted(
+                story_id=story_id,
+                user_id=user_id,
+                stream_offset=offset,
+                outcomes_offset=outcomes_start,
+                **options.model_dump(),
+            )
             try:
-                await self._commands.submit(
-                    StorySubmitted(story_id=story_id, user_id=user_id, **options.model_dump())
-                )
+                async with asyncio.timeout(self._settings.bus_timeout_s):
+                    await self._commands.submit(command)
             except Exception as exc:
                 # Not on the bus means not accepted: forget the row, the client retries.
                 await self._store.delete(story_id)
@@ -110,7 +145,7 @@ class Stories:
         except BaseException:
             self._relay.unsubscribe(sub)
             raise
-        return Accepted(story_id, partition, start - 1, sub)
+        return Accepted(story_id, partition, offset - 1, sub)
 
     async def _existing(self, user_id: str, options: StoryOptions) -> Accepted | None:
         if not options.idempotency_key:
@@ -136,8 +171,13 @@ class Stories:
             oldest = (await self._bus.begin_offsets(self._topics.stream)).get(
                 story.stream_partition, 0
             )
+            end = (await self._bus.end_offsets(self._topics.stream)).get(story.stream_partition, 0)
         except BusUnavailable as exc:
             raise NotReady("the event bus is unavailable; try again") from exc
+        if after >= end:
+            # Past the last record: no cursor this service gave out (a story's own start
+            # is always below the end, so only a cursor lands here).
+            raise InvalidMessage("cursor is not one this service gave out")
         if after + 1 < oldest:
             raise CursorExpired(
                 "the events after this cursor are past retention; "

@@ -166,6 +166,30 @@ async def test_transaction_commit_visible_abort_invisible(
         assert values(await take(records, 3)) == [b"a1", b"a2", b"c1"]
 
 
+async def test_read_range_ends_at_the_end_and_skips_aborted(
+    bus: Bus, settings: Settings, unique_topic: Callable[..., str]
+) -> None:
+    topic = await topic_with_partitions(bus, unique_topic())
+    partition = bus.partition_for(topic, "s", PARTITIONS)
+    producer = bus.producer(transactional_id=f"{settings.topic_prefix}-tx")
+    async with running(producer):
+        async with producer.transaction():
+            await producer.send(topic, "s", b"a1")
+        with pytest.raises(Boom):
+            async with producer.transaction():
+                await producer.send(topic, "s", b"b1")
+                raise Boom
+        async with producer.transaction():
+            await producer.send(topic, "s", b"c1")
+        end = (await bus.end_offsets(topic))[partition]
+        # The log ends in commit markers on Kafka: the read must still end.
+        committed = await bus.read_range(topic, partition, 0, end, isolation="read_committed")
+        everything = await bus.read_range(topic, partition, 0, end, isolation="read_uncommitted")
+        assert values(committed) == [b"a1", b"c1"]
+        assert values(everything) == [b"a1", b"b1", b"c1"]
+        assert await bus.read_range(topic, partition, end, end, isolation="read_committed") == []
+
+
 async def test_open_transaction_is_invisible_until_commit(
     bus: Bus, settings: Settings, unique_topic: Callable[..., str]
 ) -> None:
