@@ -48,6 +48,10 @@ class PartitionProgress:
             self._finished.discard(done)
             self._committable = done + 1
 
+    def retry_commit(self, offset: int) -> None:
+        if self._committable is None or self._committable < offset:
+            self._committable = offset
+
     def take_commit(self) -> int | None:
         """The next offset to commit, once; None when nothing new finished."""
         offset, self._committable = self._committable, None
@@ -140,16 +144,11 @@ class Worker(abc.ABC, Generic[E]):
             progress.finish(record.offset)
 
     async def _process(self, record: Record) -> None:
-        try:
-            event = self._adapter.validate_json(record.value)
-        except ValidationError as exc:
-            await self._dead_letter(record, str(exc))
-            return
         tp = TopicPartition(record.topic, record.partition)
         delay = RETRY_INITIAL_S
         while True:
             try:
-                await self.handle(event, record)
+                await self._work(record)
                 break
             except asyncio.CancelledError:
                 raise
@@ -169,6 +168,14 @@ class Worker(abc.ABC, Generic[E]):
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX_S)
         self._retried.discard((tp, record.offset))
+
+    async def _work(self, record: Record) -> None:
+        try:
+            event = self._adapter.validate_json(record.value)
+        except ValidationError as exc:
+            await self._dead_letter(record, str(exc))
+            return
+        await self.handle(event, record)
 
     async def _dead_letter(self, record: Record, error: str) -> None:
         assert self._dlq is not None
@@ -193,7 +200,16 @@ class Worker(abc.ABC, Generic[E]):
                 if offset is not None:
                     offsets[tp] = offset
         if offsets and self._consumer is not None:
-            await self._consumer.commit(offsets)
+            try:
+                await self._consumer.commit(offsets)
+            except Exception as exc:
+                if not is_bus_error(exc):
+                    raise
+                # Try again with the next commit; until then a restart would only replay.
+                log.warning("commit failed, will retry: %r", exc)
+                for tp, offset in offsets.items():
+                    if (progress := self._progress.get(tp)) is not None:
+                        progress.retry_commit(offset)
 
     async def _cancel(self, partitions: set[TopicPartition] | None) -> None:
         tasks = [
