@@ -1,0 +1,67 @@
+"""Production metrics (Prometheus): one ``Metrics`` per process, passed to whoever records.
+
+Not prometheus-client's global registry: each app (and each test) owns its registry,
+so nothing leaks between them.
+"""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+# Milliseconds: relay latency lives in the low ms; first token/audio in the 100s-1000s.
+_RELAY_MS = (0.5, 1, 2, 5, 10, 20, 50, 100, 250, 500, 1000, 5000)
+_FIRST_MS = (50, 100, 250, 500, 1000, 2500, 5000, 10_000, 30_000, 60_000)
+# Older records are history being replayed to a resuming client, not relay latency.
+_REPLAY_AFTER_MS = 10_000
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.stories = Counter(
+            "amplify_stories", "Stories ended, by status", ["status"], registry=r
+        )
+        self.first_token_ms = Histogram(
+            "amplify_first_token_ms",
+            "From submission to the provider's first piece",
+            buckets=_FIRST_MS,
+            registry=r,
+        )
+        self.first_audio_ms = Histogram(
+            "amplify_first_audio_ms",
+            "From submission to the first audio chunk",
+            buckets=_FIRST_MS,
+            registry=r,
+        )
+        self.relay_ms = Histogram(
+            "amplify_relay_latency_ms",
+            "From a worker producing a stream event to the gateway writing it to a client",
+            buckets=_RELAY_MS,
+            registry=r,
+        )
+        self.open_sockets = Gauge("amplify_open_sockets", "Open WebSockets", registry=r)
+        self.consumer_lag = Gauge(
+            "amplify_consumer_lag",
+            "Records not yet finished, per consumer group and partition",
+            ["group", "topic", "partition"],
+            registry=r,
+        )
+        self.provider_errors = Counter(
+            "amplify_provider_errors",
+            "Provider failures, by provider and error code",
+            ["provider", "code"],
+            registry=r,
+        )
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+def observe_relay(metrics: Metrics, produced_ms: int) -> None:
+    """The relay latency of a record just written to a client."""
+    latency = time.time() * 1000 - produced_ms
+    if 0 <= latency < _REPLAY_AFTER_MS:
+        metrics.relay_ms.observe(latency)
