@@ -5,6 +5,7 @@ rely on the result being durable."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from amplify_stream.events import (
     ErrorInfo,
@@ -15,6 +16,7 @@ from amplify_stream.events import (
     StoryTimings,
     ms_since,
 )
+from amplify_stream.metrics import Metrics
 from producers.outcomes import OutcomePublisher
 from producers.stream import StreamPublisher
 
@@ -30,6 +32,7 @@ async def complete_story(
     status: StoryStatus,
     error: ErrorInfo | None,
     results: Sequence[Outcome] = (),
+    metrics: Metrics | None = None,
 ) -> None:
     done = StoryCompletedOutcome(
         story_id=story_id,
@@ -42,4 +45,14 @@ async def complete_story(
     await stream.drain()
     await outcomes.publish([*results, done])
     await stream.publish(StoryCompleted(story_id=story_id, status=status, error=error))
+    await stream.drain()
+    if metrics is not None:
+        metrics.stories.labels(status).inc()
+
+
+async def repeat_completion(stream: StreamPublisher, story_id: str, done: dict[str, Any]) -> None:
+    """``story.completed`` on the stream again, from its outcome record: for a worker that
+    died between the outcome and telling the clients."""
+    error = ErrorInfo(**done["error"]) if done.get("error") else None
+    await stream.publish(StoryCompleted(story_id=story_id, status=done["status"], error=error))
     await stream.drain()

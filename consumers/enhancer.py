@@ -8,6 +8,7 @@ import logging
 import time
 import uuid
 
+from amplify_stream.bus import is_bus_error
 from amplify_stream.bus.base import Bus, Producer, Record
 from amplify_stream.config import Settings
 from amplify_stream.errors import AmplifyError
@@ -28,7 +29,6 @@ from amplify_stream.events import (
     NarrationEnd,
     NarrationSegment,
     StoryCancelled,
-    StoryCompleted,
     StoryStatus,
     StorySubmitted,
     Suggestion,
@@ -37,6 +37,7 @@ from amplify_stream.events import (
     command_adapter,
     ms_since,
 )
+from amplify_stream.metrics import Metrics
 from amplify_stream.providers.base import (
     EnhancementProvider,
     EnhancementRequest,
@@ -48,7 +49,7 @@ from amplify_stream.providers.base import (
 from amplify_stream.sentences import SentenceStream
 from amplify_stream.spans import Utf16Index, locate
 from amplify_stream.topics import Topics
-from consumers.completion import complete_story
+from consumers.completion import complete_story, repeat_completion
 from consumers.history import StoryHistory, story_history
 from consumers.worker import Worker
 from producers.outcomes import OutcomePublisher
@@ -66,6 +67,7 @@ class Enhancer(Worker[Command]):
         *,
         stream_producer: Producer,
         outcome_producer: Producer,
+        metrics: Metrics | None = None,
     ) -> None:
         self.topics = Topics.from_settings(settings)
         super().__init__(
@@ -75,8 +77,10 @@ class Enhancer(Worker[Command]):
             dlq_topic=self.topics.dlq,
             adapter=command_adapter,
             concurrency=settings.enhancer_concurrency,
+            metrics=metrics,
         )
         self._provider = provider
+        self._settings = settings
         self._stream_producer = stream_producer
         self._outcomes = OutcomePublisher(outcome_producer, self.topics.outcomes)
         self._running: dict[str, asyncio.Task[None]] = {}
@@ -119,12 +123,7 @@ class Enhancer(Worker[Command]):
         )
         if (done := history.completed) is not None:
             if not history.stream["story.completed"]:
-                # It died between the outcome and telling the clients.
-                error = ErrorInfo(**done["error"]) if done.get("error") else None
-                await stream.publish(
-                    StoryCompleted(story_id=story.story_id, status=done["status"], error=error)
-                )
-                await stream.drain()
+                await repeat_completion(stream, story.story_id, done)
             return True
         result = history.outcomes.get("enhancement.completed") or history.outcomes.get(
             "enhancement.failed"
@@ -149,11 +148,16 @@ class Enhancer(Worker[Command]):
             self._stream_producer, self.topics.stream, story.story_id, story.user_id
         )
         segments = (
-            _Segments(self._segments_publisher(story.story_id, story.user_id), story, attempt)
+            _Segments(
+                self._segments_publisher(story.story_id, story.user_id),
+                story,
+                attempt,
+                pipelined=not self._settings.narrate_after_rewrite,
+            )
             if story.audio
             else None
         )
-        run = _Run(story, attempt, self._provider, segments)
+        run = _Run(story, attempt, self._provider, segments, self.metrics)
         if attempt > 1:
             await stream.publish(
                 EnhancementReset(
@@ -180,7 +184,9 @@ class Enhancer(Worker[Command]):
         except AmplifyError as exc:
             await asyncio.shield(self._finish_failed(story, run, stream, exc))
             return
-        except Exception:
+        except Exception as exc:
+            if is_bus_error(exc):
+                raise  # not the story's failure: the worker runs it again
             log.exception("enhancement crashed", extra={"story_id": story.story_id})
             await asyncio.shield(
                 self._finish_failed(story, run, stream, AmplifyError("enhancement failed"))
@@ -221,6 +227,7 @@ class Enhancer(Worker[Command]):
         self, story: StorySubmitted, run: _Run, stream: StreamPublisher, exc: AmplifyError
     ) -> None:
         error = ErrorInfo(code=exc.code, message=exc.message)
+        self.metrics.provider_errors.labels(self._provider.name, exc.code).inc()
         await stream.publish(
             ErrorEvent(
                 code=exc.code,
@@ -273,24 +280,40 @@ class Enhancer(Worker[Command]):
             status=status,
             error=error,
             results=outcomes,
+            metrics=self.metrics,
         )
 
 
 class _Segments:
     """Completed sentences of the text to narrate, published as soon as they complete."""
 
-    def __init__(self, publisher: StreamPublisher, story: StorySubmitted, attempt: int) -> None:
+    def __init__(
+        self,
+        publisher: StreamPublisher,
+        story: StorySubmitted,
+        attempt: int,
+        *,
+        pipelined: bool = True,
+    ) -> None:
         self._publisher = publisher
         self._story = story
         self._attempt = attempt
         self._sentences = SentenceStream()
         self._count = 0
+        # Not pipelined (the benchmark's serial baseline): sentences wait for the end.
+        self._pipelined = pipelined
+        self._held: list[tuple[int, str]] = []
 
     async def feed(self, text: str) -> None:
-        await self._publish(self._sentences.feed(text))
+        sentences = self._sentences.feed(text)
+        if self._pipelined:
+            await self._publish(sentences)
+        else:
+            self._held += sentences
 
     async def flush(self) -> None:
-        await self._publish(self._sentences.finish())
+        held, self._held = self._held, []
+        await self._publish(held + self._sentences.finish())
 
     async def _publish(self, sentences: list[tuple[int, str]]) -> None:
         story = self._story
@@ -337,8 +360,10 @@ class _Run:
         attempt: int,
         provider: EnhancementProvider,
         segments: _Segments | None,
+        metrics: Metrics,
     ) -> None:
         self.story = story
+        self.metrics = metrics
         self.segments = segments
         self.attempt = attempt
         self.provider = provider
@@ -378,6 +403,7 @@ class _Run:
         async for piece in self.provider.stream(request):
             if self._first_token_ms is None:
                 self._first_token_ms = self._queue_ms + (time.monotonic() - self._started) * 1000
+                self.metrics.first_token_ms.observe(self._first_token_ms)
             if isinstance(piece, RewriteDelta):
                 if not piece.text:
                     continue

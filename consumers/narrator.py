@@ -14,6 +14,7 @@ import logging
 from collections import OrderedDict
 
 from amplify_stream.audio_store import AudioStore, NarrationWriter
+from amplify_stream.bus import is_bus_error
 from amplify_stream.bus.base import Bus, Producer, Record
 from amplify_stream.config import Settings
 from amplify_stream.errors import AmplifyError, TtsUnavailable
@@ -36,10 +37,11 @@ from amplify_stream.events import (
     ms_since,
     segment_adapter,
 )
+from amplify_stream.metrics import Metrics
 from amplify_stream.speech import mp3
 from amplify_stream.speech.base import AUDIO_FORMAT, AudioData, SpeechProvider, WordMark
 from amplify_stream.topics import Topics
-from consumers.completion import complete_story
+from consumers.completion import complete_story, repeat_completion
 from consumers.history import story_history
 from consumers.worker import Worker
 from producers.outcomes import OutcomePublisher
@@ -67,6 +69,7 @@ class Narrator(Worker[SegmentEvent]):
         stream_producer: Producer,
         outcome_producer: Producer,
         audio: AudioStore,
+        metrics: Metrics | None = None,
     ) -> None:
         self.topics = Topics.from_settings(settings)
         super().__init__(
@@ -76,6 +79,7 @@ class Narrator(Worker[SegmentEvent]):
             dlq_topic=self.topics.dlq,
             adapter=segment_adapter,
             concurrency=settings.narrator_stories,
+            metrics=metrics,
         )
         self.speech = speech
         self.stream_producer = stream_producer
@@ -106,8 +110,15 @@ class Narrator(Worker[SegmentEvent]):
         attempt = 1
         if self.may_have_run(record):
             history = await story_history(self._bus, self.topics, event.story_id, event)
-            if history.completed is not None:
-                return  # narrated and ended by a worker before us
+            if (done := history.completed) is not None:
+                # Narrated and ended by a worker before us (which may have died before
+                # telling the clients).
+                if not history.stream["story.completed"]:
+                    stream = StreamPublisher(
+                        self.stream_producer, self.topics.stream, event.story_id, event.user_id
+                    )
+                    await repeat_completion(stream, event.story_id, done)
+                return
             attempt = history.stream["audio.started"] + 1
         session = _Narration(self, event, attempt)
         if self._cancelled.pop(event.story_id, None):
@@ -180,6 +191,8 @@ class _Narration:
                     self._speaking = asyncio.create_task(self._speak(event))
                     try:
                         await asyncio.wait({self._speaking})
+                        if not self._speaking.cancelled() and self._speaking.exception():
+                            raise self._speaking.exception()  # type: ignore[misc]
                     finally:
                         self._speaking.cancel()
                         self._speaking = None
@@ -231,7 +244,9 @@ class _Narration:
                         await self._word(piece, segment, base_ms)
         except TtsUnavailable as exc:
             await self._fail(exc)
-        except Exception:
+        except Exception as exc:
+            if is_bus_error(exc):
+                raise
             log.exception("narration failed", extra={"story_id": self.story_id})
             await self._fail(TtsUnavailable("speech synthesis failed"))
 
@@ -250,6 +265,7 @@ class _Narration:
             self.chunks += 1
             if self.first_audio_ms is None:
                 self.first_audio_ms = ms_since(self.submitted_at)
+                self.n.metrics.first_audio_ms.observe(self.first_audio_ms)
 
     async def _word(self, mark: WordMark, segment: NarrationSegment, base_ms: float) -> None:
         start = end = None
@@ -270,6 +286,7 @@ class _Narration:
 
     async def _fail(self, exc: AmplifyError) -> None:
         self.failure = exc
+        self.n.metrics.provider_errors.labels(self.n.speech.name, exc.code).inc()
         await self.stream.publish(
             ErrorEvent(
                 code=exc.code, message=exc.message, retryable=exc.retryable, story_id=self.story_id
@@ -298,6 +315,7 @@ class _Narration:
             status=status,
             error=error,
             results=results,
+            metrics=self.n.metrics,
         )
 
     async def _finish_audio(self) -> Outcome:

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from amplify_stream.audio_store import AudioStore
 from amplify_stream.bus.base import Bus, Producer
 from amplify_stream.config import Settings
+from amplify_stream.metrics import Metrics
 from amplify_stream.providers import create_provider
 from amplify_stream.speech import create_speech_provider
 from amplify_stream.store.stories import StoryStore
@@ -61,7 +62,9 @@ async def _started(worker: Worker, role: str) -> AsyncIterator[None]:  # type: i
 
 
 @contextlib.asynccontextmanager
-async def running_enhancer(bus: Bus, settings: Settings) -> AsyncIterator[Enhancer]:
+async def running_enhancer(
+    bus: Bus, settings: Settings, metrics: Metrics | None = None
+) -> AsyncIterator[Enhancer]:
     provider = create_provider(settings)
     try:
         async with _running(
@@ -69,7 +72,12 @@ async def running_enhancer(bus: Bus, settings: Settings) -> AsyncIterator[Enhanc
             settings,
             "enhancer",
             lambda stream, outcomes: Enhancer(
-                bus, settings, provider, stream_producer=stream, outcome_producer=outcomes
+                bus,
+                settings,
+                provider,
+                stream_producer=stream,
+                outcome_producer=outcomes,
+                metrics=metrics,
             ),
         ) as worker:
             assert isinstance(worker, Enhancer)
@@ -79,7 +87,9 @@ async def running_enhancer(bus: Bus, settings: Settings) -> AsyncIterator[Enhanc
 
 
 @contextlib.asynccontextmanager
-async def running_narrator(bus: Bus, settings: Settings) -> AsyncIterator[Narrator]:
+async def running_narrator(
+    bus: Bus, settings: Settings, metrics: Metrics | None = None
+) -> AsyncIterator[Narrator]:
     speech = await create_speech_provider(settings)
     audio = AudioStore(settings.effective_audio_dir)
     try:
@@ -94,6 +104,7 @@ async def running_narrator(bus: Bus, settings: Settings) -> AsyncIterator[Narrat
                 stream_producer=stream,
                 outcome_producer=outcomes,
                 audio=audio,
+                metrics=metrics,
             ),
         ) as worker:
             assert isinstance(worker, Narrator)

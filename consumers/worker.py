@@ -12,6 +12,7 @@ import asyncio
 import base64
 import contextlib
 import logging
+import time
 from collections import deque
 from collections.abc import Sequence
 from typing import Generic, TypeVar
@@ -21,10 +22,12 @@ from pydantic import TypeAdapter, ValidationError
 from amplify_stream.bus import is_bus_error
 from amplify_stream.bus.base import Bus, GroupConsumer, Producer, Record, TopicPartition
 from amplify_stream.events import DeadLetter, encode, headers_for
+from amplify_stream.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
 RETRY_INITIAL_S = 0.5
+LAG_REPORT_S = 5.0
 RETRY_MAX_S = 5.0
 
 E = TypeVar("E")
@@ -52,6 +55,10 @@ class PartitionProgress:
         if self._committable is None or self._committable < offset:
             self._committable = offset
 
+    def low_water(self) -> int | None:
+        """The oldest offset not finished yet, when any runs."""
+        return self._started[0] if self._started else None
+
     def take_commit(self) -> int | None:
         """The next offset to commit, once; None when nothing new finished."""
         offset, self._committable = self._committable, None
@@ -75,12 +82,14 @@ class Worker(abc.ABC, Generic[E]):
         adapter: TypeAdapter[E],
         concurrency: int,
         shutdown_grace_s: float = 10.0,
+        metrics: Metrics | None = None,
     ) -> None:
         self._bus = bus
         self._topics = list(topics)
         self.group_id = group_id
         self._dlq_topic = dlq_topic
         self._adapter = adapter
+        self.metrics = metrics or Metrics()
         self._slots = asyncio.Semaphore(concurrency)
         self._grace_s = shutdown_grace_s
         self._progress: dict[TopicPartition, PartitionProgress] = {}
@@ -90,6 +99,7 @@ class Worker(abc.ABC, Generic[E]):
         # Below these offsets, records may have been worked on by a member that is gone.
         self._replay_below: dict[TopicPartition, int] = {}
         self._retried: set[tuple[TopicPartition, int]] = set()
+        self._fetched: dict[TopicPartition, int] = {}
         self.ready = asyncio.Event()
 
     @abc.abstractmethod
@@ -106,6 +116,7 @@ class Worker(abc.ABC, Generic[E]):
     async def run(self) -> None:
         self._dlq = self._bus.producer(client_id=f"{self.group_id}-dlq")
         await self._dlq.start()
+        next_lag_report = 0.0
         self._consumer = self._bus.group_consumer(
             self._topics,
             self.group_id,
@@ -123,7 +134,12 @@ class Worker(abc.ABC, Generic[E]):
                 for record in records:
                     await self._slots.acquire()
                     self._dispatch(record)
+                    tp = TopicPartition(record.topic, record.partition)
+                    self._fetched[tp] = record.offset + 1
                 await self._commit()
+                if time.monotonic() >= next_lag_report:
+                    next_lag_report = time.monotonic() + LAG_REPORT_S
+                    await self._report_lag()
         finally:
             await asyncio.shield(self._shutdown())
 
@@ -208,8 +224,8 @@ class Worker(abc.ABC, Generic[E]):
                 # Try again with the next commit; until then a restart would only replay.
                 log.warning("commit failed, will retry: %r", exc)
                 for tp, offset in offsets.items():
-                    if (progress := self._progress.get(tp)) is not None:
-                        progress.retry_commit(offset)
+                    if (pending := self._progress.get(tp)) is not None:
+                        pending.retry_commit(offset)
 
     async def _cancel(self, partitions: set[TopicPartition] | None) -> None:
         tasks = [
@@ -220,6 +236,28 @@ class Worker(abc.ABC, Generic[E]):
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _report_lag(self) -> None:
+        """Records of each assigned partition not finished yet (fetched or not)."""
+        if self._consumer is None:
+            return
+        try:
+            for topic in {tp.topic for tp in self._consumer.assignment()}:
+                ends = await self._bus.end_offsets(topic)
+                for tp in self._consumer.assignment():
+                    if tp.topic != topic:
+                        continue
+                    progress = self._progress.get(tp)
+                    low = progress.low_water() if progress else None
+                    done_up_to = low if low is not None else self._fetched.get(tp)
+                    if done_up_to is not None:
+                        self.metrics.consumer_lag.labels(
+                            self.group_id, topic, str(tp.partition)
+                        ).set(max(0, ends.get(tp.partition, 0) - done_up_to))
+        except Exception as exc:
+            if not is_bus_error(exc):
+                raise
+            log.debug("lag not reported: %r", exc)
 
     async def _on_assigned(self, partitions: set[TopicPartition]) -> None:
         # Whatever is already in these partitions may have been started by their

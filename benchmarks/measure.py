@@ -1,0 +1,282 @@
+"""The measurements: added token latency through the service and its two baselines, time
+to first audio, memory per idle socket, and submission latency under a steady rate."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+import uuid
+from datetime import datetime
+from typing import Any
+
+import aiohttp
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from benchmarks.stack import KAFKA, Stack, rss_kib
+
+WORDS = [
+    "the",
+    "tide",
+    "rose",
+    "over",
+    "the",
+    "old",
+    "harbour",
+    "wall",
+    "while",
+    "Mara",
+    "counted",
+    "lanterns",
+    "and",
+    "listened",
+    "to",
+    "the",
+    "gulls",
+    "argue",
+    "about",
+    "bread",
+    "as",
+    "evening",
+    "settled",
+    "into",
+    "the",
+    "narrow",
+    "streets",
+]
+
+
+def story(words: int, seed: int = 0) -> str:
+    rng = random.Random(seed)
+    out = [rng.choice(WORDS) for _ in range(words)]
+    sentences = [" ".join(out[i : i + 12]).capitalize() + "." for i in range(0, words, 12)]
+    return " ".join(sentences)
+
+
+def at_ms(at: str) -> float:
+    return datetime.fromisoformat(at.replace("Z", "+00:00")).timestamp() * 1000
+
+
+def percentiles(samples: list[float]) -> dict[str, float]:
+    if not samples:
+        return {"n": 0}
+    ordered = sorted(samples)
+
+    def pick(q: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
+
+    return {"n": len(ordered), "p50": pick(0.50), "p95": pick(0.95), "p99": pick(0.99)}
+
+
+async def service_token_latency(stack: Stack, streams: int, words: int) -> dict[str, Any]:
+    """Added latency of every enhancement.delta: client receive time minus the event's
+    ``at`` (stamped by the enhancer the moment the provider yielded the piece)."""
+    samples: list[float] = []
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        token = await stack.token(session, f"bench{uuid.uuid4().hex[:8]}")
+        headers = {"Authorization": f"Bearer {token}"}
+
+        async def one(i: int) -> None:
+            async with session.ws_connect(stack.ws_url, headers=headers) as ws:
+                await ws.send_json(
+                    {"type": "story.submit", "text": story(words, i), "audio": False}
+                )
+                async for msg in ws:
+                    received = time.time() * 1000
+                    event = orjson.loads(msg.data)
+                    if event["type"] == "enhancement.delta":
+                        samples.append(received - at_ms(event["at"]))
+                    elif event["type"] == "story.completed":
+                        return
+
+        started = time.monotonic()
+        async with asyncio.timeout(180):
+            await asyncio.gather(*(one(i) for i in range(streams)))
+    return {"streams": streams, "seconds": round(time.monotonic() - started, 1)} | percentiles(
+        samples
+    )
+
+
+async def kafka_floor(streams: int, tokens_per_s: float, seconds: float) -> dict[str, Any]:
+    """Raw aiokafka produce-to-consume latency on the same broker: the same record sizes
+    and rate as ``streams`` streams at ``tokens_per_s``, one key per stream."""
+    topic = f"bench-floor-{uuid.uuid4().hex[:8]}"
+    producer = AIOKafkaProducer(bootstrap_servers=KAFKA, acks=1, linger_ms=2)
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=KAFKA, auto_offset_reset="latest", fetch_max_wait_ms=20
+    )
+    await producer.start()
+    await producer.send_and_wait(topic, b"warm-up")  # creates the topic
+    await consumer.start()
+    await asyncio.sleep(1)
+    samples: list[float] = []
+    padding = "x" * 200  # about the size of a delta event
+    done = asyncio.Event()
+
+    async def consume() -> None:
+        while not done.is_set():
+            for records in (await consumer.getmany(timeout_ms=100)).values():
+                now = time.time() * 1000
+                for r in records:
+                    if r.value != b"warm-up":
+                        samples.append(now - orjson.loads(r.value)["t"])
+
+    async def produce(key: int) -> None:
+        interval = 1 / tokens_per_s
+        deadline = time.monotonic() + seconds
+        await asyncio.sleep(random.random() * interval)
+        while time.monotonic() < deadline:
+            value = orjson.dumps({"t": time.time() * 1000, "p": padding})
+            await producer.send(topic, value, key=str(key).encode())
+            await asyncio.sleep(interval)
+
+    reader = asyncio.create_task(consume())
+    try:
+        await asyncio.gather(*(produce(k) for k in range(streams)))
+        await producer.flush()
+        await asyncio.sleep(1)
+    finally:
+        done.set()
+        await reader
+        await producer.stop()
+        await consumer.stop()
+    return {"streams": streams} | percentiles(samples)
+
+
+async def direct_baseline(gemini_base: str, streams: int, words: int) -> dict[str, Any]:
+    """The provider streamed straight to a socket, no bus: our gemini provider against the
+    same fake, each piece sent on a WebSocket as it arrives."""
+    from aiohttp import web
+
+    from amplify_stream.config import Settings
+    from amplify_stream.providers.base import EnhancementRequest, RewriteDelta
+    from amplify_stream.providers.gemini import GeminiProvider
+
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        gemini_api_key="bench-key",  # type: ignore[arg-type]
+        gemini_base_url=gemini_base,
+    )
+    provider = GeminiProvider(settings)
+
+    async def handler(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        text = (await ws.receive_json())["text"]
+        req = EnhancementRequest(story_id="direct", text=text, focus=["plot"], rewrite=True)
+        async for piece in provider.stream(req):
+            if isinstance(piece, RewriteDelta):
+                await ws.send_str(json.dumps({"at_ms": time.time() * 1000, "text": piece.text}))
+        await ws.close()
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/direct", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    samples: list[float] = []
+    try:
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+
+            async def one(i: int) -> None:
+                async with session.ws_connect(f"http://127.0.0.1:{port}/direct") as ws:
+                    await ws.send_json({"text": story(words, i)})
+                    async for msg in ws:
+                        if msg.type != aiohttp.WSMsgType.TEXT:
+                            break
+                        samples.append(time.time() * 1000 - json.loads(msg.data)["at_ms"])
+
+            async with asyncio.timeout(180):
+                await asyncio.gather(*(one(i) for i in range(streams)))
+    finally:
+        await provider.aclose()
+        await runner.cleanup()
+    return {"streams": streams} | percentiles(samples)
+
+
+async def first_audio(stack: Stack, words: int) -> dict[str, Any]:
+    """From submit to the first audio.chunk, and to enhancement.completed, for one story."""
+    async with aiohttp.ClientSession() as session:
+        token = await stack.token(session, f"bench{uuid.uuid4().hex[:8]}")
+        marks: dict[str, float] = {}
+        started = time.monotonic()
+        async with session.ws_connect(
+            stack.ws_url, headers={"Authorization": f"Bearer {token}"}
+        ) as ws:
+            await ws.send_json({"type": "story.submit", "text": story(words, 7)})
+            async with asyncio.timeout(240):
+                async for msg in ws:
+                    kind = orjson.loads(msg.data)["type"]
+                    marks.setdefault(kind, (time.monotonic() - started) * 1000)
+                    if kind == "story.completed":
+                        break
+    return {
+        "words": words,
+        "first_audio_ms": round(marks["audio.chunk"]),
+        "rewrite_done_ms": round(marks["enhancement.completed"]),
+        "story_done_ms": round(marks["story.completed"]),
+    }
+
+
+async def idle_socket_memory(stack: Stack, sockets: int) -> dict[str, Any]:
+    """Gateway RSS growth per idle, authenticated WebSocket."""
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        token = await stack.token(session, f"bench{uuid.uuid4().hex[:8]}")
+        headers = {"Authorization": f"Bearer {token}"}
+        await asyncio.sleep(1)
+        before = rss_kib(stack.gateway_pid)
+        opened: list[aiohttp.ClientWebSocketResponse] = []
+        try:
+            for start in range(0, sockets, 250):
+                batch = await asyncio.gather(
+                    *(
+                        session.ws_connect(stack.ws_url, headers=headers, heartbeat=None)
+                        for _ in range(min(250, sockets - start))
+                    )
+                )
+                opened.extend(batch)
+            await asyncio.sleep(2)
+            after = rss_kib(stack.gateway_pid)
+        finally:
+            await asyncio.gather(*(ws.close() for ws in opened), return_exceptions=True)
+    return {
+        "sockets": len(opened),
+        "rss_before_kib": before,
+        "rss_after_kib": after,
+        "kib_per_socket": round((after - before) / max(1, len(opened)), 2),
+    }
+
+
+async def submit_latency(stack: Stack, rate: float, seconds: float) -> dict[str, Any]:
+    """``POST /v1/stories`` (202) latency with requests started at a steady rate
+    (open loop: a slow answer does not slow the arrivals)."""
+    samples: list[float] = []
+    statuses: dict[int, int] = {}
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+        token = await stack.token(session, f"bench{uuid.uuid4().hex[:8]}")
+        headers = {"Authorization": f"Bearer {token}"}
+        body = {"text": story(12), "audio": False}
+
+        async def one() -> None:
+            began = time.monotonic()
+            async with session.post(f"{stack.base}/v1/stories", json=body, headers=headers) as res:
+                await res.read()
+                statuses[res.status] = statuses.get(res.status, 0) + 1
+            samples.append((time.monotonic() - began) * 1000)
+
+        tasks = []
+        began = time.monotonic()
+        for i in range(int(rate * seconds)):
+            delay = began + i / rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one()))
+        await asyncio.gather(*tasks)
+    return {"rate": rate, "seconds": seconds, "statuses": statuses} | percentiles(samples)

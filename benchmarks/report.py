@@ -1,0 +1,91 @@
+"""The benchmark's markdown table and plot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def _row(name: str, figure: str, baseline: str, target: str, met: bool | None) -> str:
+    verdict = "" if met is None else ("met" if met else "NOT met")
+    return f"| {name} | {figure} | {baseline} | {target} | {verdict} |"
+
+
+def markdown(r: dict[str, Any]) -> str:
+    lines = [
+        f"Benchmark of {r['date']} ({r['machine']}; fake Gemini at {r['tokens_per_s']:g} "
+        f"tokens/s per stream, first token {r['first_token_ms']} ms; run took {r['seconds']} s)",
+        "",
+        "| figure | ours | baseline (same run) | target | |",
+        "|---|---|---|---|---|",
+    ]
+    for level in r["token_latency"]:
+        s, f, d = level["service"], level["kafka_floor"], level["direct"]
+        met = None
+        if level["streams"] == 200:
+            met = s["p50"] <= 1.3 * f["p50"] and s["p99"] <= 2 * f["p99"]
+        lines.append(
+            _row(
+                f"added token latency, {level['streams']} streams (ms p50/p95/p99)",
+                f"{s['p50']} / {s['p95']} / {s['p99']}",
+                f"aiokafka floor {f['p50']} / {f['p95']} / {f['p99']}; "
+                f"direct {d['p50']} / {d['p95']} / {d['p99']}",
+                "p50 <= 1.3x floor, p99 <= 2x floor (at 200)",
+                met,
+            )
+        )
+    held = r["max_streams_p99_under_50ms"]
+    lines.append(_row("most streams with p99 < 50 ms", str(held), "", ">= 500", held >= 500))
+    pipe, serial = r["first_audio_pipelined"], r["first_audio_serial"]
+    lines.append(
+        _row(
+            "time to first audio, 500 words (ms)",
+            f"{pipe['first_audio_ms']} (rewrite done at {pipe['rewrite_done_ms']})",
+            f"serial {serial['first_audio_ms']}",
+            "<= 1/3 of serial",
+            pipe["first_audio_ms"] * 3 <= serial["first_audio_ms"],
+        )
+    )
+    sock = r["idle_sockets"]
+    lines.append(
+        _row(
+            f"gateway memory per idle socket ({sock['sockets']} sockets)",
+            f"{sock['kib_per_socket']} KiB",
+            f"RSS {sock['rss_before_kib']} -> {sock['rss_after_kib']} KiB",
+            "<= 64 KiB",
+            sock["kib_per_socket"] <= 64,
+        )
+    )
+    sub = r["submit"]
+    lines.append(
+        _row(
+            f"POST /v1/stories at {sub['rate']:g}/s (ms p50/p95/p99)",
+            f"{sub['p50']} / {sub['p95']} / {sub['p99']}",
+            f"statuses {sub['statuses']}",
+            "",
+            None,
+        )
+    )
+    return "\n".join(lines) + "\n"
+
+
+def plot(r: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    levels = [x["streams"] for x in r["token_latency"]]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for series, style in (("service", "-o"), ("kafka_floor", "--s"), ("direct", ":^")):
+        for q, alpha in (("p50", 1.0), ("p99", 0.55)):
+            values = [x[series].get(q) for x in r["token_latency"]]
+            ax.plot(levels, values, style, alpha=alpha, label=f"{series} {q}")
+    ax.axhline(50, color="grey", linewidth=0.8, linestyle="--")
+    ax.set_xlabel("concurrent streams (30 tokens/s each)")
+    ax.set_ylabel("added latency (ms)")
+    ax.set_yscale("log")
+    ax.set_title("amplify-stream: added token latency vs concurrency")
+    ax.legend(fontsize=8, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)

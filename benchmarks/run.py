@@ -1,0 +1,83 @@
+"""``make bench``: every figure, each next to its baselines from the same run, written to
+``benchmarks/results/<date>.json``, ``<date>.md`` and ``<date>.png``.
+
+    python -m benchmarks.run [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from benchmarks import measure, report
+from benchmarks.stack import running_stack
+
+RESULTS = Path(__file__).resolve().parent / "results"
+TOKENS_PER_S = 30.0
+FIRST_TOKEN_MS = 200
+TARGET_P99_MS = 50.0
+
+
+async def run(quick: bool) -> dict[str, Any]:
+    levels = [1, 50] if quick else [1, 50, 200, 500]
+    words = 60 if quick else 90  # about 2-3 s of tokens at 30/s per stream
+    results: dict[str, Any] = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": "2 cores, 24 GiB",
+        "tokens_per_s": TOKENS_PER_S,
+        "first_token_ms": FIRST_TOKEN_MS,
+    }
+    started = time.monotonic()
+    async with running_stack(first_token_ms=FIRST_TOKEN_MS, tokens_per_s=TOKENS_PER_S) as stack:
+        gemini = stack.env["AMPLIFY_GEMINI_BASE_URL"]
+        latency = []
+        for streams in levels:
+            service = await measure.service_token_latency(stack, streams, words)
+            floor = await measure.kafka_floor(streams, TOKENS_PER_S, seconds=4)
+            direct = await measure.direct_baseline(gemini, streams, words)
+            latency.append(
+                {"streams": streams, "service": service, "kafka_floor": floor, "direct": direct}
+            )
+            print(json.dumps(latency[-1]), flush=True)
+        results["token_latency"] = latency
+        held = [x["streams"] for x in latency if x["service"].get("p99", 1e9) < TARGET_P99_MS]
+        results["max_streams_p99_under_50ms"] = max(held, default=0)
+        results["first_audio_pipelined"] = await measure.first_audio(stack, 500)
+        print(json.dumps(results["first_audio_pipelined"]), flush=True)
+        results["idle_sockets"] = await measure.idle_socket_memory(stack, 1000 if quick else 5000)
+        print(json.dumps(results["idle_sockets"]), flush=True)
+        results["submit"] = await measure.submit_latency(stack, 200, 3 if quick else 10)
+        print(json.dumps(results["submit"]), flush=True)
+    # The serial baseline: the same narration, started only once the rewrite is whole.
+    async with running_stack(
+        first_token_ms=FIRST_TOKEN_MS,
+        tokens_per_s=TOKENS_PER_S,
+        AMPLIFY_NARRATE_AFTER_REWRITE="true",
+    ) as serial:
+        results["first_audio_serial"] = await measure.first_audio(serial, 500)
+        print(json.dumps(results["first_audio_serial"]), flush=True)
+    results["seconds"] = round(time.monotonic() - started, 1)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer, smaller runs")
+    args = parser.parse_args()
+    results = asyncio.run(run(args.quick))
+    RESULTS.mkdir(exist_ok=True)
+    stem = RESULTS / datetime.now(UTC).strftime("%Y-%m-%d")
+    stem.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
+    stem.with_suffix(".md").write_text(report.markdown(results))
+    report.plot(results, stem.with_suffix(".png"))
+    print(report.markdown(results))
+    print(f"written: {stem}.json, .md, .png")
+
+
+if __name__ == "__main__":
+    main()

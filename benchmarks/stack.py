@@ -1,0 +1,138 @@
+"""The service under benchmark: gateway and workers as separate processes on the real
+broker, the fake Gemini as the provider, the offline voice."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import sys
+import tempfile
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+
+COMMAND = str(Path(sys.executable).parent / "amplify-stream")
+KAFKA = os.environ.get("AMPLIFY_TEST_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+PASSWORD = "benchmark password"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class Stack:
+    base: str
+    gateway_pid: int
+    env: dict[str, str]
+
+    @property
+    def ws_url(self) -> str:
+        return self.base.replace("http", "ws", 1) + "/v1/stream"
+
+    async def token(self, session: aiohttp.ClientSession, username: str) -> str:
+        creds = {"username": username, "password": PASSWORD}
+        async with session.post(f"{self.base}/v1/auth/register", json=creds) as res:
+            assert res.status in (201, 409), await res.text()
+        async with session.post(f"{self.base}/v1/auth/token", json=creds) as res:
+            assert res.status == 200, await res.text()
+            token: str = (await res.json())["access_token"]
+            return token
+
+
+def _env(data_dir: Path, port: int, gemini_port: int, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AMPLIFY_")}
+    env.update(
+        AMPLIFY_BUS="kafka",
+        AMPLIFY_KAFKA_BOOTSTRAP_SERVERS=KAFKA,
+        AMPLIFY_TOPIC_PREFIX=f"bench{uuid.uuid4().hex[:6]}",
+        AMPLIFY_DATA_DIR=str(data_dir),
+        AMPLIFY_PORT=str(port),
+        AMPLIFY_JWT_SECRET="bench-" + uuid.uuid4().hex * 2,
+        AMPLIFY_BCRYPT_ROUNDS="4",
+        AMPLIFY_LOG_LEVEL="WARNING",
+        AMPLIFY_ENHANCER_PROVIDER="gemini",
+        GEMINI_API_KEY="bench-key",
+        AMPLIFY_GEMINI_BASE_URL=f"http://127.0.0.1:{gemini_port}",
+        AMPLIFY_FAKE_GEMINI_PORT=str(gemini_port),
+        AMPLIFY_SPEECH_PROVIDER="espeak",
+        AMPLIFY_ENHANCER_CONCURRENCY="1000",
+        AMPLIFY_NARRATOR_CONCURRENCY="2",
+        # A benchmark is one tenant hammering the service: lift the per-user limits.
+        AMPLIFY_SUBMISSIONS_PER_MINUTE="1000000",
+        AMPLIFY_MAX_RUNNING_PER_USER="100000",
+        AMPLIFY_LOGIN_ATTEMPTS_PER_MINUTE_PER_USER="100000",
+        AMPLIFY_LOGIN_ATTEMPTS_PER_MINUTE_PER_ADDRESS="100000",
+        NO_PROXY="127.0.0.1,localhost",
+    )
+    env.update(extra)
+    return env
+
+
+async def _wait_ready(base: str) -> None:
+    async with aiohttp.ClientSession() as session, asyncio.timeout(90):
+        while True:
+            with contextlib.suppress(aiohttp.ClientError):
+                async with session.get(f"{base}/readyz") as res:
+                    if res.status == 200:
+                        return
+            await asyncio.sleep(0.2)
+
+
+@contextlib.asynccontextmanager
+async def running_stack(
+    *, first_token_ms: int, tokens_per_s: float, **extra: str
+) -> AsyncIterator[Stack]:
+    """Fake Gemini, enhancer, narrator and gateway processes; all stopped on exit."""
+    port, gemini_port = free_port(), free_port()
+    with tempfile.TemporaryDirectory(prefix="amplify-bench-") as tmp:
+        env = _env(
+            Path(tmp),
+            port,
+            gemini_port,
+            AMPLIFY_FAKE_GEMINI_FIRST_TOKEN_MS=str(first_token_ms),
+            AMPLIFY_FAKE_GEMINI_TOKENS_PER_S=str(tokens_per_s),
+            **extra,
+        )
+        procs: list[asyncio.subprocess.Process] = []
+        try:
+            for args in (["fake", "gemini"], ["worker", "enhancer"], ["worker", "narrator"]):
+                procs.append(
+                    await asyncio.create_subprocess_exec(
+                        COMMAND, *args, env=env, stdout=asyncio.subprocess.DEVNULL
+                    )
+                )
+            gateway = await asyncio.create_subprocess_exec(
+                COMMAND, "gateway", env=env, stdout=asyncio.subprocess.DEVNULL
+            )
+            procs.append(gateway)
+            base = f"http://127.0.0.1:{port}"
+            await _wait_ready(base)
+            yield Stack(base, gateway.pid, env)
+        finally:
+            for proc in reversed(procs):
+                if proc.returncode is None:
+                    proc.send_signal(signal.SIGTERM)
+            for proc in procs:
+                try:
+                    async with asyncio.timeout(15):
+                        await proc.wait()
+                except TimeoutError:
+                    proc.kill()
+                    await proc.wait()
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for {pid}")
