@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint format schemas kafka-start kafka-stop clean
+.PHONY: bench install run test lint format schemas kafka-start kafka-stop postgres-start postgres-stop clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,11 @@ run: install
 test: install
 	scripts/test.sh
 
+## Benchmarks against a real broker; results in benchmarks/results/<date>.{json,md,png}.
+bench: install
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev,bench]"
+	scripts/bench.sh $(BENCH_ARGS)
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -33,6 +38,7 @@ format: install
 
 schemas: install
 	$(BIN)/amplify-stream schemas
+	$(BIN)/amplify-stream asyncapi
 
 kafka-start:
 	scripts/kafka.sh start
@@ -40,5 +46,13 @@ kafka-start:
 kafka-stop:
 	scripts/kafka.sh stop
 
+## A throwaway PostgreSQL on 127.0.0.1:55432 (installed from Debian's packages when missing).
+postgres-start:
+	scripts/postgres.sh start
+
+postgres-stop:
+	scripts/postgres.sh stop
+
 clean:
+	scripts/postgres.sh stop
 	rm -rf $(VENV) .kafka .pytest_cache .mypy_cache .ruff_cache

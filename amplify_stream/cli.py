@@ -2,10 +2,13 @@
 
 serve               gateway and workers in one process (the embedded default)
 gateway             the HTTP/WebSocket gateway alone
-worker enhancer     an enhancer consumer-group member
+worker enhancer     an enhancer consumer-group member (likewise narrator, projector)
 topics create       create the topics (idempotent)
 fake gemini         a local Gemini-compatible server (tests, benchmarks, sandbox)
 schemas             write the JSON Schemas of every event to docs/schemas/
+asyncapi            write the AsyncAPI 3.0 document to docs/asyncapi.yaml
+submit FILE|-       send a story to a running service and follow it (a client)
+watch               live aggregates of the outcome topic (an analytics consumer)
 """
 
 from __future__ import annotations
@@ -18,24 +21,30 @@ import logging
 import signal
 import sys
 from collections.abc import Callable, Coroutine
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from amplify_stream.config import Settings
+from amplify_stream.logs import configure_logging
+
+if TYPE_CHECKING:
+    from amplify_stream.bus.base import Bus
+    from consumers.worker import Worker
 
 
 def _configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
+    # Redacts tokens and passwords from every line, whichever library logs it.
+    configure_logging(
+        settings.log_level, stream=sys.stderr, json_lines=settings.log_format == "json"
     )
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
 
 
 def _serve(settings: Settings, *, workers: bool) -> None:
+    from amplify_stream.gateway.access_log import PathOnlyAccessLogger
     from amplify_stream.gateway.app import create_app
 
     app = create_app(settings, workers=workers)
@@ -45,7 +54,14 @@ def _serve(settings: Settings, *, workers: bool) -> None:
         print(f"amplify-stream is ready: open the live editor at {url}", flush=True)
 
     app.on_startup.append(announce)
-    web.run_app(app, host=settings.host, port=settings.port, print=None, shutdown_timeout=10)
+    web.run_app(
+        app,
+        host=settings.host,
+        port=settings.port,
+        print=None,
+        shutdown_timeout=10,
+        access_log_class=PathOnlyAccessLogger,  # no query strings: they may hold tokens
+    )
 
 
 async def _until_signalled(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
@@ -59,16 +75,27 @@ async def _until_signalled(main: Callable[[], Coroutine[Any, Any, None]]) -> Non
 
 
 async def _run_worker(settings: Settings, role: str) -> None:
+    from prometheus_client import start_http_server
+
     from amplify_stream.bus import create_bus
     from amplify_stream.topics import Topics
-    from consumers.runtime import running_enhancer, running_narrator
+    from consumers.runtime import running_enhancer, running_narrator, running_projector
 
+    runners: dict[str, Callable[[Bus, Settings], AbstractAsyncContextManager[Worker[Any]]]] = {
+        "enhancer": running_enhancer,
+        "narrator": running_narrator,
+        "projector": running_projector,
+    }
     bus = create_bus(settings)
     await bus.start()
     try:
         await bus.ensure_topics(Topics.from_settings(settings).specs())
-        running = running_enhancer if role == "enhancer" else running_narrator
-        async with running(bus, settings) as worker:
+        async with runners[role](bus, settings) as worker:
+            if settings.metrics_port is not None:
+                # Workers have no HTTP server of their own: Prometheus scrapes this one.
+                start_http_server(
+                    settings.metrics_port, addr=settings.host, registry=worker.metrics.registry
+                )
             print(f"{role} running in group {worker.group_id}", flush=True)
             await asyncio.Event().wait()
     finally:
@@ -119,7 +146,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("serve", help="gateway and workers in one process")
     sub.add_parser("gateway", help="the HTTP/WebSocket gateway")
     worker = sub.add_parser("worker", help="a worker process")
-    worker.add_argument("role", choices=["enhancer", "narrator"])
+    worker.add_argument("role", choices=["enhancer", "narrator", "projector"])
     topics = sub.add_parser("topics", help="topic administration")
     topics.add_argument("action", choices=["create"])
     fake = sub.add_parser("fake", help="local fakes of the internet services")
@@ -127,15 +154,38 @@ def _parser() -> argparse.ArgumentParser:
     schemas = sub.add_parser("schemas", help="write the events' JSON Schemas")
     schemas.add_argument("--out", type=Path, default=Path("docs/schemas"))
     schemas.add_argument("--check", action="store_true", help="fail when they are out of date")
+    _add_client_commands(sub)
     return parser
+
+
+def _add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from amplify_stream.commands import submit, watch
+
+    asyncapi = sub.add_parser("asyncapi", help="write the AsyncAPI document")
+    asyncapi.add_argument("--out", type=Path, default=Path("docs/asyncapi.yaml"))
+    asyncapi.add_argument("--check", action="store_true", help="fail when it is out of date")
+    submit.add_parser(sub)
+    watch.add_parser(sub)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "schemas":
         return _write_schemas(args.out, args.check)
+    if args.command == "asyncapi":
+        from amplify_stream import asyncapi
+
+        return asyncapi.write(args.out, check=args.check)
+    if args.command == "submit":  # a client: no server settings needed
+        from amplify_stream.commands import submit
+
+        return submit.run(args)
     settings = Settings()
     _configure_logging(settings)
+    if args.command == "watch":
+        from amplify_stream.commands import watch
+
+        return watch.run(args, settings)
     if args.command in ("serve", "gateway"):
         _serve(settings, workers=args.command == "serve")
     elif args.command == "worker":

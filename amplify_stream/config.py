@@ -12,13 +12,20 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from amplify_stream.config_rules import normalize_origin, production_problems
+
 Focus = Literal["plot", "character", "dialogue", "setting"]
 ALL_FOCUS: tuple[Focus, ...] = ("plot", "character", "dialogue", "setting")
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="AMPLIFY_", env_file=".env", extra="ignore", populate_by_name=True
+        env_prefix="AMPLIFY_",
+        env_file=".env",
+        extra="ignore",
+        populate_by_name=True,
+        # A refused setting must not print the others (secrets, API keys) in its error.
+        hide_input_in_errors=True,
     )
 
     env: Literal["development", "production"] = "development"
@@ -27,6 +34,10 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./data")
     database_url: str | None = None
     log_level: str = "INFO"
+    # json: one object per line with story_id, for log pipelines; text: for a terminal.
+    log_format: Literal["json", "text"] = "json"
+    # Workers serve /metrics on this port when set (the gateway serves it on its own).
+    metrics_port: int | None = None
 
     # The bus
     bus: Literal["memory", "kafka"] = "memory"
@@ -35,9 +46,20 @@ class Settings(BaseSettings):
     topic_partitions: int = 3
     # Linger for the low-latency stream producer; a few ms batches a burst of deltas.
     stream_linger_ms: int = 2
+    # A worker that stops heartbeating loses its stories to another after this long.
+    kafka_session_timeout_ms: int = 10_000
+    kafka_request_timeout_ms: int = 15_000
+    # An open transaction of a killed worker holds read_committed readers back this long.
+    kafka_transaction_timeout_ms: int = 10_000
+    # How long the gateway waits for the bus before answering 503 (nothing accepted).
+    bus_timeout_s: float = 5.0
 
-    # Accounts
+    # Accounts. HS256 signs with jwt_secret; RS256/EdDSA with PEM key files (a gateway
+    # holding only the public key checks tokens but does not issue them).
+    jwt_algorithm: Literal["HS256", "RS256", "EdDSA"] = "HS256"
     jwt_secret: SecretStr | None = None
+    jwt_private_key_file: Path | None = None
+    jwt_public_key_file: Path | None = None
     jwt_issuer: str = "amplify-stream"
     jwt_audience: str = "amplify-stream"
     access_token_ttl_s: int = 3600
@@ -48,6 +70,13 @@ class Settings(BaseSettings):
     max_story_chars: int = 50_000
     max_title_chars: int = 200
     max_ws_frame_bytes: int = 256 * 1024
+    # Per user: stories accepted in any 60 s, and stories not yet completed at one time.
+    submissions_per_minute: int = Field(default=30, ge=1)
+    max_running_per_user: int = Field(default=5, ge=1)
+    # Sign-in attempts in any 60 s (each one costs a bcrypt check), per username and per
+    # client address; registrations count against the address too.
+    login_attempts_per_minute_per_user: int = Field(default=10, ge=1)
+    login_attempts_per_minute_per_address: int = Field(default=30, ge=1)
 
     # Enhancement
     enhancer_provider: Literal["auto", "gemini", "local"] = "auto"
@@ -56,6 +85,8 @@ class Settings(BaseSettings):
     # many of them synthesize at the same moment.
     narrator_stories: int = 1024
     narrator_concurrency: int = 4
+    # Narrate only once the whole rewrite is there: the serial baseline of `make bench`.
+    narrate_after_rewrite: bool = False
     gemini_api_key: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("GEMINI_API_KEY", "AMPLIFY_GEMINI_API_KEY")
     )
@@ -101,19 +132,22 @@ class Settings(BaseSettings):
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
-            return [o.strip() for o in value.split(",") if o.strip()]
+            value = [o for o in value.split(",") if o.strip()]
+        if isinstance(value, list):
+            # A typo must not silently turn CORS off: refuse what is not an origin.
+            return [normalize_origin(o) if isinstance(o, str) else o for o in value]
         return value
 
     @model_validator(mode="after")
     def _defaults(self) -> Settings:
-        if self.jwt_secret is None:
-            if self.env == "production":
-                raise ValueError("AMPLIFY_JWT_SECRET is required in production")
+        problems = production_problems(self)
+        if problems:
+            raise ValueError("; ".join(problems))
+        if self.jwt_secret is None and self.env == "development":
             # Development only: tokens do not survive a restart, which is what we want.
             self.jwt_secret = SecretStr(secrets.token_urlsafe(48))
-        if self.env == "production" and len(self.jwt_secret.get_secret_value()) < 32:
-            raise ValueError("AMPLIFY_JWT_SECRET must be at least 32 characters in production")
-        if not self.cors_origins:
+        if not self.cors_origins and self.env == "development":
+            # The page's own origin. Production: none unless listed (the page needs none).
             self.cors_origins = [self.public_origin]
         if self.audio_dir is None:
             self.audio_dir = self.data_dir / "audio"

@@ -43,6 +43,12 @@ class Unauthorized(AmplifyError):
     code, http_status = "unauthorized", 401
 
 
+class Forbidden(AmplifyError):
+    """A request from a page whose origin is not allowed (the WebSocket upgrade)."""
+
+    code, http_status = "forbidden", 403
+
+
 class NotFound(AmplifyError):
     code, http_status = "not_found", 404
 

@@ -22,6 +22,7 @@ from pydantic import TypeAdapter, ValidationError
 from amplify_stream.bus import is_bus_error
 from amplify_stream.bus.base import Bus, GroupConsumer, Producer, Record, TopicPartition
 from amplify_stream.events import DeadLetter, encode, headers_for
+from amplify_stream.logs import story_id_var
 from amplify_stream.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -160,6 +161,7 @@ class Worker(abc.ABC, Generic[E]):
             progress.finish(record.offset)
 
     async def _process(self, record: Record) -> None:
+        story_id_var.set(record.key or None)  # this task's context: its log lines
         tp = TopicPartition(record.topic, record.partition)
         delay = RETRY_INITIAL_S
         while True:

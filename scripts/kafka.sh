@@ -4,8 +4,13 @@
 #
 #   scripts/kafka.sh fetch   gather the broker jars (once; cached)
 #   scripts/kafka.sh start   format fresh storage, start the broker, wait until it answers
-#   scripts/kafka.sh stop    stop the broker this script started
+#   scripts/kafka.sh stop    stop the broker this script started (its data stays on disk)
 #   scripts/kafka.sh status  exit 0 when the broker answers
+#   scripts/kafka.sh running exit 0 when something listens on the broker's port
+#
+# KAFKA_PORT, CONTROLLER_PORT and KAFKA_RUN (the directory of its data) run a second
+# broker beside the first. KAFKA_KEEP_DATA=1: `start` reuses the storage already in
+# KAFKA_RUN (topics, offsets, transactions survive a stop and start: outage tests).
 set -euo pipefail
 
 KAFKA_VERSION="${KAFKA_VERSION:-4.4.0}"
@@ -15,6 +20,7 @@ KAFKA_HOME="${KAFKA_HOME:-$HOME/.cache/amplify-stream/kafka-$KAFKA_VERSION}"
 KAFKA_RUN="${KAFKA_RUN:-$ROOT/.kafka}"
 KAFKA_PORT="${KAFKA_PORT:-9092}"
 CONTROLLER_PORT="${CONTROLLER_PORT:-9093}"
+KAFKA_KEEP_DATA="${KAFKA_KEEP_DATA:-0}"
 PIDFILE="$KAFKA_RUN/kafka.pid"
 
 fetch() {
@@ -54,7 +60,10 @@ start() {
   if port_open; then
     echo "port $KAFKA_PORT is taken by another process; stop it or set KAFKA_PORT" >&2; exit 1
   fi
-  rm -rf "$KAFKA_RUN"; mkdir -p "$KAFKA_RUN/data"
+  local keep=0
+  if [ "$KAFKA_KEEP_DATA" = 1 ] && [ -f "$KAFKA_RUN/data/meta.properties" ]; then keep=1; fi
+  if [ "$keep" = 0 ]; then rm -rf "$KAFKA_RUN"; fi
+  mkdir -p "$KAFKA_RUN/data"
   cat >"$KAFKA_RUN/server.properties" <<PROPS
 process.roles=broker,controller
 node.id=1
@@ -72,6 +81,7 @@ transaction.state.log.replication.factor=1
 transaction.state.log.min.isr=1
 transaction.state.log.num.partitions=1
 group.initial.rebalance.delay.ms=0
+group.min.session.timeout.ms=1000
 auto.create.topics.enable=true
 PROPS
   cat >"$KAFKA_RUN/log4j2.yaml" <<'LOG'
@@ -81,10 +91,12 @@ Configuration:
   Loggers:
     Root: {level: WARN, AppenderRef: [{ref: STDOUT}]}
 LOG
-  local cid
-  cid=$(java -cp "$KAFKA_HOME/libs/*" kafka.tools.StorageTool random-uuid)
-  java -cp "$KAFKA_HOME/libs/*" kafka.tools.StorageTool format -t "$cid" \
-    -c "$KAFKA_RUN/server.properties" >"$KAFKA_RUN/format.log" 2>&1
+  if [ "$keep" = 0 ]; then
+    local cid
+    cid=$(java -cp "$KAFKA_HOME/libs/*" kafka.tools.StorageTool random-uuid)
+    java -cp "$KAFKA_HOME/libs/*" kafka.tools.StorageTool format -t "$cid" \
+      -c "$KAFKA_RUN/server.properties" >"$KAFKA_RUN/format.log" 2>&1
+  fi
   nohup java -Xmx512m -Xms256m -XX:+UseG1GC \
     -Dlog4j2.configurationFile="$KAFKA_RUN/log4j2.yaml" \
     -cp "$KAFKA_HOME/libs/*" kafka.Kafka "$KAFKA_RUN/server.properties" \
@@ -117,5 +129,7 @@ case "${1:-}" in
   start) start ;;
   stop) stop ;;
   status) answers ;;
-  *) echo "usage: $0 fetch|start|stop|status" >&2; exit 2 ;;
+  # Cheap and load-proof: something listens on the port (used to decide who owns it).
+  running) port_open ;;
+  *) echo "usage: $0 fetch|start|stop|status|running" >&2; exit 2 ;;
 esac

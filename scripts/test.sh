@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # What `make test` runs: lint and types, then the suite against a real Kafka broker.
 # A broker that is already answering (a developer's) is used and left running; one this
-# script starts is stopped on the way out, whatever happens.
+# script starts is stopped on the way out, whatever happens. Likewise PostgreSQL for the
+# store tests (scripts/postgres.sh), unless AMPLIFY_TEST_DATABASE_URL names a server to use.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
@@ -9,7 +10,11 @@ export AMPLIFY_TEST_KAFKA_BOOTSTRAP="${AMPLIFY_TEST_KAFKA_BOOTSTRAP:-127.0.0.1:9
 export NO_PROXY="127.0.0.1,localhost${NO_PROXY:+,$NO_PROXY}"
 
 started_kafka=0
-cleanup() { if [ "$started_kafka" = 1 ]; then scripts/kafka.sh stop; fi; }
+started_postgres=0
+cleanup() {
+  if [ "$started_postgres" = 1 ]; then scripts/postgres.sh stop || true; fi
+  if [ "$started_kafka" = 1 ]; then scripts/kafka.sh stop; fi
+}
 trap cleanup EXIT
 
 echo "== lint and types"
@@ -17,14 +22,31 @@ $BIN/ruff check .
 $BIN/ruff format --check .
 $BIN/mypy
 $BIN/amplify-stream schemas --check
+$BIN/amplify-stream asyncapi --check
+
+echo "== browser"
+scripts/browser.sh
 
 echo "== kafka"
-if scripts/kafka.sh status; then
+if scripts/kafka.sh running; then
   echo "using the broker already on $AMPLIFY_TEST_KAFKA_BOOTSTRAP"
 else
   scripts/kafka.sh start
   started_kafka=1
 fi
+
+echo "== postgresql"
+if [ -n "${AMPLIFY_TEST_DATABASE_URL:-}" ]; then
+  echo "using the server of AMPLIFY_TEST_DATABASE_URL"
+elif scripts/postgres.sh status; then
+  AMPLIFY_TEST_DATABASE_URL="$(scripts/postgres.sh url)"
+  echo "using the PostgreSQL already on $AMPLIFY_TEST_DATABASE_URL"
+else
+  started_postgres=1 # before start: stop also clears a half-made cluster
+  AMPLIFY_TEST_DATABASE_URL="$(scripts/postgres.sh start)"
+fi
+# The store tests fail (never skip) when this server does not answer.
+export AMPLIFY_TEST_DATABASE_URL
 
 echo "== tests"
 set +e

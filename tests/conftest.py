@@ -1,10 +1,13 @@
 """Shared fixtures. Backend-neutral tests ask for ``bus`` (or ``settings``) and run once
 per backend: ``[memory]`` and ``[kafka]``. The kafka runs need the broker at
 ``AMPLIFY_TEST_KAFKA_BOOTSTRAP`` (default 127.0.0.1:9092) and fail when it is missing.
+Likewise tests of the store on PostgreSQL (``postgres_url``) need the server at
+``AMPLIFY_TEST_DATABASE_URL`` (``scripts/postgres.sh start``) and fail without it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import socket
@@ -13,13 +16,18 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
+from sqlalchemy.engine import URL, make_url
 
 from amplify_stream.bus import Bus, BusUnavailable, create_bus
 from amplify_stream.config import Settings
 
 KAFKA_BOOTSTRAP_ENV = "AMPLIFY_TEST_KAFKA_BOOTSTRAP"
+DATABASE_URL_ENV = "AMPLIFY_TEST_DATABASE_URL"
+# What scripts/postgres.sh start prints.
+DEFAULT_TEST_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:55432/amplify_test"
 
 SettingsFactory = Callable[..., Settings]
 
@@ -58,6 +66,63 @@ def bus_kind(request: pytest.FixtureRequest) -> str:
     if name == "kafka":
         request.getfixturevalue("kafka_bootstrap")
     return name
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> URL:
+    """The test PostgreSQL; a clear failure (never a skip) when nothing listens there."""
+    url = make_url(os.environ.get(DATABASE_URL_ENV, DEFAULT_TEST_DATABASE_URL))
+    try:
+        socket.create_connection((url.host or "127.0.0.1", url.port or 5432), timeout=3).close()
+    except OSError as exc:
+        pytest.fail(_no_postgres(url, exc), pytrace=False)
+    return url
+
+
+def _no_postgres(url: URL, error: object) -> str:
+    return (
+        f"no PostgreSQL at {url.render_as_string()} ({error}). Start one with "
+        f"`scripts/postgres.sh start` or point {DATABASE_URL_ENV} at one; "
+        "deselect with -m 'not postgres'."
+    )
+
+
+@pytest.fixture
+async def postgres_url(postgres_server: URL) -> AsyncIterator[str]:
+    """The URL of an empty schema on the test server, for this test alone.
+
+    A new role whose search_path is a new schema it owns: whatever connects with the URL
+    (the test's engines, the whole app) sees that schema only. Milliseconds, where a
+    database per test takes a checkpoint and up to seconds on a busy machine.
+    """
+    name = f"amplify_t_{uuid.uuid4().hex[:16]}"
+    password = uuid.uuid4().hex  # for servers that ask for one; the test cluster trusts
+    try:
+        admin = await asyncpg.connect(
+            host=postgres_server.host,
+            port=postgres_server.port,
+            user=postgres_server.username,
+            password=postgres_server.password,
+            database=postgres_server.database,
+            timeout=10,
+        )
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        pytest.fail(_no_postgres(postgres_server, exc), pytrace=False)
+    try:
+        await admin.execute(f"CREATE ROLE {name} LOGIN PASSWORD '{password}'")
+        await admin.execute(f"CREATE SCHEMA {name} AUTHORIZATION {name}")
+        await admin.execute(f"ALTER ROLE {name} SET search_path = {name}")
+        url = postgres_server.set(username=name, password=password)
+        yield url.render_as_string(hide_password=False)
+    finally:
+        # A failed test may have left sessions open; they would hold the drop up.
+        with contextlib.suppress(asyncpg.PostgresError):
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1", name
+            )
+        await admin.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+        await admin.execute(f"DROP ROLE IF EXISTS {name}")
+        await admin.close()
 
 
 # ---------------------------------------------------------------- settings

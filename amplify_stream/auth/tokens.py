@@ -1,8 +1,8 @@
 """Access tokens: signed JWTs that any gateway holding the key can check on its own.
 
-HS256 with the shared ``AMPLIFY_JWT_SECRET`` for now. Key handling sits in ``SigningKeys``
-so asymmetric keys (RS256/EdDSA from key files, where gateways hold only the public key)
-can be added there later without touching ``issue``/``verify``.
+One algorithm per deployment (``AMPLIFY_JWT_ALGORITHM``): HS256 with the shared secret, or
+RS256/EdDSA with key files (``signing.py``). ``verify`` accepts that algorithm only, so a
+token cannot pick its own (``alg: none``, or HS256 "signed" with the RSA public key).
 """
 
 from __future__ import annotations
@@ -12,18 +12,18 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import jwt
 
+from amplify_stream.auth.signing import SigningKeys
 from amplify_stream.config import Settings
-from amplify_stream.errors import Unauthorized
+from amplify_stream.errors import NotReady, Unauthorized
 
 log = logging.getLogger(__name__)
 
+__all__ = ["Claims", "SigningKeys", "TokenService"]
+
 REQUIRED_CLAIMS = ["sub", "name", "iat", "exp", "iss", "aud", "jti"]
-# RFC 7518 section 3.2: an HS256 key MUST be at least as long as the hash output.
-MIN_HS256_KEY_BYTES = 32
 # Longer than any token we issue by far; refuse before doing any work.
 MAX_TOKEN_CHARS = 4096
 
@@ -34,24 +34,6 @@ class Claims:
     username: str
     token_id: str
     expires_at: int  # seconds since the epoch
-
-
-@dataclass(frozen=True, slots=True)
-class SigningKeys:
-    """What signs tokens and what checks them, for exactly one algorithm."""
-
-    algorithm: str
-    signing_key: Any
-    verification_key: Any
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> SigningKeys:
-        if settings.jwt_secret is None:
-            raise ValueError("AMPLIFY_JWT_SECRET is not set")
-        secret = settings.jwt_secret.get_secret_value().encode("utf-8")
-        if len(secret) < MIN_HS256_KEY_BYTES:
-            raise ValueError(f"AMPLIFY_JWT_SECRET must be at least {MIN_HS256_KEY_BYTES} bytes")
-        return cls(algorithm="HS256", signing_key=secret, verification_key=secret)
 
 
 class TokenService:
@@ -72,6 +54,8 @@ class TokenService:
 
     def issue(self, user_id: str, username: str) -> tuple[str, int]:
         """A new access token for the user, and its lifetime in seconds."""
+        if self._keys.signing_key is None:
+            raise NotReady("this gateway checks tokens but does not issue them")
         now = int(self._clock())
         payload = {
             "sub": user_id,

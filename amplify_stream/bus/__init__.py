@@ -20,7 +20,6 @@ from amplify_stream.bus.base import (
 from amplify_stream.config import Settings
 
 __all__ = [
-    "is_bus_error",
     "Bus",
     "BusUnavailable",
     "GroupConsumer",
@@ -34,6 +33,7 @@ __all__ = [
     "TopicSpec",
     "create_bus",
     "format_cursor",
+    "is_bus_error",
     "parse_cursor",
 ]
 

@@ -5,7 +5,8 @@
 last with ``finishReason: STOP``); ``POST .../{model}:generateContent`` answers JSON.
 Errors are Google's ``{"error": {"code", "message", "status"}}``. Faults (a status for
 the first N calls, a stream that breaks, a stream that stalls) and pacing come from
-``FakeGeminiConfig``; what the server saw is in ``app[FAKE_GEMINI_RECORD]``.
+``FakeGeminiConfig``; what the server saw is in ``app[FAKE_GEMINI_RECORD]``, and for a
+fake in another process at ``GET /_fake/record`` (JSON: counts and every call's state).
 """
 
 from __future__ import annotations
@@ -93,6 +94,25 @@ class FakeGeminiRecord:
     def open_streams(self) -> int:
         return self.count(method="streamGenerateContent", state="open")
 
+    def summary(self) -> dict[str, Any]:
+        """What ``GET /_fake/record`` answers."""
+        return {
+            "requests": self.requests,
+            "rejected": self.rejected,
+            "open_streams": self.open_streams,
+            "open_calls": self.count(state="open"),
+            "calls": [
+                {
+                    "method": c.method,
+                    "model": c.model,
+                    "status": c.status,
+                    "chunks_sent": c.chunks_sent,
+                    "state": c.state,
+                }
+                for c in self.calls
+            ],
+        }
+
 
 FAKE_GEMINI_CONFIG = web.AppKey("fake_gemini_config", FakeGeminiConfig)
 FAKE_GEMINI_RECORD = web.AppKey("fake_gemini_record", FakeGeminiRecord)
@@ -103,6 +123,7 @@ def create_fake_gemini_app(config: FakeGeminiConfig) -> web.Application:
     app[FAKE_GEMINI_CONFIG] = config
     app[FAKE_GEMINI_RECORD] = FakeGeminiRecord()
     app.router.add_post("/{version}/models/{call}", _handle_call)
+    app.router.add_get("/_fake/record", _handle_record)
     return app
 
 
@@ -143,6 +164,11 @@ async def run_fake_gemini(
         if on_ready is not None:
             on_ready(server)
         await asyncio.Event().wait()
+
+
+async def _handle_record(request: web.Request) -> web.Response:
+    """The record, for tests that run the fake as its own process."""
+    return web.json_response(request.app[FAKE_GEMINI_RECORD].summary())
 
 
 async def _handle_call(request: web.Request) -> web.StreamResponse:

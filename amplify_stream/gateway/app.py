@@ -16,17 +16,27 @@ from amplify_stream.auth.passwords import PasswordHasher
 from amplify_stream.auth.tokens import TokenService
 from amplify_stream.bus import create_bus
 from amplify_stream.config import Settings
-from amplify_stream.gateway import auth_routes, health, keys, story_routes, ws
+from amplify_stream.gateway import (
+    api_docs,
+    auth_routes,
+    health,
+    keys,
+    security,
+    story_routes,
+    ws,
+)
 from amplify_stream.gateway.http import error_middleware
+from amplify_stream.gateway.limits import Limiter
 from amplify_stream.gateway.page import routes as page_routes
 from amplify_stream.gateway.relay import RelayHub
 from amplify_stream.gateway.sockets import SocketRegistry
 from amplify_stream.gateway.submission import Stories
+from amplify_stream.metrics import Metrics
 from amplify_stream.store.db import create_engine, create_schema, session_factory
 from amplify_stream.store.stories import StoryStore
 from amplify_stream.store.users import UserStore
 from amplify_stream.topics import Topics
-from consumers.runtime import running_enhancer, running_narrator
+from consumers.runtime import running_enhancer, running_narrator, running_projector
 from producers.stories import StoryCommands
 
 # JSON envelope around the largest story, with room for multi-byte characters.
@@ -38,17 +48,29 @@ def create_app(settings: Settings, *, workers: bool = False) -> web.Application:
         middlewares=[error_middleware],
         client_max_size=settings.max_story_chars * 4 + _BODY_OVERHEAD,
     )
+    security.install(app, settings)
     app[keys.SETTINGS] = settings
     app[keys.TOPICS] = Topics.from_settings(settings)
     app[keys.PASSWORDS] = PasswordHasher(settings.bcrypt_rounds)
     app[keys.TOKENS] = TokenService(settings)
-    app[keys.SOCKETS] = SocketRegistry()
+    app[keys.METRICS] = Metrics()
+    app[keys.SOCKETS] = SocketRegistry(app[keys.METRICS])
     app[keys.AUDIO] = AudioStore(settings.effective_audio_dir)
+    app[keys.LIMITS] = Limiter(settings)
     app.cleanup_ctx.extend([_store, _bus, _gateway])
     if workers:
         app.cleanup_ctx.append(_workers)
     app.on_shutdown.append(_close_sockets)
-    for table in (health.routes, auth_routes.routes, story_routes.routes, ws.routes, page_routes):
+    app.on_cleanup.append(_close_limits)
+    app[keys.OPENAPI] = api_docs.DocumentCache()
+    for table in (
+        health.routes,
+        auth_routes.routes,
+        story_routes.routes,
+        ws.routes,
+        page_routes,
+        api_docs.routes,
+    ):
         app.router.add_routes(table)
     _cors(app, settings)
     return app
@@ -109,6 +131,7 @@ async def _gateway(app: web.Application) -> AsyncIterator[None]:
         app[keys.STORY_STORE],
         StoryCommands(producer, topics.stories),
         relay,
+        app[keys.LIMITS],
     )
     yield
     await relay.stop()
@@ -117,10 +140,19 @@ async def _gateway(app: web.Application) -> AsyncIterator[None]:
 
 async def _workers(app: web.Application) -> AsyncIterator[None]:
     bus, settings = app[keys.BUS], app[keys.SETTINGS]
-    async with running_narrator(bus, settings) as narrator, running_enhancer(bus, settings):
+    # The projector stops last, so outcomes written while the others stop still land.
+    async with (
+        running_projector(bus, settings, app[keys.STORY_STORE]),
+        running_narrator(bus, settings, app[keys.METRICS]) as narrator,
+        running_enhancer(bus, settings, app[keys.METRICS]),
+    ):
         app[keys.SPEECH_PROVIDER] = narrator.speech.name
         yield
 
 
 async def _close_sockets(app: web.Application) -> None:
     await app[keys.SOCKETS].close_all()
+
+
+async def _close_limits(app: web.Application) -> None:
+    await app[keys.LIMITS].close()

@@ -1,14 +1,30 @@
-"""Accounts: register, sign in for a token, and who am I."""
+"""Accounts: register, sign in for a token, and who am I.
+
+Every request to register or sign in counts against the client's address, before its
+body is read; a sign-in also counts against the username before the password is
+checked (see ``limits.py``). The address is the peer of the connection: behind a
+reverse proxy, every client shares the proxy's.
+"""
 
 from __future__ import annotations
 
 from aiohttp import web
 
 from amplify_stream.auth.models import Credentials, TokenResponse, UserOut
-from amplify_stream.errors import AmplifyError, Unauthorized
+from amplify_stream.errors import AmplifyError, InvalidMessage, Unauthorized
 from amplify_stream.gateway import keys
 from amplify_stream.gateway.authn import authenticate
 from amplify_stream.gateway.http import json_response, parse, read_json
+from amplify_stream.gateway.openapi import (
+    FORM,
+    JSON,
+    RATE_LIMITED,
+    Auth,
+    Operation,
+    Reply,
+    describe,
+    error,
+)
 
 routes = web.RouteTableDef()
 
@@ -18,7 +34,21 @@ class InvalidAccount(AmplifyError):
 
 
 @routes.post("/v1/auth/register")
+@describe(
+    Operation(
+        summary="Create an account",
+        tag="accounts",
+        body=Credentials,
+        replies={
+            201: Reply("The account.", UserOut),
+            409: error("The username is taken."),
+            422: error("Not a valid username or password (at least 8 characters)."),
+            429: RATE_LIMITED,
+        },
+    )
+)
 async def register(request: web.Request) -> web.Response:
+    await request.app[keys.LIMITS].auth_attempt(request.remote)
     creds = parse(Credentials, await read_json(request), InvalidAccount)
     password_hash = await request.app[keys.PASSWORDS].hash(creds.password)
     user = await request.app[keys.USERS].create(creds.username, password_hash)
@@ -26,12 +56,33 @@ async def register(request: web.Request) -> web.Response:
 
 
 @routes.post("/v1/auth/token")
+@describe(
+    Operation(
+        summary="Sign in: an access token for a username and password",
+        tag="accounts",
+        body=Credentials,
+        body_media=(JSON, FORM),
+        replies={
+            200: Reply("A bearer token for the other routes.", TokenResponse),
+            401: error("Wrong username or password."),
+            429: RATE_LIMITED,
+            503: error("This gateway checks tokens but holds no key to issue them."),
+        },
+    )
+)
 async def token(request: web.Request) -> web.Response:
+    limits = request.app[keys.LIMITS]
+    await limits.auth_attempt(request.remote)
     if request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        data: object = dict(await request.post())
+        try:
+            data: object = dict(await request.post())
+        except (ValueError, LookupError) as exc:
+            # A multipart body without its boundary, undecodable text, an unknown charset.
+            raise InvalidMessage("the form body cannot be read") from exc
     else:
         data = await read_json(request)
     creds = parse(Credentials, data, Unauthorized)
+    await limits.login_attempt(creds.username)
     user = await request.app[keys.USERS].by_username(creds.username)
     # Verified against a dummy hash when the user is unknown: the same cost either way.
     ok = await request.app[keys.PASSWORDS].verify(
@@ -45,6 +96,14 @@ async def token(request: web.Request) -> web.Response:
 
 
 @routes.get("/v1/auth/me")
+@describe(
+    Operation(
+        summary="The account of the access token",
+        tag="accounts",
+        auth=Auth.BEARER,
+        replies={200: Reply("The account.", UserOut)},
+    )
+)
 async def me(request: web.Request) -> web.Response:
     claims = authenticate(request)
     user = await request.app[keys.USERS].by_id(claims.user_id)

@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from amplify_stream.gateway import keys
 from amplify_stream.gateway.http import json_response
+from amplify_stream.gateway.openapi import Operation, Reply, describe
+from amplify_stream.gateway.schemas import Health, Readiness
 
 routes = web.RouteTableDef()
 
@@ -15,11 +18,28 @@ CHECK_TIMEOUT_S = 2.0
 
 
 @routes.get("/healthz")
+@describe(
+    Operation(
+        summary="Liveness: the process runs",
+        tag="health",
+        replies={200: Reply("The process runs.", Health)},
+    )
+)
 async def healthz(request: web.Request) -> web.Response:
-    return json_response({"status": "ok"})
+    return json_response(Health().to_json())
 
 
 @routes.get("/readyz")
+@describe(
+    Operation(
+        summary="Readiness: the bus and the store answer",
+        tag="health",
+        replies={
+            200: Reply("Ready.", Readiness),
+            503: Reply("A dependency does not answer; the checks say which.", Readiness),
+        },
+    )
+)
 async def readyz(request: web.Request) -> web.Response:
     app = request.app
 
@@ -39,6 +59,18 @@ async def readyz(request: web.Request) -> web.Response:
     checks["enhancer_provider"] = app[keys.SETTINGS].enhancement_provider_name
     checks["speech_provider"] = app.get(keys.SPEECH_PROVIDER, app[keys.SETTINGS].speech_provider)
     ready = all(v == "ok" for k, v in results)
-    return json_response(
-        {"status": "ready" if ready else "unavailable", "checks": checks}, 200 if ready else 503
+    body = Readiness(status="ready" if ready else "unavailable", checks=checks)
+    return json_response(body.to_json(), 200 if ready else 503)
+
+
+@routes.get("/metrics")
+@describe(
+    Operation(
+        summary="Prometheus metrics",
+        tag="health",
+        replies={200: Reply("The Prometheus text exposition format.", media="text/plain")},
     )
+)
+async def metrics(request: web.Request) -> web.Response:
+    body = request.app[keys.METRICS].exposition()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

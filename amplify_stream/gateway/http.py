@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any, TypeVar
 
 import orjson
@@ -19,6 +20,7 @@ M = TypeVar("M", bound=BaseModel)
 _STATUS_CODES = {
     400: "invalid_message",
     401: "unauthorized",
+    403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
     409: "conflict",
@@ -41,7 +43,8 @@ def json_response(
 def error_response(exc: AmplifyError) -> web.Response:
     headers = {}
     if exc.retry_after is not None:
-        headers["Retry-After"] = str(max(1, round(exc.retry_after)))
+        # Rounded up: an early retry would only be refused again.
+        headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
     return json_response(exc.body(), exc.http_status, headers)
 
 

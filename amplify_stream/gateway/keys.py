@@ -12,9 +12,12 @@ if TYPE_CHECKING:
     from amplify_stream.auth.tokens import TokenService
     from amplify_stream.bus.base import Bus
     from amplify_stream.config import Settings
+    from amplify_stream.gateway.api_docs import DocumentCache
+    from amplify_stream.gateway.limits import Limiter
     from amplify_stream.gateway.relay import RelayHub
     from amplify_stream.gateway.sockets import SocketRegistry
     from amplify_stream.gateway.submission import Stories
+    from amplify_stream.metrics import Metrics
     from amplify_stream.store.stories import StoryStore
     from amplify_stream.store.users import UserStore
     from amplify_stream.topics import Topics
@@ -30,5 +33,8 @@ RELAY: web.AppKey[RelayHub] = web.AppKey("relay")
 STORIES: web.AppKey[Stories] = web.AppKey("stories")
 SOCKETS: web.AppKey[SocketRegistry] = web.AppKey("sockets")
 AUDIO: web.AppKey[AudioStore] = web.AppKey("audio")
+LIMITS: web.AppKey[Limiter] = web.AppKey("limits")
+OPENAPI: web.AppKey[DocumentCache] = web.AppKey("openapi")
 # The speech provider the in-process narrator chose (``serve``); absent in a bare gateway.
 SPEECH_PROVIDER: web.AppKey[str] = web.AppKey("speech_provider")
+METRICS: web.AppKey[Metrics] = web.AppKey("metrics")

@@ -6,11 +6,18 @@ from importlib import resources
 
 from aiohttp import web
 
+from amplify_stream.gateway.openapi import HTML, Operation, Reply, describe
+
 routes = web.RouteTableDef()
 _STATIC = resources.files("amplify_stream.gateway") / "static"
 
 
 @routes.get("/")
+@describe(
+    Operation(
+        summary="The live editor page", tag="pages", replies={200: Reply("The page.", media=HTML)}
+    )
+)
 async def index(request: web.Request) -> web.Response:
     return web.Response(
         text=(_STATIC / "index.html").read_text("utf-8"),

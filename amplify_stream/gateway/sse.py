@@ -10,6 +10,8 @@ from aiohttp_sse import sse_response
 from amplify_stream.bus.base import Record
 from amplify_stream.errors import AmplifyError
 from amplify_stream.events import ErrorEvent, with_cursor
+from amplify_stream.gateway import keys
+from amplify_stream.metrics import observe_relay
 
 KEEP_ALIVE_S = 15.0
 
@@ -35,6 +37,7 @@ async def stream_events(
                 event_type = (record.header("event-type") or b"").decode()
                 data = with_cursor(record.value, record.cursor).decode()
                 await response.send(data, id=record.cursor, event=event_type)
+                observe_relay(request.app[keys.METRICS], record.timestamp_ms)
         except AmplifyError as exc:
             # Headers are gone already: the error travels as an event.
             error = ErrorEvent(

@@ -148,7 +148,8 @@ class Stories:
         return Accepted(story_id, partition, offset - 1, sub)
 
     async def _existing(self, user_id: str, options: StoryOptions) -> Accepted | None:
-        if not options.idempotency_key:
+        # ``is None``: "" is a key too, as the store's unique index sees it.
+        if options.idempotency_key is None:
             return None
         story = await self._store.by_idempotency_key(user_id, options.idempotency_key)
         if story is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 
 import orjson
 from aiohttp import WSMsgType, web
@@ -31,7 +32,11 @@ from amplify_stream.events import (
 from amplify_stream.gateway import keys
 from amplify_stream.gateway.authn import SUBPROTOCOL, authenticate
 from amplify_stream.gateway.http import validation_details
+from amplify_stream.gateway.openapi import Auth, Operation, Param, Reply, describe, error
+from amplify_stream.gateway.security import require_allowed_origin
 from amplify_stream.gateway.submission import Accepted, Stories
+from amplify_stream.logs import story_id_var
+from amplify_stream.metrics import Metrics, observe_relay
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +47,35 @@ OUTBOX_LIMIT = 1024
 
 
 @routes.get("/v1/stream")
+@describe(
+    Operation(
+        summary="The WebSocket: submit, resume, cancel, ping (PROTOCOL.md section 1)",
+        description=(
+            "A browser, which cannot set the Authorization header, offers the subprotocols "
+            "``amplify.v1, bearer.<access_token>`` or passes ``?access_token=``."
+        ),
+        tag="stream",
+        auth=Auth.BEARER_OR_QUERY,
+        params=(
+            Param(
+                "Sec-WebSocket-Protocol",
+                "header",
+                "``amplify.v1, bearer.<access_token>``; the answer picks ``amplify.v1``.",
+            ),
+        ),
+        replies={
+            101: Reply("Switching to the WebSocket protocol."),
+            400: error("Not a WebSocket upgrade request."),
+            403: error("A page of an origin that is not allowed (``forbidden``)."),
+        },
+    )
+)
 async def stream(request: web.Request) -> web.WebSocketResponse:
+    settings = request.app[keys.SETTINGS]
+    # Browsers do not apply CORS to WebSockets: a foreign page is refused here (403).
+    require_allowed_origin(request, settings.cors_origins)
     # Before the upgrade: no token means a 401 with the JSON error body, no socket.
     claims = authenticate(request, websocket=True)
-    settings = request.app[keys.SETTINGS]
     ws = web.WebSocketResponse(
         protocols=(SUBPROTOCOL,), max_msg_size=settings.max_ws_frame_bytes, heartbeat=30
     )
@@ -53,18 +83,22 @@ async def stream(request: web.Request) -> web.WebSocketResponse:
     registry = request.app[keys.SOCKETS]
     registry.add(ws)
     try:
-        await _Session(ws, claims, request.app[keys.STORIES]).run()
+        await _Session(ws, claims, request.app[keys.STORIES], request.app[keys.METRICS]).run()
     finally:
         registry.discard(ws)
     return ws
 
 
 class _Session:
-    def __init__(self, ws: web.WebSocketResponse, claims: Claims, stories: Stories) -> None:
+    def __init__(
+        self, ws: web.WebSocketResponse, claims: Claims, stories: Stories, metrics: Metrics
+    ) -> None:
         self._ws = ws
+        self._metrics = metrics
         self._claims = claims
         self._stories = stories
-        self._outbox: asyncio.Queue[str] = asyncio.Queue(OUTBOX_LIMIT)
+        # Frames, with the time their record was produced (relayed events only).
+        self._outbox: asyncio.Queue[tuple[str, int | None]] = asyncio.Queue(OUTBOX_LIMIT)
         self._watchers: dict[str, asyncio.Task[None]] = {}
 
     async def run(self) -> None:
@@ -83,10 +117,12 @@ class _Session:
 
     async def _send_loop(self) -> None:
         while True:
-            frame = await self._outbox.get()
+            frame, produced_ms = await self._outbox.get()
             if self._ws.closed:
                 return
             await self._ws.send_str(frame)
+            if produced_ms is not None:
+                observe_relay(self._metrics, produced_ms)
 
     async def _on_text(self, data: str) -> None:
         request_id: str | None = None
@@ -96,7 +132,8 @@ class _Session:
             except orjson.JSONDecodeError as exc:
                 raise InvalidMessage("the frame is not JSON") from exc
             if isinstance(raw, dict) and isinstance(raw.get("request_id"), str):
-                request_id = raw["request_id"]
+                # Echoed on errors, so only when it is within the field's limit.
+                request_id = raw["request_id"] if len(raw["request_id"]) <= 200 else None
             try:
                 message = client_message_adapter.validate_python(raw)
             except ValidationError as exc:
@@ -113,7 +150,9 @@ class _Session:
             elif isinstance(message, StoryCancel):
                 await self._stories.cancel(self._claims.user_id, message.story_id)
             elif isinstance(message, Ping):
-                await self._outbox.put(Pong(request_id=message.request_id).model_dump_json())
+                await self._outbox.put(
+                    (Pong(request_id=message.request_id).model_dump_json(), None)
+                )
         except AmplifyError as exc:
             await self._error(exc, request_id, raw_story_id(data))
 
@@ -123,7 +162,7 @@ class _Session:
         reply = StoryAccepted(
             story_id=accepted.story_id, user_id=self._claims.user_id, request_id=message.request_id
         )
-        await self._outbox.put(reply.model_dump_json())
+        await self._outbox.put((reply.model_dump_json(), None))
         self._watch(accepted)
 
     def _watch(self, accepted: Accepted) -> None:
@@ -141,9 +180,11 @@ class _Session:
         )
 
     async def _relay(self, accepted: Accepted) -> None:
+        story_id_var.set(accepted.story_id)
         try:
             async for record in self._stories.watch(accepted):
-                await self._outbox.put(with_cursor(record.value, record.cursor).decode())
+                frame = with_cursor(record.value, record.cursor).decode()
+                await self._outbox.put((frame, record.timestamp_ms))
         except AmplifyError as exc:
             await self._error(exc, story_id=accepted.story_id)
         except asyncio.CancelledError:
@@ -160,10 +201,11 @@ class _Session:
             code=exc.code,
             message=exc.message,
             retryable=exc.retryable,
+            retry_after=None if exc.retry_after is None else max(1, math.ceil(exc.retry_after)),
             request_id=request_id,
             story_id=story_id,
         )
-        await self._outbox.put(event.model_dump_json(exclude_none=True))
+        await self._outbox.put((event.model_dump_json(exclude_none=True), None))
 
 
 def raw_story_id(data: str) -> str | None:

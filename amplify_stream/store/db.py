@@ -1,8 +1,10 @@
 """Tables, the engine and the schema of the store (SQLAlchemy 2 async).
 
-SQLite (a file in the data directory) by default, PostgreSQL by URL. Several processes may
-share one SQLite file: WAL lets readers run beside the writer, and a busy timeout makes a
-writer wait for the lock instead of failing at once.
+SQLite (a file in the data directory) by default, PostgreSQL by URL
+(``postgresql+asyncpg://...``). Several processes may share one SQLite file: WAL lets
+readers run beside the writer, and a busy timeout makes a writer wait for the lock instead
+of failing at once. The same tables work on both: JSON is JSONB on PostgreSQL, datetimes
+are aware UTC in and out, and the pragmas are SQLite's alone.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Dialect,
@@ -42,6 +45,15 @@ from amplify_stream.errors import NotReady
 log = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
+# The async driver for URLs as people paste them: postgres:// and postgresql:// (which
+# would mean psycopg2) run on asyncpg, plain sqlite:// on aiosqlite.
+_ASYNC_DRIVERS = {
+    "postgres": "postgresql+asyncpg",
+    "postgresql": "postgresql+asyncpg",
+    "sqlite": "sqlite+aiosqlite",
+}
+# Any fixed number: the PostgreSQL advisory lock that create_schema holds while it runs.
+SCHEMA_LOCK_KEY = 0x616D706C69667931  # "amplify1"
 
 # Named constraints, so later migrations (Alembic) can address them on every backend.
 NAMING_CONVENTION = {
@@ -118,14 +130,16 @@ class Story(Base):
     # ``audio``, the request flag above.
     audio_result: Mapped[dict[str, Any] | None] = mapped_column(Json)
     error: Mapped[dict[str, Any] | None] = mapped_column(Json)
-    # Where this story's events start on the stream topic.
+    # Where this story's events start on the stream topic. Kafka offsets are 64-bit: an
+    # INTEGER column would overflow on PostgreSQL (SQLite's is 64-bit anyway).
     stream_partition: Mapped[int] = mapped_column(Integer)
-    stream_offset: Mapped[int] = mapped_column(Integer)
+    stream_offset: Mapped[int] = mapped_column(BigInteger)
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
     """The async engine for ``settings.effective_database_url``. Dispose of it when done."""
     url = make_url(settings.effective_database_url)
+    url = url.set(drivername=_ASYNC_DRIVERS.get(url.drivername, url.drivername))
     if url.get_backend_name() != "sqlite":
         # Drop connections the server closed while they sat in the pool.
         return _create_async_engine(url, pool_pre_ping=True)
@@ -141,7 +155,18 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 
 async def create_schema(engine: AsyncEngine) -> None:
-    """Create missing tables and indexes (migrations come later)."""
+    """Create missing tables and indexes (migrations come later).
+
+    Safe when several processes start at once, on either backend.
+    """
+    if engine.dialect.name == "postgresql":
+        async with engine.begin() as conn:
+            # DDL is transactional here: processes take turns under a transaction-level
+            # advisory lock (freed at commit), and each one after the first finds the
+            # tables the first committed instead of colliding on CREATE.
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+            await conn.run_sync(Base.metadata.create_all)
+        return
     attempts = 5
     for attempt in range(attempts):
         try:

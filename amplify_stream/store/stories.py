@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal, cast
 
-from sqlalchemy import CursorResult, and_, delete, or_, select, update
+from sqlalchemy import CursorResult, and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql.dml import Update
@@ -16,6 +16,7 @@ from amplify_stream.events import (
     EnhancementFailedOutcome,
     ErrorInfo,
     NarrationCompletedOutcome,
+    NarrationFailedOutcome,
     OutcomeEvent,
     StoryCompletedOutcome,
     StoryOptions,
@@ -25,6 +26,7 @@ from amplify_stream.store.records import StoryRecord
 
 Status = Literal["queued", "running", "completed", "failed", "cancelled"]
 TERMINAL: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
+ACTIVE: frozenset[str] = frozenset({"queued", "running"})
 MAX_PAGE_SIZE = 100
 # Bulk UPDATE/DELETE: no ORM objects are loaded in these sessions, nothing to synchronize.
 _NO_SYNC = {"synchronize_session": False}
@@ -83,6 +85,16 @@ class StoryStore:
             raise NotFound("story not found")
         return StoryRecord.of(row)
 
+    async def count_active(self, user_id: str) -> int:
+        """How many of the user's stories are not completed yet (queued or running)."""
+        stmt = (
+            select(func.count())
+            .select_from(Story)
+            .where(Story.user_id == user_id, Story.status.in_(ACTIVE))
+        )
+        async with self._sessions() as session:
+            return int(await session.scalar(stmt) or 0)
+
     async def by_idempotency_key(self, user_id: str, key: str) -> StoryRecord | None:
         stmt = select(Story).where(Story.user_id == user_id, Story.idempotency_key == key)
         async with self._sessions() as session:
@@ -97,7 +109,22 @@ class StoryStore:
         ``before`` is a story id, normally the last one of the previous page: the page
         starts right after it. ``NotFound`` when the user has no such story.
         """
+        return await self._newest_first(user_id, max(1, min(limit, MAX_PAGE_SIZE)), before)
+
+    async def page_for_user(
+        self, user_id: str, *, limit: int = 20, before: str | None = None
+    ) -> tuple[list[StoryRecord], str | None]:
+        """``list_for_user``, and the ``before`` of the next page (None on the last page)."""
         limit = max(1, min(limit, MAX_PAGE_SIZE))
+        # One row more than asked tells whether a next page exists.
+        stories = await self._newest_first(user_id, limit + 1, before)
+        if len(stories) > limit:
+            return stories[:limit], stories[limit - 1].id
+        return stories, None
+
+    async def _newest_first(
+        self, user_id: str, limit: int, before: str | None
+    ) -> list[StoryRecord]:
         stmt = select(Story).where(Story.user_id == user_id)
         async with self._sessions() as session:
             if before is not None:
@@ -157,8 +184,8 @@ class StoryStore:
     async def apply_outcome(self, event: OutcomeEvent) -> bool:
         """Fold one outcome event into its story. Idempotent: replays set the same values.
 
-        ``narration.failed`` changes nothing here: the story still completes, and the
-        client saw ``tts_unavailable`` on the stream. True when a row changed.
+        ``narration.failed`` keeps its error on the story, which still completes: it says
+        why a story that asked for audio has none. True when a row changed.
         """
         owned = update(Story).where(Story.id == event.story_id, Story.user_id == event.user_id)
         if isinstance(event, EnhancementCompletedOutcome):
@@ -169,7 +196,7 @@ class StoryStore:
                     insights=[i.model_dump() for i in event.insights],
                 )
             )
-        if isinstance(event, EnhancementFailedOutcome):
+        if isinstance(event, EnhancementFailedOutcome | NarrationFailedOutcome):
             return await self._update(owned.values(error=event.error.model_dump()))
         if isinstance(event, NarrationCompletedOutcome):
             audio = event.model_dump(

@@ -3,8 +3,10 @@ starts it."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -23,8 +25,10 @@ async def test_gateway_and_worker_processes_stream_a_story(
     env = base_env(tmp_path, AMPLIFY_BUS="kafka", AMPLIFY_PORT=str(port))
     enhancer = await processes("enhancer", ["worker", "enhancer"], env)
     narrator = await processes("narrator", ["worker", "narrator"], env)
+    projector = await processes("projector", ["worker", "projector"], env)
     await enhancer.wait_for_line("enhancer running")
     await narrator.wait_for_line("narrator running")
+    await projector.wait_for_line("projector running")
     gateway = await processes("gateway", ["gateway"], env)
     base = f"http://127.0.0.1:{port}"
     await gateway.wait_for_line(f"live editor at {base}/")
@@ -39,10 +43,32 @@ async def test_gateway_and_worker_processes_stream_a_story(
         # A second story, without narration, through the same processes.
         events = await ws_story(session, base, token, {"text": STORY, "audio": False})
         assert events[-1]["status"] == "completed"
+        # The projector process put the result in the store the gateway reads.
+        story = await stored_story(session, base, token, events[0]["story_id"])
+        assert story["status"] == "completed"
+        enhanced = next(e for e in events if e["type"] == "enhancement.completed")
+        assert story["enhanced_text"] == enhanced["text"]
     # All stop cleanly on SIGTERM, within the bound.
     assert await gateway.stop() == 0
     assert await enhancer.stop() == 0
     assert await narrator.stop() == 0
+    assert await projector.stop() == 0
+
+
+async def stored_story(
+    session: aiohttp.ClientSession, base: str, token: str, story_id: str
+) -> dict[str, Any]:
+    """``GET /v1/stories/{id}`` once the projector has stored the story's end."""
+    async with asyncio.timeout(30):
+        while True:
+            async with session.get(
+                f"{base}/v1/stories/{story_id}", headers={"Authorization": f"Bearer {token}"}
+            ) as res:
+                story: dict[str, Any] = await res.json()
+                assert res.status == 200, story
+            if story["status"] != "queued":
+                return story
+            await asyncio.sleep(0.1)
 
 
 async def test_serve_is_the_one_process_quick_start(processes: Start, tmp_path: Path) -> None:

@@ -26,10 +26,15 @@ class Service:
     settings: Settings
     base: str
     app: web.Application
+    server: TestServer
 
     @property
     def topics(self) -> Topics:
         return Topics.from_settings(self.settings)
+
+    async def stop(self) -> None:
+        """Shut the app down as a process would (idempotent; the fixture also does it)."""
+        await self.server.close()
 
 
 @pytest.fixture
@@ -44,7 +49,7 @@ async def service(
         server = TestServer(app, host="127.0.0.1")
         await server.start_server()
         servers.append(server)
-        return Service(app[keys.SETTINGS], str(server.make_url("")).rstrip("/"), app)
+        return Service(app[keys.SETTINGS], str(server.make_url("")).rstrip("/"), app, server)
 
     yield start
     for server in servers:

@@ -1,3 +1,6 @@
+"""The store on each backend: every test that asks for ``settings`` runs on ``[sqlite]`` and
+``[postgresql]`` (a fresh schema per test on the server of ``AMPLIFY_TEST_DATABASE_URL``)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -7,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from amplify_stream.config import Settings
@@ -25,20 +28,30 @@ from amplify_stream.events import (
     SuggestionFields,
     Usage,
 )
-from amplify_stream.store.db import create_engine, create_schema, ping, session_factory
+from amplify_stream.store.db import Story, create_engine, create_schema, ping, session_factory
 from amplify_stream.store.records import StoryRecord
 from amplify_stream.store.stories import StoryStore
 from amplify_stream.store.users import UserStore
 
+SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+POSTGRESQL_ONLY = pytest.mark.parametrize(
+    "database_url", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True
+)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "postgresql":
+        url: str = request.getfixturevalue("postgres_url")
+        return url
+    # The data dir is not there yet: create_engine makes it.
+    return f"sqlite+aiosqlite:///{tmp_path / 'data' / 'amplify.db'}"
+
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    data = tmp_path / "data"  # not there yet: create_engine makes it
+def settings(tmp_path: Path, database_url: str) -> Settings:
     return Settings(
-        _env_file=None,
-        data_dir=data,
-        database_url=f"sqlite+aiosqlite:///{data / 'amplify.db'}",
-        jwt_secret="s" * 48,
+        _env_file=None, data_dir=tmp_path / "data", database_url=database_url, jwt_secret="s" * 48
     )
 
 
@@ -77,6 +90,7 @@ async def new_story(
 # ------------------------------------------------------------ engine
 
 
+@SQLITE_ONLY
 async def test_engine_makes_the_data_dir_and_uses_wal(
     settings: Settings, engine: AsyncEngine
 ) -> None:
@@ -108,12 +122,90 @@ async def test_ping_fails_on_an_unreachable_database(tmp_path: Path) -> None:
                 thread.join(timeout=2)
 
 
+async def test_ping_fails_on_an_unreachable_postgresql() -> None:
+    # Nothing listens on port 1. Needs no server, so it runs everywhere.
+    url = "postgresql+asyncpg://amplify:s3cret@127.0.0.1:1/amplify"
+    bad = create_engine(Settings(_env_file=None, database_url=url))
+    try:
+        with pytest.raises(NotReady) as info:
+            await ping(bad)
+        assert "s3cret" not in info.value.message and "127.0.0.1" not in info.value.message
+    finally:
+        await bad.dispose()
+
+
+@pytest.mark.parametrize(
+    ("url", "driver"),
+    [
+        ("postgres://u@127.0.0.1:1/x", "asyncpg"),
+        ("postgresql://u@127.0.0.1:1/x", "asyncpg"),
+        ("postgresql+asyncpg://u@127.0.0.1:1/x", "asyncpg"),
+        ("sqlite:///{tmp}/a.db", "aiosqlite"),
+    ],
+)
+async def test_urls_as_pasted_get_the_async_driver(tmp_path: Path, url: str, driver: str) -> None:
+    engine = create_engine(Settings(_env_file=None, database_url=url.format(tmp=tmp_path)))
+    try:
+        assert engine.dialect.driver == driver
+    finally:
+        await engine.dispose()
+
+
+@POSTGRESQL_ONLY
+async def test_postgresql_column_types(engine: AsyncEngine) -> None:
+    """What SQLite does not check: real types, the unique key, aware times back from the server."""
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            text(
+                "SELECT table_name || '.' || column_name, data_type FROM information_schema.columns"
+                " WHERE table_schema = current_schema()"
+            )
+        )
+        types = {name: kind for name, kind in rows}
+        uniques = (
+            await conn.execute(
+                text(
+                    "SELECT conname FROM pg_constraint WHERE contype = 'u'"
+                    " AND conrelid = 'stories'::regclass"
+                )
+            )
+        ).scalars()
+        assert list(uniques) == ["uq_stories_user_id_idempotency_key"]
+    assert types["stories.created_at"] == "timestamp with time zone"
+    assert types["users.created_at"] == "timestamp with time zone"
+    for column in ("focus", "suggestions", "insights", "audio_result", "error"):
+        assert types[f"stories.{column}"] == "jsonb"
+    assert types["stories.stream_offset"] == "bigint"
+
+
+@POSTGRESQL_ONLY
+async def test_postgresql_keeps_big_offsets_and_utc(
+    engine: AsyncEngine, users: UserStore, stories: StoryStore
+) -> None:
+    ada = await users.create("ada", "h")
+    created = await stories.create_story(
+        story_id="s1",
+        user_id=ada.id,
+        options=StoryOptions(text="Once."),
+        stream_partition=2,
+        stream_offset=2**40,  # past INTEGER, as a long-lived Kafka topic gets
+    )
+    async with engine.connect() as conn:
+        # Whatever zone a session is in, the same UTC instant comes back (the SET is
+        # rolled back with the transaction when the connection goes back to the pool).
+        await conn.execute(text("SET TIME ZONE INTERVAL '+05:30' HOUR TO MINUTE"))
+        seen = (await conn.execute(select(Story.created_at))).scalar_one()
+    assert seen == created.created_at and seen.tzinfo is UTC
+    story = await stories.get_for_user("s1", ada.id)
+    assert story.stream_offset == 2**40 and story.created_at == created.created_at
+
+
 async def test_create_schema_twice_is_harmless(engine: AsyncEngine) -> None:
     await create_schema(engine)
 
 
 async def test_processes_starting_together_both_get_the_schema(settings: Settings) -> None:
-    engines = [create_engine(settings) for _ in range(3)]
+    engines = [create_engine(settings) for _ in range(4)]
     try:
         await asyncio.gather(*(create_schema(e) for e in engines))
         await UserStore(session_factory(engines[0])).create("ada", "h")
@@ -286,7 +378,7 @@ async def test_failed_story_keeps_its_error(users: UserStore, stories: StoryStor
 # ------------------------------------------------------------ several processes
 
 
-async def test_two_engines_share_one_file(settings: Settings, engine: AsyncEngine) -> None:
+async def test_two_engines_share_one_database(settings: Settings, engine: AsyncEngine) -> None:
     other = create_engine(settings)  # as a second process would
     try:
         await create_schema(other)

@@ -1,102 +1,205 @@
-// The live editor: signs in, submits over the WebSocket, shows the stream as it arrives,
-// and resumes from the last cursor when the socket drops.
-const $ = (id) => document.getElementById(id);
-const state = { token: sessionStorage.getItem("token"), ws: null, story: null, cursor: null,
-                attempt: 0, text: "", retries: 0 };
+// The panes, as DOM: the original with its suggestions marked, the suggestion list, the
+// insights per focus, the rewrite as it streams, the spoken word, and the tip that shows a
+// suggestion's message and replacement on hover, focus or click. Text goes in through
+// textContent and text nodes only, never as HTML.
 
-function showError(message) { $("error").textContent = message || ""; }
+import { pieces } from "./spans.js";
 
-async function account(path) {
-  const body = JSON.stringify({ username: $("username").value, password: $("password").value });
-  const res = await fetch(path, { method: "POST", headers: { "Content-Type": "application/json" }, body });
-  const data = await res.json();
-  if (!res.ok) throw new Error(data.error ? data.error.message : res.statusText);
-  return data;
+export const FOCUS = ["plot", "character", "dialogue", "setting"];
+const SPOKEN = "spoken"; // the CSS highlight (::highlight(spoken)) of the word being read
+
+export function el(tag, props = {}, ...children) {
+  const node = Object.assign(document.createElement(tag), props);
+  node.append(...children.filter((c) => c != null));
+  return node;
 }
 
-async function signIn() {
-  const data = await account("/v1/auth/token");
-  state.token = data.access_token;
-  sessionStorage.setItem("token", state.token);
-  $("who").textContent = `signed in as ${$("username").value}`;
-  connect();
+const label = (focus) => focus[0].toUpperCase() + focus.slice(1);
+
+/** The rewrite: one text node that grows as deltas arrive (cheap, and ranges stay valid). */
+export class TextPane {
+  #node = document.createTextNode("");
+
+  constructor(container) {
+    container.replaceChildren(this.#node);
+  }
+
+  get text() {
+    return this.#node.data;
+  }
+
+  append(piece) {
+    this.#node.appendData(piece);
+  }
+
+  set(text) {
+    this.#node.data = text;
+  }
 }
 
-function connect() {
-  if (!state.token) return;
-  const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/v1/stream`;
-  const ws = new WebSocket(url, ["amplify.v1", `bearer.${state.token}`]);
-  state.ws = ws;
-  ws.onopen = () => {
-    state.retries = 0;
-    $("submit").disabled = false;
-    if (state.story) ws.send(JSON.stringify({ type: "story.resume", story_id: state.story, cursor: state.cursor }));
-  };
-  ws.onmessage = (msg) => onEvent(JSON.parse(msg.data));
-  ws.onclose = () => {
-    $("submit").disabled = true;
-    const delay = Math.min(8000, 250 * 2 ** state.retries++);
-    setTimeout(connect, delay);
-  };
-}
-
-function highlight(text, suggestions) {
-  const original = $("original");
-  original.textContent = "";
+/**
+ * The original, its located suggestions as <mark>s. `spans` are {start, end, suggestion}
+ * in UTF-16 offsets of `text`; overlapping ones are cut into pieces, each marked with every
+ * suggestion that covers it.
+ */
+export function renderMarked(container, text, spans) {
+  const out = [];
   let at = 0;
-  for (const s of [...suggestions].sort((a, b) => a.start - b.start)) {
-    if (s.start == null || s.start < at) continue;
-    original.append(text.slice(at, s.start));
-    const mark = document.createElement("mark");
-    mark.className = s.focus;
-    mark.title = s.message + (s.replacement ? ` -> ${s.replacement}` : "");
-    mark.textContent = text.slice(s.start, s.end);
-    original.append(mark);
-    at = s.end;
+  for (const piece of pieces(spans)) {
+    out.push(text.slice(at, piece.start));
+    const [first] = piece.spans; // the shortest: the most specific
+    const ids = piece.spans.map((s) => s.suggestion.id);
+    const mark = el(
+      "mark",
+      { className: `focus-${first.suggestion.focus}`, tabIndex: 0 },
+      text.slice(piece.start, piece.end),
+    );
+    mark.dataset.ids = ids.join(" ");
+    // The list entries describe the mark to screen readers.
+    mark.setAttribute("aria-describedby", ids.map((id) => `suggestion-${id}`).join(" "));
+    out.push(mark);
+    at = piece.end;
   }
-  original.append(text.slice(at));
+  out.push(text.slice(at));
+  container.replaceChildren(...out.filter(Boolean));
 }
 
-const suggestions = [];
-function onEvent(e) {
-  if (e.cursor) state.cursor = e.cursor;
-  switch (e.type) {
-    case "story.accepted": state.story = e.story_id; $("status").textContent = "queued"; $("cancel").disabled = false; break;
-    case "enhancement.started":
-      if (e.attempt !== state.attempt) { state.attempt = e.attempt; $("rewrite").textContent = ""; }
-      $("status").textContent = `${e.provider} / ${e.model}`; break;
-    case "enhancement.reset": $("rewrite").textContent = ""; break;
-    case "enhancement.delta": $("rewrite").append(e.text); break;
-    case "suggestion": {
-      suggestions.push(e);
-      const li = document.createElement("li");
-      li.textContent = `[${e.focus}] "${e.quote}" ${e.message}${e.replacement ? ` -> ${e.replacement}` : ""}`;
-      $("suggestions").append(li);
-      highlight(state.text, suggestions);
-      break;
-    }
-    case "insight": {
-      const li = document.createElement("li");
-      li.textContent = `${e.focus}: ${e.summary}`;
-      $("insights").append(li); break;
-    }
-    case "enhancement.completed": $("rewrite").textContent = e.text; break;
-    case "error": showError(`${e.code}: ${e.message}`); break;
-    case "story.completed":
-      $("status").textContent = e.status; $("cancel").disabled = true; state.story = null; break;
-  }
+export function renderSuggestions(list, suggestions, located) {
+  list.replaceChildren(
+    ...suggestions.map((s) => {
+      const quote = located.has(s.id)
+        ? el("button", { type: "button", className: "quote", title: "Show in the story" }, `“${s.quote}”`)
+        : el("q", { className: "quote", title: "Not found in the story" }, s.quote);
+      quote.dataset.id = s.id;
+      return el(
+        "li",
+        { id: `suggestion-${s.id}`, className: `focus-${s.focus}` },
+        el("span", { className: "badge" }, label(s.focus)),
+        " ",
+        quote,
+        " ",
+        el("span", { className: "message" }, s.message),
+        s.replacement
+          ? el("span", { className: "replacement" }, " Try: ", el("ins", {}, s.replacement))
+          : null,
+      );
+    }),
+  );
 }
 
-$("account").addEventListener("submit", (ev) => { ev.preventDefault(); signIn().catch((e) => showError(e.message)); });
-$("signup").addEventListener("click", () => account("/v1/auth/register").then(signIn).catch((e) => showError(e.message)));
-$("submit").addEventListener("click", () => {
-  showError("");
-  state.text = $("story").value; state.cursor = null; state.attempt = 0; suggestions.length = 0;
-  $("rewrite").textContent = ""; $("suggestions").textContent = ""; $("insights").textContent = "";
-  highlight(state.text, []);
-  state.ws.send(JSON.stringify({ type: "story.submit", text: state.text, audio: $("audio").checked }));
-});
-$("cancel").addEventListener("click", () => {
-  if (state.story) state.ws.send(JSON.stringify({ type: "story.cancel", story_id: state.story }));
-});
-if (state.token) { $("who").textContent = "signed in"; connect(); }
+/** One card per focus, in the same order always, whichever arrives first. */
+export function renderInsights(container, byFocus) {
+  container.replaceChildren(
+    ...FOCUS.filter((f) => byFocus.has(f)).map((focus) => {
+      const insight = byFocus.get(focus);
+      const metrics = Object.entries(insight.metrics ?? {});
+      return el(
+        "article",
+        { className: `insight focus-${focus}` },
+        el("h3", {}, label(focus)),
+        el("p", {}, insight.summary),
+        metrics.length
+          ? el(
+              "dl",
+              {},
+              ...metrics.flatMap(([k, v]) => [el("dt", {}, k.replaceAll("_", " ")), el("dd", {}, format(v))]),
+            )
+          : null,
+      );
+    }),
+  );
+}
+
+const format = (v) => (Number.isInteger(v) ? String(v) : v.toFixed(2).replace(/0+$/, ""));
+
+/** Lights [start, end) (UTF-16) of the container's text as the spoken word; null clears. */
+export function showSpoken(container, start, end) {
+  if (!globalThis.Highlight || !CSS.highlights) return; // an older browser: no word light
+  const range = container && start != null ? rangeOf(container, start, end) : null;
+  if (range) CSS.highlights.set(SPOKEN, new Highlight(range));
+  else CSS.highlights.delete(SPOKEN);
+}
+
+function rangeOf(container, start, end) {
+  const walker = document.createTreeWalker(container, NodeFilter.SHOW_TEXT);
+  const range = document.createRange();
+  let at = 0;
+  let started = false;
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    const next = at + node.length;
+    if (!started && start < next) {
+      range.setStart(node, start - at);
+      started = true;
+    }
+    if (started && end <= next) {
+      range.setEnd(node, end - at);
+      return range;
+    }
+    at = next;
+  }
+  return null; // past the text shown so far
+}
+
+/** The tip: one element, filled with the suggestions of the mark under the pointer or focus. */
+export class Tip {
+  #tip;
+  #byId;
+  #mark = null;
+
+  constructor(tip, root, byId) {
+    this.#tip = tip;
+    this.#byId = byId;
+    const markOf = (e) => e.target.closest?.("mark[data-ids]");
+    root.addEventListener("mouseover", (e) => markOf(e) && this.show(markOf(e)));
+    root.addEventListener(
+      "mouseout",
+      (e) => markOf(e) && markOf(e) !== document.activeElement && this.hide(),
+    );
+    root.addEventListener("focusin", (e) => markOf(e) && this.show(markOf(e)));
+    root.addEventListener("focusout", () => this.hide());
+    root.addEventListener("click", (e) => markOf(e) && this.show(markOf(e)));
+    document.addEventListener("keydown", (e) => e.key === "Escape" && this.hide());
+    // Placed in window coordinates: follow the mark when the page or a pane moves.
+    const follow = () => this.#mark && this.#place();
+    window.addEventListener("resize", follow);
+    window.addEventListener("scroll", follow, { capture: true, passive: true });
+  }
+
+  show(mark) {
+    const items = mark.dataset.ids
+      .split(" ")
+      .map((id) => this.#byId(id))
+      .filter(Boolean);
+    if (!items.length) return;
+    this.#mark = mark;
+    this.#tip.replaceChildren(
+      ...items.map((s) =>
+        el(
+          "div",
+          { className: `tip-item focus-${s.focus}` },
+          el("strong", {}, label(s.focus)),
+          " ",
+          s.message,
+          s.replacement
+            ? el("div", { className: "replacement" }, "Try: ", el("ins", {}, s.replacement))
+            : null,
+        ),
+      ),
+    );
+    this.#tip.hidden = false;
+    this.#place();
+  }
+
+  /** Below the mark, kept inside the window. */
+  #place() {
+    const box = this.#mark.getBoundingClientRect();
+    const width = this.#tip.offsetWidth;
+    this.#tip.style.left = `${Math.max(8, Math.min(box.left, window.innerWidth - width - 8))}px`;
+    this.#tip.style.top = `${box.bottom + 6}px`;
+  }
+
+  hide() {
+    this.#mark = null;
+    this.#tip.hidden = true;
+  }
+}

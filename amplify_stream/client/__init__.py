@@ -1,0 +1,9 @@
+"""The async Python client of the service (PROTOCOL.md): ``AmplifyClient`` (``api``),
+story streams that resume by themselves (``stream``, ``feed``), ``ClientError``."""
+
+from amplify_stream.client.api import AmplifyClient
+from amplify_stream.client.errors import ClientError
+from amplify_stream.client.feed import StoryFeed
+from amplify_stream.client.stream import StoryStream
+
+__all__ = ["AmplifyClient", "ClientError", "StoryFeed", "StoryStream"]

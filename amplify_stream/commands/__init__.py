@@ -1,0 +1,1 @@
+"""Client-side commands of ``amplify-stream``: submit, watch (and the AsyncAPI writer)."""

@@ -1,0 +1,202 @@
+"""The bodies of the HTTP routes (PROTOCOL.md section 2), as pydantic models.
+
+Handlers parse and answer with these, and the OpenAPI document is generated from them
+(``openapi.py``), so the document cannot drift from what the routes do. Event payloads
+live in ``amplify_stream/events.py``; the models below reuse them where they nest.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, ClassVar, Literal, cast
+
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
+
+from amplify_stream.events import ErrorInfo, InsightFields, SuggestionFields
+from amplify_stream.store.records import StoryRecord
+from amplify_stream.store.stories import MAX_PAGE_SIZE, Status
+
+
+def rfc3339(value: datetime) -> str:
+    """RFC 3339 UTC with milliseconds and ``Z``, as every timestamp of the contract."""
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+Timestamp = Annotated[
+    datetime,
+    PlainSerializer(rfc3339, return_type=str),
+    WithJsonSchema(
+        {"type": "string", "format": "date-time", "examples": ["2030-01-02T03:04:05.678Z"]}
+    ),
+]
+
+
+class ApiModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    # Fields PROTOCOL.md marks optional (``name?``): left out of the answer, not null.
+    omit_when_none: ClassVar[frozenset[str]] = frozenset()
+
+    def to_json(self) -> dict[str, Any]:
+        """The answer's JSON: aliases applied, absent optional fields left out."""
+        absent = {name for name in self.omit_when_none if getattr(self, name) is None}
+        return self.model_dump(mode="json", by_alias=True, exclude=absent)
+
+
+# ---------------------------------------------------------------- errors (section 3)
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="One of the error codes of PROTOCOL.md.")
+    message: str
+    details: Any | None = Field(default=None, description="What was wrong (validation errors).")
+    retryable: bool | None = Field(default=None, description="True when retrying can succeed.")
+
+
+class ErrorBody(BaseModel):
+    """Every 4xx/5xx answer."""
+
+    error: ErrorDetail
+
+
+# ---------------------------------------------------------------- stories
+
+
+class StoryLinks(ApiModel):
+    self_: str = Field(alias="self")
+    events: str
+    audio: str
+
+    @classmethod
+    def of(cls, story_id: str) -> StoryLinks:
+        base = f"/v1/stories/{story_id}"
+        return cls(self_=base, events=f"{base}/events", audio=f"{base}/audio")
+
+
+class StoryQueued(ApiModel):
+    """``POST /v1/stories``: 202, the story was published."""
+
+    story_id: str
+    status: Literal["queued"] = "queued"
+    links: StoryLinks
+
+
+class StoryCancelling(ApiModel):
+    """``POST /v1/stories/{id}/cancel``: 202, the cancel command was published."""
+
+    story_id: str
+    status: Literal["cancelling"] = "cancelling"
+
+
+class StoryListQuery(BaseModel):
+    """The query of ``GET /v1/stories``; other parameters are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+    limit: int = Field(default=20, ge=1, le=MAX_PAGE_SIZE, description="Stories per page.")
+    before: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        description="The page starts after this story: the ``next`` of the previous page.",
+    )
+
+
+class StorySummary(ApiModel):
+    """A story in the list: the detail is at ``/v1/stories/{story_id}``."""
+
+    omit_when_none = frozenset({"completed_at"})
+    story_id: str
+    status: Status
+    title: str | None
+    created_at: Timestamp
+    completed_at: Timestamp | None = None
+
+    @classmethod
+    def of(cls, story: StoryRecord) -> StorySummary:
+        return cls(
+            story_id=story.id,
+            status=cast(Status, story.status),
+            title=story.title,
+            created_at=story.created_at,
+            completed_at=story.completed_at,
+        )
+
+
+class StoryList(ApiModel):
+    """``GET /v1/stories``: the caller's stories, newest first."""
+
+    stories: list[StorySummary]
+    next: str | None = Field(description="``before`` of the next page; null on the last page.")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"stories": [s.to_json() for s in self.stories], "next": self.next}
+
+
+class AudioInfo(ApiModel):
+    """The whole narration (``narration.completed``), downloadable at ``url``."""
+
+    format: str
+    duration_ms: float
+    bytes: int
+    sha256: str
+    url: str
+
+
+class StoryDetail(ApiModel):
+    """``GET /v1/stories/{id}``: the story and its results as the outcomes left them."""
+
+    omit_when_none = frozenset({"completed_at", "enhanced_text", "audio", "error"})
+    story_id: str
+    status: Status
+    title: str | None
+    created_at: Timestamp
+    completed_at: Timestamp | None = None
+    text: str
+    enhanced_text: str | None = None
+    suggestions: list[SuggestionFields]
+    insights: list[InsightFields]
+    audio: AudioInfo | None = None
+    error: ErrorInfo | None = None
+
+    @classmethod
+    def of(cls, story: StoryRecord) -> StoryDetail:
+        audio = None
+        if story.audio_result is not None:
+            result = story.audio_result
+            audio = AudioInfo(
+                format=result["format"],
+                duration_ms=result["duration_ms"],
+                bytes=result["bytes"],
+                sha256=result["sha256"],
+                url=StoryLinks.of(story.id).audio,
+            )
+        return cls(
+            story_id=story.id,
+            status=cast(Status, story.status),
+            title=story.title,
+            created_at=story.created_at,
+            completed_at=story.completed_at,
+            text=story.text,
+            enhanced_text=story.enhanced_text,
+            suggestions=[SuggestionFields.model_validate(s) for s in story.suggestions],
+            insights=[InsightFields.model_validate(i) for i in story.insights],
+            audio=audio,
+            error=None if story.error is None else ErrorInfo.model_validate(story.error),
+        )
+
+
+# ---------------------------------------------------------------- health
+
+
+class Health(ApiModel):
+    """``GET /healthz``: the process runs."""
+
+    status: Literal["ok"] = "ok"
+
+
+class Readiness(ApiModel):
+    """``GET /readyz``: 200 when every dependency answers, else 503."""
+
+    status: Literal["ready", "unavailable"]
+    checks: dict[str, str] = Field(
+        description="``bus`` and ``store``: ``ok`` or why not; and the providers in use."
+    )

@@ -1,0 +1,394 @@
+// The live editor page in Debian's Chromium, driven by playwright-core. The page is loaded
+// through a TCP proxy this script can cut, so a dropped connection is a real one: the page
+// has no test hooks. tests/e2e/test_browser.py starts the service and runs this script;
+// its exit code decides the test.
+//
+// Environment: AMPLIFY_BASE_URL (the service), AMPLIFY_STORY (the text to submit),
+// ARTIFACTS_DIR (screenshots), CHROMIUM (default /usr/bin/chromium), and DOCS_SCREENSHOT
+// (a path: also write the screenshot there, for the README).
+
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import net from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+
+const BASE = new URL(process.env.AMPLIFY_BASE_URL ?? "http://127.0.0.1:8080");
+const STORY = process.env.AMPLIFY_STORY ?? 'Mara walked in. "Stay," she said quietly.';
+const ARTIFACTS = process.env.ARTIFACTS_DIR ?? "test-artifacts";
+const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
+const WAIT_MS = 20000;
+// Chromium's own complaints while the proxy refuses connections: expected then, and only then.
+const NETWORK_ERROR = /WebSocket connection to .* failed|net::ERR_/;
+let networkDown = false;
+
+let passed = 0;
+async function step(name, work) {
+  const started = Date.now();
+  await work();
+  passed += 1;
+  console.log(`ok ${passed} - ${name} (${Date.now() - started} ms)`);
+}
+
+/** A loopback TCP proxy to the service; cut() drops every connection and refuses new ones. */
+async function proxyTo(target) {
+  const open = new Set();
+  let refusing = false;
+  const server = net.createServer((client) => {
+    if (refusing) return client.destroy();
+    const upstream = net.connect(Number(target.port), target.hostname);
+    for (const [a, b] of [
+      [client, upstream],
+      [upstream, client],
+    ]) {
+      open.add(a);
+      a.pipe(b);
+      a.on("error", () => b.destroy());
+      a.on("close", () => {
+        open.delete(a);
+        b.destroy();
+      });
+    }
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
+    cut(forMs) {
+      refusing = true;
+      for (const s of open) s.resetAndDestroy?.() ?? s.destroy();
+      setTimeout(() => (refusing = false), forMs);
+    },
+    close: () => server.close(),
+  };
+}
+
+const proxy = await proxyTo(BASE);
+const profile = mkdtempSync(join(tmpdir(), "amplify-chromium-"));
+const launched = Date.now();
+const context = await chromium.launchPersistentContext(profile, {
+  executablePath: CHROMIUM,
+  headless: true,
+  viewport: { width: 1280, height: 900 },
+  args: [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--autoplay-policy=no-user-gesture-required",
+  ],
+});
+console.log(`# chromium ${context.browser()?.version() ?? ""} started in ${Date.now() - launched} ms`);
+const page = context.pages()[0] ?? (await context.newPage());
+page.setDefaultTimeout(WAIT_MS);
+
+// What the page and its sockets do, seen from outside.
+const problems = [];
+page.on("pageerror", (err) => problems.push(`page error: ${err.message}`));
+page.on("console", (msg) => {
+  if (msg.type() === "error" && !(networkDown && NETWORK_ERROR.test(msg.text())))
+    problems.push(`console: ${msg.text()}`);
+});
+const sockets = []; // one {received: [events], sent: [frames]} per WebSocket the page opened
+page.on("websocket", (ws) => {
+  const record = { received: [], sent: [] };
+  sockets.push(record);
+  ws.on("framereceived", (f) => record.received.push(JSON.parse(f.payload)));
+  ws.on("framesent", (f) => record.sent.push(JSON.parse(f.payload)));
+});
+const received = () => sockets.flatMap((s) => s.received);
+const text = (selector) => page.locator(selector).textContent();
+
+let failed = false;
+try {
+  await page.goto(`${proxy.url}/`);
+
+  await step("modules: code points <-> UTF-16, overlapping spans", async () => {
+    const result = await page.evaluate(async () => {
+      const { Utf16Offsets, pieces } = await import("/static/spans.js");
+      const offsets = new Utf16Offsets("a🌊b");
+      offsets.append("🌊c");
+      return {
+        toUtf16: [0, 1, 2, 3, 4, 5].map((cp) => offsets.toUtf16(cp)),
+        toCodePoint: [0, 1, 2, 3, 4, 5, 6, 7].map((u) => offsets.toCodePoint(u)),
+        pieces: pieces([
+          { start: 0, end: 4, id: "a" },
+          { start: 2, end: 6, id: "b" },
+        ]).map((p) => [p.start, p.end, p.spans.map((s) => s.id).join("")]),
+      };
+    });
+    assert.deepEqual(result.toUtf16, [0, 1, 3, 4, 6, 7]);
+    assert.deepEqual(result.toCodePoint, [0, 1, 2, 2, 3, 4, 4, 5]); // inside a pair: after it
+    assert.deepEqual(result.pieces, [
+      [0, 2, "a"],
+      [2, 4, "ab"],
+      [4, 6, "b"],
+    ]);
+  });
+
+  await step("modules: a later attempt drops the deltas of earlier ones", async () => {
+    const rewrite = await page.evaluate(async () => {
+      const { StoryScreen } = await import("/static/story.js");
+      const els = Object.fromEntries(
+        ["original", "rewrite", "suggestions", "insights", "progress", "audio", "tip"].map((k) => [
+          k,
+          document.createElement(k === "audio" ? "audio" : "div"),
+        ]),
+      );
+      const screen = new StoryScreen(els);
+      screen.begin("Once.", { rewrite: true, audio: false });
+      const events = [
+        { type: "enhancement.started", attempt: 1, provider: "p", model: "m" },
+        { type: "enhancement.delta", attempt: 1, text: "stale " },
+        { type: "enhancement.reset", attempt: 2, reason: "worker died" },
+        { type: "enhancement.delta", attempt: 1, text: "late " },
+        { type: "enhancement.delta", attempt: 2, text: "fresh" },
+      ];
+      events.forEach((e) => screen.apply(e));
+      return screen.rewriteText;
+    });
+    assert.equal(rewrite, "fresh");
+  });
+
+  await step("a wrong password shows the service's error message", async () => {
+    await page.fill("#username", "nobody-here");
+    await page.fill("#password", "not the password");
+    await page.click("#account button[type=submit]");
+    await page.locator("#error").filter({ hasText: "Wrong username or password." }).waitFor();
+    // Chromium logs the refused request itself: expected here, and only here.
+    const refused = problems.findIndex((p) => p.includes("status of 401"));
+    if (refused >= 0) problems.splice(refused, 1);
+  });
+
+  const username = `writer-${Date.now()}`;
+  await step("sign up, signed in, socket open", async () => {
+    await page.fill("#username", username);
+    await page.fill("#password", "correct horse battery");
+    await page.click("#signup");
+    await page.locator("#who").filter({ hasText: username }).waitFor();
+    await page.locator('#connection[data-state="open"]').waitFor();
+    assert.equal(await page.locator("#error").isHidden(), true);
+  });
+
+  await page.fill("#story", STORY);
+  await page.click("#submit");
+
+  await step("the rewrite grows while the story is still streaming", async () => {
+    await page.waitForFunction(() => document.getElementById("rewrite").textContent.length > 0);
+    const first = (await text("#rewrite")).length;
+    await page.waitForFunction(
+      (n) =>
+        document.getElementById("rewrite").textContent.length > n &&
+        document.getElementById("progress").textContent.startsWith("Rewriting"),
+      first,
+    );
+  });
+
+  await step("a suggestion is marked in the original at its span", async () => {
+    await page.locator("#original mark").first().waitFor();
+    const marks = await page.$$eval("#original mark", (ms) =>
+      ms.map((m) => ({ ids: m.dataset.ids, text: m.textContent })),
+    );
+    const quotes = new Map(
+      received()
+        .filter((e) => e.type === "suggestion")
+        .map((s) => [s.id, s.quote]),
+    );
+    const single = marks.filter((m) => !m.ids.includes(" "));
+    assert.ok(single.length > 0, "no mark of a single suggestion");
+    for (const m of single) assert.equal(m.text, quotes.get(m.ids), `mark of ${m.ids}`);
+  });
+
+  let cutAt;
+  await step("the connection is cut mid-stream", async () => {
+    assert.equal(
+      received().some((e) => e.type === "enhancement.completed"),
+      false,
+      "too late: the rewrite is complete",
+    );
+    cutAt = sockets.length;
+    networkDown = true;
+    proxy.cut(1500);
+    await page.locator('#connection[data-state="waiting"]').waitFor();
+  });
+
+  await step("the page reconnects, resumes after its last cursor, and finishes", async () => {
+    await page.locator('#connection[data-state="open"]').waitFor();
+    networkDown = false;
+    await page.locator("#progress").filter({ hasText: "Done." }).waitFor({ timeout: 40000 });
+    const before = sockets[cutAt - 1].received.filter((e) => e.cursor);
+    const resumes = sockets.slice(cutAt).flatMap((s) => s.sent.filter((f) => f.type === "story.resume"));
+    assert.ok(resumes.length >= 1, "no story.resume was sent");
+    assert.equal(
+      resumes[0].cursor,
+      before.at(-1).cursor,
+      "resumed from another cursor than the last one seen",
+    );
+    // Each event exactly once across the sockets: the cursors never repeat.
+    const cursors = received()
+      .filter((e) => e.cursor)
+      .map((e) => e.cursor);
+    assert.equal(new Set(cursors).size, cursors.length, "an event arrived twice");
+  });
+
+  const accepted = received().find((e) => e.type === "story.accepted");
+  const completed = received().find((e) => e.type === "enhancement.completed");
+  await step("the rewrite on the page is the final text", async () => {
+    const shown = await page.evaluate(() => document.getElementById("rewrite").textContent);
+    const deltas = received()
+      .filter((e) => e.type === "enhancement.delta")
+      .map((e) => e.text)
+      .join("");
+    assert.equal(deltas, completed.text, "the deltas across both sockets do not add up to the text");
+    assert.equal(shown, completed.text);
+    const token = await page.evaluate(() => JSON.parse(sessionStorage.getItem("amplify.session")).token);
+    const stored = await storedStory(accepted.story_id, token);
+    if (stored === null)
+      console.log("# GET /v1/stories/{id} is not served yet: compared with enhancement.completed only");
+    else assert.equal(shown, stored.enhanced_text, "differs from GET /v1/stories/{id}");
+  });
+
+  await step("the narration plays from the streamed chunks; the spoken word is lit", async () => {
+    await page.waitForFunction(() => {
+      const audio = document.getElementById("narration");
+      return audio.buffered.length > 0 && audio.currentTime > 0.5;
+    });
+    assert.match(await page.$eval("#narration", (a) => a.src), /^blob:/);
+    assert.equal(await page.evaluate(() => MediaSource.isTypeSupported("audio/mpeg")), true);
+    const spoken = await page.evaluate(async () => {
+      for (let i = 0; i < 100 && !CSS.highlights.get("spoken"); i += 1)
+        await new Promise((r) => setTimeout(r, 50));
+      const range = [...(CSS.highlights.get("spoken") ?? [])][0];
+      return range?.toString() ?? null;
+    });
+    const words = new Set(
+      received()
+        .filter((e) => e.type === "audio.word")
+        .map((w) => w.text),
+    );
+    assert.ok(words.has(spoken), `the lit text ${JSON.stringify(spoken)} is not a spoken word`);
+  });
+
+  const chunks = received().filter((e) => e.type === "audio.chunk");
+  const audioDone = received().find((e) => e.type === "audio.completed");
+  await step("every audio chunk arrived once across the cut: the bytes hash to audio.completed", async () => {
+    assert.deepEqual(
+      chunks.map((c) => c.index),
+      chunks.map((_, i) => i),
+    );
+    const bytes = Buffer.concat(chunks.map((c) => Buffer.from(c.data, "base64")));
+    assert.equal(bytes.length, audioDone.bytes);
+    assert.equal(createHash("sha256").update(bytes).digest("hex"), audioDone.sha256);
+  });
+
+  await step("without MSE for audio/mpeg, the same chunks play as one Blob", async () => {
+    const played = await page.evaluate(
+      async (data) => {
+        const { Narration } = await import("/static/audio.js");
+        const supported = MediaSource.isTypeSupported;
+        MediaSource.isTypeSupported = () => false;
+        try {
+          const audio = Object.assign(document.createElement("audio"), { muted: true });
+          const narration = new Narration(audio, { word() {} });
+          narration.start();
+          data.forEach((d, i) => narration.chunk(i, d));
+          narration.complete();
+          await new Promise((resolve, reject) => {
+            audio.addEventListener("loadedmetadata", resolve, { once: true });
+            audio.addEventListener("error", () => reject(new Error(audio.error?.message)), { once: true });
+          });
+          return { src: audio.src, duration: audio.duration };
+        } finally {
+          MediaSource.isTypeSupported = supported;
+        }
+      },
+      chunks.map((c) => c.data),
+    );
+    assert.match(played.src, /^blob:/);
+    assert.ok(Math.abs(played.duration - audioDone.duration_ms / 1000) < 1.5, JSON.stringify(played));
+  });
+
+  await step("insights for every focus", async () => {
+    assert.deepEqual(await page.$$eval("#insights h3", (hs) => hs.map((h) => h.textContent)), [
+      "Plot",
+      "Character",
+      "Dialogue",
+      "Setting",
+    ]);
+  });
+
+  await step("hovering a mark shows its message and replacement", async () => {
+    const withReplacement = received().find(
+      (e) => e.type === "suggestion" && e.replacement && e.start_utf16 != null,
+    );
+    const mark = page.locator(`#original mark[data-ids~="${withReplacement.id}"]`).first();
+    await mark.hover();
+    await page.locator("#tip").waitFor();
+    const tip = await text("#tip");
+    assert.ok(tip.includes(withReplacement.message) && tip.includes(withReplacement.replacement), tip);
+    mkdirSync(ARTIFACTS, { recursive: true });
+    await page.screenshot({ path: join(ARTIFACTS, "editor.png") });
+    if (process.env.DOCS_SCREENSHOT) copyFileSync(join(ARTIFACTS, "editor.png"), process.env.DOCS_SCREENSHOT);
+  });
+
+  await step("cancel stops a running story", async () => {
+    await page.mouse.move(0, 0);
+    await page.click("#edit");
+    await page.click("#submit");
+    await page.locator("#progress").filter({ hasText: "Rewriting" }).waitFor();
+    await page.click("#cancel");
+    await page.locator("#progress").filter({ hasText: "Cancelled." }).waitFor();
+    assert.equal(await page.locator("#submit").isEnabled(), true);
+  });
+
+  await step("a refused submission says why and gives the editor back", async () => {
+    await page.click("#edit");
+    await page.fill("#story", "x".repeat(50001));
+    await page.click("#submit");
+    await page.locator("#error").filter({ hasText: "the limit is 50000" }).waitFor();
+    assert.equal(await page.locator("#story").isVisible(), true);
+    assert.equal(await page.locator("#submit").isEnabled(), true);
+  });
+
+  await step("no page errors, no blocked resources (the CSP allows everything the page does)", async () => {
+    assert.deepEqual(problems, []);
+  });
+} catch (err) {
+  failed = true;
+  console.log(`not ok ${passed + 1} - ${err.stack ?? err}`);
+  if (problems.length) console.log(`# ${problems.join("\n# ")}`);
+  mkdirSync(ARTIFACTS, { recursive: true });
+  await page.screenshot({ path: join(ARTIFACTS, "editor-failure.png") }).catch(() => {});
+} finally {
+  await context.close();
+  proxy.close();
+  rmSync(profile, { recursive: true, force: true });
+}
+console.log(`${passed} passed, ${failed ? 1 : 0} failed`);
+process.exit(failed ? 1 : 0);
+
+/** GET /v1/stories/{id} once the store has the result; null while the route is not served. */
+async function storedStory(id, token) {
+  const deadline = Date.now() + 10000;
+  for (;;) {
+    const res = await fetch(new URL(`/v1/stories/${id}`, BASE), {
+      headers: { Authorization: `Bearer ${token}` },
+    });
+    if (res.status === 404 || res.status === 405) {
+      const body = await res.json().catch(() => ({}));
+      if (body?.error?.message === "Not Found" || res.status === 405) return null; // no such route
+    }
+    if (res.ok) {
+      const story = await res.json();
+      if (story.status === "completed" || Date.now() > deadline) return story;
+    } else if (Date.now() > deadline) {
+      throw new Error(`GET /v1/stories/${id}: ${res.status} ${await res.text()}`);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
