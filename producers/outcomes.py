@@ -10,8 +10,10 @@ story per commit.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 
+from amplify_stream.bus import is_bus_error
 from amplify_stream.bus.base import Producer
 from amplify_stream.events import Outcome, encode, headers_for
 
@@ -41,11 +43,22 @@ class OutcomePublisher:
                                 encode(outcome),
                                 headers_for(outcome.type),
                             )
-            except BaseException:
+            except BaseException as exc:
                 # Aborted: nothing of the batch is visible. The others are put back; the
                 # next of them to get the lock tries again (and sees its own error, if any).
                 self._waiting[:0] = [(items, other) for items, other in batch if other is not done]
+                if is_bus_error(exc):
+                    await self._renew_producer()
                 raise
             for _, other in batch:
                 if other is not done:
                     other.set_result(None)
+
+    async def _renew_producer(self) -> None:
+        """A transaction that failed on the bus can leave the producer in an error state
+        that no later transaction leaves: start it again (same transactional id, so the
+        coordinator fences the old session and aborts whatever it left open)."""
+        with contextlib.suppress(Exception):
+            await self._producer.stop()
+        with contextlib.suppress(Exception):
+            await self._producer.start()

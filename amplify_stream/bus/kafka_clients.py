@@ -72,7 +72,7 @@ class KafkaProducer(Producer):
     @property
     def _client(self) -> AIOKafkaProducer:
         if self._producer is None:
-            raise RuntimeError("the producer is not started")
+            raise BusUnavailable("the producer is not started (or is restarting)")
         return self._producer
 
     async def start(self) -> None:
@@ -82,7 +82,8 @@ class KafkaProducer(Producer):
 
     async def stop(self) -> None:
         if self._producer is not None:
-            await self._producer.stop()
+            producer, self._producer = self._producer, None
+            await producer.stop()
 
     async def send(
         self, topic: str, key: str, value: bytes, headers: Headers = ()
