@@ -24,10 +24,11 @@ def markdown(r: dict[str, Any]) -> str:
         met = None
         if level["streams"] == 200:
             met = s["p50"] <= 1.3 * f["p50"] and s["p99"] <= 2 * f["p99"]
+        late = " (timed out)" if s.get("timed_out") else ""
         lines.append(
             _row(
                 f"added token latency, {level['streams']} streams (ms p50/p95/p99)",
-                f"{s['p50']} / {s['p95']} / {s['p99']}",
+                f"{s['p50']} / {s['p95']} / {s['p99']}{late}",
                 f"aiokafka floor {f['p50']} / {f['p95']} / {f['p99']}; "
                 f"direct {d['p50']} / {d['p95']} / {d['p99']}",
                 "p50 <= 1.3x floor, p99 <= 2x floor (at 200)",

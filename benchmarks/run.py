@@ -35,6 +35,13 @@ async def run(quick: bool) -> dict[str, Any]:
     started = time.monotonic()
     async with running_stack(first_token_ms=FIRST_TOKEN_MS, tokens_per_s=TOKENS_PER_S) as stack:
         gemini = stack.env["AMPLIFY_GEMINI_BASE_URL"]
+        # The light figures first: a saturated level leaves a backlog behind it.
+        results["first_audio_pipelined"] = await measure.first_audio(stack, 500)
+        print(json.dumps(results["first_audio_pipelined"]), flush=True)
+        results["idle_sockets"] = await measure.idle_socket_memory(stack, 1000 if quick else 5000)
+        print(json.dumps(results["idle_sockets"]), flush=True)
+        results["submit"] = await measure.submit_latency(stack, 200, 3 if quick else 10)
+        print(json.dumps(results["submit"]), flush=True)
         latency = []
         for streams in levels:
             service = await measure.service_token_latency(stack, streams, words)
@@ -44,15 +51,15 @@ async def run(quick: bool) -> dict[str, Any]:
                 {"streams": streams, "service": service, "kafka_floor": floor, "direct": direct}
             )
             print(json.dumps(latency[-1]), flush=True)
+            if service["timed_out"]:
+                break  # the machine is saturated: higher levels would only say so again
         results["token_latency"] = latency
-        held = [x["streams"] for x in latency if x["service"].get("p99", 1e9) < TARGET_P99_MS]
+        held = [
+            x["streams"]
+            for x in latency
+            if x["service"].get("p99", 1e9) < TARGET_P99_MS and not x["service"]["timed_out"]
+        ]
         results["max_streams_p99_under_50ms"] = max(held, default=0)
-        results["first_audio_pipelined"] = await measure.first_audio(stack, 500)
-        print(json.dumps(results["first_audio_pipelined"]), flush=True)
-        results["idle_sockets"] = await measure.idle_socket_memory(stack, 1000 if quick else 5000)
-        print(json.dumps(results["idle_sockets"]), flush=True)
-        results["submit"] = await measure.submit_latency(stack, 200, 3 if quick else 10)
-        print(json.dumps(results["submit"]), flush=True)
     # The serial baseline: the same narration, started only once the rewrite is whole.
     async with running_stack(
         first_token_ms=FIRST_TOKEN_MS,
