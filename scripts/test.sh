@@ -50,8 +50,8 @@ export AMPLIFY_TEST_DATABASE_URL
 
 echo "== tests"
 set +e
-# The broker-outage fault test still loses stories: it runs with `make test-outage`.
-$BIN/pytest -p no:cacheprovider -m "not outage" "$@"
+# Fault tests that still fail (marked open_issue) run with `make test-open`, until fixed.
+$BIN/pytest -p no:cacheprovider -m "not open_issue" "$@"
 rc=$?
 set -e
 if [ "$rc" = 5 ]; then

@@ -25,6 +25,9 @@ from tests.faults.conftest import (
 )
 
 SUBMIT_EVERY_S = 0.1
+# The client submits for a few accounts in turn: the gateway admits one submission of an
+# account at a time, and one account at 10 a second measures that, not the outage.
+USERS = 4
 BEFORE_S = 3.0
 DOWN_S = 5.0
 AFTER_S = 6.0
@@ -51,7 +54,7 @@ class Answer:
 
 
 @pytest.mark.kafka
-@pytest.mark.outage  # not in `make test` yet: it still loses stories (see the README)
+@pytest.mark.open_issue  # not in `make test` yet: it still loses stories (issue 5)
 @pytest.mark.timeout(360)
 async def test_broker_outage(own_broker: Broker, stacks: StackFactory) -> None:
     name = "test_broker_outage"
@@ -66,8 +69,7 @@ async def test_broker_outage(own_broker: Broker, stacks: StackFactory) -> None:
 
     # No pool limit: held submissions must not queue the ones behind them in the client.
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
-        token = await new_user(session, gateway.base)
-        headers = {"Authorization": f"Bearer {token}"}
+        tokens = [await new_user(session, gateway.base) for _ in range(USERS)]
 
         async def submit(i: int) -> None:
             sent = time.monotonic()
@@ -77,7 +79,7 @@ async def test_broker_outage(own_broker: Broker, stacks: StackFactory) -> None:
                     session.post(
                         f"{gateway.base}/v1/stories",
                         json={"text": short_story(i), "request_id": f"o{i}"},
-                        headers=headers,
+                        headers={"Authorization": f"Bearer {tokens[i % USERS]}"},
                     ) as res,
                 ):
                     body = await res.json(content_type=None)
