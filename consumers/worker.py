@@ -112,7 +112,9 @@ class Worker(abc.ABC, Generic[E]):
         """True when this record may have been (partly) worked on before: it was fetched
         again after a rebalance or a restart, or its work is being retried."""
         tp = TopicPartition(record.topic, record.partition)
-        return record.offset < self._replay_below.get(tp, 0) or (tp, record.offset) in self._retried
+        below = self._replay_below.get(tp)
+        # No assignment seen for the partition (a listener that failed): assume the worst.
+        return below is None or record.offset < below or (tp, record.offset) in self._retried
 
     async def run(self) -> None:
         self._dlq = self._bus.producer(client_id=f"{self.group_id}-dlq")
@@ -264,6 +266,7 @@ class Worker(abc.ABC, Generic[E]):
     async def _on_assigned(self, partitions: set[TopicPartition]) -> None:
         # Whatever is already in these partitions may have been started by their
         # previous owner; only records past today's end are certainly new.
+        log.info("assigned %s", sorted((tp.topic, tp.partition) for tp in partitions))
         for topic in {tp.topic for tp in partitions}:
             ends = await self._bus.end_offsets(topic)
             for tp in partitions:
