@@ -107,32 +107,38 @@ class Narrator(Worker[SegmentEvent]):
             # The tail of a story narrated before a restart: its start was committed,
             # which only happens once the story ended.
             return
-        attempt = 1
-        if self.may_have_run(record):
-            history = await story_history(self._bus, self.topics, event.story_id, event)
-            if (done := history.completed) is not None:
-                # Narrated and ended by a worker before us (which may have died before
-                # telling the clients).
-                if not history.stream["story.completed"]:
-                    stream = StreamPublisher(
-                        self.stream_producer, self.topics.stream, event.story_id, event.user_id
-                    )
-                    await repeat_completion(stream, event.story_id, done)
-                return
-            attempt = history.stream["audio.started"] + 1
-        session = _Narration(self, event, attempt)
-        if self._cancelled.pop(event.story_id, None):
-            session.cancel()
+        # The session exists before anything is awaited: the story's next records, handled
+        # meanwhile by other tasks, must find it (not be taken for an old story's tail).
+        session = _Narration(self, event, attempt=1)
         self._sessions[event.story_id] = session
         session.queue.put_nowait(event)
-        log.info("story %s narration started (attempt %d)", event.story_id, attempt)
-        task = asyncio.create_task(session.run(), name=f"narrate:{event.story_id}")
         try:
-            await asyncio.shield(task)
-        except asyncio.CancelledError:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-            raise
+            if self.may_have_run(record):
+                history = await story_history(self._bus, self.topics, event.story_id, event)
+                if (done := history.completed) is not None:
+                    # Narrated and ended by a worker before us (which may have died before
+                    # telling the clients).
+                    if not history.stream["story.completed"]:
+                        stream = StreamPublisher(
+                            self.stream_producer, self.topics.stream, event.story_id, event.user_id
+                        )
+                        await repeat_completion(stream, event.story_id, done)
+                    return
+                session.narration_attempt = history.stream["audio.started"] + 1
+            if self._cancelled.pop(event.story_id, None):
+                session.cancel()
+            log.info(
+                "story %s narration started (attempt %d)",
+                event.story_id,
+                session.narration_attempt,
+            )
+            task = asyncio.create_task(session.run(), name=f"narrate:{event.story_id}")
+            try:
+                await asyncio.shield(task)
+            except asyncio.CancelledError:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+                raise
         finally:
             self._sessions.pop(event.story_id, None)
 
