@@ -55,6 +55,13 @@ CHUNK_BYTES = 12 * 1024
 CANCELLED_MEMORY = 10_000
 
 
+def _starts_attempt(event: SegmentEvent) -> bool:
+    """The first record of an enhancement attempt's narration."""
+    return (isinstance(event, NarrationSegment) and event.index == 0) or (
+        isinstance(event, NarrationEnd) and event.segments == 0
+    )
+
+
 def audio_url(story_id: str) -> str:
     return f"/v1/stories/{story_id}/audio"
 
@@ -98,49 +105,48 @@ class Narrator(Worker[SegmentEvent]):
                 self._remember_cancelled(event.story_id)
             return
         if session is not None:
-            session.queue.put_nowait(event)
+            session.feed(event)
             return
-        starts = (isinstance(event, NarrationSegment) and event.index == 0) or (
-            isinstance(event, NarrationEnd) and event.segments == 0
-        )
-        if not starts:
+        if not _starts_attempt(event):
             # The tail of a story narrated before a restart: its start was committed,
             # which only happens once the story ended.
             return
-        # The session exists before anything is awaited: the story's next records, handled
-        # meanwhile by other tasks, must find it (not be taken for an old story's tail).
-        session = _Narration(self, event, attempt=1)
+        # The session exists before anything is awaited, and until the story ends: its
+        # next records, handled meanwhile by other tasks (also while a run waits for the
+        # bus to come back), must find it, not be taken for an old story's tail.
+        session = _Narration(self, event)
         self._sessions[event.story_id] = session
-        session.queue.put_nowait(event)
         try:
-            if self.may_have_run(record):
-                history = await story_history(self._bus, self.topics, event.story_id, event)
-                if (done := history.completed) is not None:
-                    # Narrated and ended by a worker before us (which may have died before
-                    # telling the clients).
-                    if not history.stream["story.completed"]:
-                        stream = StreamPublisher(
-                            self.stream_producer, self.topics.stream, event.story_id, event.user_id
-                        )
-                        await repeat_completion(stream, event.story_id, done)
-                    return
-                session.narration_attempt = history.stream["audio.started"] + 1
-            if self._cancelled.pop(event.story_id, None):
-                session.cancel()
-            log.info(
-                "story %s narration started (attempt %d)",
-                event.story_id,
-                session.narration_attempt,
-            )
-            task = asyncio.create_task(session.run(), name=f"narrate:{event.story_id}")
-            try:
-                await asyncio.shield(task)
-            except asyncio.CancelledError:
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
-                raise
+            await self.until_the_bus_answers(record, lambda: self._narrate(session, record))
         finally:
             self._sessions.pop(event.story_id, None)
+
+    async def _narrate(self, session: _Narration, record: Record) -> None:
+        """One run of a story's narration, from its first sentence; a run that failed on
+        the bus is followed by another that reads the history again."""
+        if self.may_have_run(record):
+            history = await story_history(self._bus, self.topics, session.story_id, session.first)
+            if (done := history.completed) is not None:
+                # Narrated and ended by a worker before us (which may have died before
+                # telling the clients).
+                if not history.stream["story.completed"]:
+                    await repeat_completion(session.new_stream(), session.story_id, done)
+                return
+            session.narration_attempt = history.stream["audio.started"] + 1
+        if self._cancelled.pop(session.story_id, None):
+            session.cancel()
+        log.info(
+            "story %s narration started (attempt %d)",
+            session.story_id,
+            session.narration_attempt,
+        )
+        task = asyncio.create_task(session.run(), name=f"narrate:{session.story_id}")
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            raise
 
     def _remember_cancelled(self, story_id: str) -> None:
         """A cancel that came before the story's first sentence (bounded memory)."""
@@ -150,24 +156,36 @@ class Narrator(Worker[SegmentEvent]):
 
 
 class _Narration:
-    """One story's narration, from its first segment to its end marker."""
+    """One story's narration, from its first segment to its end marker.
 
-    def __init__(self, narrator: Narrator, first: NarrationSegment | NarrationEnd, attempt: int):
+    It keeps every record it is fed, so a run that failed (the bus went away) can be
+    followed by another from the first sentence."""
+
+    def __init__(self, narrator: Narrator, first: NarrationSegment | NarrationEnd):
         self.n = narrator
+        self.first = first
         self.story_id = first.story_id
         self.user_id = first.user_id
-        # The enhancement attempt whose sentences we speak, and our own attempt.
-        self.attempt = first.attempt
-        self.narration_attempt = attempt
         self.submitted_at = first.submitted_at
-        self.queue: asyncio.Queue[SegmentEvent] = asyncio.Queue()
-        self.stream = StreamPublisher(
-            narrator.stream_producer, narrator.topics.stream, self.story_id, self.user_id
-        )
+        # Our own attempt, as the clients count them (one per audio.started).
+        self.narration_attempt = 1
+        self.events: list[SegmentEvent] = [first]
+        self._fed = asyncio.Event()
+        self.stream = self.new_stream()
         self.voice = narrator.speech.default_voice
         self.cancelled = False
         self._speaking: asyncio.Task[None] | None = None
+        self.attempt = first.attempt
         self._reset_state()
+
+    def feed(self, event: SegmentEvent) -> None:
+        self.events.append(event)
+        self._fed.set()
+
+    def new_stream(self) -> StreamPublisher:
+        return StreamPublisher(
+            self.n.stream_producer, self.n.topics.stream, self.story_id, self.user_id
+        )
 
     def _reset_state(self) -> None:
         self.writer: NarrationWriter | None = None
@@ -183,10 +201,33 @@ class _Narration:
         if self._speaking is not None:
             self._speaking.cancel()
 
+    async def _next(self, position: int) -> SegmentEvent:
+        while position >= len(self.events):
+            self._fed.clear()
+            await self._fed.wait()
+        return self.events[position]
+
+    def _begin(self) -> None:
+        """A run starts from the first sentence of the newest enhancement attempt fed so
+        far, with nothing written and a stream publisher of its own."""
+        if self.writer is not None:
+            self.writer.discard()
+        self._reset_state()
+        self.stream.abandon()
+        self.stream = self.new_stream()
+        self.attempt = max(
+            e.attempt
+            for e in self.events
+            if isinstance(e, NarrationSegment | NarrationEnd) and _starts_attempt(e)
+        )
+
     async def run(self) -> None:
+        self._begin()
+        position = 0
         try:
             while True:
-                event = await self.queue.get()
+                event = await self._next(position)
+                position += 1
                 if isinstance(event, NarrationSegment):
                     if event.attempt > self.attempt and event.index == 0:
                         await self._restart(event.attempt)
@@ -205,11 +246,13 @@ class _Narration:
                 elif isinstance(event, NarrationEnd) and event.attempt >= self.attempt:
                     await asyncio.shield(self._end(event))
                     return
-        except asyncio.CancelledError:
+        except BaseException:
+            # Cancelled, or the bus failed: nothing of this run is kept.
             if self._speaking is not None:
                 self._speaking.cancel()
             if self.writer is not None:
                 self.writer.discard()
+                self.writer = None
             raise
 
     async def _restart(self, attempt: int) -> None:

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
@@ -164,30 +164,43 @@ class Worker(abc.ABC, Generic[E]):
 
     async def _process(self, record: Record) -> None:
         story_id_var.set(record.key or None)  # this task's context: its log lines
+        try:
+            await self.until_the_bus_answers(record, lambda: self._work(record))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("handler failed", extra={"cursor": record.cursor})
+
+    async def until_the_bus_answers(
+        self, record: Record, work: Callable[[], Awaitable[None]]
+    ) -> None:
+        """Run ``work`` for ``record`` again, with backoff, for as long as it fails because
+        the bus is away: the work is not done, so the record stays uncommitted. From the
+        first failure on, the record counts as possibly run before (``may_have_run``).
+
+        Handlers whose work outlives one call (the narrator's session, fed by later
+        records) run their own retries through this, keeping what they were fed."""
         tp = TopicPartition(record.topic, record.partition)
         delay = RETRY_INITIAL_S
-        while True:
-            try:
-                await self._work(record)
-                break
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                if not is_bus_error(exc):
-                    log.exception("handler failed", extra={"cursor": record.cursor})
-                    break
-                # The bus is away: the work is not done. Keep the record (its offset stays
-                # uncommitted) and run it again once the bus answers.
-                log.warning(
-                    "bus unavailable, retrying in %.1f s: %r",
-                    delay,
-                    exc,
-                    extra={"cursor": record.cursor},
-                )
-                self._retried.add((tp, record.offset))
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, RETRY_MAX_S)
-        self._retried.discard((tp, record.offset))
+        try:
+            while True:
+                try:
+                    await work()
+                    return
+                except Exception as exc:
+                    if not is_bus_error(exc):
+                        raise
+                    log.warning(
+                        "bus unavailable, retrying in %.1f s: %r",
+                        delay,
+                        exc,
+                        extra={"cursor": record.cursor},
+                    )
+                    self._retried.add((tp, record.offset))
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, RETRY_MAX_S)
+        finally:
+            self._retried.discard((tp, record.offset))
 
     async def _work(self, record: Record) -> None:
         try:

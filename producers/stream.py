@@ -50,3 +50,15 @@ class StreamPublisher:
         pending, self._pending = self._pending, []
         if pending:
             await asyncio.gather(*pending)
+
+    def abandon(self) -> None:
+        """Forget the queued sends of a run that failed: they land or fail on their own
+        (in order, before anything sent later), and a failure is not reported twice."""
+        pending, self._pending = self._pending, []
+        for send in pending:
+            asyncio.ensure_future(send).add_done_callback(_quietly)
+
+
+def _quietly(done: asyncio.Future[Position]) -> None:
+    if not done.cancelled():
+        done.exception()  # retrieved: a failed send of an abandoned run is expected

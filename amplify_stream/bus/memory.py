@@ -41,6 +41,18 @@ class MemoryBus(Bus):
         # The live producer of each transactional id; a newer one fences the older.
         self._txn_owners: dict[str, MemoryProducer] = {}
         self._running = False
+        # False while an outage is simulated (``set_reachable``).
+        self.reachable = True
+
+    def set_reachable(self, reachable: bool) -> None:
+        """Simulate the broker going away and coming back (for fault tests): meanwhile
+        sends, transactions, offset lookups, history reads and pings raise
+        ``BusUnavailable``, as the Kafka backend's do."""
+        self.reachable = reachable
+
+    def check_reachable(self) -> None:
+        if not self.reachable:
+            raise BusUnavailable("the memory bus is unreachable")
 
     async def start(self) -> None:
         self._running = True
@@ -57,6 +69,7 @@ class MemoryBus(Bus):
     async def ping(self) -> None:
         if not self._running:
             raise BusUnavailable("the memory bus is not running")
+        self.check_reachable()
 
     def producer(
         self,
@@ -110,6 +123,7 @@ class MemoryBus(Bus):
     async def read_range(
         self, topic: str, partition: int, start: int, end: int, *, isolation: Isolation
     ) -> list[Record]:
+        self.check_reachable()
         log = self.topic(topic)
         wakeup = asyncio.Event()
         log.watchers.add(wakeup)
@@ -128,6 +142,7 @@ class MemoryBus(Bus):
             log.watchers.discard(wakeup)
 
     async def end_offsets(self, topic: str) -> dict[int, int]:
+        self.check_reachable()
         log = self.topic(topic)
         return {p: log.end(p) for p in range(log.partitions)}
 
@@ -205,6 +220,7 @@ class MemoryProducer(Producer):
         self._state = "fenced"
 
     def _check_running(self) -> None:
+        self._bus.check_reachable()
         if self._state == "fenced":
             raise ProducerFenced(f"producer {self._transactional_id!r} was fenced")
         if self._state != "running":
@@ -242,6 +258,9 @@ class MemoryProducer(Producer):
             raise
         if txn.state != "open":  # fenced meanwhile: already aborted
             raise ProducerFenced(f"producer {self._transactional_id!r} was fenced")
+        if not self._bus.reachable:
+            self._end(txn, "aborted")
+            self._bus.check_reachable()
         self._end(txn, "committed")
 
     async def send_offsets_to_transaction(
