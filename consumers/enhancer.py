@@ -7,6 +7,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections import OrderedDict
 
 from amplify_stream.bus import is_bus_error
 from amplify_stream.bus.base import Bus, Producer, Record
@@ -57,6 +58,9 @@ from producers.stream import StreamPublisher
 
 log = logging.getLogger(__name__)
 
+# Cancels remembered for stories not streaming yet (or never here).
+CANCELLED_MEMORY = 10_000
+
 
 class Enhancer(Worker[Command]):
     def __init__(
@@ -83,8 +87,11 @@ class Enhancer(Worker[Command]):
         self._settings = settings
         self._stream_producer = stream_producer
         self._outcomes = OutcomePublisher(outcome_producer, self.topics.outcomes)
-        self._running: dict[str, asyncio.Task[None]] = {}
-        self._cancel_requested: set[str] = set()
+        # Stories whose provider stream runs now, by the task consuming it.
+        self._streaming: dict[str, asyncio.Task[None]] = {}
+        # Cancels asked for (bounded): they hold across a story's history read and its
+        # retries, and a replayed story that was cancelled ends cancelled.
+        self._cancel_requested: OrderedDict[str, None] = OrderedDict()
 
     async def handle(self, event: Command, record: Record) -> None:
         if isinstance(event, StoryCancelled):
@@ -96,20 +103,14 @@ class Enhancer(Worker[Command]):
             if await self._already_done(event, history):
                 return
             attempt = history.stream["enhancement.started"] + 1
-        task = asyncio.current_task()
-        assert task is not None
-        self._running[event.story_id] = task
         log.info("story %s started (attempt %d)", event.story_id, attempt)
-        try:
-            await self._enhance(event, attempt)
-        finally:
-            self._running.pop(event.story_id, None)
-            self._cancel_requested.discard(event.story_id)
+        await self._enhance(event, attempt)
 
     async def _cancel_story(self, event: StoryCancelled) -> None:
-        task = self._running.get(event.story_id)
-        if task is not None:
-            self._cancel_requested.add(event.story_id)
+        self._cancel_requested[event.story_id] = None
+        while len(self._cancel_requested) > CANCELLED_MEMORY:
+            self._cancel_requested.popitem(last=False)
+        if (task := self._streaming.get(event.story_id)) is not None:
             task.cancel()
         # The narrator may still be speaking a story whose rewrite is done: tell it too.
         segments = self._segments_publisher(event.story_id, event.user_id)
@@ -158,6 +159,11 @@ class Enhancer(Worker[Command]):
             else None
         )
         run = _Run(story, attempt, self._provider, segments, self.metrics)
+        if story.story_id in self._cancel_requested:
+            # Cancelled before its provider stream began (the cancel was handled while
+            # this record waited for its history or for the bus).
+            await asyncio.shield(self._finish_cancelled(story, run, stream))
+            return
         if attempt > 1:
             await stream.publish(
                 EnhancementReset(
@@ -174,23 +180,29 @@ class Enhancer(Worker[Command]):
                 attempt=attempt,
             )
         )
+        # The provider stream runs in a task of its own: a cancel stops it (and closes
+        # its connection) without touching this one, which then ends the story.
+        execute = asyncio.create_task(run.execute(stream), name=f"stream:{story.story_id}")
+        self._streaming[story.story_id] = execute
         try:
-            await run.execute(stream)
+            await asyncio.wait({execute})
         except asyncio.CancelledError:
-            if story.story_id not in self._cancel_requested:
-                raise  # handed back to the group (shutdown, rebalance): no outcome
+            # Handed back to the group (shutdown, rebalance): no outcome.
+            execute.cancel()
+            await asyncio.gather(execute, return_exceptions=True)
+            raise
+        finally:
+            self._streaming.pop(story.story_id, None)
+        if execute.cancelled():
             await asyncio.shield(self._finish_cancelled(story, run, stream))
             return
-        except AmplifyError as exc:
-            await asyncio.shield(self._finish_failed(story, run, stream, exc))
-            return
-        except Exception as exc:
+        if (exc := execute.exception()) is not None:
             if is_bus_error(exc):
-                raise  # not the story's failure: the worker runs it again
-            log.exception("enhancement crashed", extra={"story_id": story.story_id})
-            await asyncio.shield(
-                self._finish_failed(story, run, stream, AmplifyError("enhancement failed"))
-            )
+                raise exc  # not the story's failure: the worker runs it again
+            if not isinstance(exc, AmplifyError):
+                log.error("enhancement crashed", exc_info=exc, extra={"story_id": story.story_id})
+                exc = AmplifyError("enhancement failed")
+            await asyncio.shield(self._finish_failed(story, run, stream, exc))
             return
         await asyncio.shield(self._finish_completed(story, run, stream))
 

@@ -206,7 +206,8 @@ async def _handle(request: web.Request) -> web.StreamResponse:
         conn.state = "failed"
         await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=str(exc)[:100].encode())
     except ConnectionError:
-        conn.state = "disconnected"
+        if conn.state == "open":
+            conn.state = "disconnected"
     finally:
         # Cancelled (the client went away: handler_cancellation) or the client closed.
         if conn.state == "open":
@@ -287,6 +288,8 @@ async def _answer(
     if not await send_audio(cutter.flush()):
         return
     await ws.send_bytes(wire.audio_frame(rid, sid, b""))
+    # Completed before the last message goes: the client may close the moment it has it.
+    conn.state = "completed"
     await ws.send_str(wire.turn_end(rid))
 
 

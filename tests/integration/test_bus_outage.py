@@ -120,3 +120,44 @@ async def test_a_story_survives_a_bus_outage_mid_rewrite(
     assert hashlib.sha256(audio_of(narration)).hexdigest() == completed["sha256"]
     outcomes = await outcomes_of(svc, events[0]["story_id"])
     assert [o["status"] for o in outcomes if o["type"] == "story.completed"] == ["completed"]
+
+
+async def test_a_cancel_while_the_story_waits_for_the_bus_holds(
+    service: StartService, session: aiohttp.ClientSession
+) -> None:
+    # The enhancer's stream fails at the first delta and waits (0.5 s, then 1 s) for the
+    # bus; the cancel comes in between, when nothing of the story is running: the next
+    # attempt must not run the story again but end it cancelled.
+    svc = await service(local_piece_delay_ms=20)
+    bus = svc.app[keys.BUS]
+    assert isinstance(bus, MemoryBus)
+    token = await sign_up(session, svc.base, "outage")
+    url = svc.base.replace("http", "ws", 1) + "/v1/stream"
+    events: list[dict[str, Any]] = []
+    loop = asyncio.get_running_loop()
+    async with (
+        asyncio.timeout(60),
+        session.ws_connect(url, headers={"Authorization": f"Bearer {token}"}) as ws,
+    ):
+
+        async def cancel_once_the_bus_is_back(story_id: str) -> None:
+            await asyncio.sleep(1.0)
+            bus.set_reachable(True)
+            await ws.send_json({"type": "story.cancel", "story_id": story_id})
+
+        await ws.send_json({"type": "story.submit", "text": long_story(6)})
+        cancelling: asyncio.Task[None] | None = None
+        async for msg in ws:
+            event = json.loads(msg.data)
+            events.append(event)
+            if event["type"] == "enhancement.delta" and cancelling is None:
+                bus.set_reachable(False)
+                cancelling = loop.create_task(cancel_once_the_bus_is_back(event["story_id"]))
+            if event["type"] == "story.completed":
+                break
+    assert cancelling is not None and cancelling.done()
+    types = [e["type"] for e in events]
+    assert events[-1]["status"] == "cancelled", events[-1]
+    assert "enhancement.completed" not in types
+    outcomes = await outcomes_of(svc, events[0]["story_id"])
+    assert [o["status"] for o in outcomes if o["type"] == "story.completed"] == ["cancelled"]
