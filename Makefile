@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: bench install run test test-open lint format schemas kafka-start kafka-stop postgres-start postgres-stop clean
+.PHONY: bench install run test lint format schemas kafka-start kafka-stop postgres-start postgres-stop clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,10 +26,6 @@ test: install
 bench: install
 	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev,bench]"
 	scripts/bench.sh $(BENCH_ARGS)
-
-## The fault tests that still fail (marked open_issue; not in `make test` until they pass).
-test-open: install
-	scripts/test.sh -m open_issue tests/faults
 
 lint: install
 	$(BIN)/ruff check .

@@ -50,8 +50,7 @@ export AMPLIFY_TEST_DATABASE_URL
 
 echo "== tests"
 set +e
-# Fault tests that still fail (marked open_issue) run with `make test-open`, until fixed.
-$BIN/pytest -p no:cacheprovider -m "not open_issue" "$@"
+$BIN/pytest -p no:cacheprovider "$@"
 rc=$?
 set -e
 if [ "$rc" = 5 ]; then

@@ -54,7 +54,6 @@ class Answer:
 
 
 @pytest.mark.kafka
-@pytest.mark.open_issue  # not in `make test` yet: it still loses stories (issue 5)
 @pytest.mark.timeout(360)
 async def test_broker_outage(own_broker: Broker, stacks: StackFactory) -> None:
     name = "test_broker_outage"

@@ -59,7 +59,6 @@ async def owner_of(procs: list[Proc], story_id: str, wait: float = 1.0) -> Proc 
 
 
 @pytest.mark.kafka
-@pytest.mark.open_issue  # passes since the narrator fix; into `make test` once it passes repeatedly
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("role", ROLES)
 async def test_worker_killed_mid_stream(stacks: StackFactory, role: str) -> None:
