@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     narrator_concurrency: int = 4
     # Narrate only once the whole rewrite is there: the serial baseline of `make bench`.
     narrate_after_rewrite: bool = False
+    # On SIGTERM a worker finishes what it runs for this long, then hands the rest back
+    # (uncommitted: another member of its group runs it again).
+    worker_shutdown_grace_s: float = Field(default=10.0, ge=0)
     gemini_api_key: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("GEMINI_API_KEY", "AMPLIFY_GEMINI_API_KEY")
     )

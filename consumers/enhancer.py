@@ -81,6 +81,7 @@ class Enhancer(Worker[Command]):
             dlq_topic=self.topics.dlq,
             adapter=command_adapter,
             concurrency=settings.enhancer_concurrency,
+            shutdown_grace_s=settings.worker_shutdown_grace_s,
             metrics=metrics,
         )
         self._provider = provider

@@ -86,6 +86,7 @@ class Narrator(Worker[SegmentEvent]):
             dlq_topic=self.topics.dlq,
             adapter=segment_adapter,
             concurrency=settings.narrator_stories,
+            shutdown_grace_s=settings.worker_shutdown_grace_s,
             metrics=metrics,
         )
         self.speech = speech

@@ -41,6 +41,7 @@ class Projector(Worker[OutcomeEvent]):
             # One record at a time keeps each story's outcomes in order, so a reader never
             # sees a story completed before its results are there.
             concurrency=1,
+            shutdown_grace_s=settings.worker_shutdown_grace_s,
         )
         self.store = store
 
