@@ -16,7 +16,7 @@ import aiohttp
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from benchmarks.stack import KAFKA, Stack, rss_kib
+from benchmarks.stack import KAFKA, CpuMeter, Stack, rss_kib
 
 # One concurrency level may take this long; a machine that cannot keep up says so.
 RUN_LIMIT_S = 75.0
@@ -99,13 +99,20 @@ async def service_token_latency(stack: Stack, streams: int, words: int) -> dict[
                         finished += 1
                         return
 
+        meter = CpuMeter(stack.pids)
+        meter.start()
         started = time.monotonic()
         timed_out = not await _bounded(one(i) for i in range(streams))
+        cpu = meter.stop()
     return {
         "streams": streams,
         "finished": finished,
         "timed_out": timed_out,
         "seconds": round(time.monotonic() - started, 1),
+        "cpu_s": cpu,
+        "cpu_s_per_1000_deltas": {
+            role: round(seconds * 1000 / max(1, len(samples)), 3) for role, seconds in cpu.items()
+        },
     } | percentiles(samples)
 
 

@@ -12,7 +12,7 @@ import sys
 import tempfile
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
@@ -34,6 +34,8 @@ class Stack:
     base: str
     gateway_pid: int
     env: dict[str, str]
+    # Every process of the stack by role (gateway, enhancer, narrator, fake-gemini).
+    pids: dict[str, int] = field(default_factory=dict)
 
     @property
     def ws_url(self) -> str:
@@ -104,20 +106,26 @@ async def running_stack(
             **extra,
         )
         procs: list[asyncio.subprocess.Process] = []
+        pids: dict[str, int] = {}
         try:
-            for args in (["fake", "gemini"], ["worker", "enhancer"], ["worker", "narrator"]):
-                procs.append(
-                    await asyncio.create_subprocess_exec(
-                        COMMAND, *args, env=env, stdout=asyncio.subprocess.DEVNULL
-                    )
+            for role, args in (
+                ("fake-gemini", ["fake", "gemini"]),
+                ("enhancer", ["worker", "enhancer"]),
+                ("narrator", ["worker", "narrator"]),
+            ):
+                proc = await asyncio.create_subprocess_exec(
+                    COMMAND, *args, env=env, stdout=asyncio.subprocess.DEVNULL
                 )
+                procs.append(proc)
+                pids[role] = proc.pid
             gateway = await asyncio.create_subprocess_exec(
                 COMMAND, "gateway", env=env, stdout=asyncio.subprocess.DEVNULL
             )
             procs.append(gateway)
+            pids["gateway"] = gateway.pid
             base = f"http://127.0.0.1:{port}"
             await _wait_ready(base)
-            yield Stack(base, gateway.pid, env)
+            yield Stack(base, gateway.pid, env, pids)
         finally:
             for proc in reversed(procs):
                 if proc.returncode is None:
@@ -136,3 +144,52 @@ def rss_kib(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     raise RuntimeError(f"no VmRSS for {pid}")
+
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process so far (0 once it is gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
+def broker_pid() -> int | None:
+    """The local Kafka broker's process, when it runs on this machine (for its CPU)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"kafka.Kafka" in cmdline:
+            return int(entry.name)
+    return None
+
+
+class CpuMeter:
+    """CPU seconds spent by each process of the stack (and this client, and the broker)
+    between ``start`` and ``stop``: the cost, where wall-clock latency on a shared
+    2-core machine only says whether it kept up."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self._pids = dict(pids)
+        if (broker := broker_pid()) is not None:
+            self._pids["kafka"] = broker
+        self._pids["client"] = os.getpid()
+        self._before: dict[str, float] = {}
+
+    def start(self) -> None:
+        self._before = {role: cpu_seconds(pid) for role, pid in self._pids.items()}
+
+    def stop(self) -> dict[str, float]:
+        return {
+            role: round(cpu_seconds(pid) - self._before[role], 2)
+            for role, pid in self._pids.items()
+        }
