@@ -92,9 +92,10 @@ async def _wait_ready(base: str) -> None:
 
 @contextlib.asynccontextmanager
 async def running_stack(
-    *, first_token_ms: int, tokens_per_s: float, **extra: str
+    *, first_token_ms: int, tokens_per_s: float, enhancers: int = 1, **extra: str
 ) -> AsyncIterator[Stack]:
-    """Fake Gemini, enhancer, narrator and gateway processes; all stopped on exit."""
+    """Fake Gemini, ``enhancers`` enhancer processes (members of one group), a narrator
+    and a gateway process; all stopped on exit."""
     port, gemini_port = free_port(), free_port()
     with tempfile.TemporaryDirectory(prefix="amplify-bench-") as tmp:
         env = _env(
@@ -107,17 +108,23 @@ async def running_stack(
         )
         procs: list[asyncio.subprocess.Process] = []
         pids: dict[str, int] = {}
+        drains: list[asyncio.Task[None]] = []
         try:
-            for role, args in (
-                ("fake-gemini", ["fake", "gemini"]),
-                ("enhancer", ["worker", "enhancer"]),
-                ("narrator", ["worker", "narrator"]),
-            ):
+            roles = [("fake-gemini", ["fake", "gemini"])]
+            roles += [
+                ("enhancer" if n == 0 else f"enhancer{n + 1}", ["worker", "enhancer"])
+                for n in range(enhancers)
+            ]
+            roles.append(("narrator", ["worker", "narrator"]))
+            workers = []
+            for role, args in roles:
                 proc = await asyncio.create_subprocess_exec(
-                    COMMAND, *args, env=env, stdout=asyncio.subprocess.DEVNULL
+                    COMMAND, *args, env=env, stdout=asyncio.subprocess.PIPE
                 )
                 procs.append(proc)
                 pids[role] = proc.pid
+                if args[0] == "worker":
+                    workers.append(proc)
             gateway = await asyncio.create_subprocess_exec(
                 COMMAND, "gateway", env=env, stdout=asyncio.subprocess.DEVNULL
             )
@@ -125,8 +132,18 @@ async def running_stack(
             pids["gateway"] = gateway.pid
             base = f"http://127.0.0.1:{port}"
             await _wait_ready(base)
+            # Every worker in its group: a member joining mid-run would hand stories over.
+            joined = [asyncio.get_running_loop().create_future() for _ in workers]
+            drains = [
+                asyncio.create_task(_drain(proc, done))
+                for proc, done in zip(workers, joined, strict=True)
+            ]
+            async with asyncio.timeout(90):
+                await asyncio.gather(*joined)
             yield Stack(base, gateway.pid, env, pids)
         finally:
+            for task in drains:
+                task.cancel()
             for proc in reversed(procs):
                 if proc.returncode is None:
                     proc.send_signal(signal.SIGTERM)
@@ -137,6 +154,16 @@ async def running_stack(
                 except TimeoutError:
                     proc.kill()
                     await proc.wait()
+
+
+async def _drain(proc: asyncio.subprocess.Process, joined: asyncio.Future[None]) -> None:
+    """Resolve ``joined`` when the worker says it runs in its group; read on till it ends."""
+    assert proc.stdout is not None
+    async for line in proc.stdout:
+        if b"running in group" in line and not joined.done():
+            joined.set_result(None)
+    if not joined.done():
+        joined.set_exception(RuntimeError(f"worker {proc.pid} ended before joining its group"))
 
 
 def rss_kib(pid: int) -> int:
@@ -187,9 +214,21 @@ class CpuMeter:
 
     def start(self) -> None:
         self._before = {role: cpu_seconds(pid) for role, pid in self._pids.items()}
+        self._before["machine"] = machine_busy_seconds()
 
     def stop(self) -> dict[str, float]:
-        return {
+        """CPU seconds by role; ``others`` is whatever else kept the machine busy."""
+        spent = {
             role: round(cpu_seconds(pid) - self._before[role], 2)
             for role, pid in self._pids.items()
         }
+        machine = machine_busy_seconds() - self._before["machine"]
+        spent["others"] = round(max(0.0, machine - sum(spent.values())), 2)
+        return spent
+
+
+def machine_busy_seconds() -> float:
+    """Busy CPU seconds of the whole machine so far (all cores; idle and iowait left out)."""
+    values = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]
+    return (sum(values[:8]) - idle) / _CLOCK_TICKS
