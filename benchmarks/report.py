@@ -60,7 +60,8 @@ def markdown(r: dict[str, Any]) -> str:
     sub = r["submit"]
     lines.append(
         _row(
-            f"POST /v1/stories at {sub['rate']:g}/s (ms p50/p95/p99)",
+            f"POST /v1/stories at {sub['rate']:g}/s over {sub.get('users', 1)} users "
+            "(ms p50/p95/p99)",
             f"{sub['p50']} / {sub['p95']} / {sub['p99']}",
             f"statuses {sub['statuses']}",
             "",
