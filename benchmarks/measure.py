@@ -76,17 +76,19 @@ def percentiles(samples: list[float]) -> dict[str, float]:
 
 
 async def service_token_latency(stack: Stack, streams: int, words: int) -> dict[str, Any]:
-    """Added latency of every enhancement.delta: client receive time minus the event's
-    ``at`` (stamped by the enhancer the moment the provider yielded the piece)."""
+    """Added latency of every token: client receive time minus the ``at`` of the
+    enhancement.delta that carried it (stamped by the enhancer the moment the provider
+    yielded the piece). Percentiles are per word, so pieces that went out together in
+    one delta when the worker fell behind count as many times as they hold words."""
     samples: list[float] = []
-    finished = received_words = 0
+    finished = received_words = deltas = 0
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
         token = await stack.token(session, f"bench{uuid.uuid4().hex[:8]}")
         headers = {"Authorization": f"Bearer {token}"}
 
         async def one(i: int) -> None:
-            nonlocal finished, received_words
+            nonlocal finished, received_words, deltas
             async with session.ws_connect(stack.ws_url, headers=headers) as ws:
                 await ws.send_json(
                     {"type": "story.submit", "text": story(words, i), "audio": False}
@@ -95,8 +97,12 @@ async def service_token_latency(stack: Stack, streams: int, words: int) -> dict[
                     received = time.time() * 1000
                     event = orjson.loads(msg.data)
                     if event["type"] == "enhancement.delta":
-                        samples.append(received - at_ms(event["at"]))
-                        received_words += len(event["text"].split())
+                        # Per token: a delta that carries several pieces (yielded at once,
+                        # stamped once) counts once for each word in it.
+                        words_in = max(1, len(event["text"].split()))
+                        samples.extend([received - at_ms(event["at"])] * words_in)
+                        received_words += words_in
+                        deltas += 1
                     elif event["type"] == "story.completed":
                         finished += 1
                         return
@@ -112,6 +118,7 @@ async def service_token_latency(stack: Stack, streams: int, words: int) -> dict[
         "timed_out": timed_out,
         "seconds": round(time.monotonic() - started, 1),
         "words": received_words,
+        "deltas": deltas,
         # CPU by process (the broker's and other work's too): the cost, where latency on
         # a shared 2-core machine only says whether it kept up.
         "cpu_s": cpu,
@@ -207,7 +214,9 @@ async def direct_baseline(gemini_base: str, streams: int, words: int) -> dict[st
                     async for msg in ws:
                         if msg.type != aiohttp.WSMsgType.TEXT:
                             break
-                        samples.append(time.time() * 1000 - orjson.loads(msg.data)["at_ms"])
+                        piece = orjson.loads(msg.data)
+                        latency = time.time() * 1000 - piece["at_ms"]
+                        samples.extend([latency] * max(1, len(piece["text"].split())))
 
             timed_out = not await _bounded(one(i) for i in range(streams))
         server_cpu = round(cpu_seconds(server.pid) - cpu_before, 2)
