@@ -173,6 +173,8 @@ async def kafka_floor(streams: int, tokens_per_s: float, seconds: float) -> dict
             await asyncio.sleep(interval)
 
     reader = asyncio.create_task(consume())
+    meter = CpuMeter({})
+    meter.start()
     try:
         await asyncio.gather(*(produce(k) for k in range(streams)))
         await producer.flush()
@@ -180,9 +182,13 @@ async def kafka_floor(streams: int, tokens_per_s: float, seconds: float) -> dict
     finally:
         done.set()
         await reader
+        cpu = meter.stop()
         await producer.stop()
         await consumer.stop()
-    return {"streams": streams} | percentiles(samples)
+    per_record = {role: round(sec * 1000 / max(1, len(samples)), 3) for role, sec in cpu.items()}
+    return {"streams": streams, "cpu_s": cpu, "cpu_ms_per_record": per_record} | percentiles(
+        samples
+    )
 
 
 async def direct_baseline(gemini_base: str, streams: int, words: int) -> dict[str, Any]:
