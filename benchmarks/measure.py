@@ -82,6 +82,7 @@ async def service_token_latency(stack: Stack, streams: int, words: int) -> dict[
     one delta when the worker fell behind count as many times as they hold words."""
     samples: list[float] = []
     finished = received_words = deltas = 0
+    per_delta: list[float] = []
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
         token = await stack.token(session, f"bench{uuid.uuid4().hex[:8]}")
@@ -100,7 +101,9 @@ async def service_token_latency(stack: Stack, streams: int, words: int) -> dict[
                         # Per token: a delta that carries several pieces (yielded at once,
                         # stamped once) counts once for each word in it.
                         words_in = max(1, len(event["text"].split()))
-                        samples.extend([received - at_ms(event["at"])] * words_in)
+                        latency = received - at_ms(event["at"])
+                        samples.extend([latency] * words_in)
+                        per_delta.append(latency)
                         received_words += words_in
                         deltas += 1
                     elif event["type"] == "story.completed":
@@ -119,6 +122,9 @@ async def service_token_latency(stack: Stack, streams: int, words: int) -> dict[
         "seconds": round(time.monotonic() - started, 1),
         "words": received_words,
         "deltas": deltas,
+        # Each delta once, however many words it carries (how the figure was counted
+        # before deltas were coalesced).
+        "per_delta": percentiles(per_delta),
         # CPU by process (the broker's and other work's too): the cost, where latency on
         # a shared 2-core machine only says whether it kept up.
         "cpu_s": cpu,
