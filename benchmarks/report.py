@@ -36,7 +36,9 @@ def markdown(r: dict[str, Any]) -> str:
         lines.append(
             _row(
                 f"added token latency, {level['streams']} streams (ms p50/p95/p99, per word)",
-                f"{_pcts(s)}{late}; all streams done in {s.get('seconds', '?')} s",
+                f"{_pcts(s)}{late}"
+                + (f" (per delta {_pcts(s['per_delta'])})" if "per_delta" in s else "")
+                + f"; all streams done in {s.get('seconds', '?')} s",
                 f"aiokafka floor {_pcts(f)}; direct {_pcts(d)}",
                 "p50 <= 1.3x floor, p99 <= 2x floor (at 200)",
                 met,
