@@ -43,6 +43,24 @@ def _configure_logging(settings: Settings) -> None:
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
 
 
+def _loop_factory(settings: Settings) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop when chosen and installed; None for asyncio's own."""
+    if settings.event_loop == "uvloop":
+        try:
+            import uvloop
+        except ImportError:
+            return None
+        factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+        return factory
+    return None
+
+
+def _run(settings: Settings, main: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """Run ``main`` on the chosen event loop until SIGTERM or SIGINT."""
+    with asyncio.Runner(loop_factory=_loop_factory(settings)) as runner:
+        runner.run(_until_signalled(main))
+
+
 def _serve(settings: Settings, *, workers: bool) -> None:
     from amplify_stream.gateway.access_log import PathOnlyAccessLogger
     from amplify_stream.gateway.app import create_app
@@ -61,6 +79,7 @@ def _serve(settings: Settings, *, workers: bool) -> None:
         print=None,
         shutdown_timeout=10,
         access_log_class=PathOnlyAccessLogger,  # no query strings: they may hold tokens
+        loop=factory() if (factory := _loop_factory(settings)) is not None else None,
     )
 
 
@@ -189,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("serve", "gateway"):
         _serve(settings, workers=args.command == "serve")
     elif args.command == "worker":
-        asyncio.run(_until_signalled(lambda: _run_worker(settings, args.role)))
+        _run(settings, lambda: _run_worker(settings, args.role))
     elif args.command == "topics":
         asyncio.run(_create_topics(settings))
     elif args.command == "fake" and args.service == "gemini":

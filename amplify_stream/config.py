@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     # json: one object per line with story_id, for log pipelines; text: for a terminal.
     log_format: Literal["json", "text"] = "json"
+    # The event loop of the gateway and worker processes: uvloop (when installed) costs
+    # less per socket event than asyncio's own; "asyncio" forces the standard one.
+    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
     # Workers serve /metrics on this port when set (the gateway serves it on its own).
     metrics_port: int | None = None
 

@@ -4,8 +4,9 @@ to first audio, memory per idle socket, and submission latency under a steady ra
 from __future__ import annotations
 
 import asyncio
-import json
+import os
 import random
+import sys
 import time
 import uuid
 from collections.abc import Coroutine, Iterable
@@ -16,7 +17,7 @@ import aiohttp
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from benchmarks.stack import KAFKA, Stack, rss_kib
+from benchmarks.stack import KAFKA, CpuMeter, Stack, cpu_seconds, free_port, rss_kib
 
 # One concurrency level may take this long; a machine that cannot keep up says so.
 RUN_LIMIT_S = 75.0
@@ -75,17 +76,20 @@ def percentiles(samples: list[float]) -> dict[str, float]:
 
 
 async def service_token_latency(stack: Stack, streams: int, words: int) -> dict[str, Any]:
-    """Added latency of every enhancement.delta: client receive time minus the event's
-    ``at`` (stamped by the enhancer the moment the provider yielded the piece)."""
+    """Added latency of every token: client receive time minus the ``at`` of the
+    enhancement.delta that carried it (stamped by the enhancer the moment the provider
+    yielded the piece). Percentiles are per word, so pieces that went out together in
+    one delta when the worker fell behind count as many times as they hold words."""
     samples: list[float] = []
-    finished = 0
+    finished = received_words = deltas = 0
+    per_delta: list[float] = []
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
         token = await stack.token(session, f"bench{uuid.uuid4().hex[:8]}")
         headers = {"Authorization": f"Bearer {token}"}
 
         async def one(i: int) -> None:
-            nonlocal finished
+            nonlocal finished, received_words, deltas
             async with session.ws_connect(stack.ws_url, headers=headers) as ws:
                 await ws.send_json(
                     {"type": "story.submit", "text": story(words, i), "audio": False}
@@ -94,18 +98,39 @@ async def service_token_latency(stack: Stack, streams: int, words: int) -> dict[
                     received = time.time() * 1000
                     event = orjson.loads(msg.data)
                     if event["type"] == "enhancement.delta":
-                        samples.append(received - at_ms(event["at"]))
+                        # Per token: a delta that carries several pieces (yielded at once,
+                        # stamped once) counts once for each word in it.
+                        words_in = max(1, len(event["text"].split()))
+                        latency = received - at_ms(event["at"])
+                        samples.extend([latency] * words_in)
+                        per_delta.append(latency)
+                        received_words += words_in
+                        deltas += 1
                     elif event["type"] == "story.completed":
                         finished += 1
                         return
 
+        meter = CpuMeter(stack.pids)
+        meter.start()
         started = time.monotonic()
         timed_out = not await _bounded(one(i) for i in range(streams))
+        cpu = meter.stop()
     return {
         "streams": streams,
         "finished": finished,
         "timed_out": timed_out,
         "seconds": round(time.monotonic() - started, 1),
+        "words": received_words,
+        "deltas": deltas,
+        # Each delta once, however many words it carries (how the figure was counted
+        # before deltas were coalesced).
+        "per_delta": percentiles(per_delta),
+        # CPU by process (the broker's and other work's too): the cost, where latency on
+        # a shared 2-core machine only says whether it kept up.
+        "cpu_s": cpu,
+        "cpu_ms_per_word": {
+            role: round(seconds * 1000 / max(1, received_words), 3) for role, seconds in cpu.items()
+        },
     } | percentiles(samples)
 
 
@@ -154,6 +179,8 @@ async def kafka_floor(streams: int, tokens_per_s: float, seconds: float) -> dict
             await asyncio.sleep(interval)
 
     reader = asyncio.create_task(consume())
+    meter = CpuMeter({})
+    meter.start()
     try:
         await asyncio.gather(*(produce(k) for k in range(streams)))
         await producer.flush()
@@ -161,47 +188,36 @@ async def kafka_floor(streams: int, tokens_per_s: float, seconds: float) -> dict
     finally:
         done.set()
         await reader
+        cpu = meter.stop()
         await producer.stop()
         await consumer.stop()
-    return {"streams": streams} | percentiles(samples)
+    per_record = {role: round(sec * 1000 / max(1, len(samples)), 3) for role, sec in cpu.items()}
+    return {"streams": streams, "cpu_s": cpu, "cpu_ms_per_record": per_record} | percentiles(
+        samples
+    )
 
 
 async def direct_baseline(gemini_base: str, streams: int, words: int) -> dict[str, Any]:
     """The provider streamed straight to a socket, no bus: our gemini provider against the
-    same fake, each piece sent on a WebSocket as it arrives."""
-    from aiohttp import web
-
-    from amplify_stream.config import Settings
-    from amplify_stream.providers.base import EnhancementRequest, RewriteDelta
-    from amplify_stream.providers.gemini import GeminiProvider
-
-    settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        gemini_api_key="bench-key",  # type: ignore[arg-type]
-        gemini_base_url=gemini_base,
+    same fake, each piece sent on a WebSocket as it arrives, served by a process of its
+    own (``benchmarks.direct``) so the client here does not share its loop."""
+    port = free_port()
+    server = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "benchmarks.direct",
+        gemini_base,
+        str(port),
+        stdout=asyncio.subprocess.PIPE,
+        env={k: v for k, v in os.environ.items() if not k.startswith("AMPLIFY_")},
     )
-    provider = GeminiProvider(settings)
-
-    async def handler(request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse()
-        await ws.prepare(request)
-        text = (await ws.receive_json())["text"]
-        req = EnhancementRequest(story_id="direct", text=text, focus=["plot"], rewrite=True)
-        async for piece in provider.stream(req):
-            if isinstance(piece, RewriteDelta):
-                await ws.send_str(json.dumps({"at_ms": time.time() * 1000, "text": piece.text}))
-        await ws.close()
-        return ws
-
-    app = web.Application()
-    app.router.add_get("/direct", handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     samples: list[float] = []
     try:
+        assert server.stdout is not None
+        async with asyncio.timeout(60):
+            if (await server.stdout.readline()).strip() != b"ready":
+                raise RuntimeError("the direct baseline's server did not start")
+        cpu_before = cpu_seconds(server.pid)
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
 
             async def one(i: int) -> None:
@@ -210,13 +226,19 @@ async def direct_baseline(gemini_base: str, streams: int, words: int) -> dict[st
                     async for msg in ws:
                         if msg.type != aiohttp.WSMsgType.TEXT:
                             break
-                        samples.append(time.time() * 1000 - json.loads(msg.data)["at_ms"])
+                        piece = orjson.loads(msg.data)
+                        latency = time.time() * 1000 - piece["at_ms"]
+                        samples.extend([latency] * max(1, len(piece["text"].split())))
 
             timed_out = not await _bounded(one(i) for i in range(streams))
+        server_cpu = round(cpu_seconds(server.pid) - cpu_before, 2)
     finally:
-        await provider.aclose()
-        await runner.cleanup()
-    return {"streams": streams, "timed_out": timed_out} | percentiles(samples)
+        if server.returncode is None:
+            server.terminate()
+        await server.wait()
+    return {"streams": streams, "timed_out": timed_out, "server_cpu_s": server_cpu} | (
+        percentiles(samples)
+    )
 
 
 async def first_audio(stack: Stack, words: int) -> dict[str, Any]:
@@ -273,29 +295,48 @@ async def idle_socket_memory(stack: Stack, sockets: int) -> dict[str, Any]:
     }
 
 
-async def submit_latency(stack: Stack, rate: float, seconds: float) -> dict[str, Any]:
+async def submit_latency(
+    stack: Stack, rate: float, seconds: float, users: int = 50
+) -> dict[str, Any]:
     """``POST /v1/stories`` (202) latency with requests started at a steady rate
-    (open loop: a slow answer does not slow the arrivals)."""
+    (open loop: a slow answer does not slow the arrivals), spread round-robin over
+    ``users`` accounts: the rate is the service's, not one user's (the gateway admits
+    one submission of a user at a time, so one user would only measure that queue)."""
     samples: list[float] = []
     statuses: dict[int, int] = {}
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
-        token = await stack.token(session, f"bench{uuid.uuid4().hex[:8]}")
-        headers = {"Authorization": f"Bearer {token}"}
+        run = uuid.uuid4().hex[:6]
+        tokens = await asyncio.gather(
+            *(stack.token(session, f"bench{run}u{n}") for n in range(users))
+        )
+        headers = [{"Authorization": f"Bearer {token}"} for token in tokens]
         body = {"text": story(12), "audio": False}
 
-        async def one() -> None:
+        async def one(i: int) -> None:
             began = time.monotonic()
-            async with session.post(f"{stack.base}/v1/stories", json=body, headers=headers) as res:
+            async with session.post(
+                f"{stack.base}/v1/stories", json=body, headers=headers[i % users]
+            ) as res:
                 await res.read()
                 statuses[res.status] = statuses.get(res.status, 0) + 1
             samples.append((time.monotonic() - began) * 1000)
 
         tasks = []
+        meter = CpuMeter(stack.pids)
+        meter.start()
         began = time.monotonic()
         for i in range(int(rate * seconds)):
             delay = began + i / rate - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one()))
+            tasks.append(asyncio.create_task(one(i)))
         await asyncio.gather(*tasks)
-    return {"rate": rate, "seconds": seconds, "statuses": statuses} | percentiles(samples)
+        cpu = meter.stop()
+    return {
+        "rate": rate,
+        "seconds": seconds,
+        "users": users,
+        "statuses": statuses,
+        "answered_in_s": round(time.monotonic() - began, 1),
+        "cpu_s": cpu,
+    } | percentiles(samples)

@@ -11,6 +11,10 @@ def _row(name: str, figure: str, baseline: str, target: str, met: bool | None) -
     return f"| {name} | {figure} | {baseline} | {target} | {verdict} |"
 
 
+def _pcts(x: dict[str, Any]) -> str:
+    return " / ".join(str(x.get(q, "-")) for q in ("p50", "p95", "p99"))
+
+
 def markdown(r: dict[str, Any]) -> str:
     lines = [
         f"Benchmark of {r['date']} ({r['machine']}; fake Gemini at {r['tokens_per_s']:g} "
@@ -23,14 +27,19 @@ def markdown(r: dict[str, Any]) -> str:
         s, f, d = level["service"], level["kafka_floor"], level["direct"]
         met = None
         if level["streams"] == 200:
-            met = s["p50"] <= 1.3 * f["p50"] and s["p99"] <= 2 * f["p99"]
-        late = " (timed out)" if s.get("timed_out") else ""
+            met = "p50" in s and s["p50"] <= 1.3 * f["p50"] and s["p99"] <= 2 * f["p99"]
+        late = (
+            f" (timed out: {s.get('finished', '?')} of {level['streams']} streams finished)"
+            if s.get("timed_out")
+            else ""
+        )
         lines.append(
             _row(
-                f"added token latency, {level['streams']} streams (ms p50/p95/p99)",
-                f"{s['p50']} / {s['p95']} / {s['p99']}{late}",
-                f"aiokafka floor {f['p50']} / {f['p95']} / {f['p99']}; "
-                f"direct {d['p50']} / {d['p95']} / {d['p99']}",
+                f"added token latency, {level['streams']} streams (ms p50/p95/p99, per word)",
+                f"{_pcts(s)}{late}"
+                + (f" (per delta {_pcts(s['per_delta'])})" if "per_delta" in s else "")
+                + f"; all streams done in {s.get('seconds', '?')} s",
+                f"aiokafka floor {_pcts(f)}; direct {_pcts(d)}",
                 "p50 <= 1.3x floor, p99 <= 2x floor (at 200)",
                 met,
             )
@@ -60,14 +69,37 @@ def markdown(r: dict[str, Any]) -> str:
     sub = r["submit"]
     lines.append(
         _row(
-            f"POST /v1/stories at {sub['rate']:g}/s (ms p50/p95/p99)",
+            f"POST /v1/stories at {sub['rate']:g}/s over {sub.get('users', 1)} users "
+            "(ms p50/p95/p99)",
             f"{sub['p50']} / {sub['p95']} / {sub['p99']}",
             f"statuses {sub['statuses']}",
             "",
             None,
         )
     )
+    lines += _cpu_table(r)
     return "\n".join(lines) + "\n"
+
+
+def _cpu_table(r: dict[str, Any]) -> list[str]:
+    """CPU milliseconds per streamed word, by process, for each concurrency level: the
+    cost, which a shared machine's wall-clock figures only hint at."""
+    levels = [x for x in r["token_latency"] if x["service"].get("cpu_ms_per_word")]
+    if not levels:
+        return []
+    roles = list(levels[0]["service"]["cpu_ms_per_word"])
+    lines = [
+        "",
+        "CPU ms per streamed word, by process (`others`: the rest of the machine meanwhile):",
+        "",
+        "| streams | " + " | ".join(roles) + " |",
+        "|---" * (len(roles) + 1) + "|",
+    ]
+    for level in levels:
+        cost = level["service"]["cpu_ms_per_word"]
+        cells = " | ".join(str(cost.get(role, "")) for role in roles)
+        lines.append(f"| {level['streams']} | {cells} |")
+    return lines
 
 
 def plot(r: dict[str, Any], path: Path) -> None:

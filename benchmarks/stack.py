@@ -12,7 +12,7 @@ import sys
 import tempfile
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
@@ -34,6 +34,8 @@ class Stack:
     base: str
     gateway_pid: int
     env: dict[str, str]
+    # Every process of the stack by role (gateway, enhancer, narrator, fake-gemini).
+    pids: dict[str, int] = field(default_factory=dict)
 
     @property
     def ws_url(self) -> str:
@@ -90,9 +92,10 @@ async def _wait_ready(base: str) -> None:
 
 @contextlib.asynccontextmanager
 async def running_stack(
-    *, first_token_ms: int, tokens_per_s: float, **extra: str
+    *, first_token_ms: int, tokens_per_s: float, enhancers: int = 1, **extra: str
 ) -> AsyncIterator[Stack]:
-    """Fake Gemini, enhancer, narrator and gateway processes; all stopped on exit."""
+    """Fake Gemini, ``enhancers`` enhancer processes (members of one group), a narrator
+    and a gateway process; all stopped on exit."""
     port, gemini_port = free_port(), free_port()
     with tempfile.TemporaryDirectory(prefix="amplify-bench-") as tmp:
         env = _env(
@@ -104,21 +107,43 @@ async def running_stack(
             **extra,
         )
         procs: list[asyncio.subprocess.Process] = []
+        pids: dict[str, int] = {}
+        drains: list[asyncio.Task[None]] = []
         try:
-            for args in (["fake", "gemini"], ["worker", "enhancer"], ["worker", "narrator"]):
-                procs.append(
-                    await asyncio.create_subprocess_exec(
-                        COMMAND, *args, env=env, stdout=asyncio.subprocess.DEVNULL
-                    )
+            roles = [("fake-gemini", ["fake", "gemini"])]
+            roles += [
+                ("enhancer" if n == 0 else f"enhancer{n + 1}", ["worker", "enhancer"])
+                for n in range(enhancers)
+            ]
+            roles.append(("narrator", ["worker", "narrator"]))
+            workers = []
+            for role, args in roles:
+                proc = await asyncio.create_subprocess_exec(
+                    COMMAND, *args, env=env, stdout=asyncio.subprocess.PIPE
                 )
+                procs.append(proc)
+                pids[role] = proc.pid
+                if args[0] == "worker":
+                    workers.append(proc)
             gateway = await asyncio.create_subprocess_exec(
                 COMMAND, "gateway", env=env, stdout=asyncio.subprocess.DEVNULL
             )
             procs.append(gateway)
+            pids["gateway"] = gateway.pid
             base = f"http://127.0.0.1:{port}"
             await _wait_ready(base)
-            yield Stack(base, gateway.pid, env)
+            # Every worker in its group: a member joining mid-run would hand stories over.
+            joined = [asyncio.get_running_loop().create_future() for _ in workers]
+            drains = [
+                asyncio.create_task(_drain(proc, done))
+                for proc, done in zip(workers, joined, strict=True)
+            ]
+            async with asyncio.timeout(90):
+                await asyncio.gather(*joined)
+            yield Stack(base, gateway.pid, env, pids)
         finally:
+            for task in drains:
+                task.cancel()
             for proc in reversed(procs):
                 if proc.returncode is None:
                     proc.send_signal(signal.SIGTERM)
@@ -131,8 +156,79 @@ async def running_stack(
                     await proc.wait()
 
 
+async def _drain(proc: asyncio.subprocess.Process, joined: asyncio.Future[None]) -> None:
+    """Resolve ``joined`` when the worker says it runs in its group; read on till it ends."""
+    assert proc.stdout is not None
+    async for line in proc.stdout:
+        if b"running in group" in line and not joined.done():
+            joined.set_result(None)
+    if not joined.done():
+        joined.set_exception(RuntimeError(f"worker {proc.pid} ended before joining its group"))
+
+
 def rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     raise RuntimeError(f"no VmRSS for {pid}")
+
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process so far (0 once it is gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
+def broker_pid() -> int | None:
+    """The local Kafka broker's process, when it runs on this machine (for its CPU)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"kafka.Kafka" in cmdline:
+            return int(entry.name)
+    return None
+
+
+class CpuMeter:
+    """CPU seconds spent by each process of the stack (and this client, and the broker)
+    between ``start`` and ``stop``: the cost, where wall-clock latency on a shared
+    2-core machine only says whether it kept up."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self._pids = dict(pids)
+        if (broker := broker_pid()) is not None:
+            self._pids["kafka"] = broker
+        self._pids["client"] = os.getpid()
+        self._before: dict[str, float] = {}
+
+    def start(self) -> None:
+        self._before = {role: cpu_seconds(pid) for role, pid in self._pids.items()}
+        self._before["machine"] = machine_busy_seconds()
+
+    def stop(self) -> dict[str, float]:
+        """CPU seconds by role; ``others`` is whatever else kept the machine busy."""
+        spent = {
+            role: round(cpu_seconds(pid) - self._before[role], 2)
+            for role, pid in self._pids.items()
+        }
+        machine = machine_busy_seconds() - self._before["machine"]
+        spent["others"] = round(max(0.0, machine - sum(spent.values())), 2)
+        return spent
+
+
+def machine_busy_seconds() -> float:
+    """Busy CPU seconds of the whole machine so far (all cores; idle and iowait left out)."""
+    values = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]
+    return (sum(values[:8]) - idle) / _CLOCK_TICKS

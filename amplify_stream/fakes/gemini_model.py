@@ -76,7 +76,12 @@ def read_prompt(text: str) -> Prompt:
 
 def count_tokens(text: str) -> int:
     """Roughly what Gemini's tokenizer gives for English: four characters a token."""
-    return math.ceil(len(text) / 4)
+    return count_chars_tokens(len(text))
+
+
+def count_chars_tokens(chars: int) -> int:
+    """``count_tokens`` of a text of ``chars`` characters."""
+    return math.ceil(chars / 4)
 
 
 def stream_tokens(text: str) -> list[str]:

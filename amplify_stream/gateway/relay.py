@@ -28,10 +28,13 @@ class Subscription:
     holding the relay back; it catches up from the bus by cursor (nothing is lost).
     """
 
-    def __init__(self, story_id: str, limit: int) -> None:
+    def __init__(self, story_id: str, limit: int, *, live: bool = False) -> None:
         self.story_id = story_id
         self.queue: asyncio.Queue[Record] = asyncio.Queue(limit)
         self.overflowed = False
+        # Made while the hub's reader was running: every record written from then on
+        # reaches this queue (or the reader fails, and marks it overflowed).
+        self.live = live
 
     def offer(self, record: Record) -> None:
         if self.overflowed:
@@ -82,6 +85,7 @@ class RelayHub:
                 raise
             except Exception:
                 # Watchers recover by cursor; the reader comes back on its own.
+                self._ready.clear()
                 log.exception("stream relay reader failed; restarting")
                 for subs in self._subscribers.values():
                     for sub in subs:
@@ -89,7 +93,7 @@ class RelayHub:
                 await asyncio.sleep(1)
 
     def subscribe(self, story_id: str) -> Subscription:
-        sub = Subscription(story_id, self._queue_limit)
+        sub = Subscription(story_id, self._queue_limit, live=self._ready.is_set())
         self._subscribers.setdefault(story_id, set()).add(sub)
         return sub
 
@@ -110,15 +114,23 @@ class RelayHub:
         """Every record of the story in ``partition`` with an offset above ``after``,
         exactly once and in order, from the log and then live, through ``story.completed``.
 
-        Pass ``sub`` when the caller subscribed before producing the story's first event.
+        Pass ``sub`` when the caller subscribed before producing the story's first event:
+        then, if the hub's reader was running, the story has no history to read yet.
         """
+        # Reading the log costs a consumer of its own; a story subscribed to before its
+        # first record, while the reader ran, has everything coming through the queue.
+        skip_history = sub is not None and sub.live
         sub = sub or self.subscribe(story_id)
         last = after
         try:
             while True:
                 # History first: everything up to the end of the log now. The live
                 # queue holds what the hub dispatches from here on; offsets dedupe.
-                end = (await self._bus.end_offsets(self._topic)).get(partition, 0)
+                if skip_history:
+                    skip_history = False
+                    end = 0
+                else:
+                    end = (await self._bus.end_offsets(self._topic)).get(partition, 0)
                 if last + 1 < end:
                     async for record in self._history(story_id, partition, last + 1, end):
                         last = record.offset

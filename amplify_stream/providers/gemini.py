@@ -139,14 +139,28 @@ class GeminiProvider(EnhancementProvider):
         started = False
         usages: list[UsageReport] = []
         analysis: StoryAnalysis | None = None
+        held: _Event | None = None
         try:
             while len(usages) < len(tasks):
-                event = await self._next(queue)
+                if held is not None:
+                    event, held = held, None
+                else:
+                    event = await self._next(queue)
                 if isinstance(event, _Failed):
                     raise _provider_error(event.error, started=started)
                 if isinstance(event, _Delta):
                     started = True
-                    yield RewriteDelta(event.text)
+                    # Pieces that are already here (a busy loop read several chunks at
+                    # once) go out as one: no waiting for more, only less per-piece work
+                    # downstream when the worker falls behind.
+                    text = event.text
+                    while held is None and not queue.empty():
+                        following = queue.get_nowait()
+                        if isinstance(following, _Delta):
+                            text += following.text
+                        else:
+                            held = following
+                    yield RewriteDelta(text)
                 else:
                     usages.append(event.usage)
                     if event.analysis is not None:

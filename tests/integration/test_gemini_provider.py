@@ -158,6 +158,20 @@ async def test_streams_rewrite_suggestions_insights_and_usage(start: Start) -> N
     assert set(generation["responseSchema"]["properties"]) == {"suggestions", "insights"}
 
 
+async def test_pieces_that_arrive_together_go_out_as_one_delta(start: Start) -> None:
+    # Unpaced: the chunks reach the socket faster than they are read, so several are
+    # in the buffer whenever the provider looks; those become one delta, nothing lost.
+    server, provider = await start(FakeGeminiConfig(port=0, first_token_ms=20, tokens_per_s=1e6))
+    seen: list[tuple[float, Piece]] = []
+    await collect(provider, request(), seen)
+
+    deltas = [p.text for _, p in seen if isinstance(p, RewriteDelta)]
+    assert "".join(deltas) == gemini_model.rewrite(STORY)
+    assert all(deltas)
+    stream = next(c for c in server.record.calls if c.method == "streamGenerateContent")
+    assert len(deltas) < stream.chunks_sent
+
+
 async def test_focus_restricts_analysis_and_no_rewrite_call(start: Start) -> None:
     server, provider = await start()
     seen: list[tuple[float, Piece]] = []

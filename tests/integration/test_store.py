@@ -404,3 +404,18 @@ async def test_two_engines_share_one_database(settings: Settings, engine: AsyncE
         assert sorted(type(r).__name__ for r in results) == ["Conflict", "UserRecord"]
     finally:
         await other.dispose()
+
+
+async def test_many_writers_at_once_all_land(users: UserStore, stories: StoryStore) -> None:
+    # A burst of submissions with their status updates in between: on SQLite the writers
+    # of one process take turns in the loop, never failing with "database is locked".
+    owner = await users.create("burst", "hash")
+    ids = [f"burst-{n}" for n in range(200)]
+
+    async def submit_and_start(story_id: str) -> None:
+        await new_story(stories, owner.id, story_id)
+        assert await stories.update_status(story_id, "running")
+
+    async with asyncio.timeout(60):
+        await asyncio.gather(*(submit_and_start(story_id) for story_id in ids))
+    assert await stories.count_active(owner.id) == len(ids)
