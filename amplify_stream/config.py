@@ -111,6 +111,7 @@ class Settings(BaseSettings):
     fake_gemini_port: int = 8085
     fake_gemini_first_token_ms: int = 50
     fake_gemini_tokens_per_s: float = 200.0
+    fake_gemini_tokens_per_chunk: int = Field(default=1, ge=1)
     fake_gemini_fault: Literal["none", "status", "midstream", "stall"] = "none"
     fake_gemini_fault_status: int = 503
     fake_gemini_fault_count: int = 1_000_000

@@ -23,29 +23,22 @@ def markdown(r: dict[str, Any]) -> str:
         "| figure | ours | baseline (same run) | target | |",
         "|---|---|---|---|---|",
     ]
-    for level in r["token_latency"]:
-        s, f, d = level["service"], level["kafka_floor"], level["direct"]
-        met = None
-        if level["streams"] == 200:
-            met = "p50" in s and s["p50"] <= 1.3 * f["p50"] and s["p99"] <= 2 * f["p99"]
-        late = (
-            f" (timed out: {s.get('finished', '?')} of {level['streams']} streams finished)"
-            if s.get("timed_out")
-            else ""
-        )
-        lines.append(
-            _row(
-                f"added token latency, {level['streams']} streams (ms p50/p95/p99, per word)",
-                f"{_pcts(s)}{late}"
-                + (f" (per delta {_pcts(s['per_delta'])})" if "per_delta" in s else "")
-                + f"; all streams done in {s.get('seconds', '?')} s",
-                f"aiokafka floor {_pcts(f)}; direct {_pcts(d)}",
-                "p50 <= 1.3x floor, p99 <= 2x floor (at 200)",
-                met,
-            )
-        )
+    lines += _latency_rows(r["token_latency"], "")
     held = r["max_streams_p99_under_50ms"]
     lines.append(_row("most streams with p99 < 50 ms", str(held), "", ">= 500", held >= 500))
+    if chunked := r.get("token_latency_chunked"):
+        n = chunked["tokens_per_chunk"]
+        lines += _latency_rows(chunked["levels"], f", {n} tokens a chunk")
+        held = chunked["max_streams_p99_under_50ms"]
+        lines.append(
+            _row(
+                f"most streams with p99 < 50 ms, {n} tokens a chunk",
+                str(held),
+                "",
+                ">= 500",
+                held >= 500,
+            )
+        )
     pipe, serial = r["first_audio_pipelined"], r["first_audio_serial"]
     lines.append(
         _row(
@@ -81,6 +74,38 @@ def markdown(r: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _latency_rows(levels: list[dict[str, Any]], label: str) -> list[str]:
+    lines: list[str] = []
+    for level in levels:
+        s, f, d = level["service"], level["kafka_floor"], level["direct"]
+        met = None
+        if level["streams"] == 200:
+            met = (
+                "p50" in s
+                and "p50" in f
+                and s["p50"] <= 1.3 * f["p50"]
+                and s["p99"] <= 2 * f["p99"]
+            )
+        late = (
+            f" (timed out: {s.get('finished', '?')} of {level['streams']} streams finished)"
+            if s.get("timed_out")
+            else ""
+        )
+        lines.append(
+            _row(
+                f"added token latency, {level['streams']} streams{label} "
+                "(ms p50/p95/p99, per word)",
+                f"{_pcts(s)}{late}"
+                + (f" (per delta {_pcts(s['per_delta'])})" if "per_delta" in s else "")
+                + f"; all streams done in {s.get('seconds', '?')} s",
+                f"aiokafka floor {_pcts(f)}; direct {_pcts(d)}",
+                "p50 <= 1.3x floor, p99 <= 2x floor (at 200)",
+                met,
+            )
+        )
+    return lines
+
+
 def _cpu_table(r: dict[str, Any]) -> list[str]:
     """CPU milliseconds per streamed word, by process, for each concurrency level: the
     cost, which a shared machine's wall-clock figures only hint at."""
@@ -114,6 +139,16 @@ def plot(r: dict[str, Any], path: Path) -> None:
         for q, alpha in (("p50", 1.0), ("p99", 0.55)):
             values = [x[series].get(q) for x in r["token_latency"]]
             ax.plot(levels, values, style, alpha=alpha, label=f"{series} {q}")
+    if chunked := r.get("token_latency_chunked"):
+        n = chunked["tokens_per_chunk"]
+        for q, alpha in (("p50", 1.0), ("p99", 0.55)):
+            ax.plot(
+                [x["streams"] for x in chunked["levels"]],
+                [x["service"].get(q) for x in chunked["levels"]],
+                "-D",
+                alpha=alpha,
+                label=f"service, {n} tokens a chunk, {q}",
+            )
     ax.axhline(50, color="grey", linewidth=0.8, linestyle="--")
     ax.set_xlabel("concurrent streams (30 tokens/s each)")
     ax.set_ylabel("added latency (ms)")

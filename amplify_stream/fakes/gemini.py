@@ -35,6 +35,9 @@ class FakeGeminiConfig:
     port: int = 8085
     first_token_ms: int = 50
     tokens_per_s: float = 200.0
+    # Tokens per streamed chunk: 1 is the finest (and, for the client SDK, the costliest)
+    # pacing; Gemini's own streams carry several tokens per chunk.
+    tokens_per_chunk: int = 1
     fault: Fault = "none"
     fault_status: int = 503
     fault_count: int = 1_000_000
@@ -48,6 +51,8 @@ class FakeGeminiConfig:
     def __post_init__(self) -> None:
         if self.tokens_per_s <= 0:
             raise ValueError("tokens_per_s must be positive")
+        if self.tokens_per_chunk < 1:
+            raise ValueError("tokens_per_chunk must be at least 1")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> FakeGeminiConfig:
@@ -56,6 +61,7 @@ class FakeGeminiConfig:
             port=settings.fake_gemini_port,
             first_token_ms=settings.fake_gemini_first_token_ms,
             tokens_per_s=settings.fake_gemini_tokens_per_s,
+            tokens_per_chunk=settings.fake_gemini_tokens_per_chunk,
             fault=settings.fake_gemini_fault,
             fault_status=settings.fake_gemini_fault_status,
             fault_count=settings.fake_gemini_fault_count,

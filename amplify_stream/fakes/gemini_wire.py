@@ -134,14 +134,16 @@ async def answer_stream(
     first_at = loop.time() + config.first_token_ms / 1000
     sent_chars = 0
     try:
-        for i, token in enumerate(answer.tokens):
-            await _pause(request, first_at + i / config.tokens_per_s - loop.time())
+        tokens, size = answer.tokens, config.tokens_per_chunk
+        for start in range(0, len(tokens), size):
+            # A chunk goes out once its last token is "generated".
+            end = min(start + size, len(tokens))
+            await _pause(request, first_at + (end - 1) / config.tokens_per_s - loop.time())
             if config.fault == "midstream" and call.chunks_sent >= config.midstream_after:
                 return await _break(request, config, call, response)
-            sent_chars += len(token)
-            event = answer.chunk(
-                token, i + 1, last=i == len(answer.tokens) - 1, sent_chars=sent_chars
-            )
+            text = "".join(tokens[start:end])
+            sent_chars += len(text)
+            event = answer.chunk(text, end, last=end == len(tokens), sent_chars=sent_chars)
             await response.write(b"data: " + orjson.dumps(event) + b"\r\n\r\n")
             call.chunks_sent += 1
             if config.fault == "stall":

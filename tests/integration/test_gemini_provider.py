@@ -172,6 +172,22 @@ async def test_pieces_that_arrive_together_go_out_as_one_delta(start: Start) -> 
     assert len(deltas) < stream.chunks_sent
 
 
+async def test_chunks_of_several_tokens(start: Start) -> None:
+    # As Gemini streams: several tokens a chunk, each chunk paced by its last token.
+    server, provider = await start(
+        FakeGeminiConfig(port=0, first_token_ms=0, tokens_per_s=2000, tokens_per_chunk=4)
+    )
+    seen: list[tuple[float, Piece]] = []
+    await collect(provider, request(), seen)
+
+    deltas = [p.text for _, p in seen if isinstance(p, RewriteDelta)]
+    assert "".join(deltas) == gemini_model.rewrite(STORY)
+    stream = next(c for c in server.record.calls if c.method == "streamGenerateContent")
+    tokens = len(gemini_model.stream_tokens(gemini_model.rewrite(STORY)))
+    assert stream.chunks_sent == -(-tokens // 4)
+    assert len(deltas) <= stream.chunks_sent
+
+
 async def test_focus_restricts_analysis_and_no_rewrite_call(start: Start) -> None:
     server, provider = await start()
     seen: list[tuple[float, Piece]] = []
