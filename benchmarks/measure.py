@@ -134,6 +134,55 @@ async def service_token_latency(stack: Stack, streams: int, words: int) -> dict[
     } | percentiles(samples)
 
 
+async def held_streams_latency(
+    stack: Stack, streams: int, words: int, ramp_s: float, tokens_per_s: float
+) -> dict[str, Any]:
+    """Added latency while ``streams`` streams are held at once: they start one after
+    another over ``ramp_s`` (so their start-up work is spread, as arrivals are), each long
+    enough to outlast the ramp, and only what arrives while all of them stream counts
+    (from the last start plus a second, to the earliest end less a second)."""
+    samples: list[tuple[float, float, int]] = []  # (received, latency, words)
+    finished = 0
+    stream_s = words / tokens_per_s
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        token = await stack.token(session, f"bench{uuid.uuid4().hex[:8]}")
+        headers = {"Authorization": f"Bearer {token}"}
+        began = time.time() * 1000
+
+        async def one(i: int) -> None:
+            nonlocal finished
+            await asyncio.sleep(i * ramp_s / streams)
+            async with session.ws_connect(stack.ws_url, headers=headers) as ws:
+                await ws.send_json(
+                    {"type": "story.submit", "text": story(words, i), "audio": False}
+                )
+                async for msg in ws:
+                    received = time.time() * 1000
+                    event = orjson.loads(msg.data)
+                    if event["type"] == "enhancement.delta":
+                        n = max(1, len(event["text"].split()))
+                        samples.append((received, received - at_ms(event["at"]), n))
+                    elif event["type"] == "story.completed":
+                        finished += 1
+                        return
+
+        meter = CpuMeter(stack.pids)
+        meter.start()
+        timed_out = not await _bounded(one(i) for i in range(streams))
+        cpu = meter.stop()
+    window = (began + (ramp_s + 1) * 1000, began + (stream_s - 1) * 1000)
+    held = [lat for at, lat, n in samples if window[0] <= at <= window[1] for _ in range(n)]
+    return {
+        "streams": streams,
+        "finished": finished,
+        "timed_out": timed_out,
+        "ramp_s": ramp_s,
+        "window_s": round((window[1] - window[0]) / 1000, 1),
+        "cpu_s": cpu,
+    } | percentiles(held)
+
+
 async def _bounded(runs: Iterable[Coroutine[Any, Any, None]]) -> bool:
     """Run all at once within ``RUN_LIMIT_S``; False when the machine could not keep up
     (the samples gathered so far still count, and the result says it timed out)."""

@@ -39,6 +39,31 @@ def markdown(r: dict[str, Any]) -> str:
                 held >= 500,
             )
         )
+    for series in r.get("held_streams", []):
+        n = series["tokens_per_chunk"]
+        for level in series["levels"]:
+            late = " (timed out)" if level["timed_out"] else ""
+            lines.append(
+                _row(
+                    f"added token latency, {level['streams']} streams held, {n} tokens a chunk "
+                    f"(started over {level['ramp_s']:g} s; ms p50/p95/p99 over the "
+                    f"{level['window_s']:g} s all stream)",
+                    f"{_pcts(level)}{late}",
+                    "",
+                    "",
+                    None,
+                )
+            )
+        held = series["max_streams_p99_under_50ms"]
+        lines.append(
+            _row(
+                f"most streams held with p99 < 50 ms, {n} tokens a chunk",
+                str(held),
+                "",
+                ">= 500",
+                held >= 500,
+            )
+        )
     pipe, serial = r["first_audio_pipelined"], r["first_audio_serial"]
     lines.append(
         _row(
