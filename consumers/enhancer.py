@@ -160,6 +160,19 @@ class Enhancer(Worker[Command]):
             else None
         )
         run = _Run(story, attempt, self._provider, segments, self.metrics)
+        try:
+            await self._attempt(story, run, stream)
+        except Exception:
+            # Failed (on the bus: the worker runs the story again). Records of this run
+            # the producer still holds land or fail first: none may come after the next
+            # attempt's reset.
+            await stream.settle()
+            if segments is not None:
+                await segments.settle()
+            raise
+
+    async def _attempt(self, story: StorySubmitted, run: _Run, stream: StreamPublisher) -> None:
+        attempt = run.attempt
         if story.story_id in self._cancel_requested:
             # Cancelled before its provider stream began (the cancel was handled while
             # this record waited for its history or for the bus).
@@ -323,6 +336,9 @@ class _Segments:
             await self._publish(sentences)
         else:
             self._held += sentences
+
+    async def settle(self) -> None:
+        await self._publisher.settle()
 
     async def flush(self) -> None:
         held, self._held = self._held, []

@@ -208,13 +208,13 @@ class _Narration:
             await self._fed.wait()
         return self.events[position]
 
-    def _begin(self) -> None:
+    async def _begin(self) -> None:
         """A run starts from the first sentence of the newest enhancement attempt fed so
-        far, with nothing written and a stream publisher of its own."""
+        far, with nothing written, once every record of the run before it is settled."""
         if self.writer is not None:
             self.writer.discard()
         self._reset_state()
-        self.stream.abandon()
+        await self.stream.settle()
         self.stream = self.new_stream()
         self.attempt = max(
             e.attempt
@@ -223,7 +223,7 @@ class _Narration:
         )
 
     async def run(self) -> None:
-        self._begin()
+        await self._begin()
         position = 0
         try:
             while True:

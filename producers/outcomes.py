@@ -35,14 +35,20 @@ class OutcomePublisher:
             batch, self._waiting = self._waiting, []
             try:
                 async with self._producer.transaction():
-                    for items, _ in batch:
-                        for outcome in items:
-                            await self._producer.send(
-                                self._topic,
-                                outcome.story_id,
-                                encode(outcome),
-                                headers_for(outcome.type),
-                            )
+                    sent = [
+                        await self._producer.send(
+                            self._topic,
+                            outcome.story_id,
+                            encode(outcome),
+                            headers_for(outcome.type),
+                        )
+                        for items, _ in batch
+                        for outcome in items
+                    ]
+                    # Every record acknowledged before the commit: a record the broker
+                    # refused (OutOfOrderSequenceNumber after a broker restart, seen) does
+                    # not fail the commit by itself, and the outcome would be lost.
+                    await asyncio.gather(*sent)
             except BaseException as exc:
                 # Aborted: nothing of the batch is visible. The others are put back; the
                 # next of them to get the lock tries again (and sees its own error, if any).

@@ -51,14 +51,10 @@ class StreamPublisher:
         if pending:
             await asyncio.gather(*pending)
 
-    def abandon(self) -> None:
-        """Forget the queued sends of a run that failed: they land or fail on their own
-        (in order, before anything sent later), and a failure is not reported twice."""
+    async def settle(self) -> None:
+        """Wait until every queued send of this story has landed or failed, raising
+        nothing: after a run that failed on the bus, so that none of its records (which
+        the producer may still retry) can land after the next run's first one."""
         pending, self._pending = self._pending, []
-        for send in pending:
-            asyncio.ensure_future(send).add_done_callback(_quietly)
-
-
-def _quietly(done: asyncio.Future[Position]) -> None:
-    if not done.cancelled():
-        done.exception()  # retrieved: a failed send of an abandoned run is expected
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)

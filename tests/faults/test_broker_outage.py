@@ -17,11 +17,15 @@ import pytest
 from tests.faults.conftest import (
     Broker,
     StackFactory,
+    StoryView,
     TopicLog,
     count_stories,
     new_user,
     progress,
+    read_until,
+    story_text,
     summarize,
+    ws_url,
 )
 
 SUBMIT_EVERY_S = 0.1
@@ -36,6 +40,9 @@ ANSWER_TIMEOUT_S = 30.0
 # Every accepted story has completed this long after the last submission's answer (the
 # wait ends early once nothing more completes for 20 s).
 OUTCOMES_WITHIN_S = 90.0
+# Sockets that watch a story of their own through the outage (reconnecting and resuming
+# by cursor if the socket goes): what each puts together must be the outcome's.
+WATCHERS = 4
 
 
 def short_story(i: int) -> str:
@@ -107,11 +114,42 @@ async def test_broker_outage(own_broker: Broker, stacks: StackFactory) -> None:
                     ready.append((at, None))
                 await asyncio.sleep(0.2)
 
+        views = [StoryView() for _ in range(WATCHERS)]
+        watch_failures: list[str] = []
+
+        async def watch(i: int) -> None:
+            view = views[i]
+            await asyncio.sleep(BEFORE_S - 1)  # long stories, still going when it stops
+            headers = {"Authorization": f"Bearer {tokens[i % USERS]}"}
+            try:
+                async with asyncio.timeout(BEFORE_S + DOWN_S + OUTCOMES_WITHIN_S):
+                    while view.completed is None:
+                        try:
+                            async with session.ws_connect(
+                                ws_url(gateway.base), headers=headers
+                            ) as ws:
+                                if view.story_id is None:
+                                    text = story_text(i, passages=12)
+                                    await ws.send_json({"type": "story.submit", "text": text})
+                                else:
+                                    resume = {"type": "story.resume", "story_id": view.story_id}
+                                    if view.last_cursor is not None:
+                                        resume["cursor"] = view.last_cursor
+                                    await ws.send_json(resume)
+                                await read_until(ws, view)
+                        except (aiohttp.ClientError, AssertionError) as exc:
+                            progress(name, f"watcher {i}: {exc!r}; resuming")
+                            await asyncio.sleep(1)
+            except Exception as exc:
+                watch_failures.append(f"watcher {i} (story {view.story_id}): {exc!r}")
+
+        watchers = asyncio.gather(*(watch(i) for i in range(WATCHERS)))
         load = asyncio.gather(submitter(), poll_ready())
         try:
             await asyncio.sleep(BEFORE_S)
             progress(name, "stopping the broker")
             down_at = time.monotonic()
+            mid_story = sum(1 for v in views if v.story_id and v.completed is None)
             await own_broker.stop()
             stopped_at = time.monotonic()
             await asyncio.sleep(DOWN_S)
@@ -124,8 +162,10 @@ async def test_broker_outage(own_broker: Broker, stacks: StackFactory) -> None:
             stopping.set()
             await load
 
+        await watchers
         accepted = [a.body["story_id"] for a in answers if a.status == 202]
-        failures: list[str] = []
+        accepted += [v.story_id for v in views if v.story_id is not None]
+        failures: list[str] = list(watch_failures)
         try:
             await script
         except Exception as exc:
@@ -133,6 +173,13 @@ async def test_broker_outage(own_broker: Broker, stacks: StackFactory) -> None:
         async with TopicLog(own_broker.bootstrap, stack.topic("outcomes")) as outcomes:
             await outcomes.wait_completed(accepted, timeout=OUTCOMES_WITHIN_S)
             refused = [a for a in answers if a.status == 503]
+            for view in views:
+                if view.story_id is None:
+                    failures.append("a watcher's story was not accepted before the outage")
+                else:
+                    failures += view.check_against(outcomes)
+            if not any(v.count("audio.chunk") for v in views):
+                failures.append("no watcher heard any audio")
             for a in answers:
                 if a.status == 202:
                     continue
@@ -162,6 +209,7 @@ async def test_broker_outage(own_broker: Broker, stacks: StackFactory) -> None:
                 f"broker_down={up_at - down_at:.1f}s (stop and restart included) "
                 f"readyz_503s={sum(1 for _, s in ready if s == 503)} "
                 f"first_accepted_after_restart={first_back} "
+                f"watchers_mid_story_at_stop={mid_story}/{WATCHERS} "
                 f"elapsed={time.monotonic() - began:.1f}s",
                 f"answers before the stop: {phase(0, down_at)}",
                 f"answers while stopping: {phase(down_at, stopped_at)}",
@@ -169,7 +217,7 @@ async def test_broker_outage(own_broker: Broker, stacks: StackFactory) -> None:
                 f"answers after the restart: {phase(up_at, math.inf)}",
                 *summarize(failures),
             ]
-            counts = count_stories(name, len(answers), accepted, outcomes, details)
+            counts = count_stories(name, len(answers) + WATCHERS, accepted, outcomes, details)
     assert counts.lost == 0
     assert counts.duplicated == 0
     assert not failures, "\n".join(failures[:20])
