@@ -492,7 +492,10 @@ class StoryView:
     audio_completed: dict[str, Any] | None = None
     completed: dict[str, Any] | None = None
     problems: list[str] = field(default_factory=list)
-    _index_reported: bool = False
+    # A gap in the chunk indexes of the attempt being heard: a problem unless an
+    # audio.reset drops that attempt later (a run that failed on the bus may lose some of
+    # its records; the client drops the whole run at the reset).
+    chunk_gap: str | None = None
 
     def add(self, event: dict[str, Any]) -> None:
         self.events.append(event)
@@ -525,6 +528,7 @@ class StoryView:
             self.deltas.setdefault(int(event.get("attempt", 1)), []).append(event["text"])
         elif kind == "audio.reset":
             self.audio_resets += 1
+            self.chunk_gap = None
             self.chunks.clear()
             self.audio_started = False
         elif kind == "audio.started":
@@ -532,11 +536,8 @@ class StoryView:
                 self.problems.append("audio.started again without audio.reset")
             self.audio_started = True
         elif kind == "audio.chunk":
-            if event["index"] != len(self.chunks) and not self._index_reported:
-                self._index_reported = True  # once per story: the rest follow from it
-                self.problems.append(
-                    f"audio.chunk index {event['index']}, expected {len(self.chunks)}"
-                )
+            if event["index"] != len(self.chunks) and self.chunk_gap is None:
+                self.chunk_gap = f"audio.chunk index {event['index']}, expected {len(self.chunks)}"
             self.chunks.append(base64.b64decode(event["data"]))
         elif kind == "audio.completed":
             self.audio_completed = event
@@ -579,6 +580,8 @@ class StoryView:
         """What differs between this view and the outcome topic (empty: all equal)."""
         sid = self.story_id or "?"
         problems = [f"{sid}: {p}" for p in self.problems]
+        if self.chunk_gap is not None:
+            problems.append(f"{sid}: {self.chunk_gap}")
         if self.completed is None:
             return [*problems, f"{sid}: no story.completed on the socket"]
         enhanced = outcomes.latest(sid, "enhancement.completed")
