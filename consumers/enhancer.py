@@ -7,7 +7,6 @@ import asyncio
 import logging
 import time
 import uuid
-from collections import OrderedDict
 
 from amplify_stream.bus import is_bus_error
 from amplify_stream.bus.base import Bus, Producer, Record
@@ -50,6 +49,7 @@ from amplify_stream.providers.base import (
 from amplify_stream.sentences import SentenceStream
 from amplify_stream.spans import Utf16Index, locate
 from amplify_stream.topics import Topics
+from consumers.cancels import RecentCancels
 from consumers.completion import complete_story, repeat_completion
 from consumers.history import StoryHistory, story_history
 from consumers.worker import Worker
@@ -57,9 +57,6 @@ from producers.outcomes import OutcomePublisher
 from producers.stream import StreamPublisher
 
 log = logging.getLogger(__name__)
-
-# Cancels remembered for stories not streaming yet (or never here).
-CANCELLED_MEMORY = 10_000
 
 
 class Enhancer(Worker[Command]):
@@ -92,7 +89,7 @@ class Enhancer(Worker[Command]):
         self._streaming: dict[str, asyncio.Task[None]] = {}
         # Cancels asked for (bounded): they hold across a story's history read and its
         # retries, and a replayed story that was cancelled ends cancelled.
-        self._cancel_requested: OrderedDict[str, None] = OrderedDict()
+        self._cancel_requested = RecentCancels()
 
     async def handle(self, event: Command, record: Record) -> None:
         if isinstance(event, StoryCancelled):
@@ -108,9 +105,7 @@ class Enhancer(Worker[Command]):
         await self._enhance(event, attempt)
 
     async def _cancel_story(self, event: StoryCancelled) -> None:
-        self._cancel_requested[event.story_id] = None
-        while len(self._cancel_requested) > CANCELLED_MEMORY:
-            self._cancel_requested.popitem(last=False)
+        self._cancel_requested.add(event.story_id)
         if (task := self._streaming.get(event.story_id)) is not None:
             task.cancel()
         # The narrator may still be speaking a story whose rewrite is done: tell it too.

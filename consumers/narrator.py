@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-from collections import OrderedDict
 
 from amplify_stream.audio_store import AudioStore, NarrationWriter
 from amplify_stream.bus import is_bus_error
@@ -41,6 +40,7 @@ from amplify_stream.metrics import Metrics
 from amplify_stream.speech import mp3
 from amplify_stream.speech.base import AUDIO_FORMAT, AudioData, SpeechProvider, WordMark
 from amplify_stream.topics import Topics
+from consumers.cancels import RecentCancels
 from consumers.completion import complete_story, repeat_completion
 from consumers.history import story_history
 from consumers.worker import Worker
@@ -51,8 +51,6 @@ log = logging.getLogger(__name__)
 
 # Audio per chunk event: small enough to start playing early, big enough to be cheap.
 CHUNK_BYTES = 12 * 1024
-# Cancels seen before their story's first sentence, remembered until it comes.
-CANCELLED_MEMORY = 10_000
 
 
 def _starts_attempt(event: SegmentEvent) -> bool:
@@ -95,7 +93,8 @@ class Narrator(Worker[SegmentEvent]):
         self.audio = audio
         self.synthesis_slots = asyncio.Semaphore(settings.narrator_concurrency)
         self._sessions: dict[str, _Narration] = {}
-        self._cancelled: OrderedDict[str, bool] = OrderedDict()
+        # Cancels seen before their story's first sentence, until it comes.
+        self._cancelled = RecentCancels()
 
     async def handle(self, event: SegmentEvent, record: Record) -> None:
         session = self._sessions.get(event.story_id)
@@ -103,7 +102,7 @@ class Narrator(Worker[SegmentEvent]):
             if session is not None:
                 session.cancel()
             else:
-                self._remember_cancelled(event.story_id)
+                self._cancelled.add(event.story_id)
             return
         if session is not None:
             session.feed(event)
@@ -134,7 +133,7 @@ class Narrator(Worker[SegmentEvent]):
                     await repeat_completion(session.new_stream(), session.story_id, done)
                 return
             session.narration_attempt = history.stream["audio.started"] + 1
-        if self._cancelled.pop(session.story_id, None):
+        if self._cancelled.take(session.story_id):
             session.cancel()
         log.info(
             "story %s narration started (attempt %d)",
@@ -148,12 +147,6 @@ class Narrator(Worker[SegmentEvent]):
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
             raise
-
-    def _remember_cancelled(self, story_id: str) -> None:
-        """A cancel that came before the story's first sentence (bounded memory)."""
-        self._cancelled[story_id] = True
-        while len(self._cancelled) > CANCELLED_MEMORY:
-            self._cancelled.popitem(last=False)
 
 
 class _Narration:
