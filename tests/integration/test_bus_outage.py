@@ -26,6 +26,49 @@ StartService = Callable[..., Awaitable[Service]]
 OUTAGE_S = 1.5
 
 
+async def story_with_outage(
+    svc: Service,
+    session: aiohttp.ClientSession,
+    text: str,
+    at: str,
+    outage: Callable[[MemoryBus, aiohttp.ClientWebSocketResponse, dict[str, Any]], None],
+) -> tuple[list[dict[str, Any]], int]:
+    """Submit ``text`` over a socket and read to ``story.completed``; ``outage(bus, ws,
+    event)`` runs at the first event of type ``at``. Returns the events and the number
+    seen when the outage began."""
+    bus = svc.app[keys.BUS]
+    assert isinstance(bus, MemoryBus)
+    token = await sign_up(session, svc.base, "outage")
+    url = svc.base.replace("http", "ws", 1) + "/v1/stream"
+    events: list[dict[str, Any]] = []
+    outage_at: int | None = None
+    async with (
+        asyncio.timeout(60),
+        session.ws_connect(url, headers={"Authorization": f"Bearer {token}"}) as ws,
+    ):
+        await ws.send_json({"type": "story.submit", "text": text})
+        async for msg in ws:
+            event = json.loads(msg.data)
+            events.append(event)
+            if event["type"] == at and outage_at is None:
+                outage_at = len(events)
+                outage(bus, ws, event)
+            if event["type"] == "story.completed":
+                break
+    assert outage_at is not None, f"no {at} before the story ended"
+    return events, outage_at
+
+
+def cut_for(seconds: float) -> Callable[[MemoryBus, Any, Any], None]:
+    """An outage of ``seconds``."""
+
+    def cut(bus: MemoryBus, _ws: Any, _event: Any) -> None:
+        bus.set_reachable(False)
+        asyncio.get_running_loop().call_later(seconds, bus.set_reachable, True)
+
+    return cut
+
+
 def long_story(sentences: int) -> str:
     return " ".join(
         f"Night {i + 1} came slowly over the harbour while Mara counted the lanterns "
@@ -40,28 +83,10 @@ async def test_narration_survives_a_bus_outage_after_the_rewrite_ended(
     # The rewrite (and every sentence for the narrator) is out before the outage; the
     # narration is not: the narrator must run it again with the sentences it was fed.
     svc = await service(narrator_concurrency=1)
-    bus = svc.app[keys.BUS]
-    assert isinstance(bus, MemoryBus)
-    token = await sign_up(session, svc.base, "outage")
-    url = svc.base.replace("http", "ws", 1) + "/v1/stream"
-    events: list[dict[str, Any]] = []
-    outage_at: int | None = None
-    async with (
-        asyncio.timeout(60),
-        session.ws_connect(url, headers={"Authorization": f"Bearer {token}"}) as ws,
-    ):
-        await ws.send_json({"type": "story.submit", "text": long_story(40)})
-        async for msg in ws:
-            event = json.loads(msg.data)
-            events.append(event)
-            if event["type"] == "enhancement.completed" and outage_at is None:
-                outage_at = len(events)
-                bus.set_reachable(False)
-                asyncio.get_running_loop().call_later(OUTAGE_S, bus.set_reachable, True)
-            if event["type"] == "story.completed":
-                break
+    events, outage_at = await story_with_outage(
+        svc, session, long_story(40), "enhancement.completed", cut_for(OUTAGE_S)
+    )
     types = [e["type"] for e in events]
-    assert outage_at is not None
     assert "audio.completed" not in types[:outage_at], "the narration ended before the outage"
     assert types.count("story.completed") == 1
     assert events[-1]["status"] == "completed", events[-1]
@@ -84,28 +109,10 @@ async def test_a_story_survives_a_bus_outage_mid_rewrite(
     service: StartService, session: aiohttp.ClientSession
 ) -> None:
     svc = await service(local_piece_delay_ms=20)
-    bus = svc.app[keys.BUS]
-    assert isinstance(bus, MemoryBus)
-    token = await sign_up(session, svc.base, "outage")
-    url = svc.base.replace("http", "ws", 1) + "/v1/stream"
-    events: list[dict[str, Any]] = []
-    outage_at: int | None = None
-    async with (
-        asyncio.timeout(60),
-        session.ws_connect(url, headers={"Authorization": f"Bearer {token}"}) as ws,
-    ):
-        await ws.send_json({"type": "story.submit", "text": long_story(6)})
-        async for msg in ws:
-            event = json.loads(msg.data)
-            events.append(event)
-            if event["type"] == "enhancement.delta" and outage_at is None:
-                outage_at = len(events)
-                bus.set_reachable(False)
-                asyncio.get_running_loop().call_later(OUTAGE_S, bus.set_reachable, True)
-            if event["type"] == "story.completed":
-                break
+    events, outage_at = await story_with_outage(
+        svc, session, long_story(6), "enhancement.delta", cut_for(OUTAGE_S)
+    )
     types = [e["type"] for e in events]
-    assert outage_at is not None
     assert types.count("story.completed") == 1
     assert events[-1]["status"] == "completed", events[-1]
     assert "enhancement.reset" in types[outage_at:], "the rewrite was not run again"
@@ -129,33 +136,21 @@ async def test_a_cancel_while_the_story_waits_for_the_bus_holds(
     # bus; the cancel comes in between, when nothing of the story is running: the next
     # attempt must not run the story again but end it cancelled.
     svc = await service(local_piece_delay_ms=20)
-    bus = svc.app[keys.BUS]
-    assert isinstance(bus, MemoryBus)
-    token = await sign_up(session, svc.base, "outage")
-    url = svc.base.replace("http", "ws", 1) + "/v1/stream"
-    events: list[dict[str, Any]] = []
-    loop = asyncio.get_running_loop()
-    async with (
-        asyncio.timeout(60),
-        session.ws_connect(url, headers={"Authorization": f"Bearer {token}"}) as ws,
-    ):
+    cancelling: list[asyncio.Task[None]] = []
 
-        async def cancel_once_the_bus_is_back(story_id: str) -> None:
+    def cut_then_cancel(bus: MemoryBus, ws: aiohttp.ClientWebSocketResponse, event: Any) -> None:
+        async def cancel_once_the_bus_is_back() -> None:
             await asyncio.sleep(1.0)
             bus.set_reachable(True)
-            await ws.send_json({"type": "story.cancel", "story_id": story_id})
+            await ws.send_json({"type": "story.cancel", "story_id": event["story_id"]})
 
-        await ws.send_json({"type": "story.submit", "text": long_story(6)})
-        cancelling: asyncio.Task[None] | None = None
-        async for msg in ws:
-            event = json.loads(msg.data)
-            events.append(event)
-            if event["type"] == "enhancement.delta" and cancelling is None:
-                bus.set_reachable(False)
-                cancelling = loop.create_task(cancel_once_the_bus_is_back(event["story_id"]))
-            if event["type"] == "story.completed":
-                break
-    assert cancelling is not None and cancelling.done()
+        bus.set_reachable(False)
+        cancelling.append(asyncio.get_running_loop().create_task(cancel_once_the_bus_is_back()))
+
+    events, _ = await story_with_outage(
+        svc, session, long_story(6), "enhancement.delta", cut_then_cancel
+    )
+    assert cancelling and cancelling[0].done()
     types = [e["type"] for e in events]
     assert events[-1]["status"] == "cancelled", events[-1]
     assert "enhancement.completed" not in types
