@@ -1,14 +1,17 @@
 """Where whole narrations are kept: one MP3 file per story in the audio directory.
 
-A narration is written to ``<id>.mp3.part`` as it is made and renamed to ``<id>.mp3``
-once complete, so a file that exists under its final name is always whole. Several
-gateways serving audio need this directory on shared storage.
+A narration is written to ``<id>.mp3.<writer>.part`` as it is made and renamed to
+``<id>.mp3`` once complete, so a file that exists under its final name is always whole.
+Each writer has a part file of its own: two narrators on one story (the owner and a
+zombie it took over from) never write to, or delete, each other's. Several gateways
+serving audio need this directory on shared storage.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import uuid
 from pathlib import Path
 from typing import BinaryIO
 
@@ -32,9 +35,8 @@ class NarrationWriter:
 
     def __init__(self, final: Path) -> None:
         self._final = final
-        self._part = final.with_name(final.name + ".part")
-        # Opened anew (truncated): a narration that is redone starts from nothing.
-        self._file: BinaryIO = self._part.open("wb")
+        self._part = final.with_name(f"{final.name}.{uuid.uuid4().hex[:12]}.part")
+        self._file: BinaryIO = self._part.open("xb")
         self._sha = hashlib.sha256()
         self.bytes = 0
 

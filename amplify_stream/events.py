@@ -149,6 +149,8 @@ class SuggestionFields(_Model):
 
 class Suggestion(StoryEvent, SuggestionFields):
     type: Literal["suggestion"] = "suggestion"
+    # The enhancement attempt it was found in (dropped with that attempt on a reset).
+    attempt: int | None = None
 
 
 class InsightFields(_Model):
@@ -159,6 +161,7 @@ class InsightFields(_Model):
 
 class Insight(StoryEvent, InsightFields):
     type: Literal["insight"] = "insight"
+    attempt: int | None = None
 
 
 class EnhancementCompleted(StoryEvent):
@@ -189,6 +192,8 @@ class AudioChunk(StoryEvent):
     type: Literal["audio.chunk"] = "audio.chunk"
     index: int
     data: str
+    # The narration attempt (as ``audio.started``/``audio.reset`` count them).
+    attempt: int | None = None
 
 
 class AudioWord(StoryEvent):
@@ -198,6 +203,7 @@ class AudioWord(StoryEvent):
     duration_ms: float
     start: int | None = None
     end: int | None = None
+    attempt: int | None = None
 
 
 class AudioCompleted(StoryEvent):
@@ -206,6 +212,7 @@ class AudioCompleted(StoryEvent):
     bytes: int
     sha256: str
     url: str
+    attempt: int | None = None
 
 
 class StoryCompleted(StoryEvent):
@@ -451,12 +458,27 @@ def encode(event: BaseModel) -> bytes:
     return event.model_dump_json(exclude={"cursor"}).encode()
 
 
-def headers_for(event_type: str) -> list[tuple[str, bytes]]:
-    return [
+ATTEMPT_HEADER = "attempt"
+
+
+def stage_of(event_type: str) -> str:
+    """Whose attempts an event's ``attempt`` counts: the narration's for ``audio.*``, the
+    enhancement's for the rest (narration segments included: the enhancer writes them)."""
+    return "narration" if event_type.startswith("audio.") else "enhancement"
+
+
+def headers_for(event_type: str, *, attempt: int | None = None) -> list[tuple[str, bytes]]:
+    """The record headers of PROTOCOL.md section 4; with ``attempt``, also
+    ``attempt: <stage>:<n>``, so a reader (the gateway's relay) can drop a superseded
+    attempt's records without parsing them."""
+    headers = [
         ("event-type", event_type.encode()),
         ("content-type", b"application/json"),
         ("schema-version", SCHEMA_VERSION.encode()),
     ]
+    if attempt is not None:
+        headers.append((ATTEMPT_HEADER, f"{stage_of(event_type)}:{attempt}".encode()))
+    return headers
 
 
 def with_cursor(value: bytes, cursor: str) -> bytes:

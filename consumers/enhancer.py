@@ -53,6 +53,7 @@ from consumers.cancels import RecentCancels
 from consumers.completion import complete_story, repeat_completion
 from consumers.history import StoryHistory, story_history
 from consumers.worker import Worker
+from producers.lease import PartitionLost
 from producers.outcomes import OutcomePublisher
 from producers.stream import StreamPublisher
 
@@ -67,7 +68,6 @@ class Enhancer(Worker[Command]):
         provider: EnhancementProvider,
         *,
         stream_producer: Producer,
-        outcome_producer: Producer,
         metrics: Metrics | None = None,
     ) -> None:
         self.topics = Topics.from_settings(settings)
@@ -80,11 +80,11 @@ class Enhancer(Worker[Command]):
             concurrency=settings.enhancer_concurrency,
             shutdown_grace_s=settings.worker_shutdown_grace_s,
             metrics=metrics,
+            outcomes_topic=self.topics.outcomes,
         )
         self._provider = provider
         self._settings = settings
         self._stream_producer = stream_producer
-        self._outcomes = OutcomePublisher(outcome_producer, self.topics.outcomes)
         # Stories whose provider stream runs now, by the task consuming it.
         self._streaming: dict[str, asyncio.Task[None]] = {}
         # Cancels asked for (bounded): they hold across a story's history read and its
@@ -92,35 +92,35 @@ class Enhancer(Worker[Command]):
         self._cancel_requested = RecentCancels()
 
     async def handle(self, event: Command, record: Record) -> None:
+        writes = _Writes(self, record, event.story_id, event.user_id)
         if isinstance(event, StoryCancelled):
-            await self._cancel_story(event)
+            await self._cancel_story(event, writes)
             return
         attempt = 1
         if self.may_have_run(record):
             history = await story_history(self._bus, self.topics, event.story_id, event)
-            if await self._already_done(event, history):
+            if await self._already_done(event, history, writes):
                 return
             attempt = history.stream["enhancement.started"] + 1
         log.info("story %s started (attempt %d)", event.story_id, attempt)
-        await self._enhance(event, attempt)
+        await self._enhance(event, writes, attempt)
 
-    async def _cancel_story(self, event: StoryCancelled) -> None:
+    async def _cancel_story(self, event: StoryCancelled, writes: _Writes) -> None:
         self._cancel_requested.add(event.story_id)
         if (task := self._streaming.get(event.story_id)) is not None:
             task.cancel()
         # The narrator may still be speaking a story whose rewrite is done: tell it too.
-        segments = self._segments_publisher(event.story_id, event.user_id)
+        segments = writes.segments()
         await segments.publish(NarrationCancelled(story_id=event.story_id, user_id=event.user_id))
         await segments.drain()
 
-    async def _already_done(self, story: StorySubmitted, history: StoryHistory) -> bool:
+    async def _already_done(
+        self, story: StorySubmitted, history: StoryHistory, writes: _Writes
+    ) -> bool:
         """Finish what a previous run left, when its result is already published."""
-        stream = StreamPublisher(
-            self._stream_producer, self.topics.stream, story.story_id, story.user_id
-        )
         if (done := history.completed) is not None:
             if not history.stream["story.completed"]:
-                await repeat_completion(stream, story.story_id, done)
+                await repeat_completion(writes.stream(), story.story_id, done)
             return True
         result = history.outcomes.get("enhancement.completed") or history.outcomes.get(
             "enhancement.failed"
@@ -128,25 +128,18 @@ class Enhancer(Worker[Command]):
         if story.audio and result is not None:
             # Our part was done; the narrator may not have heard the end of it.
             failed = result["type"] == "enhancement.failed"
-            await _Segments(
-                self._segments_publisher(story.story_id, story.user_id), story, result["attempt"]
-            ).end(
+            await _Segments(writes.segments(), story, result["attempt"]).end(
                 "failed" if failed else "completed",
                 ErrorInfo(**result["error"]) if failed else None,
             )
             return True
         return False
 
-    def _segments_publisher(self, story_id: str, user_id: str) -> StreamPublisher:
-        return StreamPublisher(self._stream_producer, self.topics.segments, story_id, user_id)
-
-    async def _enhance(self, story: StorySubmitted, attempt: int = 1) -> None:
-        stream = StreamPublisher(
-            self._stream_producer, self.topics.stream, story.story_id, story.user_id
-        )
+    async def _enhance(self, story: StorySubmitted, writes: _Writes, attempt: int = 1) -> None:
+        stream = writes.stream()
         segments = (
             _Segments(
-                self._segments_publisher(story.story_id, story.user_id),
+                writes.segments(),
                 story,
                 attempt,
                 pipelined=not self._settings.narrate_after_rewrite,
@@ -154,7 +147,7 @@ class Enhancer(Worker[Command]):
             if story.audio
             else None
         )
-        run = _Run(story, attempt, self._provider, segments, self.metrics)
+        run = _Run(story, attempt, self._provider, segments, self.metrics, writes.outcomes)
         try:
             await self._attempt(story, run, stream)
         except Exception:
@@ -171,7 +164,7 @@ class Enhancer(Worker[Command]):
         if story.story_id in self._cancel_requested:
             # Cancelled before its provider stream began (the cancel was handled while
             # this record waited for its history or for the bus).
-            await asyncio.shield(self._finish_cancelled(story, run, stream))
+            await self._finish_cancelled(story, run, stream)
             return
         if attempt > 1:
             await stream.publish(
@@ -202,18 +195,21 @@ class Enhancer(Worker[Command]):
             raise
         finally:
             self._streaming.pop(story.story_id, None)
+        # The end of a run is not shielded from a hand-back: a worker that loses the
+        # partition must stop at once. Cut anywhere, the end is safe: the outcomes are
+        # one transaction (fenced), and the next owner finishes what it finds published.
         if execute.cancelled():
-            await asyncio.shield(self._finish_cancelled(story, run, stream))
+            await self._finish_cancelled(story, run, stream)
             return
         if (exc := execute.exception()) is not None:
-            if is_bus_error(exc):
-                raise exc  # not the story's failure: the worker runs it again
+            if is_bus_error(exc) or isinstance(exc, PartitionLost):
+                raise exc  # not the story's failure: the worker (or the new owner) reruns it
             if not isinstance(exc, AmplifyError):
                 log.error("enhancement crashed", exc_info=exc, extra={"story_id": story.story_id})
                 exc = AmplifyError("enhancement failed")
-            await asyncio.shield(self._finish_failed(story, run, stream, exc))
+            await self._finish_failed(story, run, stream, exc)
             return
-        await asyncio.shield(self._finish_completed(story, run, stream))
+        await self._finish_completed(story, run, stream)
 
     async def _finish_completed(
         self, story: StorySubmitted, run: _Run, stream: StreamPublisher
@@ -287,12 +283,12 @@ class Enhancer(Worker[Command]):
             # sentence is on the bus before the outcome says the rewrite is done.
             await run.segments.drain()
             if outcomes:
-                await self._outcomes.publish(outcomes)
+                await run.outcomes.publish(outcomes)
             await stream.drain()
             await run.segments.end(status, error)
             return
         await complete_story(
-            self._outcomes,
+            run.outcomes,
             stream,
             story_id=story.story_id,
             user_id=story.user_id,
@@ -303,6 +299,28 @@ class Enhancer(Worker[Command]):
             results=outcomes,
             metrics=self.metrics,
         )
+
+
+class _Writes:
+    """Where one record's work writes: every publisher behind the lease of the record's
+    partition, outcomes through the partition's own (fenced) producer."""
+
+    def __init__(self, enhancer: Enhancer, record: Record, story_id: str, user_id: str) -> None:
+        self._producer = enhancer._stream_producer
+        self._topics = enhancer.topics
+        self._lease = enhancer.ownership(record)
+        self._story_id = story_id
+        self._user_id = user_id
+        self.outcomes = enhancer.outcomes(record)
+
+    def stream(self) -> StreamPublisher:
+        return self._publisher(self._topics.stream)
+
+    def segments(self) -> StreamPublisher:
+        return self._publisher(self._topics.segments)
+
+    def _publisher(self, topic: str) -> StreamPublisher:
+        return StreamPublisher(self._producer, topic, self._story_id, self._user_id, self._lease)
 
 
 class _Segments:
@@ -389,9 +407,11 @@ class _Run:
         provider: EnhancementProvider,
         segments: _Segments | None,
         metrics: Metrics,
+        outcomes: OutcomePublisher,
     ) -> None:
         self.story = story
         self.metrics = metrics
+        self.outcomes = outcomes
         self.segments = segments
         self.attempt = attempt
         self.provider = provider
@@ -444,13 +464,17 @@ class _Run:
             elif isinstance(piece, SuggestionFound):
                 fields = self._suggestion(piece)
                 self.suggestions.append(fields)
-                await stream.publish(Suggestion(story_id=story.story_id, **fields.model_dump()))
+                await stream.publish(
+                    Suggestion(story_id=story.story_id, attempt=self.attempt, **fields.model_dump())
+                )
             elif isinstance(piece, InsightFound):
                 insight = InsightFields(
                     focus=piece.focus, summary=piece.summary, metrics=piece.metrics or None
                 )
                 self.insights.append(insight)
-                await stream.publish(Insight(story_id=story.story_id, **insight.model_dump()))
+                await stream.publish(
+                    Insight(story_id=story.story_id, attempt=self.attempt, **insight.model_dump())
+                )
             elif isinstance(piece, UsageReport):
                 self.usage = Usage(
                     input_tokens=piece.input_tokens, output_tokens=piece.output_tokens

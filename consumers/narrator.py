@@ -44,6 +44,7 @@ from consumers.cancels import RecentCancels
 from consumers.completion import complete_story, repeat_completion
 from consumers.history import story_history
 from consumers.worker import Worker
+from producers.lease import Lease, PartitionLost
 from producers.outcomes import OutcomePublisher
 from producers.stream import StreamPublisher
 
@@ -72,7 +73,6 @@ class Narrator(Worker[SegmentEvent]):
         speech: SpeechProvider,
         *,
         stream_producer: Producer,
-        outcome_producer: Producer,
         audio: AudioStore,
         metrics: Metrics | None = None,
     ) -> None:
@@ -86,10 +86,10 @@ class Narrator(Worker[SegmentEvent]):
             concurrency=settings.narrator_stories,
             shutdown_grace_s=settings.worker_shutdown_grace_s,
             metrics=metrics,
+            outcomes_topic=self.topics.outcomes,
         )
         self.speech = speech
         self.stream_producer = stream_producer
-        self.outcomes = OutcomePublisher(outcome_producer, self.topics.outcomes)
         self.audio = audio
         self.synthesis_slots = asyncio.Semaphore(settings.narrator_concurrency)
         self._sessions: dict[str, _Narration] = {}
@@ -114,7 +114,7 @@ class Narrator(Worker[SegmentEvent]):
         # The session exists before anything is awaited, and until the story ends: its
         # next records, handled meanwhile by other tasks (also while a run waits for the
         # bus to come back), must find it, not be taken for an old story's tail.
-        session = _Narration(self, event)
+        session = _Narration(self, event, self.ownership(record), self.outcomes(record))
         self._sessions[event.story_id] = session
         try:
             await self.until_the_bus_answers(record, lambda: self._narrate(session, record))
@@ -155,9 +155,18 @@ class _Narration:
     It keeps every record it is fed, so a run that failed (the bus went away) can be
     followed by another from the first sentence."""
 
-    def __init__(self, narrator: Narrator, first: NarrationSegment | NarrationEnd):
+    def __init__(
+        self,
+        narrator: Narrator,
+        first: NarrationSegment | NarrationEnd,
+        lease: Lease,
+        outcomes: OutcomePublisher,
+    ):
         self.n = narrator
         self.first = first
+        # Every write goes through the lease of the story's segments partition.
+        self.lease = lease
+        self.outcomes = outcomes
         self.story_id = first.story_id
         self.user_id = first.user_id
         self.submitted_at = first.submitted_at
@@ -178,7 +187,7 @@ class _Narration:
 
     def new_stream(self) -> StreamPublisher:
         return StreamPublisher(
-            self.n.stream_producer, self.n.topics.stream, self.story_id, self.user_id
+            self.n.stream_producer, self.n.topics.stream, self.story_id, self.user_id, self.lease
         )
 
     def _reset_state(self) -> None:
@@ -238,7 +247,9 @@ class _Narration:
                         self._speaking.cancel()
                         self._speaking = None
                 elif isinstance(event, NarrationEnd) and event.attempt >= self.attempt:
-                    await asyncio.shield(self._end(event))
+                    # Not shielded: a narrator that loses the partition stops at once;
+                    # the next owner finishes what it finds published.
+                    await self._end(event)
                     return
         except BaseException:
             # Cancelled, or the bus failed: nothing of this run is kept.
@@ -288,7 +299,7 @@ class _Narration:
         except TtsUnavailable as exc:
             await self._fail(exc)
         except Exception as exc:
-            if is_bus_error(exc):
+            if is_bus_error(exc) or isinstance(exc, PartitionLost):
                 raise
             log.exception("narration failed", extra={"story_id": self.story_id})
             await self._fail(TtsUnavailable("speech synthesis failed"))
@@ -303,6 +314,7 @@ class _Narration:
                     story_id=self.story_id,
                     index=self.chunks,
                     data=base64.b64encode(chunk).decode(),
+                    attempt=self.narration_attempt,
                 )
             )
             self.chunks += 1
@@ -323,6 +335,7 @@ class _Narration:
                 duration_ms=round(mark.duration_ms, 1),
                 start=start,
                 end=end,
+                attempt=self.narration_attempt,
             )
         )
         self.words += 1
@@ -349,7 +362,7 @@ class _Narration:
         elif self.writer is not None:
             self.writer.discard()
         await complete_story(
-            self.n.outcomes,
+            self.outcomes,
             self.stream,
             story_id=self.story_id,
             user_id=self.user_id,
@@ -375,7 +388,9 @@ class _Narration:
                 attempt=self.attempt,
                 error=ErrorInfo(code=self.failure.code, message=self.failure.message),
             )
-        # The file is whole before anyone hears it is: the URL works from here on.
+        # The file is whole before anyone hears it is: the URL works from here on. Only
+        # while the story is surely ours: a zombie's file must not replace the owner's.
+        await self.lease.hold()
         writer.commit()
         await self.stream.publish(
             AudioCompleted(
@@ -384,6 +399,7 @@ class _Narration:
                 bytes=writer.bytes,
                 sha256=writer.sha256,
                 url=audio_url(self.story_id),
+                attempt=self.narration_attempt,
             )
         )
         return NarrationCompletedOutcome(

@@ -19,27 +19,22 @@ from consumers.narrator import Narrator
 from consumers.projector import Projector, own_story_store
 from consumers.worker import Worker
 
-WorkerFactory = Callable[[Producer, Producer], Worker]  # type: ignore[type-arg]
+WorkerFactory = Callable[[Producer], Worker]  # type: ignore[type-arg]
 
 
 @contextlib.asynccontextmanager
 async def _running(
     bus: Bus, settings: Settings, role: str, make: WorkerFactory
 ) -> AsyncIterator[Worker]:  # type: ignore[type-arg]
-    """Producers for the stream (low latency) and the outcomes (transactional), the
-    worker's task, and on exit: the task cancelled (it finishes or hands back its work)."""
+    """The producer for the stream (low latency), the worker's task, and on exit: the
+    task cancelled (it finishes or hands back its work). The worker makes its outcome
+    producers itself, one per partition it owns (``consumers/ownership.py``)."""
     instance = uuid.uuid4().hex[:8]
     stream = bus.producer(low_latency=True, client_id=f"{role}-{instance}-stream")
-    outcomes = bus.producer(
-        transactional_id=f"{settings.topic_prefix}.{role}.{instance}",
-        client_id=f"{role}-{instance}-outcomes",
-    )
     async with contextlib.AsyncExitStack() as stack:
         await stream.start()
         stack.push_async_callback(stream.stop)
-        await outcomes.start()
-        stack.push_async_callback(outcomes.stop)
-        worker = make(stream, outcomes)
+        worker = make(stream)
         async with _started(worker, role):
             yield worker
 
@@ -71,13 +66,8 @@ async def running_enhancer(
             bus,
             settings,
             "enhancer",
-            lambda stream, outcomes: Enhancer(
-                bus,
-                settings,
-                provider,
-                stream_producer=stream,
-                outcome_producer=outcomes,
-                metrics=metrics,
+            lambda stream: Enhancer(
+                bus, settings, provider, stream_producer=stream, metrics=metrics
             ),
         ) as worker:
             assert isinstance(worker, Enhancer)
@@ -97,14 +87,8 @@ async def running_narrator(
             bus,
             settings,
             "narrator",
-            lambda stream, outcomes: Narrator(
-                bus,
-                settings,
-                speech,
-                stream_producer=stream,
-                outcome_producer=outcomes,
-                audio=audio,
-                metrics=metrics,
+            lambda stream: Narrator(
+                bus, settings, speech, stream_producer=stream, audio=audio, metrics=metrics
             ),
         ) as worker:
             assert isinstance(worker, Narrator)

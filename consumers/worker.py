@@ -3,6 +3,11 @@
 At-least-once: an offset is committed only when every record before it in that
 partition is finished, so a crash replays unfinished stories and never skips one.
 Records that cannot be decoded go to the dead-letter topic and count as finished.
+
+Each assigned partition is held through an ``Ownership`` (its lease, and for workers
+that write outcomes its fenced transactional producer): work from a partition the worker
+lost, to a revocation or while it was frozen, stops at its next write (``PartitionLost``)
+and is not finished here; the partition's new owner runs it.
 """
 
 from __future__ import annotations
@@ -24,6 +29,9 @@ from amplify_stream.bus.base import Bus, GroupConsumer, Producer, Record, TopicP
 from amplify_stream.events import DeadLetter, encode, headers_for
 from amplify_stream.logs import story_id_var
 from amplify_stream.metrics import Metrics
+from consumers.ownership import Ownership, transactional_id
+from producers.lease import PartitionLost
+from producers.outcomes import OutcomePublisher
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +92,7 @@ class Worker(abc.ABC, Generic[E]):
         concurrency: int,
         shutdown_grace_s: float = 10.0,
         metrics: Metrics | None = None,
+        outcomes_topic: str | None = None,
     ) -> None:
         self._bus = bus
         self._topics = list(topics)
@@ -101,12 +110,29 @@ class Worker(abc.ABC, Generic[E]):
         self._replay_below: dict[TopicPartition, int] = {}
         self._retried: set[tuple[TopicPartition, int]] = set()
         self._fetched: dict[TopicPartition, int] = {}
+        # Workers that write outcomes get a transactional producer per owned partition.
+        self._outcomes_topic = outcomes_topic
+        self._owned: dict[TopicPartition, Ownership] = {}
         self.ready = asyncio.Event()
 
     @abc.abstractmethod
     async def handle(self, event: E, record: Record) -> None:
         """Do the work of one record. Raising marks it finished anyway (after logging):
         a story must end with an outcome, so handlers report their own failures."""
+
+    def ownership(self, record: Record) -> Ownership:
+        """This worker's hold on the record's partition (``PartitionLost`` once gone)."""
+        owned = self._owned.get(TopicPartition(record.topic, record.partition))
+        if owned is None or owned.lost:
+            raise PartitionLost(f"{record.topic}[{record.partition}] is not ours any more")
+        return owned
+
+    def outcomes(self, record: Record) -> OutcomePublisher:
+        """The outcome publisher of the record's partition (fenced: its own id)."""
+        publisher = self.ownership(record).outcomes
+        if publisher is None:
+            raise RuntimeError(f"{self.group_id} writes no outcomes")
+        return publisher
 
     def may_have_run(self, record: Record) -> bool:
         """True when this record may have been (partly) worked on before: it was fetched
@@ -156,7 +182,7 @@ class Worker(abc.ABC, Generic[E]):
     def _finished(self, task: asyncio.Task[None]) -> None:
         record = self._tasks.pop(task)
         self._slots.release()
-        if task.cancelled():
+        if task.cancelled() or isinstance(task.exception(), PartitionLost):
             return  # handed back: not finished, so its offset is not committed
         progress = self._progress.get(TopicPartition(record.topic, record.partition))
         if progress is not None:
@@ -165,8 +191,14 @@ class Worker(abc.ABC, Generic[E]):
     async def _process(self, record: Record) -> None:
         story_id_var.set(record.key or None)  # this task's context: its log lines
         try:
+            # Nothing of a story is read or run before the partition's older producers
+            # are fenced: a zombie's outcome either landed already, or never will.
+            await self.ownership(record).fenced()
             await self.until_the_bus_answers(record, lambda: self._work(record))
         except asyncio.CancelledError:
+            raise
+        except PartitionLost as exc:
+            log.warning("handed over, not finished here: %s", exc, extra={"cursor": record.cursor})
             raise
         except Exception:
             log.exception("handler failed", extra={"cursor": record.cursor})
@@ -280,6 +312,15 @@ class Worker(abc.ABC, Generic[E]):
         # Whatever is already in these partitions may have been started by their
         # previous owner; only records past today's end are certainly new.
         log.info("assigned %s", sorted((tp.topic, tp.partition) for tp in partitions))
+        assert self._consumer is not None
+        for tp in partitions:
+            owned = self._owned[tp] = Ownership(tp, self._consumer.membership)
+            if self._outcomes_topic is not None:
+                producer = self._bus.producer(
+                    transactional_id=transactional_id(self.group_id, tp),
+                    client_id=f"{self.group_id}-outcomes",
+                )
+                owned.fence(OutcomePublisher(producer, self._outcomes_topic, owned))
         for topic in {tp.topic for tp in partitions}:
             ends = await self._bus.end_offsets(topic)
             for tp in partitions:
@@ -288,10 +329,19 @@ class Worker(abc.ABC, Generic[E]):
 
     async def _on_revoked(self, partitions: set[TopicPartition]) -> None:
         # Another member will own these: hand back unfinished work, keep what is done.
+        # Lost first: work that is not stopped by the cancel (between two writes, say)
+        # stops at its next one.
+        if partitions:
+            log.info("revoked %s", sorted((tp.topic, tp.partition) for tp in partitions))
+        for tp in partitions:
+            if (owned := self._owned.get(tp)) is not None:
+                owned.lose()
         await self._cancel(partitions)
         await self._commit(partitions)
         for tp in partitions:
             self._progress.pop(tp, None)
+            if (owned := self._owned.pop(tp, None)) is not None:
+                await owned.close()
 
     async def _shutdown(self) -> None:
         """Finish what runs within the grace period, hand the rest back, leave the group."""
@@ -306,5 +356,8 @@ class Worker(abc.ABC, Generic[E]):
             log.exception("final commit failed; the unfinished records will be replayed")
         if self._consumer is not None:
             await self._consumer.stop()
+        owned, self._owned = list(self._owned.values()), {}
+        for ownership in owned:
+            await ownership.close()
         if self._dlq is not None:
             await self._dlq.stop()

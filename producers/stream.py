@@ -16,6 +16,7 @@ from amplify_stream.events import (
     encode,
     headers_for,
 )
+from producers.lease import Lease
 
 
 class StreamPublisher:
@@ -23,23 +24,40 @@ class StreamPublisher:
 
     Sends are queued without waiting for the broker (records of one key keep their
     order in the producer), so a delta costs no round trip on the hot path.
+
+    With a ``lease`` (the worker's hold on the story's input partition) nothing is sent
+    unless the worker surely still owns that partition: these topics are not
+    transactional, so the broker would take a zombie's records; the lease refuses them.
     """
 
-    def __init__(self, producer: Producer, topic: str, story_id: str, user_id: str) -> None:
+    def __init__(
+        self,
+        producer: Producer,
+        topic: str,
+        story_id: str,
+        user_id: str,
+        lease: Lease | None = None,
+    ) -> None:
         self._producer = producer
         self._topic = topic
         self._story_id = story_id
         self._user_id = user_id
+        self._lease = lease
         self._pending: list[Awaitable[Position]] = []
 
     async def publish(
         self,
         event: StoryEvent | ErrorEvent | NarrationSegment | NarrationEnd | NarrationCancelled,
     ) -> None:
+        if self._lease is not None and not self._lease.holds():
+            await self._lease.hold()
         event.user_id = self._user_id
         self._pending.append(
             await self._producer.send(
-                self._topic, self._story_id, encode(event), headers_for(event.type)
+                self._topic,
+                self._story_id,
+                encode(event),
+                headers_for(event.type, attempt=getattr(event, "attempt", None)),
             )
         )
         if len(self._pending) >= 256:

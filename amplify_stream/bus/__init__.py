@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from amplify_stream.bus.base import (
     Bus,
+    BusFenced,
     BusUnavailable,
     GroupConsumer,
     Headers,
@@ -21,6 +22,7 @@ from amplify_stream.config import Settings
 
 __all__ = [
     "Bus",
+    "BusFenced",
     "BusUnavailable",
     "GroupConsumer",
     "Headers",
@@ -40,9 +42,12 @@ __all__ = [
 
 def is_bus_error(exc: BaseException) -> bool:
     """A failure of the bus itself (broker away, timeouts): the work is to be retried,
-    never reported as the story's own failure."""
-    from aiokafka.errors import KafkaError
+    never reported as the story's own failure. A fenced producer is not one: retrying
+    would fence the member that owns the work now."""
+    from aiokafka.errors import KafkaError, ProducerFenced
 
+    if isinstance(exc, BusFenced | ProducerFenced):
+        return False
     return isinstance(exc, BusUnavailable | KafkaError | ConnectionError | TimeoutError)
 
 

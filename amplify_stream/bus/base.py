@@ -18,6 +18,8 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Literal
 
+from amplify_stream.bus.membership import Membership
+
 Headers = Sequence[tuple[str, bytes]]
 Isolation = Literal["read_committed", "read_uncommitted"]
 
@@ -85,6 +87,12 @@ class BusUnavailable(Exception):
     """The bus cannot be reached; nothing was written."""
 
 
+class BusFenced(Exception):
+    """A newer producer took this transactional producer's id (Kafka's zombie fencing):
+    nothing it writes in a transaction will ever be visible. Not a passing failure of the
+    bus: the work belongs to whoever holds the id now."""
+
+
 class Producer(abc.ABC):
     """Sends records. ``send`` queues a record and returns at once; await the returned
     future for its position. Batching several sends before awaiting is the fast path."""
@@ -124,7 +132,12 @@ RebalanceCallback = Callable[[set[TopicPartition]], Awaitable[None]]
 
 
 class GroupConsumer(abc.ABC):
-    """A member of a consumer group. Starts from the committed offsets, else the earliest."""
+    """A member of a consumer group. Starts from the committed offsets, else the earliest.
+
+    ``membership`` is its lease: until when the group surely still counts it as a member
+    (renewed by the backend each time the group confirms it; see ``bus.membership``)."""
+
+    membership: Membership
 
     @abc.abstractmethod
     async def start(self) -> None: ...

@@ -146,7 +146,7 @@ class KafkaBus(Bus):
             "session_timeout_ms": self._session_timeout_ms,
             "request_timeout_ms": max(self._request_timeout_ms, self._session_timeout_ms + 1000),
         }
-        return KafkaGroupConsumer.create(
+        return KafkaGroupConsumer(
             self._servers, topics, config, on_assigned, on_revoked, self._prepare_topics
         )
 

@@ -14,9 +14,10 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka import TopicPartition as KafkaTopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, ProducerFenced
 
 from amplify_stream.bus.base import (
+    BusFenced,
     BusUnavailable,
     GroupConsumer,
     Headers,
@@ -26,6 +27,8 @@ from amplify_stream.bus.base import (
     Record,
     TopicPartition,
 )
+from amplify_stream.bus.kafka_membership import observe_heartbeats
+from amplify_stream.bus.membership import Membership, clock
 
 
 async def start_or_close(
@@ -89,7 +92,12 @@ class KafkaProducer(Producer):
         self, topic: str, key: str, value: bytes, headers: Headers = ()
     ) -> Awaitable[Position]:
         # Queues the record; the broker's answer arrives on the returned future.
-        sent = await self._client.send(topic, value=value, key=key.encode(), headers=list(headers))
+        try:
+            sent = await self._client.send(
+                topic, value=value, key=key.encode(), headers=list(headers)
+            )
+        except ProducerFenced as exc:
+            raise _fenced(exc) from exc
         return _position_future(sent)
 
     async def flush(self) -> None:
@@ -97,13 +105,20 @@ class KafkaProducer(Producer):
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
-        async with self._client.transaction():
-            yield
+        try:
+            async with self._client.transaction():
+                yield
+        except ProducerFenced as exc:
+            raise _fenced(exc) from exc
 
     async def send_offsets_to_transaction(
         self, offsets: dict[TopicPartition, int], group_id: str
     ) -> None:
         await self._client.send_offsets_to_transaction(to_kafka(offsets), group_id)
+
+
+def _fenced(exc: ProducerFenced) -> BusFenced:
+    return BusFenced(f"a newer producer took this transactional id: {exc}")
 
 
 def _position_future(sent: asyncio.Future[Any]) -> asyncio.Future[Position]:
@@ -116,7 +131,7 @@ def _position_future(sent: asyncio.Future[Any]) -> asyncio.Future[Position]:
         if done.cancelled():
             position.cancel()
         elif (exc := done.exception()) is not None:
-            position.set_exception(exc)
+            position.set_exception(_fenced(exc) if isinstance(exc, ProducerFenced) else exc)
         else:
             meta = done.result()
             position.set_result(Position(meta.topic, meta.partition, meta.offset))
@@ -126,15 +141,30 @@ def _position_future(sent: asyncio.Future[Any]) -> asyncio.Future[Position]:
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, on_assigned: RebalanceCallback | None, on_revoked: RebalanceCallback | None):
+    """The caller's callbacks, and the lease: aiokafka revokes before every JoinGroup and
+    assigns after its SyncGroup, so an assignment renews the membership from the moment
+    the revocation ended (see ``kafka_membership``)."""
+
+    def __init__(
+        self,
+        on_assigned: RebalanceCallback | None,
+        on_revoked: RebalanceCallback | None,
+        membership: Membership,
+    ):
         self._on_assigned = on_assigned
         self._on_revoked = on_revoked
+        self._membership = membership
+        self._joining_since = clock()
 
     async def on_partitions_revoked(self, revoked: Iterable[KafkaTopicPartition]) -> None:
-        if self._on_revoked is not None:
-            await self._on_revoked(from_kafka(revoked))
+        try:
+            if self._on_revoked is not None:
+                await self._on_revoked(from_kafka(revoked))
+        finally:
+            self._joining_since = clock()
 
     async def on_partitions_assigned(self, assigned: Iterable[KafkaTopicPartition]) -> None:
+        self._membership.renew(self._joining_since)
         if self._on_assigned is not None:
             await self._on_assigned(from_kafka(assigned))
 
@@ -145,27 +175,17 @@ class KafkaGroupConsumer(GroupConsumer):
         servers: str,
         topics: Sequence[str],
         config: dict[str, Any],
-        listener: _Listener,
+        on_assigned: RebalanceCallback | None,
+        on_revoked: RebalanceCallback | None,
         prepare: Callable[[Sequence[str]], Awaitable[object]],
     ) -> None:
         self._servers = servers
         self._topics = list(topics)
         self._config = config
-        self._listener = listener
+        self.membership = Membership(config["session_timeout_ms"] / 1000)
+        self._listener = _Listener(on_assigned, on_revoked, self.membership)
         self._prepare = prepare
         self._consumer: AIOKafkaConsumer | None = None
-
-    @classmethod
-    def create(
-        cls,
-        servers: str,
-        topics: Sequence[str],
-        config: dict[str, Any],
-        on_assigned: RebalanceCallback | None,
-        on_revoked: RebalanceCallback | None,
-        prepare: Callable[[Sequence[str]], Awaitable[object]],
-    ) -> KafkaGroupConsumer:
-        return cls(servers, topics, config, _Listener(on_assigned, on_revoked), prepare)
 
     @property
     def _client(self) -> AIOKafkaConsumer:
@@ -182,8 +202,10 @@ class KafkaGroupConsumer(GroupConsumer):
         consumer.subscribe(self._topics, listener=self._listener)
         self._consumer = consumer
         await start_or_close(consumer.start, consumer.stop, self._servers)
+        observe_heartbeats(consumer, self.membership)
 
     async def stop(self) -> None:
+        self.membership.end()
         if self._consumer is not None:
             await self._consumer.stop()
 

@@ -14,6 +14,7 @@ from typing import Literal
 
 from amplify_stream.bus.base import (
     Bus,
+    BusFenced,
     BusUnavailable,
     GroupConsumer,
     Headers,
@@ -191,10 +192,6 @@ async def _follow(
             yield record
 
 
-class ProducerFenced(RuntimeError):
-    """A newer producer started with the same transactional id (Kafka's zombie fencing)."""
-
-
 class MemoryProducer(Producer):
     def __init__(self, bus: MemoryBus, transactional_id: str | None) -> None:
         self._bus = bus
@@ -222,7 +219,7 @@ class MemoryProducer(Producer):
     def _check_running(self) -> None:
         self._bus.check_reachable()
         if self._state == "fenced":
-            raise ProducerFenced(f"producer {self._transactional_id!r} was fenced")
+            raise BusFenced(f"producer {self._transactional_id!r} was fenced")
         if self._state != "running":
             raise RuntimeError(f"the producer is {self._state}, not running")
 
@@ -257,7 +254,7 @@ class MemoryProducer(Producer):
             self._end(txn, "aborted")
             raise
         if txn.state != "open":  # fenced meanwhile: already aborted
-            raise ProducerFenced(f"producer {self._transactional_id!r} was fenced")
+            raise BusFenced(f"producer {self._transactional_id!r} was fenced")
         if not self._bus.reachable:
             self._end(txn, "aborted")
             self._bus.check_reachable()

@@ -5,25 +5,37 @@ partitions are revoked, then gets its new share (round-robin over the sorted par
 like ``RoundRobinPartitionAssignor``) and restarts from the committed offsets. A member
 that stops is not called back (aiokafka does not call the listener on ``stop`` either),
 and a failing callback is logged, not raised, as aiokafka does.
+
+``Group.expire`` does what a session timeout does to a frozen member: the group drops it
+without telling it, and it finds out at its next poll (as at its next heartbeat on
+Kafka), when it is called back with its revoked partitions and joins again. Until then
+its lease (``membership``) has run out. A poll is this bus's heartbeat: each one renews the
+lease of a member in the group.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Callable, Sequence
 from typing import Literal
 
 from amplify_stream.bus.base import (
+    BusUnavailable,
     GroupConsumer,
     Isolation,
     RebalanceCallback,
     Record,
     TopicPartition,
 )
+from amplify_stream.bus.membership import Membership, clock
 from amplify_stream.bus.memory_log import Topic
 
 log = logging.getLogger(__name__)
+
+# A member dropped by ``Group.expire`` learns it this long after (a heartbeat interval).
+NOTICE_AFTER_S = 1.0
 
 
 class Group:
@@ -43,6 +55,14 @@ class Group:
         async with self._lock:
             if member in self.members:
                 self.members.remove(member)
+                await self._rebalance()
+
+    async def expire(self, member: MemoryGroupConsumer) -> None:
+        """Drop ``member`` as its session timeout would: it is not called back."""
+        async with self._lock:
+            if member in self.members:
+                self.members.remove(member)
+                member.expired()
                 await self._rebalance()
 
     async def _rebalance(self) -> None:
@@ -93,6 +113,11 @@ class MemoryGroupConsumer(GroupConsumer):
         self._wakeup = asyncio.Event()
         self._state: Literal["new", "running", "stopped"] = "new"
         self._turn = 0  # rotates the first partition served, so none starves
+        # Certain while in the group (nothing here can freeze); ended by ``expire``.
+        self.membership = Membership(math.inf)
+        # Dropped by the group and not told yet: the partitions it believes it holds.
+        self._lost: set[TopicPartition] | None = None
+        self._lost_at = 0.0
 
     async def start(self) -> None:
         if self._state != "new":
@@ -109,6 +134,7 @@ class MemoryGroupConsumer(GroupConsumer):
             self._state = "stopped"
             return
         self._state = "stopped"
+        self.membership.end()
         for topic in self.topics:
             topic.watchers.discard(self._wakeup)
         self._positions = {}
@@ -119,6 +145,16 @@ class MemoryGroupConsumer(GroupConsumer):
         if self._state != "running":
             raise RuntimeError(f"the consumer is {self._state}, not running")
         loop = asyncio.get_running_loop()
+        if self._lost is not None:
+            # Dropped: found out a heartbeat interval later, as on Kafka; meanwhile the
+            # member fetches nothing (it has no partitions) and its lease has run out.
+            due = self._lost_at + NOTICE_AFTER_S - loop.time()
+            if due > 0:
+                await asyncio.sleep(min(due, timeout_ms / 1000))
+                return []
+            await self._rejoin()
+        # A poll is this bus's heartbeat: the group confirms its members.
+        self.membership.renew(clock())
         deadline = loop.time() + timeout_ms / 1000
         while self._state == "running":
             self._wakeup.clear()  # before fetching: a change from now on wakes us
@@ -152,7 +188,22 @@ class MemoryGroupConsumer(GroupConsumer):
         return records
 
     async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        if self._lost is not None or self not in self._group.members:
+            # Kafka refuses a commit of a member it does not know (CommitFailedError).
+            raise BusUnavailable(f"not a member of group {self._group.group_id} any more")
         self._group.committed.update(offsets)
+
+    def expired(self) -> None:
+        self._lost = set(self._positions)
+        self._lost_at = asyncio.get_running_loop().time()
+        self._positions = {}
+        self.membership.end()
+
+    async def _rejoin(self) -> None:
+        """Found out it was dropped: revoke what it held, as aiokafka does, and join again."""
+        lost, self._lost = self._lost or set(), None
+        await _notify(self._on_revoked, lost, "on_revoked", self._group.group_id)
+        await self._group.join(self)
 
     def assignment(self) -> set[TopicPartition]:
         return set(self._positions)
@@ -169,6 +220,7 @@ class MemoryGroupConsumer(GroupConsumer):
             tp: self._resolve(tp.topic).valid_offset(tp.partition, committed.get(tp, 0))
             for tp in share
         }
+        self.membership.renew(clock())
         self._wakeup.set()
         await _notify(self._on_assigned, set(share), "on_assigned", self._group.group_id)
 

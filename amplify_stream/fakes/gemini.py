@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -78,6 +79,10 @@ class FakeCall:
     status: int = 200
     chunks_sent: int = 0
     state: CallState = "open"
+    # Wall-clock seconds, so a test in another process can place the call among its own
+    # moments (which call a frozen worker had open, say).
+    started_at: float = field(default_factory=time.time)
+    ended_at: float | None = None
 
 
 @dataclass(slots=True)
@@ -114,6 +119,8 @@ class FakeGeminiRecord:
                     "status": c.status,
                     "chunks_sent": c.chunks_sent,
                     "state": c.state,
+                    "started_at": c.started_at,
+                    "ended_at": c.ended_at,
                 }
                 for c in self.calls
             ],
@@ -206,6 +213,7 @@ async def _handle_call(request: web.Request) -> web.StreamResponse:
         # Cancelled (the client went away with handler_cancellation on) or anything else.
         if call.state == "open":
             call.state = "disconnected"
+        call.ended_at = time.time()
 
 
 def _refuse(

@@ -1,8 +1,8 @@
 """The relay: one reader of the whole stream topic per gateway, fanned out to the sockets
 that watch each story, plus catch-up from any cursor for clients that come back.
 
-Routing uses the record key (the story id) and the ``event-type`` header only: the relay
-never parses JSON, it splices the cursor into the bytes (``events.with_cursor``).
+Routing uses the record key (the story id) and the headers only: the relay never
+parses JSON, it splices the cursor into the bytes (``events.with_cursor``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 
 from amplify_stream.bus.base import Bus, Record
 from amplify_stream.errors import CursorExpired
-from amplify_stream.events import TERMINAL_EVENT
+from amplify_stream.events import ATTEMPT_HEADER, TERMINAL_EVENT
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,27 @@ class Subscription:
 
 def is_terminal(record: Record) -> bool:
     return record.header("event-type") == _TERMINAL
+
+
+class Superseded:
+    """Tells the records of an attempt older than one already relayed for the story (a
+    worker that lost the story may have had some in flight when it froze): the client
+    drops them anyway (their ``attempt``), the relay spares it. Workers do not rely on it."""
+
+    def __init__(self) -> None:
+        self._newest: dict[bytes, int] = {}
+
+    def __call__(self, record: Record) -> bool:
+        value = record.header(ATTEMPT_HEADER)
+        if value is None:
+            return False
+        stage, _, number = value.rpartition(b":")
+        attempt = int(number)
+        newest = self._newest.get(stage, 0)
+        if attempt < newest:
+            return True
+        self._newest[stage] = attempt
+        return False
 
 
 class RelayHub:
@@ -121,6 +142,7 @@ class RelayHub:
         # first record, while the reader ran, has everything coming through the queue.
         skip_history = sub is not None and sub.live
         sub = sub or self.subscribe(story_id)
+        superseded = Superseded()
         last = after
         try:
             while True:
@@ -134,6 +156,8 @@ class RelayHub:
                 if last + 1 < end:
                     async for record in self._history(story_id, partition, last + 1, end):
                         last = record.offset
+                        if superseded(record):
+                            continue
                         yield record
                         if is_terminal(record):
                             return
@@ -142,6 +166,8 @@ class RelayHub:
                     if record.offset <= last:
                         continue
                     last = record.offset
+                    if superseded(record):
+                        continue
                     yield record
                     if is_terminal(record):
                         return

@@ -26,10 +26,11 @@ class Proc:
     output: list[str] = field(default_factory=list)
     _reader: asyncio.Task[None] | None = None
 
-    async def wait_for_line(self, needle: str, timeout: float = 60) -> str:
+    async def wait_for_line(self, needle: str, timeout: float = 60, start: int = 0) -> str:
+        """The first line with ``needle`` (from line ``start`` on), once it is there."""
         async with asyncio.timeout(timeout):
             while True:
-                for line in self.output:
+                for line in self.output[start:]:
                     if needle in line:
                         return line
                 if self.process.returncode is not None:

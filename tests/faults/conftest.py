@@ -496,6 +496,9 @@ class StoryView:
     # audio.reset drops that attempt later (a run that failed on the bus may lose some of
     # its records; the client drops the whole run at the reset).
     chunk_gap: str | None = None
+    # The attempt of each stage's latest reset (``enhancement``, ``narration``): an event
+    # of an older attempt after it is one the client should never have been sent.
+    latest_reset: dict[str, int] = field(default_factory=dict)
 
     def add(self, event: dict[str, Any]) -> None:
         self.events.append(event)
@@ -511,6 +514,15 @@ class StoryView:
             self.story_id = event["story_id"]
         if self.completed is not None and kind != "pong":
             self.problems.append(f"{kind} after story.completed")
+        stage = "narration" if str(kind).startswith("audio.") else "enhancement"
+        attempt = event.get("attempt")
+        if kind in ("enhancement.reset", "audio.reset"):
+            self.latest_reset[stage] = max(self.latest_reset.get(stage, 0), int(attempt or 0))
+        elif attempt is not None and int(attempt) < self.latest_reset.get(stage, 0):
+            self.problems.append(
+                f"{kind} of attempt {attempt} after the {stage} reset to attempt "
+                f"{self.latest_reset[stage]}"
+            )
         if kind == "enhancement.reset":
             self.enhancement_resets += 1
         elif kind == "enhancement.started":

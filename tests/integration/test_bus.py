@@ -11,12 +11,14 @@ import pytest
 
 from amplify_stream.bus import (
     Bus,
+    BusFenced,
     BusUnavailable,
     GroupConsumer,
     Record,
     TopicPartition,
     TopicSpec,
     create_bus,
+    is_bus_error,
 )
 from amplify_stream.config import Settings
 
@@ -242,7 +244,58 @@ async def test_send_offsets_to_transaction_commits_offsets(
         assert await consumer.getmany(timeout_ms=300) == []
 
 
+async def test_a_newer_transactional_producer_fences_the_older(
+    bus: Bus, settings: Settings, unique_topic: Callable[..., str]
+) -> None:
+    """Zombie fencing: starting a producer with a transactional id that another holds
+    makes that other's transactions fail ``BusFenced`` (never a plain bus error, which
+    would be retried), and nothing it wrote becomes visible."""
+    topic = await topic_with_partitions(bus, unique_topic())
+    tx_id = f"{settings.topic_prefix}-fenced"
+    zombie, owner = bus.producer(transactional_id=tx_id), bus.producer(transactional_id=tx_id)
+    async with running(zombie):
+        async with zombie.transaction():
+            await zombie.send(topic, "s", b"before")
+        async with running(owner):
+            with pytest.raises(BusFenced) as raised:
+                async with zombie.transaction():
+                    await (await zombie.send(topic, "s", b"zombie"))
+            assert not is_bus_error(raised.value)
+            async with owner.transaction():
+                await owner.send(topic, "s", b"owner")
+    partition = bus.partition_for(topic, "s", PARTITIONS)
+    end = (await bus.end_offsets(topic))[partition]
+    committed = await bus.read_range(topic, partition, 0, end, isolation="read_committed")
+    assert values(committed) == [b"before", b"owner"]
+
+
 # ---------------------------------------------------------------- consumer groups
+
+
+async def test_a_member_lease_is_renewed_while_it_is_in_the_group(
+    bus: Bus, make_settings: Callable[..., Settings], unique_topic: Callable[..., str]
+) -> None:
+    """``membership`` stays certain for as long as the member is in its group (renewed
+    by heartbeats: checked past a whole session timeout), and ends when it leaves."""
+    settings = make_settings(bus=bus.name, kafka_session_timeout_ms=3000)
+    topic = await topic_with_partitions(bus, unique_topic())
+    other = create_bus(settings)
+    await other.start()
+    try:
+        member = other.group_consumer([topic], f"{settings.topic_prefix}-lease")
+        async with running(member):
+            assert member.membership.certain()
+            loop = asyncio.get_running_loop()
+            until_ = loop.time() + 4.0  # longer than the session timeout
+            while loop.time() < until_:
+                await member.getmany(timeout_ms=200)
+                assert member.membership.certain()
+        assert not member.membership.certain()
+    finally:
+        await other.close()
+
+
+# ---------------------------------------------------------------- consumer groups (continued)
 
 
 async def test_group_resumes_from_committed_offset(
