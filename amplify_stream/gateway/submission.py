@@ -71,15 +71,16 @@ class Stories:
                 f"the limit is {self._settings.max_story_chars}"
             )
         if options.title is not None and len(options.title) > self._settings.max_title_chars:
-            raise InvalidStory(f"the title is longer than {self._settings.max_title_chars} chars")
+            raise _invalid("title", f"longer than {self._settings.max_title_chars} characters")
         if not options.text.strip():
-            raise InvalidStory("the story is empty")
+            raise _invalid("text", "the story is empty")
         if len(set(options.focus)) != len(options.focus):
-            raise InvalidStory("focus names each area at most once")
+            raise _invalid("focus", "names each area at most once")
         # PostgreSQL text cannot hold NUL; no writer means one either.
-        texts = (options.text, options.title, options.voice, options.idempotency_key)
-        if any(value is not None and "\x00" in value for value in texts):
-            raise InvalidStory("the story's fields must not contain NUL characters")
+        for field in ("text", "title", "voice", "idempotency_key"):
+            value = getattr(options, field)
+            if value is not None and "\x00" in value:
+                raise _invalid(field, "must not contain NUL characters")
 
     async def submit(self, user_id: str, options: StoryOptions) -> Accepted:
         """Accept a new story, or the one of the same idempotency key. Anything refused
@@ -200,3 +201,8 @@ class Stories:
 
 
 __all__ = ["Accepted", "NotFound", "Stories"]
+
+
+def _invalid(field: str, problem: str) -> InvalidStory:
+    """A story rule broken by ``field``, named first (as the socket's field errors are)."""
+    return InvalidStory(f"{field}: {problem}", details=[{"loc": [field], "msg": problem}])

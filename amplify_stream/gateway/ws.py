@@ -10,13 +10,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+from typing import Any
 
 import orjson
 from aiohttp import WSMsgType, web
 from pydantic import ValidationError
 
 from amplify_stream.auth.tokens import Claims
-from amplify_stream.errors import AmplifyError, InvalidMessage
+from amplify_stream.errors import AmplifyError, InvalidMessage, InvalidStory
 from amplify_stream.events import (
     ErrorEvent,
     Ping,
@@ -131,15 +132,11 @@ class _Session:
                 raw = orjson.loads(data)
             except orjson.JSONDecodeError as exc:
                 raise InvalidMessage("the frame is not JSON") from exc
-            if isinstance(raw, dict) and isinstance(raw.get("request_id"), str):
-                # Echoed on errors, so only when it is within the field's limit.
-                request_id = raw["request_id"] if len(raw["request_id"]) <= 200 else None
+            request_id = valid_request_id(raw)
             try:
                 message = client_message_adapter.validate_python(raw)
             except ValidationError as exc:
-                raise InvalidMessage(
-                    "the frame is not a valid message", details=validation_details(exc)
-                ) from exc
+                raise invalid_fields(exc) from exc
             if isinstance(message, StorySubmit):
                 await self._submit(message)
             elif isinstance(message, StoryResume):
@@ -158,7 +155,12 @@ class _Session:
 
     async def _submit(self, message: StorySubmit) -> None:
         options = StoryOptions.model_validate(message.model_dump(exclude={"type"}))
-        accepted = await self._stories.submit(self._claims.user_id, options)
+        try:
+            accepted = await self._stories.submit(self._claims.user_id, options)
+        except InvalidStory as exc:
+            # The rules of POST /v1/stories (422 invalid_story there); on the socket a
+            # broken one is an invalid field like any other (PROTOCOL.md section 1).
+            raise InvalidMessage(exc.message, details=exc.details) from exc
         reply = StoryAccepted(
             story_id=accepted.story_id, user_id=self._claims.user_id, request_id=message.request_id
         )
@@ -206,6 +208,41 @@ class _Session:
             story_id=story_id,
         )
         await self._outbox.put((event.model_dump_json(exclude_none=True), None))
+
+
+def valid_request_id(raw: Any) -> str | None:
+    """The frame's ``request_id`` when it is valid (the same field on every message), so
+    that an error about the frame's other fields can echo it."""
+    if not isinstance(raw, dict) or "request_id" not in raw:
+        return None
+    try:
+        return Ping(type="ping", request_id=raw["request_id"]).request_id
+    except ValidationError:
+        return None
+
+
+def invalid_fields(exc: ValidationError) -> InvalidMessage:
+    """``invalid_message`` naming each invalid field first: ``focus[0]: Input should be ...``."""
+    details = validation_details(exc)
+    problems = []
+    for problem in details:
+        field = field_name(problem["loc"], problem["type"])
+        problems.append(problem["msg"] if field is None else f"{field}: {problem['msg']}")
+    return InvalidMessage("; ".join(problems), details=details)
+
+
+def field_name(loc: list[str | int], kind: str) -> str | None:
+    """``focus[0]`` for pydantic's ``("story.submit", "focus", 0)``: the first step is the
+    message's ``type`` (the union's tag). An empty ``loc`` is about the frame as a whole:
+    its ``type`` when the tag is missing or unknown, else no field (not an object)."""
+    if not loc:
+        return "type" if kind.startswith("union_tag") else None
+    path = loc[1:]
+    if not path:
+        return None
+    return str(path[0]) + "".join(
+        f"[{step}]" if isinstance(step, int) else f".{step}" for step in path[1:]
+    )
 
 
 def raw_story_id(data: str) -> str | None:

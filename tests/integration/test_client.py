@@ -133,7 +133,9 @@ async def test_errors_carry_the_contract_code(
     assert caught.value.code == "not_found"
     with pytest.raises(ClientError) as caught:
         await collect(client.submit("   "))
-    assert caught.value.code == "invalid_story"
+    # Over the socket, a field that breaks the story rules is an invalid message.
+    assert caught.value.code == "invalid_message"
+    assert caught.value.message.startswith("text:")
     with pytest.raises(ClientError) as caught:
         await client.download_audio("no-such-story")
     assert (caught.value.code, caught.value.status) == ("not_found", 404)

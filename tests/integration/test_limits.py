@@ -1,23 +1,24 @@
 """Hard limits through the whole app: stories per user (a rate and how many run at once),
 sign-in attempts, sizes, and malformed input on every route. Every refusal is the
-contract's error, and leaves nothing behind: no story row, no account, no record."""
+contract's error, and leaves nothing behind: no story row, no account, no record. Every
+test runs on both buses: on Kafka a refusal must not reach the real topics either."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
+from unittest.mock import ANY
 
 import aiohttp
-import pytest
 
 from amplify_stream.gateway import keys
 from tests.integration.conftest import Service
 from tests.support import STORY, sign_up, sse_events
 
 StartService = Callable[..., Awaitable[Service]]
-MEMORY_ONLY = pytest.mark.parametrize("bus_kind", ["memory"], indirect=True)
 PASSWORD = "correct horse battery"
 # Quick stories: the offline analyzer, no narration.
 QUICK = {"text": STORY, "audio": False}
@@ -92,7 +93,6 @@ async def wait_completed(
 # ---------------------------------------------------------------- stories per user
 
 
-@MEMORY_ONLY
 async def test_submissions_per_minute(
     service: StartService, session: aiohttp.ClientSession
 ) -> None:
@@ -111,7 +111,6 @@ async def test_submissions_per_minute(
     assert (await post_story(session, svc, other))[0] == 202
 
 
-@MEMORY_ONLY
 async def test_idempotent_retry_is_not_counted(
     service: StartService, session: aiohttp.ClientSession
 ) -> None:
@@ -128,7 +127,6 @@ async def test_idempotent_retry_is_not_counted(
 async def test_stories_running_at_once(
     service: StartService, session: aiohttp.ClientSession
 ) -> None:
-    # On both buses: the refused story must not reach the real topic either.
     svc = await service(max_running_per_user=2)
     token = await sign_up(session, svc.base, "linus")
     uid = await user_id(session, svc, token)
@@ -142,7 +140,6 @@ async def test_stories_running_at_once(
     assert await commands_published(svc) == 2
 
 
-@MEMORY_ONLY
 async def test_running_limit_frees_when_stories_complete(
     service: StartService, session: aiohttp.ClientSession
 ) -> None:
@@ -153,8 +150,9 @@ async def test_running_limit_frees_when_stories_complete(
     assert (await post_story(session, svc, token))[0] == 429
     for story_id in ids:
         await wait_completed(session, svc, token, story_id)
-    # The projector folds the outcome a moment after the client saw story.completed.
-    async with asyncio.timeout(15):
+    # The projector folds the outcome a moment after the client saw story.completed (on
+    # Kafka, once the outcome's transaction commits and the projector's consumer reads it).
+    async with asyncio.timeout(30):
         while True:
             result = await post_story(session, svc, token)
             if result[0] != 429:
@@ -182,7 +180,6 @@ async def register(
         return res.status, await res.json(), dict(res.headers)
 
 
-@MEMORY_ONLY
 async def test_login_attempts_per_username(
     service: StartService, session: aiohttp.ClientSession
 ) -> None:
@@ -200,7 +197,6 @@ async def test_login_attempts_per_username(
     assert (await login(session, svc, "grace"))[0] == 200
 
 
-@MEMORY_ONLY
 async def test_login_attempts_per_address_and_registrations(
     service: StartService, session: aiohttp.ClientSession
 ) -> None:
@@ -225,7 +221,6 @@ async def test_login_attempts_per_address_and_registrations(
 # ---------------------------------------------------------------- sizes
 
 
-@MEMORY_ONLY
 async def test_websocket_frame_over_the_limit_closes_with_1009(
     service: StartService, session: aiohttp.ClientSession
 ) -> None:
@@ -248,37 +243,116 @@ async def test_websocket_frame_over_the_limit_closes_with_1009(
     assert await stories_of(svc, uid) == 0
 
 
-@MEMORY_ONLY
+# story.submit fields (besides ``type``) and the field its ``invalid_message`` names: the rules
+# of POST /v1/stories, which answers 422 invalid_story to the same bodies.
+BAD_SUBMITS: list[tuple[dict[str, Any], str]] = [
+    ({"text": ""}, "text"),
+    ({"text": " \n\t "}, "text"),
+    ({"text": 42}, "text"),
+    ({"text": "nul\x00byte"}, "text"),
+    ({"title": "no text"}, "text"),
+    ({"text": STORY, "title": "t" * 201}, "title"),
+    ({"text": STORY, "title": 7}, "title"),
+    ({"text": STORY, "title": "nul\x00"}, "title"),
+    ({"text": STORY, "focus": ["pacing"]}, "focus"),
+    ({"text": STORY, "focus": []}, "focus"),
+    ({"text": STORY, "focus": "plot"}, "focus"),
+    ({"text": STORY, "focus": ["plot", "plot"]}, "focus"),
+    ({"text": STORY, "rewrite": "yes"}, "rewrite"),
+    ({"text": STORY, "rewrite": None}, "rewrite"),
+    ({"text": STORY, "audio": 1}, "audio"),
+    ({"text": STORY, "voice": ["en-us"]}, "voice"),
+    ({"text": STORY, "voice": "v" * 101}, "voice"),
+    ({"text": STORY, "voice": "nul\x00"}, "voice"),
+    ({"text": STORY, "idempotency_key": "k" * 201}, "idempotency_key"),
+    ({"text": STORY, "idempotency_key": 7}, "idempotency_key"),
+    ({"text": STORY, "idempotency_key": "nul\x00"}, "idempotency_key"),
+    ({"text": STORY, "colour": "blue"}, "colour"),
+]
+
+# Frames of the other messages and the field named: refused before any story is looked up.
+BAD_FRAMES: list[tuple[dict[str, Any], str]] = [
+    ({}, "type"),
+    ({"type": "story.finish"}, "type"),
+    ({"type": 5}, "type"),
+    ({"type": "story.resume"}, "story_id"),
+    ({"type": "story.resume", "story_id": 5}, "story_id"),
+    ({"type": "story.resume", "story_id": "s" * 101}, "story_id"),
+    ({"type": "story.resume", "story_id": "s-1", "cursor": 5}, "cursor"),
+    ({"type": "story.resume", "story_id": "s-1", "cursor": "0-" + "9" * 100}, "cursor"),
+    ({"type": "story.resume", "story_id": "s-1", "after": "0-1"}, "after"),
+    ({"type": "story.cancel"}, "story_id"),
+    ({"type": "story.cancel", "story_id": ["s-1"]}, "story_id"),
+    ({"type": "story.cancel", "story_id": "s-1", "cursor": "0-1"}, "cursor"),
+    ({"type": "ping", "echo": True}, "echo"),
+]
+
+
+def assert_names(reply: dict[str, Any], field: str, request_id: str | None, frame: Any) -> None:
+    """``reply`` is the ``invalid_message`` of ``frame``, its message starts with the field
+    (``focus: ...``, ``focus[0]: ...``), and it echoes the frame's valid ``request_id``."""
+    assert reply["type"] == "error" and reply["code"] == "invalid_message", (frame, reply)
+    assert re.match(rf"{re.escape(field)}[:\[ ]", reply["message"]), (frame, reply)
+    assert reply.get("request_id") == request_id, (frame, reply)
+    assert reply["retryable"] is False, (frame, reply)
+
+
 async def test_bad_stories_on_the_socket(
     service: StartService, session: aiohttp.ClientSession
 ) -> None:
     svc = await service()
     token = await sign_up(session, svc.base, "margaret")
     uid = await user_id(session, svc, token)
-    cases: list[tuple[dict[str, Any], str]] = [
-        ({"text": "x" * 50_001}, "story_too_large"),
-        ({"text": STORY, "title": "t" * 201}, "invalid_story"),
-        ({"text": " \n\t "}, "invalid_story"),
-        ({"text": "nul\x00byte"}, "invalid_story"),
-        ({"text": STORY, "focus": ["plot", "plot"]}, "invalid_story"),
-        ({"text": STORY, "focus": ["pacing"]}, "invalid_message"),
-        ({"text": STORY, "focus": []}, "invalid_message"),
-        ({"text": STORY, "rewrite": "yes"}, "invalid_message"),
-        ({"text": STORY, "voice": "v" * 101}, "invalid_message"),
-        ({"text": STORY, "idempotency_key": "k" * 201}, "invalid_message"),
-        ({"text": STORY, "colour": "blue"}, "invalid_message"),
-        ({"text": 42}, "invalid_message"),
-    ]
     async with session.ws_connect(ws_url(svc), headers=auth(token)) as ws:
-        for n, (fields, code) in enumerate(cases):
-            await ws.send_json({"type": "story.submit", "request_id": f"r{n}", **fields})
-            reply = await ws.receive_json(timeout=10)
-            assert (reply["code"], reply["request_id"]) == (code, f"r{n}"), fields
-            assert reply["retryable"] is False
-        # An over-long request_id is not echoed back.
+        for n, (fields, field) in enumerate(BAD_SUBMITS):
+            frame = {"type": "story.submit", "request_id": f"r{n}", **fields}
+            await ws.send_json(frame)
+            assert_names(await ws.receive_json(timeout=30), field, f"r{n}", frame)
+        # Its own code in the contract, not an invalid field.
+        await ws.send_json({"type": "story.submit", "request_id": "big", "text": "x" * 50_001})
+        reply = await ws.receive_json(timeout=30)
+        assert (reply["code"], reply["request_id"]) == ("story_too_large", "big"), reply
+        # Every invalid field is named, in one answer.
+        frame = {"type": "story.submit", "request_id": "two", "text": 42, "colour": "blue"}
+        await ws.send_json(frame)
+        reply = await ws.receive_json(timeout=30)
+        assert_names(reply, "text", "two", frame)
+        assert "; colour: " in reply["message"], reply
+        # An invalid request_id is named and not echoed back.
+        for bad_id in ("r" * 201, 7):
+            frame = {"type": "story.submit", "request_id": bad_id, "text": STORY}
+            await ws.send_json(frame)
+            assert_names(await ws.receive_json(timeout=30), "request_id", None, frame)
         await ws.send_json({"type": "ping", "request_id": "r" * 201})
-        assert "request_id" not in await ws.receive_json(timeout=10)
+        assert "request_id" not in await ws.receive_json(timeout=30)
+        # Still open, and nothing was accepted.
+        await ws.send_json({"type": "ping", "request_id": "last"})
+        assert (await ws.receive_json(timeout=30))["type"] == "pong"
     assert await stories_of(svc, uid) == 0
+    assert await commands_published(svc) == 0
+
+
+async def test_bad_commands_on_the_socket(
+    service: StartService, session: aiohttp.ClientSession
+) -> None:
+    svc = await service()
+    token = await sign_up(session, svc.base, "frances")
+    async with session.ws_connect(ws_url(svc), headers=auth(token)) as ws:
+        for n, (fields, field) in enumerate(BAD_FRAMES):
+            frame = {**fields, "request_id": f"c{n}"}
+            await ws.send_json(frame)
+            assert_names(await ws.receive_json(timeout=30), field, f"c{n}", frame)
+        # Not a message at all: no field to name, still invalid_message.
+        for raw in ("[]", '"ping"', "null", "{not json"):
+            await ws.send_str(raw)
+            reply = await ws.receive_json(timeout=30)
+            assert (reply["type"], reply["code"]) == ("error", "invalid_message"), (raw, reply)
+        await ws.send_json({"type": "ping", "request_id": "last"})
+        assert await ws.receive_json(timeout=30) == {
+            "type": "pong",
+            "request_id": "last",
+            "at": ANY,
+        }
     assert await commands_published(svc) == 0
 
 
@@ -344,7 +418,6 @@ async def send(
         return res.status, answer
 
 
-@MEMORY_ONLY
 async def test_malformed_story_bodies(
     service: StartService, session: aiohttp.ClientSession
 ) -> None:
@@ -358,7 +431,6 @@ async def test_malformed_story_bodies(
     assert await commands_published(svc) == 0
 
 
-@MEMORY_ONLY
 async def test_malformed_account_bodies(
     service: StartService, session: aiohttp.ClientSession
 ) -> None:
@@ -385,7 +457,6 @@ async def test_malformed_account_bodies(
     assert await svc.app[keys.USERS].by_username("ada") is None
 
 
-@MEMORY_ONLY
 async def test_bad_paths_and_query_params(
     service: StartService, session: aiohttp.ClientSession
 ) -> None:
@@ -419,6 +490,12 @@ async def test_bad_paths_and_query_params(
     for method, url, headers, want, code in cases:
         got = await send(session, method, url, headers=headers)
         assert (got[0], got[1]["error"]["code"]) == (want, code), (method, url[:120], got)
+    # The same cursors on the socket: invalid_message naming the cursor, the socket open.
+    async with session.ws_connect(ws_url(svc), headers=h) as ws:
+        for n, cursor in enumerate(["garbage", "-1-5", beyond, other_partition]):
+            frame = {"type": "story.resume", "story_id": story, "cursor": cursor}
+            await ws.send_json({**frame, "request_id": f"c{n}"})
+            assert_names(await ws.receive_json(timeout=30), "cursor", f"c{n}", frame)
     # The list route's paging parameters: never a 500, always the JSON error envelope.
     for query in ("limit=abc", "limit=-1", "limit=99999999999999999999", "before=" + "x" * 5000):
         async with session.get(f"{base}?{query}", headers=h) as res:
