@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,18 @@ STORY = (
     "and rust. It was the the last night of autumn, and the waves were loud against the "
     'rocks below. "Stay close," Tom whispered nervously. 🌊 Élodie waited in the village.'
 )
+
+
+async def wait_until(
+    condition: Callable[[], object], what: str, timeout: float = 10, every: float = 0.05
+) -> None:
+    """Poll ``condition`` every ``every`` seconds until it is true; after ``timeout``
+    seconds fail, naming ``what`` was awaited (a sleep would guess how long it takes)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        await asyncio.sleep(every)
 
 
 def free_port() -> int:

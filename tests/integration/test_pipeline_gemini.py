@@ -3,7 +3,6 @@ fake Gemini server: a normal stream and each fault, as the client and analytics 
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -14,7 +13,7 @@ import pytest
 from amplify_stream.fakes.gemini import FakeGeminiServer
 from tests.integration.conftest import Service
 from tests.integration.test_pipeline import assert_outcomes, outcomes_of
-from tests.support import STORY, assert_story_stream, sign_up, ws_story
+from tests.support import STORY, assert_story_stream, sign_up, wait_until, ws_story
 
 StartService = Callable[..., Awaitable[Service]]
 
@@ -109,5 +108,6 @@ async def test_stall_is_bounded(
     events = await run_story(svc, session)
     assert time.monotonic() - began < 10
     assert failure(events) == ("failed", "provider_error")
-    await asyncio.sleep(0.2)
-    assert fake.record.open_streams == 0
+    await wait_until(
+        lambda: fake.record.open_streams == 0, "the stalled stream to be closed", timeout=5
+    )

@@ -34,7 +34,7 @@ from amplify_stream.config import Settings
 from amplify_stream.gateway.app import create_app
 from amplify_stream.logs import configure_logging
 from tests.integration.conftest import Service
-from tests.support import sign_up
+from tests.support import sign_up, wait_until
 
 StartService = Callable[..., Awaitable[Service]]
 PROTOCOL_HEADER = "Sec-WebSocket-Protocol"
@@ -457,7 +457,9 @@ async def test_no_token_or_password_reaches_the_logs(
     for kwargs in ({"headers": auth(bad)}, {"params": {"access_token": bad}}):
         async with session.get(f"{svc.base}/v1/stories/s-1/events", **kwargs) as res:
             assert res.status == 401
-    await asyncio.sleep(0.1)  # the access line of the last request is written after it
+    # The access line of the last request is written after its answer has been sent.
+    last = f"GET /v1/stories/s-1/events?access_token={bad} "
+    await wait_until(lambda: last in raw.getvalue(), "the access line of the last request")
 
     text = redacted.getvalue()
     assert "aiohttp.access" in text and "[REDACTED]" in text, text
