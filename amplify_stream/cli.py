@@ -94,10 +94,9 @@ async def _until_signalled(main: Callable[[], Coroutine[Any, Any, None]]) -> Non
 
 
 async def _run_worker(settings: Settings, role: str) -> None:
-    from prometheus_client import start_http_server
-
     from amplify_stream.bus import create_bus
     from amplify_stream.topics import Topics
+    from consumers.probes import serving_probes
     from consumers.runtime import running_enhancer, running_narrator, running_projector
 
     runners: dict[str, Callable[[Bus, Settings], AbstractAsyncContextManager[Worker[Any]]]] = {
@@ -109,14 +108,19 @@ async def _run_worker(settings: Settings, role: str) -> None:
     await bus.start()
     try:
         await bus.ensure_topics(Topics.from_settings(settings).specs())
-        async with runners[role](bus, settings) as worker:
+        async with runners[role](bus, settings) as worker, contextlib.AsyncExitStack() as stack:
+            task = worker.task
+            assert task is not None  # the runner returns once the worker is in its group
             if settings.metrics_port is not None:
-                # Workers have no HTTP server of their own: Prometheus scrapes this one.
-                start_http_server(
-                    settings.metrics_port, addr=settings.host, registry=worker.metrics.registry
+                # Workers have no HTTP server of their own: Prometheus and the container
+                # runtime's probes ask this one (consumers/probes.py).
+                await stack.enter_async_context(
+                    serving_probes(worker, task, host=settings.host, port=settings.metrics_port)
                 )
             print(f"{role} running in group {worker.group_id}", flush=True)
-            await asyncio.Event().wait()
+            # Until SIGTERM; a worker that crashes ends the process (non-zero), so that
+            # its supervisor starts a new one.
+            await asyncio.shield(task)
     finally:
         await bus.close()
 

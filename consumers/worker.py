@@ -29,7 +29,7 @@ from amplify_stream.bus.base import Bus, GroupConsumer, Producer, Record, TopicP
 from amplify_stream.events import DeadLetter, encode, headers_for
 from amplify_stream.logs import story_id_var
 from amplify_stream.metrics import Metrics
-from consumers.ownership import Ownership, transactional_id
+from consumers.ownership import Ownership, OwnershipEvent, transactional_id
 from producers.lease import PartitionLost
 from producers.outcomes import OutcomePublisher
 
@@ -114,11 +114,22 @@ class Worker(abc.ABC, Generic[E]):
         self._outcomes_topic = outcomes_topic
         self._owned: dict[TopicPartition, Ownership] = {}
         self.ready = asyncio.Event()
+        # The task running ``run`` (for liveness probes), once it runs.
+        self.task: asyncio.Task[None] | None = None
 
     @abc.abstractmethod
     async def handle(self, event: E, record: Record) -> None:
         """Do the work of one record. Raising marks it finished anyway (after logging):
         a story must end with an outcome, so handlers report their own failures."""
+
+    def in_group(self) -> bool:
+        """Whether the worker is surely a member of its group now (its lease holds): what
+        a readiness probe of a worker process asks."""
+        consumer = self._consumer
+        return self.ready.is_set() and consumer is not None and consumer.membership.certain()
+
+    def _observe(self, event: OwnershipEvent) -> None:
+        self.metrics.ownership_events.labels(self.group_id, event).inc()
 
     def ownership(self, record: Record) -> Ownership:
         """This worker's hold on the record's partition (``PartitionLost`` once gone)."""
@@ -143,6 +154,7 @@ class Worker(abc.ABC, Generic[E]):
         return below is None or record.offset < below or (tp, record.offset) in self._retried
 
     async def run(self) -> None:
+        self.task = asyncio.current_task()
         self._dlq = self._bus.producer(client_id=f"{self.group_id}-dlq")
         await self._dlq.start()
         next_lag_report = 0.0
@@ -198,6 +210,7 @@ class Worker(abc.ABC, Generic[E]):
         except asyncio.CancelledError:
             raise
         except PartitionLost as exc:
+            self._observe("handed_over")
             log.warning("handed over, not finished here: %s", exc, extra={"cursor": record.cursor})
             raise
         except Exception:
@@ -314,7 +327,7 @@ class Worker(abc.ABC, Generic[E]):
         log.info("assigned %s", sorted((tp.topic, tp.partition) for tp in partitions))
         assert self._consumer is not None
         for tp in partitions:
-            owned = self._owned[tp] = Ownership(tp, self._consumer.membership)
+            owned = self._owned[tp] = Ownership(tp, self._consumer.membership, self._observe)
             if self._outcomes_topic is not None:
                 producer = self._bus.producer(
                     transactional_id=transactional_id(self.group_id, tp),
