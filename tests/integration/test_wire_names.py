@@ -1,0 +1,507 @@
+"""The wire JSON carries PROTOCOL.md's names: real stories through the whole service, on
+both buses, read as a client or an analytics consumer reads them.
+
+The tables below are transcribed by hand from PROTOCOL.md (sections 1-4), never derived
+from the pydantic models: the schema-based contract tests validate events against schemas
+generated from those same models, so a renamed field would pass them. Here it does not.
+A field marked ``?`` may be absent (or null); when it has a value, it has the type. The
+table language is tests/wire_check.py's.
+
+Stories: one with rewrite and audio (every event of a success, HTTP answers, record
+headers), one whose provider fails (``enhancement.failed``), one whose voice fails
+(``narration.failed``, ``tts_unavailable``), and one whose enhancement is run again
+(``enhancement.reset``: a bus outage on the memory bus, a restart of the service on Kafka).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aiohttp
+
+from amplify_stream.fakes.edge_tts import FakeEdgeConfig, serve_fake_edge_tts
+from amplify_stream.fakes.gemini import FakeGeminiServer
+from amplify_stream.gateway import keys
+from tests.integration.conftest import Service
+from tests.integration.test_bus_outage import cut_for, long_story, story_with_outage
+from tests.integration.test_pipeline import outcomes_of
+from tests.support import STORY, sign_up, sse_events
+from tests.wire_check import Spec, problems_of
+
+StartService = Callable[..., Awaitable[Service]]
+StartGemini = Callable[..., Awaitable[FakeGeminiServer]]
+
+
+def merged(*tables: Mapping[str, Spec]) -> dict[str, Spec]:
+    """One table of the fields of several (a later table's entry wins)."""
+    return {name: spec for table in tables for name, spec in table.items()}
+
+
+# ---------------------------------------------------------------- PROTOCOL.md, by hand
+
+FOCUS = "'plot'|'character'|'dialogue'|'setting'"
+STATUS = "'completed'|'failed'|'cancelled'"
+ERROR_CODES = (  # section 1
+    "invalid_message",
+    "invalid_story",
+    "story_too_large",
+    "unauthorized",
+    "not_found",
+    "rate_limited",
+    "cursor_expired",
+    "provider_unavailable",
+    "provider_error",
+    "tts_unavailable",
+    "cancelled",
+    "internal",
+    "version_conflict",
+)
+ERROR_INFO = {"code": "string", "message": "string"}  # section 4's `error: {code, message}`
+USAGE = {"input_tokens": "integer", "output_tokens": "integer"}
+SUGGESTION: dict[str, Spec] = {
+    "id": "string",
+    "focus": FOCUS,
+    "quote": "string",
+    # "null when the quote was not found"
+    "start": "integer|null",
+    "end": "integer|null",
+    "start_utf16": "integer|null",
+    "end_utf16": "integer|null",
+    "message": "string",
+    "replacement?": "string",
+}
+INSIGHT: dict[str, Spec] = {"focus": FOCUS, "summary": "string", "metrics?": {"*": "number"}}
+
+# Section 1: "Every story event carries `type`, `story_id`, `cursor`, `at`."
+STORY_EVENT = {"type": "string", "story_id": "string", "cursor": "string", "at": "timestamp"}
+SERVER_EVENTS: dict[str, Mapping[str, Spec]] = {
+    "story.accepted": {"request_id?": "string", "status": "'queued'", "cursor": "string|null"},
+    "enhancement.started": {"provider": "string", "model": "string", "attempt": "integer"},
+    "enhancement.delta": {"text": "string", "attempt": "integer"},
+    "enhancement.reset": {"attempt": "integer", "reason": "string"},
+    "suggestion": SUGGESTION,
+    "insight": INSIGHT,
+    "enhancement.completed": {"text": "string", "suggestions": "integer", "usage": USAGE},
+    "audio.started": {"format": "'audio/mpeg'", "voice": "string", "provider": "string"},
+    "audio.chunk": {"index": "integer", "data": "base64"},
+    "audio.word": {
+        "text": "string",
+        "offset_ms": "number",
+        "duration_ms": "number",
+        "start?": "integer",
+        "end?": "integer",
+    },
+    "audio.completed": {
+        "duration_ms": "number",
+        "bytes": "integer",
+        "sha256": "string",
+        "url": "string",
+    },
+    "story.completed": {"status": STATUS, "error?": ERROR_INFO},
+    "error": {
+        "code": "|".join(f"'{code}'" for code in ERROR_CODES),
+        "message": "string",
+        "retryable": "boolean",
+        "request_id?": "string",
+        "story_id?": "string",
+    },
+    "pong": {"request_id?": "string"},
+}
+NOT_STORY_EVENTS = {"pong"}  # and an `error` answering a frame rather than on a story's stream
+
+# Section 4: every topic's value, and every record's headers.
+TOPIC_VALUE = {"type": "string", "story_id": "string", "user_id": "string", "at": "timestamp"}
+HEADERS = {"content-type": "application/json", "schema-version": "1"}  # and event-type = type
+COMMANDS: dict[str, Mapping[str, Spec]] = {
+    # "the story and its options": story.submit's fields
+    "story.submitted": {
+        "text": "string",
+        "title?": "string",
+        "focus?": [FOCUS],
+        "rewrite?": "boolean",
+        "audio?": "boolean",
+        "voice?": "string",
+        "idempotency_key?": "string",
+        "request_id?": "string",
+    },
+    "story.cancelled": {},
+}
+OUTCOME = merged(TOPIC_VALUE, {"attempt": "integer"})  # "each also carrying `attempt`"
+OUTCOMES: dict[str, Mapping[str, Spec]] = {
+    "enhancement.completed": {
+        "provider": "string",
+        "model": "string",
+        "input_chars": "integer",
+        "text": "string",
+        "suggestions": [SUGGESTION],
+        "insights": [INSIGHT],
+        "usage": USAGE,
+        "timings": {"queue_ms": "number", "first_token_ms": "number", "total_ms": "number"},
+    },
+    "enhancement.failed": {"error": ERROR_INFO, "attempts": "integer"},
+    "narration.completed": {
+        "provider": "string",
+        "voice": "string",
+        "format": "'audio/mpeg'",
+        "duration_ms": "number",
+        "bytes": "integer",
+        "sha256": "string",
+        "chunks": "integer",
+        "words": "integer",
+        "timings": {"first_audio_ms": "number", "total_ms": "number"},
+    },
+    "narration.failed": {"error": ERROR_INFO},
+    "story.completed": {"status": STATUS, "timings": {"total_ms": "number"}},
+}
+
+# Sections 2 and 3.
+USER = {"id": "string", "username": "string"}
+TOKEN = {"access_token": "string", "token_type": "'bearer'", "expires_in": "integer"}
+STORY_QUEUED = {
+    "story_id": "string",
+    "status": "'queued'",
+    "links": {"self": "string", "events": "string", "audio": "string"},
+}
+STORY_DETAIL = {
+    "story_id": "string",
+    "status": STATUS,  # read once the story has ended
+    "title": "string|null",  # null when the submit had none
+    "created_at": "timestamp",
+    "completed_at?": "timestamp",
+    "text": "string",
+    "enhanced_text?": "string",
+    "suggestions": [SUGGESTION],
+    "insights": [INSIGHT],
+    "audio?": {
+        "format": "'audio/mpeg'",
+        "duration_ms": "number",
+        "bytes": "integer",
+        "sha256": "string",
+        "url": "string",
+    },
+    "error?": ERROR_INFO,
+}
+HTTP_ERROR = {"error": {"code": "string", "message": "string", "details?": "any"}}
+HEALTH = {"status": "'ok'"}
+READINESS = {"status": "string", "checks": {"bus": "any", "store": "any"}}
+
+
+# ---------------------------------------------------------------- checks
+
+
+class Wire:
+    """What one test read off the wire: its contract problems and the types it saw."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+        # "<where>:<type>"; where: socket, sse, analytics (outcomes_of), or a topic's name.
+        self.seen: set[str] = set()
+
+    def check(self, value: Any, spec: Spec, where: str) -> None:
+        self.problems += problems_of(value, spec, where)
+
+    def event(self, event: dict[str, Any], where: str, *, on_story: bool = True) -> None:
+        """A server-to-client event (socket or SSE); ``on_story``: of a story's stream."""
+        kind = event.get("type")
+        self.seen.add(f"{where}:{kind}")
+        common: Mapping[str, Spec] = (
+            STORY_EVENT if on_story and kind not in NOT_STORY_EVENTS else {}
+        )
+        # An addition of the service (PROTOCOL.md allows them): the common fields only.
+        self.check(event, merged(common, SERVER_EVENTS.get(str(kind), {})), f"{where} {kind}")
+
+    def assert_clean(self, *, saw: set[str]) -> None:
+        problems = list(dict.fromkeys(self.problems))
+        shown = "\n".join(problems[:30]) + (
+            f"\n... {len(problems) - 30} more" * (len(problems) > 30)
+        )
+        assert not problems, shown
+        assert saw <= self.seen, f"never saw {sorted(saw - self.seen)}"
+
+
+async def check_topics(wire: Wire, svc: Service, story_id: str) -> None:
+    """Section 4: the story's records on the command, stream and outcome topics, as a
+    read_committed consumer of each sees them (call once the story's outcomes are in)."""
+    bus, prefix = svc.app[keys.BUS], svc.settings.topic_prefix
+    tables: dict[str, tuple[Mapping[str, Spec], Mapping[str, Mapping[str, Spec]]]] = {
+        "stories": (TOPIC_VALUE, COMMANDS),
+        # Section 1's JSON; the cursor is the record's own position, not in its value.
+        "stream": (
+            TOPIC_VALUE | {k: v for k, v in STORY_EVENT.items() if k != "cursor"},
+            {k: {f: s for f, s in v.items() if f != "cursor"} for k, v in SERVER_EVENTS.items()},
+        ),
+        "outcomes": (OUTCOME, OUTCOMES),
+    }
+    for name, (common, by_type) in tables.items():
+        topic = f"{prefix}.{name}.v1"
+        partition = bus.partition_for(topic, story_id, svc.settings.topic_partitions)
+        begin = (await bus.begin_offsets(topic))[partition]
+        end = (await bus.end_offsets(topic))[partition]
+        records = await bus.read_range(topic, partition, begin, end, isolation="read_committed")
+        for record in (r for r in records if r.key == story_id):
+            value = json.loads(record.value)
+            where = f"{name}@{record.cursor} {value.get('type')}"
+            wire.seen.add(f"{name}:{value.get('type')}")
+            headers = {key: raw.decode() for key, raw in record.headers}
+            wanted = HEADERS | {"event-type": str(value.get("type"))}
+            wire.problems += [
+                f"{where}: header {key}={headers.get(key)!r}, not {expected!r}"
+                for key, expected in wanted.items()
+                if headers.get(key) != expected
+            ]
+            spec = merged(common, by_type.get(str(value.get("type")), {}))
+            wire.check(value, spec, where)
+
+
+async def check_outcomes(wire: Wire, svc: Service, story_id: str) -> list[dict[str, Any]]:
+    """Section 4's outcomes, read as analytics reads them; then every topic's records."""
+    outcomes = await outcomes_of(svc, story_id)
+    for outcome in outcomes:
+        kind = str(outcome.get("type"))
+        wire.seen.add(f"analytics:{kind}")
+        wire.check(outcome, merged(OUTCOME, OUTCOMES.get(kind, {})), f"analytics {kind}")
+    await check_topics(wire, svc, story_id)
+    return outcomes
+
+
+async def http_json(
+    wire: Wire,
+    session: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    status: int,
+    spec: Spec,
+    **kwargs: Any,
+) -> dict[str, Any]:
+    async with session.request(method, url, **kwargs) as res:
+        body: dict[str, Any] = await res.json()
+        assert res.status == status, (method, url, res.status, body)
+    wire.check(body, spec, f"{method} {url.split('/', 3)[-1]} {status}")
+    return body
+
+
+async def ended(
+    wire: Wire, session: aiohttp.ClientSession, svc: Service, token: str, story_id: str
+) -> dict[str, Any]:
+    """``GET /v1/stories/{id}`` once the store has the story's end."""
+    url, auth = f"{svc.base}/v1/stories/{story_id}", {"Authorization": f"Bearer {token}"}
+    async with asyncio.timeout(30):
+        while True:
+            async with session.get(url, headers=auth) as res:
+                body: dict[str, Any] = await res.json()
+            if body.get("status") != "queued":
+                wire.check(body, STORY_DETAIL, f"GET /v1/stories/{{id}} ({body.get('status')})")
+                return body
+            await asyncio.sleep(0.05)
+
+
+@asynccontextmanager
+async def socket(
+    session: aiohttp.ClientSession, svc: Service, token: str
+) -> AsyncIterator[aiohttp.ClientWebSocketResponse]:
+    url = svc.base.replace("http", "ws", 1) + "/v1/stream"
+    async with session.ws_connect(url, headers={"Authorization": f"Bearer {token}"}) as ws:
+        yield ws
+
+
+async def until_completed(ws: aiohttp.ClientWebSocketResponse) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    async with asyncio.timeout(60):
+        while not events or events[-1].get("type") != "story.completed":
+            events.append(await ws.receive_json())
+    return events
+
+
+async def socket_story(
+    wire: Wire, session: aiohttp.ClientSession, svc: Service, token: str, body: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Submit over the socket; every event until ``story.completed``, each checked."""
+    async with socket(session, svc, token) as ws:
+        await ws.send_json({"type": "story.submit", **body})
+        events = await until_completed(ws)
+    for event in events:
+        wire.event(event, "socket")
+    return events
+
+
+# ---------------------------------------------------------------- stories
+
+
+async def test_a_story_with_rewrite_and_audio(
+    service: StartService, session: aiohttp.ClientSession
+) -> None:
+    svc = await service()
+    wire = Wire()
+    base, creds = svc.base, {"username": "ada", "password": "correct horse battery"}
+    await http_json(wire, session, "POST", f"{base}/v1/auth/register", 201, USER, json=creds)
+    grant = await http_json(wire, session, "POST", f"{base}/v1/auth/token", 200, TOKEN, json=creds)
+    token = grant["access_token"]
+    auth = {"Authorization": f"Bearer {token}"}
+    await http_json(wire, session, "GET", f"{base}/v1/auth/me", 200, USER, headers=auth)
+
+    async with socket(session, svc, token) as ws:
+        # Answers to frames: not events of a story.
+        await ws.send_json({"type": "ping", "request_id": "p1"})
+        pong = await ws.receive_json()
+        await ws.send_json({"type": "story.submit", "request_id": "bad1"})  # no text
+        refused = await ws.receive_json()
+        submit = {"text": STORY, "title": "The lighthouse", "request_id": "r1"}
+        await ws.send_json({"type": "story.submit", **submit, "rewrite": True, "audio": True})
+        events = await until_completed(ws)
+    wire.event(pong, "socket", on_story=False)
+    wire.event(refused, "socket", on_story=False)
+    assert (pong["type"], pong.get("request_id")) == ("pong", "p1"), pong
+    assert (refused["type"], refused.get("request_id")) == ("error", "bad1"), refused
+    for event in events:
+        wire.event(event, "socket")
+    story_id = events[0]["story_id"]
+    assert events[0].get("request_id") == "r1", events[0]
+    assert events[-1]["status"] == "completed", events[-1]
+    await check_outcomes(wire, svc, story_id)
+    detail = await ended(wire, session, svc, token, story_id)
+    assert {"completed_at", "enhanced_text", "audio"} <= set(detail), sorted(detail)
+
+    # POST /v1/stories answers 202; the story's events then come as SSE, same JSON.
+    body = {"text": STORY, "rewrite": False, "audio": False}
+    queued = await http_json(
+        wire, session, "POST", f"{base}/v1/stories", 202, STORY_QUEUED, json=body, headers=auth
+    )
+    async with (
+        asyncio.timeout(60),
+        session.get(f"{base}{queued['links']['events']}", headers=auth) as res,
+    ):
+        async for event in sse_events(res):
+            wire.event(event, "sse")
+            if event["type"] == "story.completed":
+                break
+
+    # Sections 2 and 3: errors, health.
+    await http_json(wire, session, "GET", f"{base}/v1/stories/nope", 404, HTTP_ERROR, headers=auth)
+    empty = {"text": ""}
+    await http_json(
+        wire, session, "POST", f"{base}/v1/stories", 422, HTTP_ERROR, json=empty, headers=auth
+    )
+    await http_json(wire, session, "GET", f"{base}/v1/auth/me", 401, HTTP_ERROR)
+    await http_json(wire, session, "GET", f"{base}/healthz", 200, HEALTH)
+    await http_json(wire, session, "GET", f"{base}/readyz", 200, READINESS)
+
+    stream = {
+        "story.accepted",
+        "enhancement.started",
+        "enhancement.delta",
+        "suggestion",
+        "insight",
+        "enhancement.completed",
+        "audio.started",
+        "audio.chunk",
+        "audio.word",
+        "audio.completed",
+        "story.completed",
+    }
+    wire.assert_clean(
+        saw={f"socket:{t}" for t in stream | {"pong", "error"}}
+        | {f"stream:{t}" for t in stream - {"story.accepted"}}
+        | {"sse:enhancement.completed", "sse:story.completed", "stories:story.submitted"}
+        | {f"analytics:{t}" for t in ("enhancement.completed", "narration.completed")}
+        | {"analytics:story.completed", "outcomes:narration.completed"}
+    )
+
+
+async def test_a_story_whose_provider_fails(
+    service: StartService, session: aiohttp.ClientSession, fake_gemini: StartGemini
+) -> None:
+    fake = await fake_gemini(fault="status", fault_status=503)
+    svc = await service(
+        enhancer_provider="gemini",
+        gemini_api_key="test-key",
+        gemini_base_url=fake.base_url,
+        gemini_retry_attempts=2,
+        gemini_retry_initial_delay_s=0.05,
+        gemini_retry_max_delay_s=0.1,
+    )
+    wire = Wire()
+    token = await sign_up(session, svc.base, "ada")
+    events = await socket_story(wire, session, svc, token, {"text": STORY})
+    assert events[-1]["status"] == "failed", events[-1]
+    story_id = events[0]["story_id"]
+    outcomes = await check_outcomes(wire, svc, story_id)
+    failed = next(o for o in outcomes if o["type"] == "enhancement.failed")
+    assert failed["error"]["code"] == "provider_unavailable", failed
+    detail = await ended(wire, session, svc, token, story_id)
+    assert "error" in detail, detail
+    wire.assert_clean(
+        saw={"socket:error", "socket:story.completed", "stream:error", "stream:story.completed"}
+        | {"analytics:enhancement.failed", "analytics:story.completed"}
+    )
+
+
+async def test_a_story_whose_voice_fails(
+    service: StartService, session: aiohttp.ClientSession
+) -> None:
+    wire = Wire()
+    async with serve_fake_edge_tts(FakeEdgeConfig(port=0, fault="rate_limited")) as voice:
+        svc = await service(
+            speech_provider="edge",
+            edge_tts_url=voice.url,
+            tts_retry_attempts=2,
+            tts_retry_initial_delay_s=0.05,
+        )
+        token = await sign_up(session, svc.base, "ada")
+        events = await socket_story(wire, session, svc, token, {"text": STORY})
+    errors = [e for e in events if e["type"] == "error"]
+    assert [e["code"] for e in errors] == ["tts_unavailable"], errors
+    assert events[-1]["status"] == "completed", events[-1]
+    story_id = events[0]["story_id"]
+    await check_outcomes(wire, svc, story_id)
+    await ended(wire, session, svc, token, story_id)
+    wire.assert_clean(
+        saw={
+            "socket:error",
+            "stream:error",
+            "analytics:narration.failed",
+            "analytics:story.completed",
+        }
+    )
+
+
+async def test_a_story_whose_enhancement_runs_again(
+    service: StartService, session: aiohttp.ClientSession, bus_kind: str
+) -> None:
+    wire = Wire()
+    if bus_kind == "memory":
+        svc = await service(local_piece_delay_ms=20)
+        events, _ = await story_with_outage(
+            svc, session, long_story(6), "enhancement.delta", cut_for(1.5)
+        )
+    else:
+        svc, events = await story_across_a_restart(service, session)
+    for event in events:
+        wire.event(event, "socket")
+    assert events[-1]["status"] == "completed", events[-1]
+    await check_outcomes(wire, svc, events[0]["story_id"])
+    wire.assert_clean(saw={"socket:enhancement.reset", "stream:enhancement.reset"})
+
+
+async def story_across_a_restart(
+    service: StartService, session: aiohttp.ClientSession
+) -> tuple[Service, list[dict[str, Any]]]:
+    """Kafka: the service stops mid-rewrite, handing the story back at once; a new one
+    (same topics, group and store) runs it again. Read from the first event by resuming."""
+    first = await service(local_piece_delay_ms=20, worker_shutdown_grace_s=0)
+    token = await sign_up(session, first.base, "phoenix")
+    async with socket(session, first, token) as ws, asyncio.timeout(60):
+        await ws.send_json({"type": "story.submit", "text": long_story(6), "audio": False})
+        accepted = await ws.receive_json()
+        deltas = 0
+        while deltas < 3:
+            deltas += (await ws.receive_json())["type"] == "enhancement.delta"
+    await first.stop()
+    second = await service(local_piece_delay_ms=20)
+    async with socket(session, second, token) as ws:
+        await ws.send_json({"type": "story.resume", "story_id": accepted["story_id"]})
+        events = await until_completed(ws)
+    return second, [accepted, *events]
