@@ -56,6 +56,15 @@ class Metrics:
             registry=r,
         )
 
+        self.ownership_events = Counter(
+            "amplify_partition_ownership_events",
+            "A worker's hold on its input partitions: writes held until the group confirmed "
+            "it (held), transactions the broker fenced (fenced), records handed over to the "
+            "partition's new owner (handed_over)",
+            ["group", "event"],
+            registry=r,
+        )
+
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
 

@@ -20,6 +20,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
+from typing import Literal
 
 from amplify_stream.bus import is_bus_error
 from amplify_stream.bus.base import TopicPartition
@@ -38,10 +40,20 @@ def transactional_id(group_id: str, tp: TopicPartition) -> str:
     return f"{group_id}.{tp.topic}.{tp.partition}"
 
 
+OwnershipEvent = Literal["held", "fenced", "handed_over"]
+
+
 class Ownership:
-    def __init__(self, tp: TopicPartition, membership: Membership) -> None:
+    def __init__(
+        self,
+        tp: TopicPartition,
+        membership: Membership,
+        observe: Callable[[OwnershipEvent], None] = lambda event: None,
+    ) -> None:
         self.tp = tp
         self._membership = membership
+        # Counts what happened to the hold (``amplify_partition_ownership_events``).
+        self.observe = observe
         self.lost = False
         self._lost = asyncio.Event()
         self._holding = False  # writes are waiting for the group (logged once a spell)
@@ -64,6 +76,7 @@ class Ownership:
                 return
             if not self._holding:
                 self._holding = True
+                self.observe("held")
                 log.warning(
                     "membership unconfirmed for %.1f s: writes for %s held until the group "
                     "confirms this member or revokes the partition",
@@ -72,7 +85,8 @@ class Ownership:
                 )
             await self._next_word()
 
-    async def confirmed(self) -> None:
+    async def after_fence(self) -> None:
+        self.observe("fenced")
         await self._next_word()
         await self.hold()
 

@@ -19,7 +19,7 @@ class Lease(Protocol):
         """Return once the partition is surely owned; raise ``PartitionLost`` once it is
         not. Meanwhile (the group has not confirmed this member lately) wait."""
 
-    async def confirmed(self) -> None:
-        """Wait for the group's next word on this member, and return if the partition is
-        still surely owned then (``PartitionLost`` if not). After a fenced transaction:
-        only a member the group has just confirmed may start the id again."""
+    async def after_fence(self) -> None:
+        """A transaction of ours was fenced: wait for the group's next word on this
+        member, and return if the partition is still surely ours then (``PartitionLost``
+        if not). Only a member the group has just confirmed may start the id again."""

@@ -96,7 +96,7 @@ class OutcomePublisher:
         if self._lease is None:
             return exc
         log.warning("fenced: %s; asking the group whether the partition is still ours", exc)
-        await self._lease.confirmed()
+        await self._lease.after_fence()
         log.warning("fenced while owning the partition (a transaction timed out): restarting")
         await self._renew_producer()
         return BusUnavailable(f"the transaction was aborted by its coordinator: {exc}")

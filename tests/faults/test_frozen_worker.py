@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import signal
 import time
 from collections import Counter
@@ -29,15 +28,19 @@ import pytest
 
 from tests.e2e.conftest import Proc
 from tests.faults.conftest import (
+    RESET,
     Budget,
     Stack,
     StackFactory,
     StoryView,
     TopicLog,
     count_stories,
+    lines_with,
     new_user,
+    owner_of,
     progress,
     read_until,
+    running,
     story_text,
     summarize,
     ws_url,
@@ -46,18 +49,12 @@ from tests.support import free_port
 
 TRIALS = 5
 ROLES = ("enhancer", "narrator")
-# What the story's owner logs when it starts running it, with its attempt; the event
-# that starts an attempt on the socket, and the one that abandons the attempt before.
-STARTED = {"enhancer": "story {} started (attempt", "narrator": "story {} narration started"}
-ATTEMPT_EVENT = {"enhancer": "enhancement.started", "narrator": "audio.started"}
-RESET = {"enhancer": "enhancement.reset", "narrator": "audio.reset"}
 ZOMBIE_LOG = {
     "held": "held until the group confirms",
     "fenced": "fenced:",
     "revoked": "revoked [",
     "handed_over": "handed over",
 }
-_ATTEMPT = re.compile(r"\(attempt (\d+)\)")
 # From the freeze: the session timeout, a rebalance, the new owner's fence and history
 # read, then its reset on the socket.
 TAKEOVER_WITHIN_S = 30
@@ -90,35 +87,6 @@ def mid_story(role: str) -> Callable[[StoryView], bool]:
     if role == "enhancer":
         return lambda v: v.count("enhancement.delta") >= 3 and v.count("enhancement.completed") == 0
     return lambda v: v.count("audio.chunk") >= 1 and v.audio_completed is None
-
-
-def lines_with(proc: Proc, needle: str, start: int = 0) -> list[str]:
-    return [line for line in proc.output[start:] if needle in line]
-
-
-async def running(procs: list[Proc], needle: str, attempt: int, timeout: float) -> list[Proc]:
-    """The processes that logged starting ``attempt`` of the story (``needle``): one,
-    unless the owner is not certain."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = [
-            p
-            for p in procs
-            if any(
-                (m := _ATTEMPT.search(line)) and int(m.group(1)) == attempt
-                for line in lines_with(p, needle)
-            )
-        ]
-        if found or time.monotonic() >= deadline:
-            return found
-        await asyncio.sleep(0.05)
-
-
-def latest_attempt(view: StoryView, role: str) -> int:
-    return max(
-        (int(e.get("attempt", 1)) for e in view.events if e.get("type") == ATTEMPT_EVENT[role]),
-        default=1,
-    )
 
 
 def stage_of(event_type: str) -> str:
@@ -285,18 +253,13 @@ async def test_worker_frozen_and_woken(stacks: StackFactory, role: str) -> None:
                     if view.completed is not None or view.story_id is None:
                         failures.append(f"trial {number}: the story ended before mid-story")
                         continue
-                    # The owner: the member that logged the attempt the client is hearing.
-                    needle = STARTED[role].format(view.story_id)
-                    attempt = latest_attempt(view, role)
-                    owners = await running(members, needle, attempt, timeout=3)
-                    if len(owners) != 1:
+                    owner = await owner_of(members, role, view)
+                    if owner is None:
                         failures.append(
-                            f"trial {number}: attempt {attempt} of {view.story_id} was started "
-                            f"by {[p.name for p in owners] or 'no'} {role}; the owner is not "
-                            "certain"
+                            f"trial {number}: the owner of {view.story_id} is not certain"
                         )
                         continue
-                    owner = trial.owner = owners[0]
+                    trial.owner = owner
                     await freeze_and_wake(trial, ws, members, role, name)
             except Exception as exc:
                 failures.append(
@@ -418,8 +381,7 @@ async def freeze_and_wake(
     # The new attempt's start was logged by another member: the fault hit.
     attempt = int([e for e in view.events if e.get("type") == RESET[role]][-1]["attempt"])
     others = [p for p in members if p is not owner]
-    needle = STARTED[role].format(view.story_id)
-    taken = await running(others, needle, attempt, timeout=5)
+    taken = await running(others, role, view.story_id, attempt, timeout=5)
     if len(taken) == 1:
         trial.taken_over_by = taken[0]
     if trial.wake_after_completion:

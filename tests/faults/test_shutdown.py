@@ -18,13 +18,14 @@ from tests.faults.conftest import (
     TopicLog,
     count_stories,
     new_user,
+    owner_of,
     progress,
     read_until,
     story_text,
     summarize,
     ws_url,
 )
-from tests.faults.test_worker_crash import ROLES, mid_stream, owner_of
+from tests.faults.test_worker_crash import ROLES, mid_stream
 
 TRIALS = 3
 # Shorter than a story here (three passages: ~10 s of rewrite at 20 ms a piece), so the
@@ -71,9 +72,9 @@ async def test_worker_sigterm_hands_the_story_back(stacks: StackFactory, role: s
                     if view.completed is not None or view.story_id is None:
                         failures.append(f"trial {trial}: the story ended before {point}")
                         continue
-                    owner = await owner_of(alive, view.story_id)
+                    owner = await owner_of(alive, role, view)
                     if owner is None:
-                        failures.append(f"trial {trial}: no {role} logged {view.story_id}")
+                        failures.append(f"trial {trial}: {view.story_id}'s {role} not certain")
                         continue
                     alive.remove(owner)
                     stopped = time.monotonic()

@@ -35,7 +35,7 @@ class WrongLease:
     async def hold(self) -> None:
         return None
 
-    async def confirmed(self) -> None:
+    async def after_fence(self) -> None:
         self.asked += 1
         raise PartitionLost("the group revoked it")
 
