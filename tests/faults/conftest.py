@@ -375,6 +375,34 @@ async def stacks(
                     await delete_topics(stack.bootstrap, stack.topic("")[: -len(".v1")])
 
 
+async def with_fake_gemini(
+    stacks: StackFactory, *, first_token_ms: int, tokens_per_s: float
+) -> tuple[Stack, str]:
+    """A stack whose enhancers call the fake Gemini, run as a process of its own (a model
+    that answers after ``first_token_ms``, then writes ``tokens_per_s``); and its URL."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    stack = await stacks(
+        AMPLIFY_ENHANCER_PROVIDER="gemini",
+        GEMINI_API_KEY="fake-key-for-tests",
+        AMPLIFY_GEMINI_BASE_URL=base,
+        AMPLIFY_FAKE_GEMINI_PORT=str(port),
+        AMPLIFY_FAKE_GEMINI_FIRST_TOKEN_MS=str(first_token_ms),
+        AMPLIFY_FAKE_GEMINI_TOKENS_PER_S=str(tokens_per_s),
+    )
+    fake = await stack.start("fake-gemini", ["fake", "gemini"], stack.env)
+    await fake.wait_for_line("fake Gemini on", timeout=60)
+    return stack, base
+
+
+async def fake_gemini_record(session: aiohttp.ClientSession, base: str) -> dict[str, Any]:
+    """What the fake Gemini saw (``GET /_fake/record``): counts and every call."""
+    async with session.get(f"{base}/_fake/record") as res:
+        assert res.status == 200, f"GET /_fake/record: {res.status} (the fake has no record)"
+        record: dict[str, Any] = await res.json()
+        return record
+
+
 # ---------------------------------------------------------------- topics
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
 
 import aiohttp
 import pytest
@@ -17,14 +16,15 @@ from tests.faults.conftest import (
     StoryView,
     TopicLog,
     count_stories,
+    fake_gemini_record,
     new_user,
     progress,
     read_until,
     story_text,
     summarize,
+    with_fake_gemini,
     ws_url,
 )
-from tests.support import free_port
 
 TRIALS = 10
 CANCEL_WITHIN_S = 1.0
@@ -33,30 +33,12 @@ CANCEL_WITHIN_S = 1.0
 STREAMS_CLOSED_WITHIN_S = 2.0
 
 
-async def fake_record(session: aiohttp.ClientSession, base: str) -> dict[str, Any]:
-    async with session.get(f"{base}/_fake/record") as res:
-        assert res.status == 200, f"GET /_fake/record: {res.status} (the fake has no record)"
-        record: dict[str, Any] = await res.json()
-        return record
-
-
 @pytest.mark.kafka
 @pytest.mark.timeout(200)
 async def test_cancel_lands_within_a_second(stacks: StackFactory) -> None:
     name = "test_cancel_lands_within_a_second"
-    fake_port = free_port()
-    fake_base = f"http://127.0.0.1:{fake_port}"
-    stack = await stacks(
-        AMPLIFY_ENHANCER_PROVIDER="gemini",
-        GEMINI_API_KEY="fake-key-for-tests",
-        AMPLIFY_GEMINI_BASE_URL=fake_base,
-        # A slow model: the first token after 200 ms, then 10 a second.
-        AMPLIFY_FAKE_GEMINI_PORT=str(fake_port),
-        AMPLIFY_FAKE_GEMINI_FIRST_TOKEN_MS="200",
-        AMPLIFY_FAKE_GEMINI_TOKENS_PER_S="10",
-    )
-    fake = await stack.start("fake-gemini", ["fake", "gemini"], stack.env)
-    await fake.wait_for_line("fake Gemini on", timeout=60)
+    # A slow model: the first token after 200 ms, then 10 a second.
+    stack, fake_base = await with_fake_gemini(stacks, first_token_ms=200, tokens_per_s=10)
     gateway, *_ = await asyncio.gather(
         stack.gateway(), stack.worker("enhancer"), stack.worker("narrator")
     )
@@ -108,11 +90,11 @@ async def test_cancel_lands_within_a_second(stacks: StackFactory) -> None:
                 failures.append(f"{sid}: cancelled after {latencies[-1]:.2f}s (limit 1 s)")
             # The model call was given up: the fake saw its connection close.
             try:
-                record = await fake_record(session, fake_base)
+                record = await fake_gemini_record(session, fake_base)
                 deadline = time.monotonic() + STREAMS_CLOSED_WITHIN_S
                 while record["open_streams"] and time.monotonic() < deadline:
                     await asyncio.sleep(0.05)
-                    record = await fake_record(session, fake_base)
+                    record = await fake_gemini_record(session, fake_base)
                 if record["open_streams"]:
                     failures.append(
                         f"{sid}: the fake still has {record['open_streams']} open stream(s) "
@@ -131,7 +113,7 @@ async def test_cancel_lands_within_a_second(stacks: StackFactory) -> None:
         spread = (
             f"{min(latencies) * 1000:.0f}..{max(latencies) * 1000:.0f} ms" if latencies else "none"
         )
-        record = await fake_record(session, fake_base)
+        record = await fake_gemini_record(session, fake_base)
         details = [
             f"cancel_to_completed={spread} fake_calls={record['requests']} "
             f"states={sorted({c['state'] for c in record['calls']})}",

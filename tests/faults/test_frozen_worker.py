@@ -35,6 +35,7 @@ from tests.faults.conftest import (
     StoryView,
     TopicLog,
     count_stories,
+    fake_gemini_record,
     lines_with,
     new_user,
     owner_of,
@@ -43,9 +44,9 @@ from tests.faults.conftest import (
     running,
     story_text,
     summarize,
+    with_fake_gemini,
     ws_url,
 )
-from tests.support import free_port
 
 TRIALS = 5
 ROLES = ("enhancer", "narrator")
@@ -179,27 +180,8 @@ async def start_stack(stacks: StackFactory, role: str) -> tuple[Stack, str | Non
     The enhancer's trials use the fake Gemini in its own process (a model that writes 12
     tokens a second, as in the report); the narrator's, the paced offline analyzer."""
     if role == "enhancer":
-        fake_port = free_port()
-        fake_base = f"http://127.0.0.1:{fake_port}"
-        stack = await stacks(
-            AMPLIFY_ENHANCER_PROVIDER="gemini",
-            GEMINI_API_KEY="fake-key-for-tests",
-            AMPLIFY_GEMINI_BASE_URL=fake_base,
-            AMPLIFY_FAKE_GEMINI_PORT=str(fake_port),
-            AMPLIFY_FAKE_GEMINI_FIRST_TOKEN_MS="300",
-            AMPLIFY_FAKE_GEMINI_TOKENS_PER_S="12",
-        )
-        fake = await stack.start("fake-gemini", ["fake", "gemini"], stack.env)
-        await fake.wait_for_line("fake Gemini on", timeout=60)
-        return stack, fake_base
+        return await with_fake_gemini(stacks, first_token_ms=300, tokens_per_s=12)
     return await stacks(AMPLIFY_LOCAL_PIECE_DELAY_MS="60"), None
-
-
-async def fake_calls(session: aiohttp.ClientSession, base: str) -> list[dict[str, Any]]:
-    async with session.get(f"{base}/_fake/record") as res:
-        record: dict[str, Any] = await res.json()
-        calls: list[dict[str, Any]] = record["calls"]
-        return calls
 
 
 @pytest.mark.kafka
@@ -293,7 +275,7 @@ async def test_worker_frozen_and_woken(stacks: StackFactory, role: str) -> None:
         accepted = [t.view.story_id for t in trials if t.view.story_id is not None]
         await outcomes.wait_completed(accepted, timeout=60, stall=20, settle=3)
         stale_in_flight: Counter[str] = Counter()
-        calls = await fake_calls(session, fake_base) if fake_base else []
+        calls = (await fake_gemini_record(session, fake_base))["calls"] if fake_base else []
         timelines: list[str] = []
         for trial in trials:
             view, sid = trial.view, trial.view.story_id

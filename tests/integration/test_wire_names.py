@@ -29,6 +29,7 @@ from amplify_stream.gateway import keys
 from tests.integration.conftest import Service
 from tests.integration.test_bus_outage import cut_for, long_story, story_with_outage
 from tests.integration.test_pipeline import outcomes_of
+from tests.integration.test_pipeline_gemini import gemini_service
 from tests.support import STORY, sign_up, sse_events
 from tests.wire_check import Spec, problems_of
 
@@ -415,14 +416,7 @@ async def test_a_story_whose_provider_fails(
     service: StartService, session: aiohttp.ClientSession, fake_gemini: StartGemini
 ) -> None:
     fake = await fake_gemini(fault="status", fault_status=503)
-    svc = await service(
-        enhancer_provider="gemini",
-        gemini_api_key="test-key",
-        gemini_base_url=fake.base_url,
-        gemini_retry_attempts=2,
-        gemini_retry_initial_delay_s=0.05,
-        gemini_retry_max_delay_s=0.1,
-    )
+    svc = await gemini_service(service, fake)
     wire = Wire()
     token = await sign_up(session, svc.base, "ada")
     events = await socket_story(wire, session, svc, token, {"text": STORY})
