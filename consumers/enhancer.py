@@ -182,6 +182,9 @@ class Enhancer(Worker[Command]):
                 attempt=attempt,
             )
         )
+        # On the broker before anything of the attempt: a worker that takes the story
+        # over counts this attempt then, and numbers its own after it.
+        await stream.drain()
         # The provider stream runs in a task of its own: a cancel stops it (and closes
         # its connection) without touching this one, which then ends the story.
         execute = asyncio.create_task(run.execute(stream), name=f"stream:{story.story_id}")

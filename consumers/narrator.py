@@ -288,6 +288,9 @@ class _Narration:
                     attempt=self.narration_attempt,
                 )
             )
+            # On the broker before any audio: a narrator that takes the story over counts
+            # this attempt then, and numbers its own after it.
+            await self.stream.drain()
         base_ms = self.duration_ms
         try:
             async with self.n.synthesis_slots:

@@ -115,28 +115,39 @@ class Ownership:
         self._fencing = asyncio.create_task(self._fence(outcomes), name=f"fence:{_name(self.tp)}")
 
     async def _fence(self, outcomes: OutcomePublisher) -> None:
+        """Until started: the partition's work waits for it, so it never gives up (short of
+        the partition going, which ``outcomes.start`` raises as ``PartitionLost``)."""
         delay = FENCE_RETRY_INITIAL_S
         while True:
             try:
                 await outcomes.start()
                 return
+            except PartitionLost:
+                raise
             except Exception as exc:
-                if not is_bus_error(exc):
-                    raise
-                log.warning("outcome producer of %s not started, retrying: %r", _name(self.tp), exc)
+                if is_bus_error(exc):
+                    log.warning(
+                        "outcome producer of %s not started, retrying: %r", _name(self.tp), exc
+                    )
+                else:
+                    log.exception(
+                        "outcome producer of %s failed to start, retrying", _name(self.tp)
+                    )
                 with contextlib.suppress(Exception):
                     await outcomes.stop()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, FENCE_RETRY_MAX_S)
 
-    async def fenced(self) -> None:
+    async def fenced(self) -> bool:
         """Once every older producer of the partition's transactional id is fenced (at
-        once when the worker writes no outcomes)."""
-        if self._fencing is not None and not self._fencing.done():
-            # Shielded: a record's task that is cancelled must not cancel the fence.
-            await asyncio.shield(self._fencing)
-        elif self._fencing is not None:
-            self._fencing.result()  # raises what stopped it
+        once when the worker writes no outcomes): True; False when the partition was lost
+        first."""
+        if self._fencing is not None:
+            # wait(), not await: the fence ending (cancelled by a revocation) is an answer.
+            await asyncio.wait({self._fencing})
+            if self._fencing.cancelled() or self._fencing.exception() is not None:
+                return False
+        return not self.lost
 
     async def close(self) -> None:
         """After revocation: stop fencing and the producer (its open transaction, if any,
@@ -144,8 +155,7 @@ class Ownership:
         self.lose()
         if self._fencing is not None:
             self._fencing.cancel()
-            with contextlib.suppress(BaseException):
-                await self._fencing
+            await asyncio.wait({self._fencing})
         if self.outcomes is not None:
             with contextlib.suppress(Exception):
                 await self.outcomes.stop()

@@ -172,10 +172,26 @@ class Worker(abc.ABC, Generic[E]):
                 await self._slots.acquire()
                 self._slots.release()
                 records = await self._consumer.getmany(timeout_ms=100, max_records=64)
+                # The assignment the records were fetched under. One that ends while they
+                # wait for a slot (a rebalance runs beside this loop) takes its records
+                # with it: the partition's next assignment, maybe to this worker again,
+                # starts over from the committed offset and fetches them anew.
+                owners = dict(self._owned)
                 for record in records:
-                    await self._slots.acquire()
-                    self._dispatch(record)
                     tp = TopicPartition(record.topic, record.partition)
+                    await self._slots.acquire()
+                    owned = owners.get(tp)
+                    # Before a partition's first record: its older producers fenced, so
+                    # a zombie's outcome has landed (and shows in the history) or never
+                    # will. Awaited here, so the partition's records start in order.
+                    if (
+                        owned is None
+                        or not await owned.fenced()
+                        or self._owned.get(tp) is not owned
+                    ):
+                        self._slots.release()
+                        continue
+                    self._dispatch(record)
                     self._fetched[tp] = record.offset + 1
                 await self._commit()
                 if time.monotonic() >= next_lag_report:
@@ -186,7 +202,7 @@ class Worker(abc.ABC, Generic[E]):
 
     def _dispatch(self, record: Record) -> None:
         tp = TopicPartition(record.topic, record.partition)
-        self._progress.setdefault(tp, PartitionProgress()).start(record.offset)
+        self._progress[tp].start(record.offset)
         task = asyncio.create_task(self._process(record), name=f"{self.group_id}:{record.cursor}")
         self._tasks[task] = record
         task.add_done_callback(self._finished)
@@ -203,9 +219,6 @@ class Worker(abc.ABC, Generic[E]):
     async def _process(self, record: Record) -> None:
         story_id_var.set(record.key or None)  # this task's context: its log lines
         try:
-            # Nothing of a story is read or run before the partition's older producers
-            # are fenced: a zombie's outcome either landed already, or never will.
-            await self.ownership(record).fenced()
             await self.until_the_bus_answers(record, lambda: self._work(record))
         except asyncio.CancelledError:
             raise
@@ -257,6 +270,7 @@ class Worker(abc.ABC, Generic[E]):
 
     async def _dead_letter(self, record: Record, error: str) -> None:
         assert self._dlq is not None
+        await self.ownership(record).hold()  # a zombie would letter it twice
         letter = DeadLetter(
             story_id=record.key or None,
             source_topic=record.topic,
@@ -327,6 +341,8 @@ class Worker(abc.ABC, Generic[E]):
         log.info("assigned %s", sorted((tp.topic, tp.partition) for tp in partitions))
         assert self._consumer is not None
         for tp in partitions:
+            # A fresh start: records of an earlier assignment of it count for nothing.
+            self._progress[tp] = PartitionProgress()
             owned = self._owned[tp] = Ownership(tp, self._consumer.membership, self._observe)
             if self._outcomes_topic is not None:
                 producer = self._bus.producer(
@@ -349,12 +365,14 @@ class Worker(abc.ABC, Generic[E]):
         for tp in partitions:
             if (owned := self._owned.get(tp)) is not None:
                 owned.lose()
-        await self._cancel(partitions)
-        await self._commit(partitions)
-        for tp in partitions:
-            self._progress.pop(tp, None)
-            if (owned := self._owned.pop(tp, None)) is not None:
-                await owned.close()
+        try:
+            await self._cancel(partitions)
+            await self._commit(partitions)
+        finally:
+            for tp in partitions:
+                self._progress.pop(tp, None)
+                if (owned := self._owned.pop(tp, None)) is not None:
+                    await owned.close()
 
     async def _shutdown(self) -> None:
         """Finish what runs within the grace period, hand the rest back, leave the group."""

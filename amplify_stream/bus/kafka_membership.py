@@ -9,9 +9,13 @@ What aiokafka 0.14 gives, read in its source (``consumer/group_coordinator.py``)
   from there.
 - Heartbeats, in a task of the consumer's coordinator: each goes through
   ``GroupCoordinator._do_heartbeat()``, which returns True when the coordinator accepted
-  it (``REBALANCE_IN_PROGRESS`` included: the session is renewed then too). No public
-  hook tells a heartbeat's outcome, so ``observe_heartbeats`` wraps that one method on
-  the consumer's own coordinator, and refuses to start on an aiokafka without it.
+  it, ``REBALANCE_IN_PROGRESS`` included. That one does not renew the lease: once a
+  rebalance has begun, a member that has not joined again within the rebalance timeout
+  (aiokafka's default: the session timeout, from the rebalance's start) is dropped
+  whatever it heartbeats; aiokafka then sets ``_rejoin_needed_fut``, and revokes at once.
+  No public hook tells a heartbeat's outcome, so ``observe_heartbeats`` wraps that one
+  method on the consumer's own coordinator (and reads that future), refusing to start on
+  an aiokafka without them.
 
 What it does not give:
 
@@ -28,6 +32,7 @@ What it does not give:
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 
 import aiokafka
@@ -45,16 +50,24 @@ def observe_heartbeats(consumer: AIOKafkaConsumer, membership: Membership) -> No
     coordinator says this member is gone. Call once the consumer has started."""
     coordinator = getattr(consumer, "_coordinator", None)
     heartbeat = getattr(coordinator, "_do_heartbeat", None)
-    if heartbeat is None or not inspect.iscoroutinefunction(heartbeat):
+    if (
+        heartbeat is None
+        or not inspect.iscoroutinefunction(heartbeat)
+        or not isinstance(getattr(coordinator, "_rejoin_needed_fut", None), asyncio.Future)
+    ):
         raise RuntimeError(
-            f"aiokafka {aiokafka.__version__} has no GroupCoordinator._do_heartbeat to "
-            "renew the group lease from; see amplify_stream/bus/kafka_membership.py"
+            f"aiokafka {aiokafka.__version__} has no GroupCoordinator._do_heartbeat (or "
+            "_rejoin_needed_fut) to renew the group lease from; see "
+            "amplify_stream/bus/kafka_membership.py"
         )
 
     async def renewing() -> bool:
         sent_at = clock()
         accepted: bool = await heartbeat()
-        if accepted:
+        # Read after the answer: REBALANCE_IN_PROGRESS sets it (aiokafka replaces it with a
+        # new future once the member has joined again).
+        rebalancing = coordinator._rejoin_needed_fut.done()  # type: ignore[union-attr]
+        if accepted and not rebalancing:
             membership.renew(sent_at)
         elif getattr(coordinator, "member_id", None) == _NO_MEMBER_ID:
             membership.end()

@@ -17,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections.abc import Coroutine
+from typing import Any
 
 # Of the session timeout, how much a renewal is trusted for: the rest covers the time
 # from a check to the record reaching its partition leader.
@@ -56,6 +58,6 @@ class Membership:
         """Seconds of the lease left (negative: it ran out that long ago)."""
         return self._until - clock()
 
-    async def renewal(self) -> None:
-        """Until the next renewal."""
-        await self._renewed.wait()
+    def renewal(self) -> Coroutine[Any, Any, bool]:
+        """Until the next renewal after this call (the coroutine is bound to it now)."""
+        return self._renewed.wait()

@@ -117,7 +117,7 @@ class MemoryGroupConsumer(GroupConsumer):
         self.membership = Membership(math.inf)
         # Dropped by the group and not told yet: the partitions it believes it holds.
         self._lost: set[TopicPartition] | None = None
-        self._lost_at = 0.0
+        self._tasks: set[asyncio.Task[None]] = set()  # its finding out (kept referenced)
 
     async def start(self) -> None:
         if self._state != "new":
@@ -145,16 +145,10 @@ class MemoryGroupConsumer(GroupConsumer):
         if self._state != "running":
             raise RuntimeError(f"the consumer is {self._state}, not running")
         loop = asyncio.get_running_loop()
-        if self._lost is not None:
-            # Dropped: found out a heartbeat interval later, as on Kafka; meanwhile the
-            # member fetches nothing (it has no partitions) and its lease has run out.
-            due = self._lost_at + NOTICE_AFTER_S - loop.time()
-            if due > 0:
-                await asyncio.sleep(min(due, timeout_ms / 1000))
-                return []
-            await self._rejoin()
-        # A poll is this bus's heartbeat: the group confirms its members.
-        self.membership.renew(clock())
+        if self._lost is None:
+            # A poll is this bus's heartbeat: the group confirms its members.
+            self.membership.renew(clock())
+        # Dropped and not told yet: it has no partitions, so this waits and finds nothing.
         deadline = loop.time() + timeout_ms / 1000
         while self._state == "running":
             self._wakeup.clear()  # before fetching: a change from now on wakes us
@@ -195,15 +189,23 @@ class MemoryGroupConsumer(GroupConsumer):
 
     def expired(self) -> None:
         self._lost = set(self._positions)
-        self._lost_at = asyncio.get_running_loop().time()
         self._positions = {}
         self.membership.end()
+        # It finds out a heartbeat interval later, as on Kafka: whatever its poll loop is
+        # doing (its tasks may all be waiting on their lease).
+        loop = asyncio.get_running_loop()
+        loop.call_later(NOTICE_AFTER_S, lambda: self._tasks.add(loop.create_task(self._rejoin())))
 
     async def _rejoin(self) -> None:
         """Found out it was dropped: revoke what it held, as aiokafka does, and join again."""
-        lost, self._lost = self._lost or set(), None
-        await _notify(self._on_revoked, lost, "on_revoked", self._group.group_id)
-        await self._group.join(self)
+        if self._lost is None or self._state != "running":
+            return
+        lost, self._lost = self._lost, None
+        try:
+            await _notify(self._on_revoked, lost, "on_revoked", self._group.group_id)
+            await self._group.join(self)
+        finally:
+            self._tasks.discard(asyncio.current_task())
 
     def assignment(self) -> set[TopicPartition]:
         return set(self._positions)

@@ -19,6 +19,7 @@ from amplify_stream.events import ATTEMPT_HEADER, TERMINAL_EVENT
 log = logging.getLogger(__name__)
 
 _TERMINAL = TERMINAL_EVENT.encode()
+_STARTS = (b"enhancement.started", b"audio.started")
 
 
 class Subscription:
@@ -51,11 +52,14 @@ def is_terminal(record: Record) -> bool:
 
 class Superseded:
     """Tells the records of an attempt older than one already relayed for the story (a
-    worker that lost the story may have had some in flight when it froze): the client
-    drops them anyway (their ``attempt``), the relay spares it. Workers do not rely on it."""
+    worker that lost the story may have had some in flight when it froze), and a second
+    start of an attempt already started (its start was in flight when it froze, so the
+    new owner numbered its own the same). The client drops the first kind anyway (their
+    ``attempt``); the relay spares it both. Workers do not rely on it."""
 
     def __init__(self) -> None:
         self._newest: dict[bytes, int] = {}
+        self._started: set[bytes] = set()
 
     def __call__(self, record: Record) -> bool:
         value = record.header(ATTEMPT_HEADER)
@@ -63,10 +67,13 @@ class Superseded:
             return False
         stage, _, number = value.rpartition(b":")
         attempt = int(number)
-        newest = self._newest.get(stage, 0)
-        if attempt < newest:
+        if attempt < self._newest.get(stage, 0):
             return True
         self._newest[stage] = attempt
+        if record.header("event-type") in _STARTS:
+            if value in self._started:
+                return True
+            self._started.add(value)
         return False
 
 
