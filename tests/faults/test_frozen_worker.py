@@ -332,7 +332,8 @@ async def test_worker_frozen_and_woken(stacks: StackFactory, role: str) -> None:
         )
         details = [
             f"faults_hit={sum(t.hit for t in trials)}/{TRIALS} "
-            f"zombie_log={dict(noticed)} stale_in_flight={dict(stale_in_flight)} "
+            + " ".join(f"{kind}={noticed[kind]}" for kind in ZOMBIE_LOG)
+            + f" stale_in_flight={dict(stale_in_flight)} "
             f"session_timeout_ms={stack.env['AMPLIFY_KAFKA_SESSION_TIMEOUT_MS']} "
             f"elapsed={time.monotonic() - began:.1f}s",
             *summarize(failures),
