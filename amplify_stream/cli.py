@@ -84,13 +84,31 @@ def _serve(settings: Settings, *, workers: bool) -> None:
 
 
 async def _until_signalled(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
-    """Run ``main`` until SIGTERM or SIGINT, then cancel it (its cleanup runs)."""
+    """Run ``main`` until SIGTERM or SIGINT, then cancel it (its cleanup runs). SIGUSR1
+    logs where every task of the process waits, for an operator chasing a hang."""
     task = asyncio.create_task(main())
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, task.cancel)
+    loop.add_signal_handler(signal.SIGUSR1, _log_tasks)
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+def _log_tasks() -> None:
+    """Every task and the chain of awaits it is suspended in, innermost last."""
+    lines: list[str] = []
+    for task in asyncio.all_tasks():
+        where: list[str] = []
+        awaited: Any = task.get_coro()
+        while awaited is not None:
+            frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None)
+            if frame is not None:
+                code = frame.f_code
+                where.append(f"{code.co_name} ({code.co_filename}:{frame.f_lineno})")
+            awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
+        lines.append(f"task {task.get_name()}: {' > '.join(where) or 'done'}")
+    logging.getLogger(__name__).warning("%d tasks:\n%s", len(lines), "\n".join(sorted(lines)))
 
 
 async def _run_worker(settings: Settings, role: str) -> None:

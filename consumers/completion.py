@@ -12,6 +12,7 @@ from amplify_stream.events import (
     Outcome,
     StoryCompleted,
     StoryCompletedOutcome,
+    StoryEvent,
     StoryStatus,
     StoryTimings,
     ms_since,
@@ -32,8 +33,11 @@ async def complete_story(
     status: StoryStatus,
     error: ErrorInfo | None,
     results: Sequence[Outcome] = (),
+    announce: Sequence[StoryEvent] = (),
     metrics: Metrics | None = None,
 ) -> None:
+    """``results`` and ``story.completed`` in one transaction; then on the stream the
+    events that tell of them (``announce``), and ``story.completed``."""
     done = StoryCompletedOutcome(
         story_id=story_id,
         user_id=user_id,
@@ -44,6 +48,8 @@ async def complete_story(
     )
     await stream.drain()
     await outcomes.publish([*results, done])
+    for event in announce:
+        await stream.publish(event)
     await stream.publish(StoryCompleted(story_id=story_id, status=status, error=error))
     await stream.drain()
     if metrics is not None:

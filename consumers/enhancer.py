@@ -217,14 +217,14 @@ class Enhancer(Worker[Command]):
     async def _finish_completed(
         self, story: StorySubmitted, run: _Run, stream: StreamPublisher
     ) -> None:
-        await stream.publish(
-            EnhancementCompleted(
-                story_id=story.story_id,
-                text=run.text,
-                suggestions=len(run.suggestions),
-                usage=run.usage,
-                attempt=run.attempt,
-            )
+        # Told to the client once its outcome is committed: the rewrite it hears is done
+        # is durable (and a worker taking the story over from here finds it done).
+        completed = EnhancementCompleted(
+            story_id=story.story_id,
+            text=run.text,
+            suggestions=len(run.suggestions),
+            usage=run.usage,
+            attempt=run.attempt,
         )
         outcome = EnhancementCompletedOutcome(
             story_id=story.story_id,
@@ -241,7 +241,7 @@ class Enhancer(Worker[Command]):
         )
         if run.segments is not None:
             await run.segments.flush()
-        await self._complete(story, run, stream, [outcome], "completed", None)
+        await self._complete(story, run, stream, [outcome], "completed", None, completed)
 
     async def _finish_failed(
         self, story: StorySubmitted, run: _Run, stream: StreamPublisher, exc: AmplifyError
@@ -280,6 +280,7 @@ class Enhancer(Worker[Command]):
         outcomes: list[EnhancementCompletedOutcome | EnhancementFailedOutcome],
         status: StoryStatus,
         error: ErrorInfo | None,
+        completed: EnhancementCompleted | None = None,
     ) -> None:
         if run.segments is not None:
             # Narration is on: the narrator ends the story once the audio is done. Every
@@ -287,6 +288,8 @@ class Enhancer(Worker[Command]):
             await run.segments.drain()
             if outcomes:
                 await run.outcomes.publish(outcomes)
+            if completed is not None:
+                await stream.publish(completed)
             await stream.drain()
             await run.segments.end(status, error)
             return
@@ -300,6 +303,7 @@ class Enhancer(Worker[Command]):
             status=status,
             error=error,
             results=outcomes,
+            announce=[completed] if completed is not None else [],
             metrics=self.metrics,
         )
 

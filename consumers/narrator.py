@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import time
 
 from amplify_stream.audio_store import AudioStore, NarrationWriter
 from amplify_stream.bus import is_bus_error
@@ -95,6 +96,11 @@ class Narrator(Worker[SegmentEvent]):
         self._sessions: dict[str, _Narration] = {}
         # Cancels seen before their story's first sentence, until it comes.
         self._cancelled = RecentCancels()
+        # A first sentence older than this may be a frozen enhancer's, queued before it
+        # froze and delivered once it woke, of a story its successor may have finished:
+        # its history is read first. (A frozen member loses its partitions a session
+        # timeout after its last heartbeat; heartbeats come every third of one.)
+        self._late_after_ms = settings.kafka_session_timeout_ms // 2
 
     async def handle(self, event: SegmentEvent, record: Record) -> None:
         session = self._sessions.get(event.story_id)
@@ -124,7 +130,8 @@ class Narrator(Worker[SegmentEvent]):
     async def _narrate(self, session: _Narration, record: Record) -> None:
         """One run of a story's narration, from its first sentence; a run that failed on
         the bus is followed by another that reads the history again."""
-        if self.may_have_run(record):
+        late = time.time() * 1000 - record.timestamp_ms > self._late_after_ms
+        if self.may_have_run(record) or late:
             history = await story_history(self._bus, self.topics, session.story_id, session.first)
             if (done := history.completed) is not None:
                 # Narrated and ended by a worker before us (which may have died before

@@ -4,6 +4,7 @@ order, never awaited one by one."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable
 
 from amplify_stream.bus.base import Position, Producer
@@ -49,7 +50,13 @@ class StreamPublisher:
         self,
         event: StoryEvent | ErrorEvent | NarrationSegment | NarrationEnd | NarrationCancelled,
     ) -> None:
-        if self._lease is not None and not self._lease.holds():
+        # Stamped before the lease is asked: a record that was written carries the moment
+        # its writer still surely owned the story (a process frozen between the check and
+        # the send writes it on waking, stamped before the freeze, not after it).
+        while True:
+            decided_ms = int(time.time() * 1000)
+            if self._lease is None or self._lease.holds():
+                break
             await self._lease.hold()
         event.user_id = self._user_id
         self._pending.append(
@@ -58,6 +65,7 @@ class StreamPublisher:
                 self._story_id,
                 encode(event),
                 headers_for(event.type, attempt=getattr(event, "attempt", None)),
+                timestamp_ms=decided_ms,
             )
         )
         if len(self._pending) >= 256:

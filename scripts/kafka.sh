@@ -7,6 +7,9 @@
 #   scripts/kafka.sh stop    stop the broker this script started (its data stays on disk)
 #   scripts/kafka.sh status  exit 0 when the broker answers
 #   scripts/kafka.sh running exit 0 when something listens on the broker's port
+#   scripts/kafka.sh transactions ARGS  Kafka's TransactionsCommand against the broker
+#                            (list, describe-producers, find-hanging, ...)
+#   scripts/kafka.sh tool CLASS ARGS    another Kafka tool (ConsoleConsumer, DumpLogSegments)
 #
 # KAFKA_PORT, CONTROLLER_PORT and KAFKA_RUN (the directory of its data) run a second
 # broker beside the first. KAFKA_KEEP_DATA=1: `start` reuses the storage already in
@@ -131,5 +134,13 @@ case "${1:-}" in
   status) answers ;;
   # Cheap and load-proof: something listens on the port (used to decide who owns it).
   running) port_open ;;
-  *) echo "usage: $0 fetch|start|stop|status|running" >&2; exit 2 ;;
+  transactions)
+    shift
+    java -cp "$KAFKA_HOME/libs/*" org.apache.kafka.tools.TransactionsCommand \
+      --bootstrap-server "127.0.0.1:$KAFKA_PORT" "$@" ;;
+  tool)
+    shift
+    tool="$1"; shift
+    java -cp "$KAFKA_HOME/libs/*" "org.apache.kafka.tools.$tool" "$@" ;;
+  *) echo "usage: $0 fetch|start|stop|status|running|transactions|tool" >&2; exit 2 ;;
 esac

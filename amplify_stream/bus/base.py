@@ -105,8 +105,15 @@ class Producer(abc.ABC):
 
     @abc.abstractmethod
     async def send(
-        self, topic: str, key: str, value: bytes, headers: Headers = ()
-    ) -> Awaitable[Position]: ...
+        self,
+        topic: str,
+        key: str,
+        value: bytes,
+        headers: Headers = (),
+        timestamp_ms: int | None = None,
+    ) -> Awaitable[Position]:
+        """Queue a record; its timestamp is ``timestamp_ms`` (the moment the writer decided
+        to write it), else the moment it is queued."""
 
     async def send_and_wait(
         self, topic: str, key: str, value: bytes, headers: Headers = ()

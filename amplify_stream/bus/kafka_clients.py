@@ -89,12 +89,21 @@ class KafkaProducer(Producer):
             await producer.stop()
 
     async def send(
-        self, topic: str, key: str, value: bytes, headers: Headers = ()
+        self,
+        topic: str,
+        key: str,
+        value: bytes,
+        headers: Headers = (),
+        timestamp_ms: int | None = None,
     ) -> Awaitable[Position]:
         # Queues the record; the broker's answer arrives on the returned future.
         try:
             sent = await self._client.send(
-                topic, value=value, key=key.encode(), headers=list(headers)
+                topic,
+                value=value,
+                key=key.encode(),
+                headers=list(headers),
+                timestamp_ms=timestamp_ms,
             )
         except ProducerFenced as exc:
             raise _fenced(exc) from exc

@@ -224,14 +224,19 @@ class MemoryProducer(Producer):
             raise RuntimeError(f"the producer is {self._state}, not running")
 
     async def send(
-        self, topic: str, key: str, value: bytes, headers: Headers = ()
+        self,
+        topic: str,
+        key: str,
+        value: bytes,
+        headers: Headers = (),
+        timestamp_ms: int | None = None,
     ) -> Awaitable[Position]:
         self._check_running()
         if self._transactional_id is not None and self._txn is None:
             raise RuntimeError("a transactional producer sends only inside transaction()")
         log = self._bus.topic(topic)
         position = log.append(
-            partition_for_key(key, log.partitions), key, value, headers, self._txn
+            partition_for_key(key, log.partitions), key, value, headers, self._txn, timestamp_ms
         )
         future: asyncio.Future[Position] = asyncio.get_running_loop().create_future()
         future.set_result(position)

@@ -47,12 +47,24 @@ class Topic:
         return len(self.logs)
 
     def append(
-        self, partition: int, key: str, value: bytes, headers: Headers, txn: Txn | None
+        self,
+        partition: int,
+        key: str,
+        value: bytes,
+        headers: Headers,
+        txn: Txn | None,
+        timestamp_ms: int | None = None,
     ) -> Position:
         log = self.logs[partition]
         offset = len(log)
         record = Record(
-            self.name, partition, offset, key, value, tuple(headers), int(time.time() * 1000)
+            self.name,
+            partition,
+            offset,
+            key,
+            value,
+            tuple(headers),
+            int(time.time() * 1000) if timestamp_ms is None else timestamp_ms,
         )
         log.append(Entry(record, txn))
         if txn is not None:

@@ -166,7 +166,9 @@ async def session_timeout_ms(bootstrap: str) -> int:
     return max(SESSION_TIMEOUT_MS, await broker_min_session_timeout_ms(bootstrap))
 
 
-async def run_script(*args: str, env: dict[str, str], timeout: float = 150) -> str:
+async def run_script(
+    *args: str, env: dict[str, str], timeout: float = 150, check: bool = True
+) -> str:
     process = await asyncio.create_subprocess_exec(
         str(KAFKA_SCRIPT),
         *args,
@@ -182,7 +184,8 @@ async def run_script(*args: str, env: dict[str, str], timeout: float = 150) -> s
         await process.wait()
         raise
     text = out.decode(errors="replace")
-    assert process.returncode == 0, f"scripts/kafka.sh {' '.join(args)} failed: {text}"
+    if check:
+        assert process.returncode == 0, f"scripts/kafka.sh {' '.join(args)} failed: {text}"
     return text
 
 
@@ -202,6 +205,13 @@ class Broker:
 
     async def stop(self) -> None:
         await run_script("stop", env=self.env)
+
+    async def transactions(self, *args: str) -> str:
+        """Kafka's TransactionsCommand against this broker (``list``, ``find-hanging``...)."""
+        try:
+            return await run_script("transactions", *args, env=self.env, timeout=60)
+        except (AssertionError, TimeoutError) as exc:
+            return f"transactions {' '.join(args)} failed: {exc}"
 
     async def start_until_it_answers(self, timeout: float = 120) -> asyncio.Task[str]:
         """``scripts/kafka.sh start``, returning as soon as the broker answers a metadata

@@ -9,13 +9,16 @@ import math
 import time
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
 from tests.faults.conftest import (
+    LOGS_DIR,
     Broker,
+    Stack,
     StackFactory,
     StoryView,
     TopicLog,
@@ -23,11 +26,13 @@ from tests.faults.conftest import (
     new_user,
     progress,
     read_until,
+    run_script,
     story_text,
     summarize,
     ws_url,
 )
 
+LOGS = LOGS_DIR / "test_broker_outage"
 SUBMIT_EVERY_S = 0.1
 # The client submits for a few accounts in turn: the gateway admits one submission of an
 # account at a time, and one account at 10 a second measures that, not the outage.
@@ -58,6 +63,64 @@ class Answer:
     status: int | None
     body: Any
     error: str | None = None
+
+
+async def what_is_left(stack: Stack, story_ids: list[str]) -> list[str]:
+    """Per story and topic: its records' types as a read_committed and as a
+    read_uncommitted reader sees them."""
+    found = []
+    for topic in ("segments", "outcomes", "stream"):
+        for isolation in ("read_committed", "read_uncommitted"):
+            async with TopicLog(stack.bootstrap, stack.topic(topic), isolation=isolation) as log:
+                await asyncio.sleep(3)
+                for sid in story_ids:
+                    kinds = Counter(
+                        f"{e.get('type')}#{e.get('attempt', '-')}" for e in log.events_of(sid)
+                    )
+                    found.append(f"{sid[:8]} {topic} {isolation}: {dict(kinds)}")
+    return found
+
+
+async def java_view(broker: Broker, stack: Stack, story_ids: list[str]) -> list[str]:
+    """The same as Kafka's own consumer sees it (read_committed), and the segments log as
+    stored (every batch's producer, epoch and markers), kept whole in test-artifacts."""
+    topic = stack.topic("segments")
+    out = await run_script(
+        "tool",
+        "consumer.ConsoleConsumer",
+        "--bootstrap-server",
+        broker.bootstrap,
+        "--topic",
+        topic,
+        "--from-beginning",
+        "--isolation-level",
+        "read_committed",
+        "--timeout-ms",
+        "8000",
+        env=broker.env,
+        timeout=60,
+        check=False,
+    )
+    found = [f"java read_committed {sid[:8]}: {out.count(sid)} records" for sid in story_ids]
+    data = Path(broker.env["KAFKA_RUN"]) / "data"
+    dumps = []
+    for part in sorted(data.glob(f"{topic}-*")):
+        for log in sorted(part.glob("*.log")):
+            dumps.append(
+                await run_script(
+                    "tool",
+                    "DumpLogSegments",
+                    "--files",
+                    str(log),
+                    "--print-data-log",
+                    env=broker.env,
+                    timeout=60,
+                    check=False,
+                )
+            )
+    LOGS.mkdir(parents=True, exist_ok=True)
+    (LOGS / "segments-dump.txt").write_text("\n".join(dumps))
+    return found
 
 
 @pytest.mark.kafka
@@ -217,6 +280,14 @@ async def test_broker_outage(own_broker: Broker, stacks: StackFactory) -> None:
                 f"answers after the restart: {phase(up_at, math.inf)}",
                 *summarize(failures),
             ]
+            if lost := [sid for sid in dict.fromkeys(accepted) if not outcomes.completions(sid)]:
+                # Stories without an end: what the broker says of the transactions (a
+                # hanging one holds read_committed readers back for good), and what each
+                # of them left on the topics, committed or not.
+                details.append(await own_broker.transactions("find-hanging", "--broker-id", "1"))
+                details.append(await own_broker.transactions("list"))
+                details += await what_is_left(stack, lost[:5])
+                details += await java_view(own_broker, stack, lost[:5])
             counts = count_stories(name, len(answers) + WATCHERS, accepted, outcomes, details)
     assert counts.lost == 0
     assert counts.duplicated == 0

@@ -127,7 +127,8 @@ async def test_idempotent_retry_is_not_counted(
 async def test_stories_running_at_once(
     service: StartService, session: aiohttp.ClientSession
 ) -> None:
-    svc = await service(max_running_per_user=2)
+    # Slow stories: the two must still be running when the third comes.
+    svc = await service(max_running_per_user=2, local_piece_delay_ms=200)
     token = await sign_up(session, svc.base, "linus")
     uid = await user_id(session, svc, token)
     for _ in range(2):
