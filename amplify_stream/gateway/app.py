@@ -36,7 +36,8 @@ from amplify_stream.store.db import create_engine, create_schema, session_factor
 from amplify_stream.store.stories import StoryStore
 from amplify_stream.store.users import UserStore
 from amplify_stream.topics import Topics
-from consumers.runtime import running_enhancer, running_narrator, running_projector
+from consumers.narrator import Narrator
+from consumers.runtime import running
 from producers.stories import StoryCommands
 
 # JSON envelope around the largest story, with room for multi-byte characters.
@@ -139,13 +140,14 @@ async def _gateway(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _workers(app: web.Application) -> AsyncIterator[None]:
-    bus, settings = app[keys.BUS], app[keys.SETTINGS]
+    bus, settings, metrics = app[keys.BUS], app[keys.SETTINGS], app[keys.METRICS]
     # The projector stops last, so outcomes written while the others stop still land.
     async with (
-        running_projector(bus, settings, app[keys.STORY_STORE]),
-        running_narrator(bus, settings, app[keys.METRICS]) as narrator,
-        running_enhancer(bus, settings, app[keys.METRICS]),
+        running("projector", bus, settings, store=app[keys.STORY_STORE]),
+        running("narrator", bus, settings, metrics=metrics) as narrator,
+        running("enhancer", bus, settings, metrics=metrics),
     ):
+        assert isinstance(narrator, Narrator)
         app[keys.SPEECH_PROVIDER] = narrator.speech.name
         yield
 
