@@ -56,11 +56,9 @@ def _run(settings: Settings, main: Callable[[], Coroutine[Any, Any, None]]) -> N
         runner.run(_until_signalled(main))
 
 
-def _serve(settings: Settings, *, workers: bool) -> None:
+def _serve(settings: Settings, app: web.Application) -> None:
     from amplify_stream.gateway.access_log import PathOnlyAccessLogger
-    from amplify_stream.gateway.app import create_app
 
-    app = create_app(settings, workers=workers)
     url = f"http://{settings.host}:{settings.port}/"
 
     async def announce(_: web.Application) -> None:
@@ -218,8 +216,14 @@ def main(argv: list[str] | None = None) -> int:
         from amplify_stream.commands import watch
 
         return watch.run(args, settings)
-    if args.command in ("serve", "gateway"):
-        _serve(settings, workers=args.command == "serve")
+    if args.command == "serve":
+        from amplify_stream.service import create_service
+
+        _serve(settings, create_service(settings))
+    elif args.command == "gateway":
+        from amplify_stream.gateway.app import create_app
+
+        _serve(settings, create_app(settings))
     elif args.command == "worker":
         _run(settings, lambda: _run_worker(settings, args.role))
     elif args.command == "topics":
