@@ -21,18 +21,13 @@ import logging
 import signal
 import sys
 from collections.abc import Callable, Coroutine
-from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
 from amplify_stream.config import Settings
 from amplify_stream.logs import configure_logging
-
-if TYPE_CHECKING:
-    from amplify_stream.bus.base import Bus
-    from consumers.worker import Worker
 
 
 def _configure_logging(settings: Settings) -> None:
@@ -61,11 +56,9 @@ def _run(settings: Settings, main: Callable[[], Coroutine[Any, Any, None]]) -> N
         runner.run(_until_signalled(main))
 
 
-def _serve(settings: Settings, *, workers: bool) -> None:
+def _serve(settings: Settings, app: web.Application) -> None:
     from amplify_stream.gateway.access_log import PathOnlyAccessLogger
-    from amplify_stream.gateway.app import create_app
 
-    app = create_app(settings, workers=workers)
     url = f"http://{settings.host}:{settings.port}/"
 
     async def announce(_: web.Application) -> None:
@@ -115,20 +108,15 @@ async def _run_worker(settings: Settings, role: str) -> None:
     from amplify_stream.bus import create_bus
     from amplify_stream.topics import Topics
     from consumers.probes import serving_probes
-    from consumers.runtime import running_enhancer, running_narrator, running_projector
+    from consumers.runtime import running
 
-    runners: dict[str, Callable[[Bus, Settings], AbstractAsyncContextManager[Worker[Any]]]] = {
-        "enhancer": running_enhancer,
-        "narrator": running_narrator,
-        "projector": running_projector,
-    }
     bus = create_bus(settings)
     await bus.start()
     try:
         await bus.ensure_topics(Topics.from_settings(settings).specs())
-        async with runners[role](bus, settings) as worker, contextlib.AsyncExitStack() as stack:
+        async with running(role, bus, settings) as worker, contextlib.AsyncExitStack() as stack:
             task = worker.task
-            assert task is not None  # the runner returns once the worker is in its group
+            assert task is not None  # ``running`` returns once the worker is in its group
             if settings.metrics_port is not None:
                 # Workers have no HTTP server of their own: Prometheus and the container
                 # runtime's probes ask this one (consumers/probes.py).
@@ -187,6 +175,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("serve", help="gateway and workers in one process")
     sub.add_parser("gateway", help="the HTTP/WebSocket gateway")
     worker = sub.add_parser("worker", help="a worker process")
+    # The roles of consumers/runtime.py (not imported here: parsing stays light).
     worker.add_argument("role", choices=["enhancer", "narrator", "projector"])
     topics = sub.add_parser("topics", help="topic administration")
     topics.add_argument("action", choices=["create"])
@@ -227,8 +216,14 @@ def main(argv: list[str] | None = None) -> int:
         from amplify_stream.commands import watch
 
         return watch.run(args, settings)
-    if args.command in ("serve", "gateway"):
-        _serve(settings, workers=args.command == "serve")
+    if args.command == "serve":
+        from amplify_stream.service import create_service
+
+        _serve(settings, create_service(settings))
+    elif args.command == "gateway":
+        from amplify_stream.gateway.app import create_app
+
+        _serve(settings, create_app(settings))
     elif args.command == "worker":
         _run(settings, lambda: _run_worker(settings, args.role))
     elif args.command == "topics":

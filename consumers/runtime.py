@@ -1,11 +1,14 @@
-"""Running workers: their producers, their providers, their tasks, and a clean stop."""
+"""Running workers: one table of the roles (how each worker is built, with what it owns),
+and ``running(role, ...)``, which starts one and stops it cleanly."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
 
 from amplify_stream.audio_store import AudioStore
 from amplify_stream.bus.base import Bus, Producer
@@ -19,28 +22,91 @@ from consumers.narrator import Narrator
 from consumers.projector import Projector, own_story_store
 from consumers.worker import Worker
 
-WorkerFactory = Callable[[Producer], Worker]  # type: ignore[type-arg]
+
+@dataclass(frozen=True)
+class Shared:
+    """What the process shares with its workers; the rest each role makes for itself."""
+
+    bus: Bus
+    settings: Settings
+    metrics: Metrics | None = None
+    # The gateway's store, in ``serve``; a projector alone opens its own.
+    store: StoryStore | None = None
+
+
+# A role's builder makes its worker; whatever it opens goes on the stack, which closes it
+# (in reverse) once the worker's task has stopped.
+Build = Callable[[Shared, contextlib.AsyncExitStack], Awaitable[Worker[Any]]]
+
+
+async def _stream_producer(shared: Shared, role: str, stack: contextlib.AsyncExitStack) -> Producer:
+    """The low-latency producer for the stream. The worker makes its outcome producers
+    itself, one per partition it owns (``consumers/ownership.py``)."""
+    instance = uuid.uuid4().hex[:8]
+    stream = shared.bus.producer(low_latency=True, client_id=f"{role}-{instance}-stream")
+    await stream.start()
+    stack.push_async_callback(stream.stop)
+    return stream
+
+
+async def _enhancer(shared: Shared, stack: contextlib.AsyncExitStack) -> Enhancer:
+    provider = create_provider(shared.settings)
+    stack.push_async_callback(provider.aclose)
+    stream = await _stream_producer(shared, "enhancer", stack)
+    return Enhancer(
+        shared.bus, shared.settings, provider, stream_producer=stream, metrics=shared.metrics
+    )
+
+
+async def _narrator(shared: Shared, stack: contextlib.AsyncExitStack) -> Narrator:
+    speech = await create_speech_provider(shared.settings)
+    stack.push_async_callback(speech.aclose)
+    audio = AudioStore(shared.settings.effective_audio_dir)
+    stream = await _stream_producer(shared, "narrator", stack)
+    return Narrator(
+        shared.bus,
+        shared.settings,
+        speech,
+        stream_producer=stream,
+        audio=audio,
+        metrics=shared.metrics,
+    )
+
+
+async def _projector(shared: Shared, stack: contextlib.AsyncExitStack) -> Projector:
+    # It writes to no topic but the dead-letter one (the Worker base's producer).
+    store = shared.store
+    if store is None:
+        store = await stack.enter_async_context(own_story_store(shared.settings))
+    return Projector(shared.bus, shared.settings, store)
+
+
+ROLES: dict[str, Build] = {
+    "enhancer": _enhancer,
+    "narrator": _narrator,
+    "projector": _projector,
+}
 
 
 @contextlib.asynccontextmanager
-async def _running(
-    bus: Bus, settings: Settings, role: str, make: WorkerFactory
-) -> AsyncIterator[Worker]:  # type: ignore[type-arg]
-    """The producer for the stream (low latency), the worker's task, and on exit: the
-    task cancelled (it finishes or hands back its work). The worker makes its outcome
-    producers itself, one per partition it owns (``consumers/ownership.py``)."""
-    instance = uuid.uuid4().hex[:8]
-    stream = bus.producer(low_latency=True, client_id=f"{role}-{instance}-stream")
+async def running(
+    role: str,
+    bus: Bus,
+    settings: Settings,
+    *,
+    metrics: Metrics | None = None,
+    store: StoryStore | None = None,
+) -> AsyncIterator[Worker[Any]]:
+    """The worker of ``role`` (a key of ``ROLES``), once it is in its group; on exit, its
+    task cancelled (it finishes or hands back its work), then what it owns closed."""
     async with contextlib.AsyncExitStack() as stack:
-        await stream.start()
-        stack.push_async_callback(stream.stop)
-        worker = make(stream)
+        worker = await ROLES[role](Shared(bus, settings, metrics, store), stack)
         async with _started(worker, role):
             yield worker
 
 
 @contextlib.asynccontextmanager
-async def _started(worker: Worker, role: str) -> AsyncIterator[None]:  # type: ignore[type-arg]
+async def _started(worker: Worker[Any], role: str) -> AsyncIterator[None]:
     """The worker's task, once it is in its group; on exit, the task cancelled."""
     task = asyncio.create_task(worker.run(), name=role)
     ready = asyncio.create_task(worker.ready.wait())
@@ -54,58 +120,3 @@ async def _started(worker: Worker, role: str) -> AsyncIterator[None]:  # type: i
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-
-
-@contextlib.asynccontextmanager
-async def running_enhancer(
-    bus: Bus, settings: Settings, metrics: Metrics | None = None
-) -> AsyncIterator[Enhancer]:
-    provider = create_provider(settings)
-    try:
-        async with _running(
-            bus,
-            settings,
-            "enhancer",
-            lambda stream: Enhancer(
-                bus, settings, provider, stream_producer=stream, metrics=metrics
-            ),
-        ) as worker:
-            assert isinstance(worker, Enhancer)
-            yield worker
-    finally:
-        await provider.aclose()
-
-
-@contextlib.asynccontextmanager
-async def running_narrator(
-    bus: Bus, settings: Settings, metrics: Metrics | None = None
-) -> AsyncIterator[Narrator]:
-    speech = await create_speech_provider(settings)
-    audio = AudioStore(settings.effective_audio_dir)
-    try:
-        async with _running(
-            bus,
-            settings,
-            "narrator",
-            lambda stream: Narrator(
-                bus, settings, speech, stream_producer=stream, audio=audio, metrics=metrics
-            ),
-        ) as worker:
-            assert isinstance(worker, Narrator)
-            yield worker
-    finally:
-        await speech.aclose()
-
-
-@contextlib.asynccontextmanager
-async def running_projector(
-    bus: Bus, settings: Settings, store: StoryStore | None = None
-) -> AsyncIterator[Projector]:
-    """The projector into ``store`` (the gateway's, in ``serve``), else into a store of
-    its own. It writes to no topic but the dead-letter one (the Worker base's producer)."""
-    async with contextlib.AsyncExitStack() as stack:
-        if store is None:
-            store = await stack.enter_async_context(own_story_store(settings))
-        projector = Projector(bus, settings, store)
-        await stack.enter_async_context(_started(projector, "projector"))
-        yield projector

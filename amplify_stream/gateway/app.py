@@ -1,7 +1,7 @@
 """``create_app(settings)``: wires the gateway together, and nothing else.
 
-Every long-lived resource lives in its own cleanup context, in dependency order.
-With ``workers=True`` (``amplify-stream serve``) the workers run in the same process.
+Every long-lived resource lives in its own cleanup context, in dependency order. The
+workers are no part of it: ``amplify_stream/service.py`` adds them for ``serve``.
 """
 
 from __future__ import annotations
@@ -36,14 +36,13 @@ from amplify_stream.store.db import create_engine, create_schema, session_factor
 from amplify_stream.store.stories import StoryStore
 from amplify_stream.store.users import UserStore
 from amplify_stream.topics import Topics
-from consumers.runtime import running_enhancer, running_narrator, running_projector
 from producers.stories import StoryCommands
 
 # JSON envelope around the largest story, with room for multi-byte characters.
 _BODY_OVERHEAD = 64 * 1024
 
 
-def create_app(settings: Settings, *, workers: bool = False) -> web.Application:
+def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         middlewares=[error_middleware],
         client_max_size=settings.max_story_chars * 4 + _BODY_OVERHEAD,
@@ -58,8 +57,6 @@ def create_app(settings: Settings, *, workers: bool = False) -> web.Application:
     app[keys.AUDIO] = AudioStore(settings.effective_audio_dir)
     app[keys.LIMITS] = Limiter(settings)
     app.cleanup_ctx.extend([_store, _bus, _gateway])
-    if workers:
-        app.cleanup_ctx.append(_workers)
     app.on_shutdown.append(_close_sockets)
     app.on_cleanup.append(_close_limits)
     app[keys.OPENAPI] = api_docs.DocumentCache()
@@ -136,18 +133,6 @@ async def _gateway(app: web.Application) -> AsyncIterator[None]:
     yield
     await relay.stop()
     await producer.stop()
-
-
-async def _workers(app: web.Application) -> AsyncIterator[None]:
-    bus, settings = app[keys.BUS], app[keys.SETTINGS]
-    # The projector stops last, so outcomes written while the others stop still land.
-    async with (
-        running_projector(bus, settings, app[keys.STORY_STORE]),
-        running_narrator(bus, settings, app[keys.METRICS]) as narrator,
-        running_enhancer(bus, settings, app[keys.METRICS]),
-    ):
-        app[keys.SPEECH_PROVIDER] = narrator.speech.name
-        yield
 
 
 async def _close_sockets(app: web.Application) -> None:

@@ -57,7 +57,12 @@ async def readyz(request: web.Request) -> web.Response:
     )
     checks = dict(results)
     checks["enhancer_provider"] = app[keys.SETTINGS].enhancement_provider_name
-    checks["speech_provider"] = app.get(keys.SPEECH_PROVIDER, app[keys.SETTINGS].speech_provider)
+    checks["speech_provider"] = app[keys.SETTINGS].speech_provider
+    # The one-process service (amplify_stream/service.py) adds what its workers know, such
+    # as the speech provider the narrator chose; informative, like the providers above.
+    worker_checks = app.get(keys.WORKER_CHECKS, {})
+    checks.update(worker_checks)
+    # Ready means the same however the gateway runs: its own bus and store answer.
     ready = all(v == "ok" for k, v in results)
     body = Readiness(status="ready" if ready else "unavailable", checks=checks)
     return json_response(body.to_json(), 200 if ready else 503)

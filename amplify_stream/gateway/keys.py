@@ -35,6 +35,8 @@ SOCKETS: web.AppKey[SocketRegistry] = web.AppKey("sockets")
 AUDIO: web.AppKey[AudioStore] = web.AppKey("audio")
 LIMITS: web.AppKey[Limiter] = web.AppKey("limits")
 OPENAPI: web.AppKey[DocumentCache] = web.AppKey("openapi")
-# The speech provider the in-process narrator chose (``serve``); absent in a bare gateway.
-SPEECH_PROVIDER: web.AppKey[str] = web.AppKey("speech_provider")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
+
+# What the workers of a one-process service add to /readyz's checks (set by
+# amplify_stream/service.py); absent in a bare gateway. They never decide readiness.
+WORKER_CHECKS: web.AppKey[dict[str, str]] = web.AppKey("worker_checks")

@@ -16,7 +16,7 @@ from aiohttp.test_utils import TestServer
 from amplify_stream.config import Settings
 from amplify_stream.fakes.gemini import FakeGeminiConfig, FakeGeminiServer, serve_fake_gemini
 from amplify_stream.gateway import keys
-from amplify_stream.gateway.app import create_app
+from amplify_stream.service import create_service
 from amplify_stream.topics import Topics
 from tests.conftest import SettingsFactory, delete_topics
 
@@ -45,7 +45,7 @@ async def service(
     settings = make_settings(bus=bus_kind)
 
     async def start(**overrides: Any) -> Service:
-        app = create_app(make_settings(bus=bus_kind, **overrides), workers=True)
+        app = create_service(make_settings(bus=bus_kind, **overrides))
         server = TestServer(app, host="127.0.0.1")
         await server.start_server()
         servers.append(server)

@@ -37,7 +37,7 @@ from amplify_stream.store.db import create_engine, create_schema, session_factor
 from amplify_stream.store.stories import StoryStore
 from amplify_stream.store.users import UserStore
 from amplify_stream.topics import Topics
-from consumers.runtime import running_projector
+from consumers.runtime import running
 from producers.outcomes import OutcomePublisher
 from tests.integration.conftest import Service
 from tests.integration.test_pipeline import outcomes_of
@@ -326,7 +326,7 @@ async def test_projector_alone_skips_aborted_and_bad_records(settings: Settings,
         finally:
             await producer.stop()
 
-        async with running_projector(bus, settings) as projector:
+        async with running("projector", bus, settings) as projector:
             assert projector.group_id == f"{settings.topic_prefix}.projector"
 
             async def projected() -> bool:

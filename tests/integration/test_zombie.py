@@ -16,7 +16,6 @@ import json
 import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import aiohttp
@@ -24,10 +23,9 @@ import pytest
 
 from amplify_stream.bus.base import TopicPartition
 from amplify_stream.bus.memory import MemoryBus
-from amplify_stream.config import Settings
 from amplify_stream.fakes.edge_tts import FakeEdgeConfig, serve_fake_edge_tts
 from amplify_stream.gateway import keys
-from consumers.runtime import running_enhancer, running_narrator
+from consumers.runtime import running
 from tests.integration.conftest import Service
 from tests.integration.test_bus_outage import long_story
 from tests.integration.test_pipeline import outcomes_of
@@ -36,17 +34,14 @@ from tests.support import sign_up
 pytestmark = pytest.mark.parametrize("bus_kind", ["memory"], indirect=True)
 
 StartService = Callable[..., Awaitable[Service]]
-Running = Callable[[MemoryBus, Settings], AbstractAsyncContextManager[Any]]
-
-ROLES: dict[str, tuple[Running, str, Callable[[list[dict[str, Any]]], bool]]] = {
-    # role: a second member, the topic it consumes, when the story is mid-way for it
+ROLES: dict[str, tuple[str, Callable[[list[dict[str, Any]]], bool]]] = {
+    # role (a second member is ``running(role, ...)``): the topic it consumes, when the
+    # story is mid-way for it
     "enhancer": (
-        running_enhancer,
         "stories",
         lambda events: sum(e["type"] == "enhancement.delta" for e in events) >= 3,
     ),
     "narrator": (
-        running_narrator,
         "segments",
         lambda events: any(e["type"] == "audio.chunk" for e in events),
     ),
@@ -96,7 +91,7 @@ async def test_a_dropped_worker_writes_nothing_more_for_its_story(
     role: str,
 ) -> None:
     caplog.set_level(logging.INFO)
-    second_member, consumed, mid_story = ROLES[role]
+    consumed, mid_story = ROLES[role]
     # A voice that takes its time (the fake edge-tts, a frame every 50 ms), so the
     # dropped narrator is mid-sentence with audio still to write.
     voice = await stack.enter_async_context(
@@ -108,7 +103,7 @@ async def test_a_dropped_worker_writes_nothing_more_for_its_story(
     token = await sign_up(session, svc.base, "zombie")
     url = svc.base.replace("http", "ws", 1) + "/v1/stream"
     events: list[dict[str, Any]] = []
-    async with second_member(bus, svc.settings):
+    async with running(role, bus, svc.settings):
         group = bus.group(f"{svc.settings.topic_prefix}.{role}")
         assert len(group.members) == 2
         async with (
@@ -166,7 +161,7 @@ async def test_a_rejoined_member_runs_again_what_comes_back_to_it(
     events: list[dict[str, Any]] = []
     group = bus.group(f"{svc.settings.topic_prefix}.enhancer")
     async with (
-        running_enhancer(bus, svc.settings),
+        running("enhancer", bus, svc.settings),
         asyncio.timeout(60),
         session.ws_connect(url, headers={"Authorization": f"Bearer {token}"}) as ws,
     ):

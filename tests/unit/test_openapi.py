@@ -14,6 +14,7 @@ from amplify_stream import errors
 from amplify_stream.gateway.app import create_app
 from amplify_stream.gateway.openapi import document
 from amplify_stream.gateway.schemas import ErrorBody
+from amplify_stream.service import create_service
 from tests.conftest import SettingsFactory
 
 
@@ -23,7 +24,7 @@ def doc(make_settings: SettingsFactory) -> dict[str, Any]:
 
 
 def test_every_route_is_documented_and_nothing_else(make_settings: SettingsFactory) -> None:
-    app = create_app(make_settings(), workers=True)
+    app = create_service(make_settings())
     registered = {
         (route.method, route.resource.canonical)
         for route in app.router.routes()
