@@ -14,7 +14,6 @@ from typing import Any, Literal
 from aiokafka import AIOKafkaConsumer
 from aiokafka import TopicPartition as KafkaTopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaError
 
 from amplify_stream.bus.base import (
     Bus,
@@ -96,11 +95,10 @@ class KafkaBus(Bus):
         return self._topic_admin
 
     async def ping(self) -> None:
-        try:
+        # A timeout is an OSError: it leaves as BusUnavailable too.
+        with bus_errors(self._servers):
             async with asyncio.timeout(PING_TIMEOUT_S):
                 await self._admin_client.describe_topics([])  # metadata for no topic
-        except (TimeoutError, KafkaError, OSError) as exc:
-            raise BusUnavailable(f"Kafka at {self._servers} does not answer: {exc!r}") from exc
 
     async def ensure_topics(self, specs: Sequence[TopicSpec]) -> None:
         with bus_errors(self._servers):
