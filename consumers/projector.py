@@ -13,12 +13,11 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-
 from amplify_stream.bus.base import Bus, Record
 from amplify_stream.config import Settings
 from amplify_stream.events import OutcomeEvent, outcome_adapter
 from amplify_stream.store.db import create_engine, create_schema, session_factory
+from amplify_stream.store.errors import StoreUnavailable
 from amplify_stream.store.stories import StoryStore
 from amplify_stream.topics import Topics
 from consumers.worker import Worker
@@ -50,11 +49,7 @@ class Projector(Worker[OutcomeEvent]):
         while True:
             try:
                 changed = await self.store.apply_outcome(event)
-            except Exception as exc:
-                if not _transient(exc):
-                    log.exception("outcome cannot be projected", extra={"cursor": record.cursor})
-                    await self._dead_letter(record, f"{type(exc).__name__}: {exc}")
-                    return
+            except StoreUnavailable:
                 log.warning(
                     "store unavailable; retrying the outcome",
                     extra={"cursor": record.cursor, "retry_in_s": delay},
@@ -62,17 +57,14 @@ class Projector(Worker[OutcomeEvent]):
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX_S)
                 continue
+            except Exception as exc:
+                log.exception("outcome cannot be projected", extra={"cursor": record.cursor})
+                await self._dead_letter(record, f"{type(exc).__name__}: {exc}")
+                return
             if not changed:
                 # A replay, or a story this store does not hold: nothing to do either way.
                 log.debug("outcome changed nothing", extra={"cursor": record.cursor})
             return
-
-
-def _transient(exc: Exception) -> bool:
-    """Errors that pass once the database is back (as opposed to a bad statement)."""
-    if isinstance(exc, OperationalError | InterfaceError | OSError | TimeoutError):
-        return True
-    return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
 @contextlib.asynccontextmanager

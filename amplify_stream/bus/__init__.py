@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from amplify_stream.bus.base import (
     Bus,
+    BusError,
     BusFenced,
     BusUnavailable,
     GroupConsumer,
@@ -16,12 +17,14 @@ from amplify_stream.bus.base import (
     TopicPartition,
     TopicSpec,
     format_cursor,
+    is_bus_error,
     parse_cursor,
 )
 from amplify_stream.config import Settings
 
 __all__ = [
     "Bus",
+    "BusError",
     "BusFenced",
     "BusUnavailable",
     "GroupConsumer",
@@ -38,17 +41,6 @@ __all__ = [
     "is_bus_error",
     "parse_cursor",
 ]
-
-
-def is_bus_error(exc: BaseException) -> bool:
-    """A failure of the bus itself (broker away, timeouts): the work is to be retried,
-    never reported as the story's own failure. A fenced producer is not one: retrying
-    would fence the member that owns the work now."""
-    from aiokafka.errors import KafkaError, ProducerFenced
-
-    if isinstance(exc, BusFenced | ProducerFenced):
-        return False
-    return isinstance(exc, BusUnavailable | KafkaError | ConnectionError | TimeoutError)
 
 
 def create_bus(settings: Settings) -> Bus:

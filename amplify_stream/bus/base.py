@@ -83,14 +83,29 @@ class TopicSpec:
     retention_ms: int | None = None
 
 
-class BusUnavailable(Exception):
-    """The bus cannot be reached; nothing was written."""
+class BusError(Exception):
+    """A failure of the bus. Each backend raises these in place of its client's own
+    errors, so that callers never handle Kafka's (or any backend's) exceptions."""
 
 
-class BusFenced(Exception):
+class BusUnavailable(BusError):
+    """The bus did not do what was asked: the broker does not answer, timed out, or
+    refused for now (not enough replicas, a rebalance, this member left its group). A
+    passing failure: the same call is to be tried again."""
+
+
+class BusFenced(BusError):
     """A newer producer took this transactional producer's id (Kafka's zombie fencing):
     nothing it writes in a transaction will ever be visible. Not a passing failure of the
     bus: the work belongs to whoever holds the id now."""
+
+
+def is_bus_error(exc: BaseException) -> bool:
+    """A failure of the bus itself (broker away, timeouts): the work is to be retried,
+    never reported as the story's own failure. A caller's own timeout around a bus call
+    (``TimeoutError``) counts too, as does a lost connection. A fenced producer does
+    not: retrying would fence the member that owns the work now."""
+    return isinstance(exc, BusUnavailable | ConnectionError | TimeoutError)
 
 
 class Producer(abc.ABC):

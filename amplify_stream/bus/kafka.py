@@ -14,7 +14,6 @@ from typing import Any, Literal
 from aiokafka import AIOKafkaConsumer
 from aiokafka import TopicPartition as KafkaTopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaError
 
 from amplify_stream.bus.base import (
     Bus,
@@ -32,6 +31,7 @@ from amplify_stream.bus.kafka_clients import (
     start_or_close,
     to_record,
 )
+from amplify_stream.bus.kafka_errors import bus_errors
 from amplify_stream.bus.kafka_topics import KafkaTopics
 from amplify_stream.bus.partitioner import partition_for_key
 from amplify_stream.config import Settings
@@ -74,12 +74,13 @@ class KafkaBus(Bus):
     async def close(self) -> None:
         admin, offsets = self._admin, self._offsets
         self._admin = self._offsets = self._topic_admin = None
-        try:
-            if offsets is not None:
-                await offsets.stop()
-        finally:
-            if admin is not None:
-                await admin.close()
+        with bus_errors(self._servers):
+            try:
+                if offsets is not None:
+                    await offsets.stop()
+            finally:
+                if admin is not None:
+                    await admin.close()
 
     @property
     def _admin_client(self) -> AIOKafkaAdminClient:
@@ -94,14 +95,14 @@ class KafkaBus(Bus):
         return self._topic_admin
 
     async def ping(self) -> None:
-        try:
+        # A timeout is an OSError: it leaves as BusUnavailable too.
+        with bus_errors(self._servers):
             async with asyncio.timeout(PING_TIMEOUT_S):
                 await self._admin_client.describe_topics([])  # metadata for no topic
-        except (TimeoutError, KafkaError, OSError) as exc:
-            raise BusUnavailable(f"Kafka at {self._servers} does not answer: {exc!r}") from exc
 
     async def ensure_topics(self, specs: Sequence[TopicSpec]) -> None:
-        await self._topics.ensure(specs)
+        with bus_errors(self._servers):
+            await self._topics.ensure(specs)
 
     def producer(
         self,
@@ -162,7 +163,7 @@ class KafkaBus(Bus):
         isolation: Isolation = "read_uncommitted",
     ) -> AsyncIterator[AsyncIterator[Record]]:
         async with self._assigned(topic, start, isolation) as consumer:
-            records = _follow(consumer)
+            records = _follow(consumer, self._servers)
             try:
                 yield records
             finally:
@@ -172,8 +173,10 @@ class KafkaBus(Bus):
     async def _assigned(
         self, topic: str, start: dict[int, int] | Literal["end"], isolation: Isolation
     ) -> AsyncIterator[AIOKafkaConsumer]:
-        """A consumer outside any group, positioned at ``start``."""
-        partitions = (await self._topics.partitions([topic]))[topic]
+        """A consumer outside any group, positioned at ``start``. Its setup and stop raise
+        the port's errors; the caller's own pass as they are."""
+        with bus_errors(self._servers):
+            partitions = (await self._topics.partitions([topic]))[topic]
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self._servers,
             group_id=None,
@@ -184,23 +187,25 @@ class KafkaBus(Bus):
             fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
         )
         try:
-            await start_or_close(consumer.start, consumer.stop, self._servers)
-            if start == "end":
-                tps = [KafkaTopicPartition(topic, p) for p in range(partitions)]
-                consumer.assign(tps)
-                await consumer.seek_to_end(*tps)
-                # Resolve the end now: a record written after we yield must not be missed.
-                for tp in tps:
-                    await consumer.position(tp)
-            else:
-                if unknown := [p for p in start if not 0 <= p < partitions]:
-                    raise ValueError(f"topic {topic!r} has no partitions {unknown}")
-                consumer.assign([KafkaTopicPartition(topic, p) for p in start])
-                for p, offset in start.items():
-                    consumer.seek(KafkaTopicPartition(topic, p), offset)
+            with bus_errors(self._servers):
+                await start_or_close(consumer.start, consumer.stop, self._servers)
+                if start == "end":
+                    tps = [KafkaTopicPartition(topic, p) for p in range(partitions)]
+                    consumer.assign(tps)
+                    await consumer.seek_to_end(*tps)
+                    # Resolve the end now: a record written after we yield must not be missed.
+                    for tp in tps:
+                        await consumer.position(tp)
+                else:
+                    if unknown := [p for p in start if not 0 <= p < partitions]:
+                        raise ValueError(f"topic {topic!r} has no partitions {unknown}")
+                    consumer.assign([KafkaTopicPartition(topic, p) for p in start])
+                    for p, offset in start.items():
+                        consumer.seek(KafkaTopicPartition(topic, p), offset)
             yield consumer
         finally:
-            await consumer.stop()
+            with bus_errors(self._servers):
+                await consumer.stop()
 
     async def read_range(
         self, topic: str, partition: int, start: int, end: int, *, isolation: Isolation
@@ -212,21 +217,24 @@ class KafkaBus(Bus):
             tp = KafkaTopicPartition(topic, partition)
             # The position, not the last record, tells when we are done: commit markers
             # and aborted records take offsets but are never returned.
-            while await consumer.position(tp) < end:
-                batches = await consumer.getmany(tp, timeout_ms=200)
-                for message in batches.get(tp, []):
-                    if message.offset < end:
-                        found.append(to_record(message))
+            with bus_errors(self._servers):
+                while await consumer.position(tp) < end:
+                    batches = await consumer.getmany(tp, timeout_ms=200)
+                    for message in batches.get(tp, []):
+                        if message.offset < end:
+                            found.append(to_record(message))
         return found
 
     async def end_offsets(self, topic: str) -> dict[int, int]:
-        tps = await self._all_partitions(topic)
-        offsets = await self._offsets_consumer.end_offsets(tps)
+        with bus_errors(self._servers):
+            tps = await self._all_partitions(topic)
+            offsets = await self._offsets_consumer.end_offsets(tps)
         return {tp.partition: offset for tp, offset in offsets.items()}
 
     async def begin_offsets(self, topic: str) -> dict[int, int]:
-        tps = await self._all_partitions(topic)
-        offsets = await self._offsets_consumer.beginning_offsets(tps)
+        with bus_errors(self._servers):
+            tps = await self._all_partitions(topic)
+            offsets = await self._offsets_consumer.beginning_offsets(tps)
         return {tp.partition: offset for tp, offset in offsets.items()}
 
     @property
@@ -244,9 +252,10 @@ class KafkaBus(Bus):
         return partition_for_key(key, partitions)
 
 
-async def _follow(consumer: AIOKafkaConsumer) -> AsyncGenerator[Record, None]:
+async def _follow(consumer: AIOKafkaConsumer, servers: str) -> AsyncGenerator[Record, None]:
     while True:
-        batches = await consumer.getmany(timeout_ms=1000)
+        with bus_errors(servers):
+            batches = await consumer.getmany(timeout_ms=1000)
         for messages in batches.values():
             for message in messages:
                 yield to_record(message)

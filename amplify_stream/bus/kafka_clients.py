@@ -14,10 +14,9 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka import TopicPartition as KafkaTopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
-from aiokafka.errors import KafkaError, ProducerFenced
+from aiokafka.errors import KafkaError
 
 from amplify_stream.bus.base import (
-    BusFenced,
     BusUnavailable,
     GroupConsumer,
     Headers,
@@ -27,6 +26,7 @@ from amplify_stream.bus.base import (
     Record,
     TopicPartition,
 )
+from amplify_stream.bus.kafka_errors import bus_errors, to_bus_error
 from amplify_stream.bus.kafka_membership import observe_heartbeats
 from amplify_stream.bus.membership import Membership, clock
 
@@ -86,7 +86,8 @@ class KafkaProducer(Producer):
     async def stop(self) -> None:
         if self._producer is not None:
             producer, self._producer = self._producer, None
-            await producer.stop()
+            with bus_errors(self._servers):
+                await producer.stop()
 
     async def send(
         self,
@@ -97,7 +98,7 @@ class KafkaProducer(Producer):
         timestamp_ms: int | None = None,
     ) -> Awaitable[Position]:
         # Queues the record; the broker's answer arrives on the returned future.
-        try:
+        with bus_errors(self._servers):
             sent = await self._client.send(
                 topic,
                 value=value,
@@ -105,33 +106,39 @@ class KafkaProducer(Producer):
                 headers=list(headers),
                 timestamp_ms=timestamp_ms,
             )
-        except ProducerFenced as exc:
-            raise _fenced(exc) from exc
-        return _position_future(sent)
+        return _position_future(sent, self._servers)
 
     async def flush(self) -> None:
-        await self._client.flush()
+        with bus_errors(self._servers):
+            await self._client.flush()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
+        # Translated: what begin, commit and abort raise. The body's own errors pass as
+        # they are (the sends in it raise the port's errors already).
+        failed: BaseException | None = None
         try:
             async with self._client.transaction():
-                yield
-        except ProducerFenced as exc:
-            raise _fenced(exc) from exc
+                try:
+                    yield
+                except BaseException as exc:
+                    failed = exc
+                    raise
+        except (KafkaError, OSError) as exc:
+            if exc is failed:
+                raise
+            raise to_bus_error(exc, self._servers) from exc
 
     async def send_offsets_to_transaction(
         self, offsets: dict[TopicPartition, int], group_id: str
     ) -> None:
-        await self._client.send_offsets_to_transaction(to_kafka(offsets), group_id)
+        with bus_errors(self._servers):
+            await self._client.send_offsets_to_transaction(to_kafka(offsets), group_id)
 
 
-def _fenced(exc: ProducerFenced) -> BusFenced:
-    return BusFenced(f"a newer producer took this transactional id: {exc}")
-
-
-def _position_future(sent: asyncio.Future[Any]) -> asyncio.Future[Position]:
-    """Chain aiokafka's ``RecordMetadata`` future into a ``Position`` future (no task)."""
+def _position_future(sent: asyncio.Future[Any], servers: str) -> asyncio.Future[Position]:
+    """Chain aiokafka's ``RecordMetadata`` future into a ``Position`` future (no task);
+    the broker's refusal arrives on it as the port's error."""
     position: asyncio.Future[Position] = asyncio.get_running_loop().create_future()
 
     def resolve(done: asyncio.Future[Any]) -> None:
@@ -140,7 +147,7 @@ def _position_future(sent: asyncio.Future[Any]) -> asyncio.Future[Position]:
         if done.cancelled():
             position.cancel()
         elif (exc := done.exception()) is not None:
-            position.set_exception(_fenced(exc) if isinstance(exc, ProducerFenced) else exc)
+            position.set_exception(to_bus_error(exc, servers))
         else:
             meta = done.result()
             position.set_result(Position(meta.topic, meta.partition, meta.offset))
@@ -205,7 +212,8 @@ class KafkaGroupConsumer(GroupConsumer):
     async def start(self) -> None:
         # Missing topics are created first (as the memory bus does), so joining the group
         # never waits on metadata for a topic that does not exist yet.
-        await self._prepare(self._topics)
+        with bus_errors(self._servers):
+            await self._prepare(self._topics)
         consumer = AIOKafkaConsumer(bootstrap_servers=self._servers, **self._config)
         # Subscribed before start: start() then returns once the first assignment is in.
         consumer.subscribe(self._topics, listener=self._listener)
@@ -216,14 +224,17 @@ class KafkaGroupConsumer(GroupConsumer):
     async def stop(self) -> None:
         self.membership.end()
         if self._consumer is not None:
-            await self._consumer.stop()
+            with bus_errors(self._servers):
+                await self._consumer.stop()
 
     async def getmany(self, timeout_ms: int, max_records: int | None = None) -> list[Record]:
-        batches = await self._client.getmany(timeout_ms=timeout_ms, max_records=max_records)
+        with bus_errors(self._servers):
+            batches = await self._client.getmany(timeout_ms=timeout_ms, max_records=max_records)
         return [to_record(message) for messages in batches.values() for message in messages]
 
     async def commit(self, offsets: dict[TopicPartition, int]) -> None:
-        await self._client.commit(to_kafka(offsets))
+        with bus_errors(self._servers):
+            await self._client.commit(to_kafka(offsets))
 
     def assignment(self) -> set[TopicPartition]:
         if self._consumer is None:

@@ -11,8 +11,6 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from aiokafka.errors import KafkaError
-
 from amplify_stream.bus.base import Bus, BusUnavailable, Record, parse_cursor
 from amplify_stream.config import Settings
 from amplify_stream.errors import (
@@ -101,7 +99,7 @@ class Stories:
                     self._bus.end_offsets(self._topics.stream),
                     self._bus.end_offsets(self._topics.outcomes),
                 )
-        except (TimeoutError, BusUnavailable, KafkaError) as exc:
+        except (TimeoutError, BusUnavailable) as exc:
             raise NotReady("the event bus is unavailable; nothing was accepted") from exc
         partition = self._bus.partition_for(self._topics.stream, story_id, len(stream_ends))
         outcomes = self._bus.partition_for(self._topics.outcomes, story_id, len(outcome_ends))

@@ -25,6 +25,7 @@ from amplify_stream.events import (
     StoryOptions,
 )
 from amplify_stream.store.db import Story, ping
+from amplify_stream.store.errors import open_session
 from amplify_stream.store.records import StoryRecord
 
 Status = Literal["queued", "running", "completed", "failed", "cancelled"]
@@ -53,7 +54,7 @@ class StoryStore:
         async with contextlib.AsyncExitStack() as stack:
             if self._write_turn is not None:
                 await stack.enter_async_context(self._write_turn)
-            session = await stack.enter_async_context(self._sessions())
+            session = await stack.enter_async_context(open_session(self._sessions))
             await stack.enter_async_context(session.begin())
             yield session
 
@@ -100,7 +101,7 @@ class StoryStore:
     async def get_for_user(self, story_id: str, user_id: str) -> StoryRecord:
         """The story if ``user_id`` owns it. ``NotFound`` alike for missing and not owned."""
         stmt = select(Story).where(Story.id == story_id, Story.user_id == user_id)
-        async with self._sessions() as session:
+        async with open_session(self._sessions) as session:
             row = await session.scalar(stmt)
         if row is None:
             raise NotFound("story not found")
@@ -113,12 +114,12 @@ class StoryStore:
             .select_from(Story)
             .where(Story.user_id == user_id, Story.status.in_(ACTIVE))
         )
-        async with self._sessions() as session:
+        async with open_session(self._sessions) as session:
             return int(await session.scalar(stmt) or 0)
 
     async def by_idempotency_key(self, user_id: str, key: str) -> StoryRecord | None:
         stmt = select(Story).where(Story.user_id == user_id, Story.idempotency_key == key)
-        async with self._sessions() as session:
+        async with open_session(self._sessions) as session:
             row = await session.scalar(stmt)
         return None if row is None else StoryRecord.of(row)
 
@@ -147,7 +148,7 @@ class StoryStore:
         self, user_id: str, limit: int, before: str | None
     ) -> list[StoryRecord]:
         stmt = select(Story).where(Story.user_id == user_id)
-        async with self._sessions() as session:
+        async with open_session(self._sessions) as session:
             if before is not None:
                 anchor = (
                     await session.execute(

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from amplify_stream.errors import Conflict
 from amplify_stream.store.db import User
+from amplify_stream.store.errors import open_session
 from amplify_stream.store.records import UserRecord
 
 
@@ -32,7 +33,7 @@ class UserStore:
             created_at=datetime.now(UTC),
         )
         try:
-            async with self._sessions() as session, session.begin():
+            async with open_session(self._sessions) as session, session.begin():
                 session.add(row)
         except IntegrityError:
             # The unique index decides, so two racing sign-ups cannot both win.
@@ -41,11 +42,11 @@ class UserStore:
 
     async def by_username(self, username: str) -> UserRecord | None:
         stmt = select(User).where(User.username == normalize_username(username))
-        async with self._sessions() as session:
+        async with open_session(self._sessions) as session:
             row = await session.scalar(stmt)
         return None if row is None else UserRecord.of(row)
 
     async def by_id(self, user_id: str) -> UserRecord | None:
-        async with self._sessions() as session:
+        async with open_session(self._sessions) as session:
             row = await session.get(User, user_id)
         return None if row is None else UserRecord.of(row)

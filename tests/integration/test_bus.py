@@ -20,6 +20,7 @@ from amplify_stream.bus import (
     create_bus,
     is_bus_error,
 )
+from amplify_stream.bus.memory import MemoryBus
 from amplify_stream.config import Settings
 
 pytestmark = pytest.mark.timeout(60)
@@ -417,12 +418,53 @@ async def test_ping(bus: Bus) -> None:
     await bus.ping()
 
 
+async def test_a_closed_bus_is_unavailable(settings: Settings) -> None:
+    own = create_bus(settings)
+    await own.start()
+    await own.close()
+    with pytest.raises(BusUnavailable):
+        await own.ping()
+
+
 async def test_unreachable_broker_is_bus_unavailable() -> None:
     # Port 1: nothing listens there; no broker needed for this test.
     unreachable = Settings(_env_file=None, bus="kafka", kafka_bootstrap_servers="127.0.0.1:1")
     async with asyncio.timeout(WAIT_S):
         with pytest.raises(BusUnavailable):
             await create_bus(unreachable).start()
+        with pytest.raises(BusUnavailable):
+            await create_bus(unreachable).producer().start()
     memory = create_bus(Settings(_env_file=None, bus="memory"))
     with pytest.raises(BusUnavailable):
         await memory.ping()  # not started
+
+
+async def test_a_memory_bus_away_raises_bus_unavailable() -> None:
+    """The outage the memory bus simulates fails every call as Kafka's backend does: with
+    the port's ``BusUnavailable``, a bus error (the work is retried, never failed)."""
+    bus = MemoryBus(Settings(_env_file=None, bus="memory"))
+    await bus.start()
+    try:
+        async with running(bus.producer(transactional_id="tx")) as producer:
+            bus.set_reachable(False)
+            attempts = {
+                "ping": bus.ping,
+                "end_offsets": lambda: bus.end_offsets("t"),
+                "read_range": lambda: bus.read_range("t", 0, 0, 1, isolation="read_committed"),
+                "send": lambda: producer.send("t", "k", b"v"),
+            }
+            for name, attempt in attempts.items():
+                with pytest.raises(BusUnavailable) as raised:
+                    await attempt()
+                assert is_bus_error(raised.value), name
+            bus.set_reachable(True)
+            with pytest.raises(BusUnavailable):
+                async with producer.transaction():
+                    await producer.send("t", "k", b"lost")
+                    bus.set_reachable(False)  # gone before the commit: aborted
+            bus.set_reachable(True)
+            partition = bus.partition_for("t", "k", bus.topic("t").partitions)
+            committed = await bus.read_range("t", partition, 0, 1, isolation="read_committed")
+            assert committed == []
+    finally:
+        await bus.close()

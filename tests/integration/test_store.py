@@ -29,6 +29,7 @@ from amplify_stream.events import (
     Usage,
 )
 from amplify_stream.store.db import Story, create_engine, create_schema, ping, session_factory
+from amplify_stream.store.errors import StoreUnavailable
 from amplify_stream.store.records import StoryRecord
 from amplify_stream.store.stories import StoryStore
 from amplify_stream.store.users import UserStore
@@ -132,6 +133,33 @@ async def test_ping_fails_on_an_unreachable_postgresql() -> None:
         assert "s3cret" not in info.value.message and "127.0.0.1" not in info.value.message
     finally:
         await bad.dispose()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        pytest.param("sqlite+aiosqlite:///{tmp}", id="sqlite"),  # a directory: cannot open
+        pytest.param("postgresql+asyncpg://amplify:s3cret@127.0.0.1:1/amplify", id="postgresql"),
+    ],
+)
+async def test_an_unreachable_database_is_store_unavailable(tmp_path: Path, url: str) -> None:
+    """The stores raise their own ``StoreUnavailable``, never the driver's errors. Needs
+    no server (nothing listens on port 1), so it runs everywhere."""
+    bad = create_engine(Settings(_env_file=None, database_url=url.format(tmp=tmp_path)))
+    sessions = session_factory(bad)
+    try:
+        with pytest.raises(StoreUnavailable) as info:
+            await StoryStore(sessions).get_for_user("s", "u")
+        assert "s3cret" not in str(info.value) and str(tmp_path) not in str(info.value)
+        with pytest.raises(StoreUnavailable):
+            await StoryStore(sessions).update_status("s", "running")  # a write
+        with pytest.raises(StoreUnavailable):
+            await UserStore(sessions).by_username("ada")
+    finally:
+        await bad.dispose()
+        for thread in threading.enumerate():  # as in test_ping_fails_on_an_unreachable_database
+            if thread.name.endswith("(_connection_worker_thread)"):
+                thread.join(timeout=2)
 
 
 @pytest.mark.parametrize(
