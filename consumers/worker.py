@@ -18,7 +18,6 @@ import base64
 import contextlib
 import logging
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
@@ -30,6 +29,7 @@ from amplify_stream.events import DeadLetter, encode, headers_for
 from amplify_stream.logs import story_id_var
 from amplify_stream.metrics import Metrics
 from consumers.ownership import Ownership, OwnershipEvent, transactional_id
+from consumers.progress import PartitionProgress
 from producers.lease import PartitionLost
 from producers.outcomes import OutcomePublisher
 
@@ -40,42 +40,6 @@ LAG_REPORT_S = 5.0
 RETRY_MAX_S = 5.0
 
 E = TypeVar("E")
-
-
-class PartitionProgress:
-    """Offsets started and finished in one partition; tells the next offset to commit."""
-
-    def __init__(self) -> None:
-        self._started: deque[int] = deque()
-        self._finished: set[int] = set()
-        self._committable: int | None = None
-
-    def start(self, offset: int) -> None:
-        self._started.append(offset)
-
-    def finish(self, offset: int) -> None:
-        self._finished.add(offset)
-        while self._started and self._started[0] in self._finished:
-            done = self._started.popleft()
-            self._finished.discard(done)
-            self._committable = done + 1
-
-    def retry_commit(self, offset: int) -> None:
-        if self._committable is None or self._committable < offset:
-            self._committable = offset
-
-    def low_water(self) -> int | None:
-        """The oldest offset not finished yet, when any runs."""
-        return self._started[0] if self._started else None
-
-    def take_commit(self) -> int | None:
-        """The next offset to commit, once; None when nothing new finished."""
-        offset, self._committable = self._committable, None
-        return offset
-
-    @property
-    def in_flight(self) -> int:
-        return len(self._started)
 
 
 class Worker(abc.ABC, Generic[E]):
