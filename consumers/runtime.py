@@ -17,7 +17,7 @@ from amplify_stream.store.stories import StoryStore
 from consumers.enhancer import Enhancer
 from consumers.narrator import Narrator
 from consumers.projector import Projector, own_story_store
-from consumers.worker import Worker
+from consumers.worker import Worker, WorkerDeps
 
 WorkerFactory = Callable[[Producer], Worker]  # type: ignore[type-arg]
 
@@ -66,9 +66,7 @@ async def running_enhancer(
             bus,
             settings,
             "enhancer",
-            lambda stream: Enhancer(
-                bus, settings, provider, stream_producer=stream, metrics=metrics
-            ),
+            lambda stream: Enhancer(WorkerDeps(bus, settings, metrics, stream), provider),
         ) as worker:
             assert isinstance(worker, Enhancer)
             yield worker
@@ -87,9 +85,7 @@ async def running_narrator(
             bus,
             settings,
             "narrator",
-            lambda stream: Narrator(
-                bus, settings, speech, stream_producer=stream, audio=audio, metrics=metrics
-            ),
+            lambda stream: Narrator(WorkerDeps(bus, settings, metrics, stream), speech, audio),
         ) as worker:
             assert isinstance(worker, Narrator)
             yield worker
@@ -106,6 +102,6 @@ async def running_projector(
     async with contextlib.AsyncExitStack() as stack:
         if store is None:
             store = await stack.enter_async_context(own_story_store(settings))
-        projector = Projector(bus, settings, store)
+        projector = Projector(WorkerDeps(bus, settings), store)
         await stack.enter_async_context(_started(projector, "projector"))
         yield projector
