@@ -15,7 +15,7 @@ class RecentCancels:
         self._limit = limit
         self._ids: OrderedDict[str, None] = OrderedDict()
 
-    def add(self, story_id: str) -> None:
+    def remember(self, story_id: str) -> None:
         self._ids[story_id] = None
         while len(self._ids) > self._limit:
             self._ids.popitem(last=False)

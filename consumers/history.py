@@ -31,6 +31,11 @@ class StoryHistory:
     def completed(self) -> dict[str, Any] | None:
         return self.outcomes.get("story.completed")
 
+    def next_attempt(self, started: str) -> int:
+        """The number of a new attempt at a stage: past every attempt whose start
+        (``started``: ``enhancement.started``, ``audio.started``) is on the stream."""
+        return self.stream[started] + 1
+
 
 async def story_history(
     bus: Bus, topics: Topics, story_id: str, start: HistoryStart

@@ -13,14 +13,13 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-from amplify_stream.bus.base import Bus, Record
+from amplify_stream.bus.base import Record
 from amplify_stream.config import Settings
 from amplify_stream.events import OutcomeEvent, outcome_adapter
 from amplify_stream.store.db import create_engine, create_schema, session_factory
 from amplify_stream.store.errors import StoreUnavailable
 from amplify_stream.store.stories import StoryStore
-from amplify_stream.topics import Topics
-from consumers.worker import Worker
+from consumers.worker import Worker, WorkerDeps
 
 log = logging.getLogger(__name__)
 
@@ -29,19 +28,13 @@ RETRY_MAX_S = 5.0
 
 
 class Projector(Worker[OutcomeEvent]):
-    def __init__(self, bus: Bus, settings: Settings, store: StoryStore) -> None:
-        topics = Topics.from_settings(settings)
-        super().__init__(
-            bus,
-            topics=[topics.outcomes],
-            group_id=f"{settings.topic_prefix}.projector",
-            dlq_topic=topics.dlq,
-            adapter=outcome_adapter,
-            # One record at a time keeps each story's outcomes in order, so a reader never
-            # sees a story completed before its results are there.
-            concurrency=1,
-            shutdown_grace_s=settings.worker_shutdown_grace_s,
-        )
+    role = "projector"
+    adapter = outcome_adapter
+
+    def __init__(self, deps: WorkerDeps, store: StoryStore) -> None:
+        # One record at a time keeps each story's outcomes in order, so a reader never
+        # sees a story completed before its results are there.
+        super().__init__(deps, deps.topics.outcomes, concurrency=1)
         self.store = store
 
     async def handle(self, event: OutcomeEvent, record: Record) -> None:

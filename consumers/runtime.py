@@ -20,7 +20,7 @@ from amplify_stream.store.stories import StoryStore
 from consumers.enhancer import Enhancer
 from consumers.narrator import Narrator
 from consumers.projector import Projector, own_story_store
-from consumers.worker import Worker
+from consumers.worker import Worker, WorkerDeps
 
 
 @dataclass(frozen=True)
@@ -53,9 +53,7 @@ async def _enhancer(shared: Shared, stack: contextlib.AsyncExitStack) -> Enhance
     provider = create_provider(shared.settings)
     stack.push_async_callback(provider.aclose)
     stream = await _stream_producer(shared, "enhancer", stack)
-    return Enhancer(
-        shared.bus, shared.settings, provider, stream_producer=stream, metrics=shared.metrics
-    )
+    return Enhancer(WorkerDeps(shared.bus, shared.settings, shared.metrics, stream), provider)
 
 
 async def _narrator(shared: Shared, stack: contextlib.AsyncExitStack) -> Narrator:
@@ -63,14 +61,7 @@ async def _narrator(shared: Shared, stack: contextlib.AsyncExitStack) -> Narrato
     stack.push_async_callback(speech.aclose)
     audio = AudioStore(shared.settings.effective_audio_dir)
     stream = await _stream_producer(shared, "narrator", stack)
-    return Narrator(
-        shared.bus,
-        shared.settings,
-        speech,
-        stream_producer=stream,
-        audio=audio,
-        metrics=shared.metrics,
-    )
+    return Narrator(WorkerDeps(shared.bus, shared.settings, shared.metrics, stream), speech, audio)
 
 
 async def _projector(shared: Shared, stack: contextlib.AsyncExitStack) -> Projector:
@@ -78,7 +69,7 @@ async def _projector(shared: Shared, stack: contextlib.AsyncExitStack) -> Projec
     store = shared.store
     if store is None:
         store = await stack.enter_async_context(own_story_store(shared.settings))
-    return Projector(shared.bus, shared.settings, store)
+    return Projector(WorkerDeps(shared.bus, shared.settings), store)
 
 
 ROLES: dict[str, Build] = {

@@ -18,18 +18,22 @@ import base64
 import contextlib
 import logging
 import time
-from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Generic, TypeVar
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
 
 from amplify_stream.bus import is_bus_error
 from amplify_stream.bus.base import Bus, GroupConsumer, Producer, Record, TopicPartition
+from amplify_stream.config import Settings
 from amplify_stream.events import DeadLetter, encode, headers_for
 from amplify_stream.logs import story_id_var
 from amplify_stream.metrics import Metrics
+from amplify_stream.topics import Topics
 from consumers.ownership import Ownership, OwnershipEvent, transactional_id
+from consumers.progress import PartitionProgress
+from consumers.writes import StoryWrites
 from producers.lease import PartitionLost
 from producers.outcomes import OutcomePublisher
 
@@ -42,66 +46,44 @@ RETRY_MAX_S = 5.0
 E = TypeVar("E")
 
 
-class PartitionProgress:
-    """Offsets started and finished in one partition; tells the next offset to commit."""
+@dataclass(frozen=True, slots=True)
+class WorkerDeps:
+    """What every worker is built with, whatever its role; each adds its own ports (the
+    enhancement provider, speech, the store): ``Enhancer(deps, provider)``."""
 
-    def __init__(self) -> None:
-        self._started: deque[int] = deque()
-        self._finished: set[int] = set()
-        self._committable: int | None = None
-
-    def start(self, offset: int) -> None:
-        self._started.append(offset)
-
-    def finish(self, offset: int) -> None:
-        self._finished.add(offset)
-        while self._started and self._started[0] in self._finished:
-            done = self._started.popleft()
-            self._finished.discard(done)
-            self._committable = done + 1
-
-    def retry_commit(self, offset: int) -> None:
-        if self._committable is None or self._committable < offset:
-            self._committable = offset
-
-    def low_water(self) -> int | None:
-        """The oldest offset not finished yet, when any runs."""
-        return self._started[0] if self._started else None
-
-    def take_commit(self) -> int | None:
-        """The next offset to commit, once; None when nothing new finished."""
-        offset, self._committable = self._committable, None
-        return offset
+    bus: Bus
+    settings: Settings
+    metrics: Metrics | None = None
+    # The low-latency producer of the stream and segments topics (``consumers/runtime.py``
+    # makes it); the projector writes to neither.
+    stream_producer: Producer | None = None
 
     @property
-    def in_flight(self) -> int:
-        return len(self._started)
+    def topics(self) -> Topics:
+        return Topics.from_settings(self.settings)
 
 
 class Worker(abc.ABC, Generic[E]):
-    """Subclasses decode records into ``E`` and ``handle`` them; the base does the rest."""
+    """Subclasses declare their role, decode records into ``E`` and ``handle`` them; the
+    base does the rest."""
 
-    def __init__(
-        self,
-        bus: Bus,
-        *,
-        topics: Sequence[str],
-        group_id: str,
-        dlq_topic: str,
-        adapter: TypeAdapter[E],
-        concurrency: int,
-        shutdown_grace_s: float = 10.0,
-        metrics: Metrics | None = None,
-        outcomes_topic: str | None = None,
-    ) -> None:
-        self._bus = bus
-        self._topics = list(topics)
-        self.group_id = group_id
-        self._dlq_topic = dlq_topic
-        self._adapter = adapter
-        self.metrics = metrics or Metrics()
+    # Declared by each kind of worker. Its consumer group is ``<topic prefix>.<role>``.
+    role: ClassVar[str]
+    adapter: ClassVar[TypeAdapter[Any]]
+    # Outcomes go through a transactional producer per owned partition.
+    writes_outcomes: ClassVar[bool] = False
+
+    def __init__(self, deps: WorkerDeps, consumes: str, *, concurrency: int) -> None:
+        """``concurrency``: how many of the ``consumes`` topic's records run at once."""
+        settings = deps.settings
+        self._bus = deps.bus
+        self.topics = deps.topics
+        self._consumes = consumes
+        self.group_id = f"{settings.topic_prefix}.{self.role}"
+        self.metrics = deps.metrics or Metrics()
+        self._stream_producer = deps.stream_producer
         self._slots = asyncio.Semaphore(concurrency)
-        self._grace_s = shutdown_grace_s
+        self._grace_s = settings.worker_shutdown_grace_s
         self._progress: dict[TopicPartition, PartitionProgress] = {}
         self._tasks: dict[asyncio.Task[None], Record] = {}
         self._consumer: GroupConsumer | None = None
@@ -110,8 +92,6 @@ class Worker(abc.ABC, Generic[E]):
         self._replay_below: dict[TopicPartition, int] = {}
         self._retried: set[tuple[TopicPartition, int]] = set()
         self._fetched: dict[TopicPartition, int] = {}
-        # Workers that write outcomes get a transactional producer per owned partition.
-        self._outcomes_topic = outcomes_topic
         self._owned: dict[TopicPartition, Ownership] = {}
         self.ready = asyncio.Event()
         # The task running ``run`` (for liveness probes), once it runs.
@@ -145,6 +125,15 @@ class Worker(abc.ABC, Generic[E]):
             raise RuntimeError(f"{self.group_id} writes no outcomes")
         return publisher
 
+    def writes(self, record: Record, story_id: str, user_id: str) -> StoryWrites:
+        """Where the work of ``record`` on ``story_id`` writes (``PartitionLost`` once the
+        record's partition is gone)."""
+        if self._stream_producer is None:
+            raise RuntimeError(f"{self.group_id} writes no stream")
+        lease = self.ownership(record)
+        outcomes = self.outcomes(record)
+        return StoryWrites(self._stream_producer, self.topics, lease, outcomes, story_id, user_id)
+
     def may_have_run(self, record: Record) -> bool:
         """True when this record may have been (partly) worked on before: it was fetched
         again after a rebalance or a restart, or its work is being retried."""
@@ -159,7 +148,7 @@ class Worker(abc.ABC, Generic[E]):
         await self._dlq.start()
         next_lag_report = 0.0
         self._consumer = self._bus.group_consumer(
-            self._topics,
+            [self._consumes],
             self.group_id,
             on_assigned=self._on_assigned,
             on_revoked=self._on_revoked,
@@ -262,7 +251,7 @@ class Worker(abc.ABC, Generic[E]):
 
     async def _work(self, record: Record) -> None:
         try:
-            event = self._adapter.validate_json(record.value)
+            event: E = self.adapter.validate_json(record.value)
         except ValidationError as exc:
             await self._dead_letter(record, str(exc))
             return
@@ -280,7 +269,7 @@ class Worker(abc.ABC, Generic[E]):
             payload=base64.b64encode(record.value).decode(),
         )
         await self._dlq.send_and_wait(
-            self._dlq_topic, record.key, encode(letter), headers_for(letter.type)
+            self.topics.dlq, record.key, encode(letter), headers_for(letter.type)
         )
         log.warning("record sent to the dead-letter topic", extra={"cursor": record.cursor})
 
@@ -303,7 +292,8 @@ class Worker(abc.ABC, Generic[E]):
                     if (pending := self._progress.get(tp)) is not None:
                         pending.retry_commit(offset)
 
-    async def _cancel(self, partitions: set[TopicPartition] | None) -> None:
+    async def _hand_back(self, partitions: set[TopicPartition] | None) -> None:
+        """Cancel the work of ``partitions`` (of all, with None): it is not finished here."""
         tasks = [
             t
             for t, r in self._tasks.items()
@@ -344,12 +334,12 @@ class Worker(abc.ABC, Generic[E]):
             # A fresh start: records of an earlier assignment of it count for nothing.
             self._progress[tp] = PartitionProgress()
             owned = self._owned[tp] = Ownership(tp, self._consumer.membership, self._observe)
-            if self._outcomes_topic is not None:
+            if self.writes_outcomes:
                 producer = self._bus.producer(
                     transactional_id=transactional_id(self.group_id, tp),
                     client_id=f"{self.group_id}-outcomes",
                 )
-                owned.fence(OutcomePublisher(producer, self._outcomes_topic, owned))
+                owned.fence(OutcomePublisher(producer, self.topics.outcomes, owned))
         for topic in {tp.topic for tp in partitions}:
             ends = await self._bus.end_offsets(topic)
             for tp in partitions:
@@ -366,7 +356,7 @@ class Worker(abc.ABC, Generic[E]):
             if (owned := self._owned.get(tp)) is not None:
                 owned.lose()
         try:
-            await self._cancel(partitions)
+            await self._hand_back(partitions)
             await self._commit(partitions)
         finally:
             for tp in partitions:
@@ -380,7 +370,7 @@ class Worker(abc.ABC, Generic[E]):
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._grace_s):
                     await asyncio.gather(*list(self._tasks), return_exceptions=True)
-        await self._cancel(None)
+        await self._hand_back(None)
         try:
             await self._commit()
         except Exception:

@@ -3,7 +3,7 @@ before it in the partition is finished."""
 
 from __future__ import annotations
 
-from consumers.worker import PartitionProgress
+from consumers.progress import PartitionProgress
 
 
 def test_commits_only_past_the_oldest_unfinished_record() -> None:
