@@ -46,8 +46,8 @@ from amplify_stream.providers.base import (
     SuggestionFound,
     UsageReport,
 )
-from amplify_stream.sentences import SentenceStream
-from amplify_stream.spans import Utf16Index, locate
+from amplify_stream.text.sentences import SentenceStream
+from amplify_stream.text.spans import Utf16Index, locate
 from amplify_stream.topics import Topics
 from consumers.cancels import RecentCancels
 from consumers.completion import complete_story, repeat_completion

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from amplify_stream.sentences import SentenceStream, split_sentences
+from amplify_stream.text.sentences import SentenceStream, split_sentences
 
 TEXT = (
     'Mr. Smith went home. "Why?" she asked! It was 3.5 km away.\n'
