@@ -4,17 +4,11 @@ offset, so spans found in it map back to the caller's text.
 
 from __future__ import annotations
 
-import re
 import unicodedata
+from bisect import bisect_right
 
-# A sentence ends with . ! ? or … (then closing quotes or brackets) before whitespace or
-# the end; CJK full stops need no space after them; a line break ends a line without
-# punctuation (titles, verse).
-_SENTENCE_END = re.compile(
-    r"[.!?\u2026]+[\"'\u2019\u201d\u00bb)\]]*(?=\s|\Z)"
-    r"|[\u3002\uff01\uff1f]+[\u300d\u300f\uff09]*"
-    r"|\n"
-)
+from amplify_stream.text.sentences import sentence_spans
+
 _JOINERS = {"\u200d", "\u2060"}  # zero-width joiner, word joiner
 
 
@@ -22,8 +16,9 @@ def split_for_speech(text: str, max_chars: int) -> list[tuple[int, str]]:
     """Cut ``text`` into ``(offset, piece)`` pairs, each piece at most ``max_chars`` code
     points and ``text[offset:offset + len(piece)] == piece``.
 
-    Pieces are packed greedily: a piece ends at the last sentence end that fits, else at
-    the last whitespace that fits, else (one huge word) at ``max_chars`` without parting a
+    Pieces are packed greedily: a piece ends at the last sentence end that fits (by the
+    rule of ``sentences``, which the narration segments follow too), else at the last
+    whitespace that fits, else (one huge word) at ``max_chars`` without parting a
     character from its combining marks. Pieces carry no surrounding whitespace, and
     stretches of pure whitespace give no piece.
     """
@@ -31,6 +26,7 @@ def split_for_speech(text: str, max_chars: int) -> list[tuple[int, str]]:
         raise ValueError("max_chars must be at least 1")
     pieces: list[tuple[int, str]] = []
     pos, n = 0, len(text)
+    ends = [end for _, end in sentence_spans(text)] if n > max_chars else []
     while True:
         while pos < n and text[pos].isspace():
             pos += 1
@@ -40,21 +36,17 @@ def split_for_speech(text: str, max_chars: int) -> list[tuple[int, str]]:
             end = n
         else:
             limit = pos + max_chars
-            end = _sentence_cut(text, pos, limit) or _space_cut(text, pos, limit)
+            end = _sentence_cut(ends, pos, limit) or _space_cut(text, pos, limit)
             end = end or _hard_cut(text, pos, limit)
         piece = text[pos:end].rstrip()
         pieces.append((pos, piece))
         pos = end
 
 
-def _sentence_cut(text: str, pos: int, limit: int) -> int:
+def _sentence_cut(ends: list[int], pos: int, limit: int) -> int:
     """The end of the last sentence in ``text[pos:limit]``, or 0."""
-    best = 0
-    # endpos one past the limit, so the lookahead sees the character after a sentence end.
-    for match in _SENTENCE_END.finditer(text, pos, limit + 1):
-        if pos < match.end() <= limit:
-            best = match.end()
-    return best
+    i = bisect_right(ends, limit) - 1
+    return ends[i] if i >= 0 and ends[i] > pos else 0
 
 
 def _space_cut(text: str, pos: int, limit: int) -> int:
