@@ -49,7 +49,7 @@ from amplify_stream.providers.base import (
     SuggestionFound,
     UsageReport,
 )
-from amplify_stream.spans import Utf16Index, locate
+from amplify_stream.text.spans import Utf16Index, locate
 from consumers.attempts import start_attempt
 from consumers.completion import complete_story
 from consumers.segments import SegmentWriter

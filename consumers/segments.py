@@ -14,7 +14,7 @@ from amplify_stream.events import (
     StoryStatus,
     StorySubmitted,
 )
-from amplify_stream.sentences import SentenceStream
+from amplify_stream.text.sentences import SentenceStream
 from producers.stream import StreamPublisher
 
 

@@ -3,7 +3,7 @@
 A provider turns a story into a stream of pieces: rewrite text as it is produced,
 suggestions (each quoting the submitted text exactly), per-focus insights, and the
 token usage. The enhancer turns pieces into events; it finds each quote's span itself
-(``amplify_stream.spans``), so providers never compute offsets.
+(``amplify_stream.text.spans``), so providers never compute offsets.
 """
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ from amplify_stream.config import Settings
 from amplify_stream.errors import TtsUnavailable
 from amplify_stream.speech import mp3
 from amplify_stream.speech.base import AudioData, SpeechPiece, SpeechProvider, WordMark
-from amplify_stream.speech.text import split_for_speech
+from amplify_stream.text.chunks import split_for_speech
 
 log = logging.getLogger(__name__)
 

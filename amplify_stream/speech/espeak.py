@@ -30,7 +30,8 @@ from amplify_stream.config import Settings
 from amplify_stream.errors import TtsUnavailable
 from amplify_stream.speech.base import AudioData, SpeechPiece, SpeechProvider, WordMark
 from amplify_stream.speech.mp3 import Mp3Framer, duration_ms
-from amplify_stream.speech.text import split_for_speech, word_at
+from amplify_stream.text.chunks import split_for_speech
+from amplify_stream.text.words import word_at
 
 log = logging.getLogger(__name__)
 

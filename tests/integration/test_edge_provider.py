@@ -20,7 +20,7 @@ from amplify_stream.speech import create_speech_provider
 from amplify_stream.speech.base import AudioData, SpeechPiece, SpeechProvider, WordMark
 from amplify_stream.speech.edge import MAX_PIECE_CHARS, EdgeProvider
 from amplify_stream.speech.mp3 import duration_ms, frames
-from amplify_stream.speech.text import split_for_speech
+from amplify_stream.text.chunks import split_for_speech
 from tests.conftest import SettingsFactory
 from tests.support import free_port
 

@@ -24,7 +24,8 @@ from amplify_stream.speech import espeak
 from amplify_stream.speech.base import AudioData, WordMark
 from amplify_stream.speech.espeak import EspeakProvider
 from amplify_stream.speech.mp3 import duration_ms, frames
-from amplify_stream.speech.text import split_for_speech, word_at
+from amplify_stream.text.chunks import split_for_speech
+from amplify_stream.text.words import word_at
 from tests.conftest import SettingsFactory
 
 SENTENCE = "The quick brown fox jumps over the lazy dog near the quiet river bank."

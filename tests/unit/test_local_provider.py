@@ -21,10 +21,10 @@ from amplify_stream.providers.base import (
     UsageReport,
 )
 from amplify_stream.providers.local import LocalProvider, approx_tokens, rewrite_text
+from amplify_stream.providers.local.document import WORD_RE
 from amplify_stream.providers.local.lexicon import DOUBLING_SLIPS, INTENSIFIERS
-from amplify_stream.providers.local.sentences import WORD_RE
 from amplify_stream.providers.local.setting import OPENING_WORDS
-from amplify_stream.spans import Utf16Index
+from amplify_stream.text.spans import Utf16Index
 
 # ---------------------------------------------------------------- helpers
 

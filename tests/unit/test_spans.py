@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from amplify_stream.spans import Utf16Index, locate, utf16_offset
+from amplify_stream.text.spans import Utf16Index, locate, utf16_offset
 
 
 def js_offset(text: str, index: int) -> int:

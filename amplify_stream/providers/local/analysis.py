@@ -11,10 +11,10 @@ from amplify_stream.config import Focus
 from amplify_stream.providers.base import InsightFound, SuggestionFound
 from amplify_stream.providers.local.character import analyze_character
 from amplify_stream.providers.local.dialogue import analyze_dialogue
+from amplify_stream.providers.local.document import WORD_RE, Document
 from amplify_stream.providers.local.findings import FocusReport
 from amplify_stream.providers.local.plot import analyze_plot
 from amplify_stream.providers.local.rewrite import apply_edits, plan_edits, rewrite_pieces
-from amplify_stream.providers.local.sentences import WORD_RE, Document
 from amplify_stream.providers.local.setting import analyze_setting
 
 ANALYZERS: MappingProxyType[Focus, Callable[[Document], FocusReport]] = MappingProxyType(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 from amplify_stream.providers.base import InsightFound, SuggestionFound
+from amplify_stream.providers.local.document import Document, Word
 from amplify_stream.providers.local.findings import FocusReport, capped, count, share, suggest
 from amplify_stream.providers.local.lexicon import (
     DEGREE_WORDS,
@@ -22,7 +23,6 @@ from amplify_stream.providers.local.lexicon import (
     TIME_WORDS,
     alternation,
 )
-from amplify_stream.providers.local.sentences import Document, Word
 
 _TELLING = re.compile(
     rf"\b(?:{alternation(LINKING_VERBS)})\s+(?:(?:{alternation(DEGREE_WORDS)})\s+)?"

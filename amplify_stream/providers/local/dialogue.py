@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 
 from amplify_stream.providers.base import InsightFound, SuggestionFound
+from amplify_stream.providers.local.document import Document, Speech, Word
 from amplify_stream.providers.local.findings import FocusReport, capped, count, share, suggest
 from amplify_stream.providers.local.lexicon import (
     ACTION_TAGS,
@@ -13,7 +14,6 @@ from amplify_stream.providers.local.lexicon import (
     SAID_BOOKISMS,
     SPEECH_VERBS,
 )
-from amplify_stream.providers.local.sentences import Document, Speech, Word
 
 LONG_SPEECH_WORDS = 60
 _PRONOUNS = frozenset({"he", "she", "they", "we", "you", "it"})

@@ -9,7 +9,7 @@ from typing import TypeVar
 
 from amplify_stream.config import Focus
 from amplify_stream.providers.base import InsightFound, SuggestionFound
-from amplify_stream.providers.local.sentences import Document
+from amplify_stream.providers.local.document import Document
 
 T = TypeVar("T")
 

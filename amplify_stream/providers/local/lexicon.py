@@ -31,10 +31,6 @@ STOPWORDS = _words(
 )
 ENGLISH_MARKERS = STOPWORDS - {"a", "i"}
 
-# Sentence-final periods after these never end a sentence ("Mr. Darcy")...
-TITLES = _words("mr mrs ms dr st prof sr jr capt gen col lt sgt rev mt fr")
-# ...and after these only when a capital follows ("etc. The").
-ABBREVIATIONS = _words("etc e.g i.e vs cf approx al a.m p.m no fig vol ch pp ca viz")
 # Capitalized words that are not characters.
 NOT_NAMES = _words(
     """monday tuesday wednesday thursday friday saturday sunday january february march

@@ -7,6 +7,7 @@ import statistics
 from collections.abc import Iterator
 
 from amplify_stream.providers.base import InsightFound, SuggestionFound
+from amplify_stream.providers.local.document import Document, Sentence, Word
 from amplify_stream.providers.local.findings import FocusReport, capped, count, suggest
 from amplify_stream.providers.local.lexicon import (
     BE_VERBS,
@@ -19,7 +20,6 @@ from amplify_stream.providers.local.lexicon import (
     WEAK_OPENINGS,
 )
 from amplify_stream.providers.local.rewrite import droppable_intensifier
-from amplify_stream.providers.local.sentences import Document, Sentence, Word
 
 LONG_SENTENCE_WORDS = 35
 REPEAT_WINDOW_WORDS = 25  # the same word again within this many words is noticeable

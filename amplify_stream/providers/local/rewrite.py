@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from amplify_stream.providers.local.document import CJK_CHARS, Document, Word
 from amplify_stream.providers.local.lexicon import (
     DOUBLING_SLIPS,
     ENGLISH_MARKERS,
@@ -19,7 +20,6 @@ from amplify_stream.providers.local.lexicon import (
     PLAIN_ADJECTIVES,
     alternation,
 )
-from amplify_stream.providers.local.sentences import CJK_CHARS, Document, Word
 
 _EDGE = r"[\w'’\-]"  # noqa: RUF001 - a word goes on through either apostrophe
 _DOUBLED = re.compile(

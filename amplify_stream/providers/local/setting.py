@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from types import MappingProxyType
 
 from amplify_stream.providers.base import InsightFound, SuggestionFound
+from amplify_stream.providers.local.document import Document, Paragraph, Word
 from amplify_stream.providers.local.findings import FocusReport, capped, count, suggest
 from amplify_stream.providers.local.lexicon import (
     PLACE_NAME_PREPOSITIONS,
@@ -16,7 +17,6 @@ from amplify_stream.providers.local.lexicon import (
     TIME_WORDS,
     WEATHER_WORDS,
 )
-from amplify_stream.providers.local.sentences import Document, Paragraph, Word
 
 _SUFFIXES = ("s", "es", "ed", "d", "ing", "y", "ly", "er", "est")
 

@@ -1,5 +1,6 @@
 """The story's structure with exact code point offsets: words, sentences, paragraphs and
-quoted speech. Every analyzer and the rewrite read this one model, built once per story."""
+quoted speech. Every analyzer and the rewrite read this one model, built once per story.
+Paragraphs and sentences follow ``amplify_stream.text`` (the narration's rule too)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from functools import cached_property
 from types import MappingProxyType
 from typing import NamedTuple
 
-from amplify_stream.providers.local.lexicon import ABBREVIATIONS, TITLES
+from amplify_stream.text.paragraphs import paragraph_spans
+from amplify_stream.text.sentences import CLOSERS, is_plain_stop, sentence_spans
 
 # Kana and CJK ideographs are written without spaces: each character counts as a word.
 CJK_CHARS = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
@@ -19,12 +21,8 @@ _CJK_CHAR = re.compile(f"[{CJK_CHARS}]")
 _LETTERS = rf"[^\W_{CJK_CHARS}]+(?:[\u0300-\u036f]+[^\W_{CJK_CHARS}]*)*"
 WORD_RE = re.compile(rf"[{CJK_CHARS}]|{_LETTERS}(?:['’\-]{_LETTERS})*")  # noqa: RUF001 - look-alike marks are the point
 
-# A blank line separates paragraphs; a text with no blank line uses one per line.
-_BLANK_LINE = re.compile(r"\n[^\S\n]*\n\s*")
-_LINE_BREAK = re.compile(r"\n\s*")
-_CLOSERS = "\"'”’»」』)\\]"  # noqa: RUF001 - look-alike marks are the point
-_TERMINATOR = re.compile(rf"(?P<stop>[.!?…]+)(?P<close>[{_CLOSERS}]*)|(?P<cjk>[。！？]+[」』”’]*)")  # noqa: RUF001 - look-alike marks are the point
-_TRAILING_STOP = re.compile(rf"[.!?…]+[{_CLOSERS}]*$")
+_TRAILING_STOP = re.compile(rf"[.!?…]+[{CLOSERS}]*$")
+_PLAIN_END = re.compile(r"[.!?…]+$")  # a stop with no closing quote or bracket after it
 _SPEECH = re.compile(r'"[^"]*"?|“[^”]*”?|«[^»]*»?|「[^」]*」?')
 # British style: 'Go home,' she said. An apostrophe inside ("don't") does not close it;
 # the closing mark follows punctuation and ends a word.
@@ -126,80 +124,29 @@ class Document:
 
     def _paragraphs(self) -> list[Paragraph]:
         text = self.text
-        breaks = _BLANK_LINE if _BLANK_LINE.search(text) else _LINE_BREAK
-        bounds, cursor = [], 0
-        for m in breaks.finditer(text):
-            bounds.append((cursor, m.start()))
-            cursor = m.end()
-        bounds.append((cursor, len(text)))
+        sentences = iter(sentence_spans(text))  # they lie inside paragraphs, in order
         paragraphs: list[Paragraph] = []
-        for raw_start, raw_end in bounds:
-            chunk = text[raw_start:raw_end]
-            if not chunk.strip():
-                continue
-            start = raw_start + len(chunk) - len(chunk.lstrip())
-            end = raw_end - (len(chunk) - len(chunk.rstrip()))
+        for start, end in paragraph_spans(text):
             clean = not paragraphs or _ends_with_full_stop(text[paragraphs[-1].start : start])
-            sentences = tuple(self._sentences(start, end, clean))
-            paragraphs.append(Paragraph(start, end, sentences))
+            members: list[Sentence] = []
+            while not members or members[-1].end < end:
+                s_start, s_end = next(sentences)
+                members.append(Sentence(s_start, s_end, self.words_in(s_start, s_end), clean))
+                clean = _ends_plainly(text[s_start:s_end])
+            paragraphs.append(Paragraph(start, end, tuple(members)))
         return paragraphs
 
-    def _sentences(self, start: int, end: int, clean: bool) -> list[Sentence]:
-        text, sentences, cursor = self.text, [], start
-        for m in _TERMINATOR.finditer(text, start, end):
-            if m.group("cjk") is None and not _is_boundary(text, m, end):
-                continue
-            sentences.append(Sentence(cursor, m.end(), self.words_in(cursor, m.end()), clean))
-            clean = m.group("cjk") is None and not m.group("close") and _plain(m.group("stop"))
-            cursor = _skip_space(text, m.end(), end)
-            if cursor >= end:
-                break
-        if cursor < end:
-            sentences.append(Sentence(cursor, end, self.words_in(cursor, end), clean))
-        return sentences
 
-
-def _is_boundary(text: str, stop: re.Match[str], end: int) -> bool:
-    if stop.end() < end and not text[stop.end()].isspace():
-        return False  # "3.5", "example.com", "?!" inside a word
-    following = _skip_space(text, stop.end(), end)
-    if following >= end:
-        return True
-    next_lower = text[following].islower()
-    # '"Stop!" she said' and "I thought... maybe" go on after the mark.
-    if next_lower and (stop.group("close") or not _plain(stop.group("stop"))):
-        return False
-    if stop.group("stop") == "." and not stop.group("close"):
-        before = _word_before(text, stop.start())
-        if before.lower() in TITLES or (len(before) == 1 and before.isupper()):
-            return False  # "Mr. Darcy", "J. R. Tolkien"
-        if next_lower and (before.lower() in ABBREVIATIONS or "." in before):
-            return False  # "e.g. this"
-    return True
-
-
-def _plain(stop: str) -> bool:
-    """A plain full stop, question or exclamation mark; not an ellipsis."""
-    return "…" not in stop and ".." not in stop
+def _ends_plainly(sentence: str) -> bool:
+    """Ends with a plain full stop (no closing quote, not CJK): a capital should follow."""
+    match = _PLAIN_END.search(sentence)
+    return match is not None and is_plain_stop(match.group())
 
 
 def _ends_with_full_stop(before: str) -> bool:
     match = _TRAILING_STOP.search(before.rstrip())
-    return match is not None and _plain(match.group())
+    return match is not None and is_plain_stop(match.group())
 
 
 def _is_closed(speech: str) -> bool:
     return len(speech) > 1 and speech[-1] == _CLOSING_MARK[speech[0]]
-
-
-def _word_before(text: str, index: int) -> str:
-    start = index
-    while start > 0 and (text[start - 1].isalnum() or text[start - 1] == "."):
-        start -= 1
-    return text[start:index]
-
-
-def _skip_space(text: str, index: int, end: int) -> int:
-    while index < end and text[index].isspace():
-        index += 1
-    return index
