@@ -1,4 +1,4 @@
-"""The small exception vocabulary, and its mapping to PROTOCOL.md's error codes in one place."""
+"""The small exception vocabulary, mapped to docs/protocol.md's error codes in one place."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 
 class AmplifyError(Exception):
-    """Base: every error a client may see. ``code`` is PROTOCOL.md's error code."""
+    """Base: every error a client may see. ``code`` is docs/protocol.md's error code."""
 
     code = "internal"
     http_status = 500

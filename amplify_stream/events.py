@@ -1,4 +1,4 @@
-"""One pydantic model per event of PROTOCOL.md: the single source of the wire contract.
+"""One pydantic model per event of docs/protocol.md: the single source of the wire contract.
 
 The JSON Schemas in ``docs/schemas/`` are generated from these models
 (``amplify-stream schemas``); never edit those files by hand.
@@ -100,7 +100,7 @@ client_message_adapter: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
 class StoryEvent(_Model):
     """Every story event: on the stream topic, and relayed to sockets with a cursor."""
 
-    # The owner travels on the topics (PROTOCOL.md section 4); it is only ever relayed
+    # The owner travels on the topics (docs/protocol.md section 4); it is only ever relayed
     # to that owner.
     model_config = ConfigDict(extra="forbid")
     type: str
@@ -468,7 +468,7 @@ def stage_of(event_type: str) -> str:
 
 
 def headers_for(event_type: str, *, attempt: int | None = None) -> list[tuple[str, bytes]]:
-    """The record headers of PROTOCOL.md section 4; with ``attempt``, also
+    """The record headers of docs/protocol.md section 4; with ``attempt``, also
     ``attempt: <stage>:<n>``, so a reader (the gateway's relay) can drop a superseded
     attempt's records without parsing them."""
     headers = [

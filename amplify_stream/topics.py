@@ -1,4 +1,4 @@
-"""The topic names (PROTOCOL.md section 4) and how they are created."""
+"""The topic names (docs/protocol.md section 4) and how they are created."""
 
 from __future__ import annotations
 

@@ -14,6 +14,7 @@ from amplify_stream.events import (
     StoryStatus,
     StorySubmitted,
 )
+from amplify_stream.text.paragraphs import has_blank_line
 from amplify_stream.text.sentences import SentenceStream
 from producers.stream import StreamPublisher
 
@@ -30,7 +31,8 @@ class SegmentWriter:
         self._publisher = publisher
         self._story = story
         self._attempt = attempt
-        self._sentences = SentenceStream()
+        # Paragraphs as the submitted text has them: a line break is settled as it comes.
+        self._sentences = SentenceStream(blank_lines=has_blank_line(story.text))
         self._count = 0
         # Not pipelined (the benchmark's serial baseline): sentences wait for the end.
         self._pipelined = pipelined

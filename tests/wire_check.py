@@ -1,4 +1,4 @@
-"""Check wire JSON against field tables written by hand from PROTOCOL.md.
+"""Check wire JSON against field tables written by hand from docs/protocol.md.
 
 A table maps a field name to what its value must be; a name ending in ``?`` is optional
 (absent or null; typed when it has a value). What a value must be:

@@ -1,4 +1,4 @@
-"""The async Python client of the service (PROTOCOL.md): ``AmplifyClient`` (``api``),
+"""The async Python client of the service (docs/protocol.md): ``AmplifyClient`` (``api``),
 story streams that resume by themselves (``stream``, ``feed``), ``ClientError``."""
 
 from amplify_stream.client.api import AmplifyClient

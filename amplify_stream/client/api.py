@@ -1,4 +1,4 @@
-"""The async Python client of the service (PROTOCOL.md), used by the CLI and the tests.
+"""The async Python client of the service (docs/protocol.md), used by the CLI and the tests.
 
 ```
 async with AmplifyClient("http://127.0.0.1:8080") as client:

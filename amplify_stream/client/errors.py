@@ -1,4 +1,4 @@
-"""The client's one exception: an error answer of the service with PROTOCOL.md's code."""
+"""The client's one exception: an error answer of the service with docs/protocol.md's code."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ HTTP_CODES = {401: "unauthorized", 404: "not_found", 429: "rate_limited", 503: "
 
 
 class ClientError(Exception):
-    """An error answer of the service (or a lost connection) with PROTOCOL.md's ``code``."""
+    """An error answer of the service (or a lost connection) with docs/protocol.md's ``code``."""
 
     def __init__(
         self,

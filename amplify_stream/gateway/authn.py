@@ -1,4 +1,4 @@
-"""Who is calling: the bearer token of a request, in the ways PROTOCOL.md allows."""
+"""Who is calling: the bearer token of a request, in the ways docs/protocol.md allows."""
 
 from __future__ import annotations
 

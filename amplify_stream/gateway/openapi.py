@@ -66,7 +66,7 @@ class Reply:
 
 
 def error(description: str, headers: Mapping[str, str] | None = None) -> Reply:
-    """An answer with the error body of PROTOCOL.md section 3."""
+    """An answer with the error body of docs/protocol.md section 3."""
     return Reply(description, ErrorBody, headers=headers or {})
 
 
@@ -155,7 +155,7 @@ def document(router: web.UrlDispatcher) -> dict[str, Any]:
             "version": version("amplify-stream"),
             "description": (
                 "Stories in, streamed enhancement and narration out. The WebSocket "
-                "protocol and the event payloads are in PROTOCOL.md and docs/schemas/."
+                "protocol and the event payloads are in docs/protocol.md and docs/schemas/."
             ),
         },
         "paths": paths,

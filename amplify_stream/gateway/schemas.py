@@ -1,4 +1,4 @@
-"""The bodies of the HTTP routes (PROTOCOL.md section 2), as pydantic models.
+"""The bodies of the HTTP routes (docs/protocol.md section 2), as pydantic models.
 
 Handlers parse and answer with these, and the OpenAPI document is generated from them
 (``openapi.py``), so the document cannot drift from what the routes do. Event payloads
@@ -33,7 +33,7 @@ Timestamp = Annotated[
 
 class ApiModel(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
-    # Fields PROTOCOL.md marks optional (``name?``): left out of the answer, not null.
+    # Fields docs/protocol.md marks optional (``name?``): left out of the answer, not null.
     omit_when_none: ClassVar[frozenset[str]] = frozenset()
 
     def to_json(self) -> dict[str, Any]:
@@ -46,7 +46,7 @@ class ApiModel(BaseModel):
 
 
 class ErrorDetail(BaseModel):
-    code: str = Field(description="One of the error codes of PROTOCOL.md.")
+    code: str = Field(description="One of the error codes of docs/protocol.md.")
     message: str
     details: Any | None = Field(default=None, description="What was wrong (validation errors).")
     retryable: bool | None = Field(default=None, description="True when retrying can succeed.")

@@ -45,7 +45,7 @@ _NOT_FOUND = error("No such story of yours.")
 _BUS_DOWN = error("The event bus is unavailable; nothing was done, try again.")
 _EVENTS = Reply(
     "The story's events as Server-Sent Events (``id``: cursor, ``event``: type, ``data``: "
-    "the JSON of PROTOCOL.md section 1) until ``story.completed``.",
+    "the JSON of docs/protocol.md section 1) until ``story.completed``.",
     events=STREAM_EVENTS,
 )
 

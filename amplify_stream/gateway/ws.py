@@ -50,7 +50,7 @@ OUTBOX_LIMIT = 1024
 @routes.get("/v1/stream")
 @describe(
     Operation(
-        summary="The WebSocket: submit, resume, cancel, ping (PROTOCOL.md section 1)",
+        summary="The WebSocket: submit, resume, cancel, ping (docs/protocol.md section 1)",
         description=(
             "A browser, which cannot set the Authorization header, offers the subprotocols "
             "``amplify.v1, bearer.<access_token>`` or passes ``?access_token=``."
@@ -159,7 +159,7 @@ class _Session:
             accepted = await self._stories.submit(self._claims.user_id, options)
         except InvalidStory as exc:
             # The rules of POST /v1/stories (422 invalid_story there); on the socket a
-            # broken one is an invalid field like any other (PROTOCOL.md section 1).
+            # broken one is an invalid field like any other (docs/protocol.md section 1).
             raise InvalidMessage(exc.message, details=exc.details) from exc
         reply = StoryAccepted(
             story_id=accepted.story_id, user_id=self._claims.user_id, request_id=message.request_id

@@ -60,19 +60,26 @@ class SentenceStream:
     ``(offset in the whole text, sentence)``. ``finish`` returns what is left. Sentences
     with nothing to say (space or punctuation alone) are left out."""
 
-    def __init__(self) -> None:
+    def __init__(self, blank_lines: bool | None = None) -> None:
         self._buffer = ""  # the text from the start of the sentence not yet complete
         self._buffer_start = 0
         self._blank_lines = False  # a blank line so far: single line breaks are wraps
+        # Whether the whole text has blank lines, when the caller knows it up front (a
+        # rewrite keeps its source's paragraphs): a single line break is then settled at
+        # once, instead of holding every sentence after it until a blank line or the end.
+        self._known = blank_lines
 
     def feed(self, piece: str) -> list[tuple[int, str]]:
         self._buffer += piece
         self._blank_lines = self._blank_lines or has_blank_line(self._buffer)
+        if self._known is not None:
+            return self._take(blank_lines=self._known or self._blank_lines, final=False)
         # Before any blank line, whether a single line break ends a sentence is not known.
         return self._take(blank_lines=True if self._blank_lines else None, final=False)
 
     def finish(self) -> list[tuple[int, str]]:
-        return self._take(blank_lines=self._blank_lines, final=True)
+        blank_lines = self._blank_lines or bool(self._known)
+        return self._take(blank_lines=blank_lines, final=True)
 
     def _take(self, *, blank_lines: bool | None, final: bool) -> list[tuple[int, str]]:
         buffer, base = self._buffer, self._buffer_start

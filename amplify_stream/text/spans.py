@@ -1,7 +1,7 @@
 """Text spans: code point offsets (Python ``str`` indices), their UTF-16 equivalents, and
 finding a provider's quote in the submitted text.
 
-PROTOCOL.md counts ``start``/``end`` in code points and ``start_utf16``/``end_utf16`` in
+docs/protocol.md counts ``start``/``end`` in code points and ``start_utf16``/``end_utf16`` in
 UTF-16 code units (what JavaScript strings index). The two differ only by one unit per
 astral character (U+10000 and above: emoji, rare CJK) that comes before the offset.
 """

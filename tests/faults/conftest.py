@@ -4,7 +4,7 @@ cancels, poison records. Each test counts what happened to every story it sent a
 writes one line ``FAULTS <name>: trials=N accepted=N completed=N lost=N duplicated=N``
 to stdout and to ``test-artifacts/faults.txt``.
 
-What a client makes of a story's events (``StoryView``) follows PROTOCOL.md: the text is
+What a client makes of a story's events (``StoryView``) follows docs/protocol.md: the text is
 the deltas of the latest enhancement attempt, the audio the chunks after the latest
 ``audio.reset``; both are compared byte for byte with the outcome topic.
 """
@@ -565,7 +565,7 @@ def parse_cursor(cursor: str) -> tuple[int, int]:
 
 @dataclass
 class StoryView:
-    """One story as a client following PROTOCOL.md assembles it, and what broke the rules."""
+    """One story as a client following docs/protocol.md assembles it, and what broke the rules."""
 
     story_id: str | None = None
     events: list[dict[str, Any]] = field(default_factory=list)

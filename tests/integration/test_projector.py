@@ -116,7 +116,7 @@ async def test_completed_story_has_its_results(
     assert events[-1]["status"] == "completed"
     body = await settled(session, svc, token, story_id)
 
-    # Exactly PROTOCOL.md's fields, the optional ones present because they apply.
+    # Exactly docs/protocol.md's fields, the optional ones present because they apply.
     assert set(body) == DETAIL_FIELDS | {"completed_at", "enhanced_text", "audio"}
     assert (body["story_id"], body["status"], body["title"]) == (
         story_id,

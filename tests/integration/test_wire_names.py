@@ -1,7 +1,7 @@
-"""The wire JSON carries PROTOCOL.md's names: real stories through the whole service, on
+"""The wire JSON carries docs/protocol.md's names: real stories through the whole service, on
 both buses, read as a client or an analytics consumer reads them.
 
-The tables below are transcribed by hand from PROTOCOL.md (sections 1-4), never derived
+The tables below are transcribed by hand from docs/protocol.md (sections 1-4), never derived
 from the pydantic models: the schema-based contract tests validate events against schemas
 generated from those same models, so a renamed field would pass them. Here it does not.
 A field marked ``?`` may be absent (or null); when it has a value, it has the type. The
@@ -42,7 +42,7 @@ def merged(*tables: Mapping[str, Spec]) -> dict[str, Spec]:
     return {name: spec for table in tables for name, spec in table.items()}
 
 
-# ---------------------------------------------------------------- PROTOCOL.md, by hand
+# ---------------------------------------------------------------- docs/protocol.md, by hand
 
 FOCUS = "'plot'|'character'|'dialogue'|'setting'"
 STATUS = "'completed'|'failed'|'cancelled'"
@@ -212,7 +212,7 @@ class Wire:
         common: Mapping[str, Spec] = (
             STORY_EVENT if on_story and kind not in NOT_STORY_EVENTS else {}
         )
-        # An addition of the service (PROTOCOL.md allows them): the common fields only.
+        # An addition of the service (docs/protocol.md allows them): the common fields only.
         self.check(event, merged(common, SERVER_EVENTS.get(str(kind), {})), f"{where} {kind}")
 
     def assert_clean(self, *, saw: set[str]) -> None:

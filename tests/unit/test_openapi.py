@@ -61,7 +61,7 @@ def test_operations_say_how_they_answer(doc: dict[str, Any]) -> None:
     for path, item in paths.items():
         for method, operation in item.items():
             for status, reply in operation["responses"].items():
-                # /readyz's 503 is its own body (PROTOCOL.md section 2).
+                # /readyz's 503 is its own body (docs/protocol.md section 2).
                 if int(status) >= 400 and path != "/readyz":
                     schema = reply["content"]["application/json"]["schema"]
                     assert schema == error_ref, (method, path, status)

@@ -162,3 +162,16 @@ def test_a_line_break_waits_until_the_text_shows_its_paragraphs() -> None:
     assert stream.finish() == [(0, "Roses are red"), (14, "Violets")]
     # A line that ends a sentence anyway is released at once.
     assert SentenceStream().feed("It was late.\nThe") == [(0, "It was late.")]
+
+
+def test_a_stream_told_the_paragraph_style_settles_line_breaks_at_once() -> None:
+    """Lines without blank lines between them: told so, the stream releases each line as
+    it ends, rather than holding everything after a title line until the end."""
+    told = SentenceStream(blank_lines=False)
+    assert told.feed("The Storm\nRain fell. ") == [(0, "The Storm")]
+    untold = SentenceStream()
+    assert untold.feed("The Storm\nRain fell. ") == []
+    text = "The Storm\nRain fell. Wind rose.\nThe end"
+    whole = SentenceStream(blank_lines=False)
+    pieces = [*whole.feed(text), *whole.finish()]
+    assert [s for _, s in pieces] == [text[s:e] for s, e in sentence_spans(text)]

@@ -1,4 +1,4 @@
-// The HTTP API (PROTOCOL.md section 2). Every failure becomes an ApiError whose message a
+// The HTTP API (docs/protocol.md section 2). Every failure becomes an ApiError whose message a
 // person can read, taken from the contract's error body {"error": {code, message, details}}.
 
 export class ApiError extends Error {

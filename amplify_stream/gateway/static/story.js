@@ -1,4 +1,4 @@
-// One story on screen: applies its events (PROTOCOL.md section 1) to the panes and the
+// One story on screen: applies its events (docs/protocol.md section 1) to the panes and the
 // player. Everything an abandoned attempt produced is dropped when a new attempt starts.
 
 import { Narration } from "./audio.js";

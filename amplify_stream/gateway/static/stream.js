@@ -1,4 +1,4 @@
-// The socket to /v1/stream (PROTOCOL.md section 1). It watches one story at a time and
+// The socket to /v1/stream (docs/protocol.md section 1). It watches one story at a time and
 // hands that story's events on. When the connection drops it reconnects with exponential
 // backoff and asks for the story again after the last cursor it saw: the service sends
 // every later event exactly once, so the page carries on where it was.
