@@ -12,6 +12,7 @@ from amplify_stream.config import Settings
 from amplify_stream.events import OutcomeEvent, StoryCompletedOutcome, StoryTimings
 from amplify_stream.store.errors import StoreUnavailable
 from consumers.projector import Projector
+from consumers.worker import WorkerDeps
 
 OUTCOME = StoryCompletedOutcome(
     story_id="s", user_id="u", attempt=1, status="completed", timings=StoryTimings(total_ms=1)
@@ -37,7 +38,7 @@ async def project(store: FailingStore, monkeypatch: pytest.MonkeyPatch) -> list[
     """Handle one outcome; the dead letters it wrote (their errors)."""
     monkeypatch.setattr(consumers.projector, "RETRY_INITIAL_S", 0.001)
     settings = Settings(_env_file=None, bus="memory")
-    projector = Projector(MemoryBus(settings), settings, store)  # type: ignore[arg-type]
+    projector = Projector(WorkerDeps(MemoryBus(settings), settings), store)  # type: ignore[arg-type]
     letters: list[str] = []
 
     async def dead_letter(record: Record, error: str) -> None:
