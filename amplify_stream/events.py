@@ -15,9 +15,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from amplify_stream.config import ALL_FOCUS, Focus
-
 SCHEMA_VERSION = "1"
+
+# The craft areas a suggestion is about (a story's ``focus`` picks among them).
+Focus = Literal["plot", "character", "dialogue", "setting"]
+ALL_FOCUS: tuple[Focus, ...] = ("plot", "character", "dialogue", "setting")
 
 
 def now_rfc3339() -> str:

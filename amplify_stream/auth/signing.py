@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from amplify_stream.config import Settings
-from amplify_stream.config_rules import MIN_SECRET_BYTES
+from amplify_stream.config.rules import MIN_SECRET_BYTES
 
 MIN_RSA_BITS = 2048
 

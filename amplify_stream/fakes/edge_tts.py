@@ -29,6 +29,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from edge_tts.constants import TRUSTED_CLIENT_TOKEN
 
 from amplify_stream.config import Settings
+from amplify_stream.config.groups import FakeServiceSettings
 from amplify_stream.fakes import edge_tts_wire as wire
 from amplify_stream.speech.base import AudioData, SpeechProvider
 
@@ -40,12 +41,16 @@ STATUS_FAULTS: dict[str, int] = {"forbidden": 403, "rate_limited": 429, "unavail
 PATH = "/consumer/speech/synthesize/readaloud/edge/v1"
 
 
+_DEFAULTS = FakeServiceSettings()
+
+
 @dataclass(frozen=True, slots=True)
 class FakeEdgeConfig:
-    host: str = "127.0.0.1"
-    port: int = 8086
-    fault: Fault = "none"
-    fault_count: int = 1_000_000
+    # The defaults of the settings (``config/groups.py``) where there is one.
+    host: str = _DEFAULTS.fake_edge_tts_host
+    port: int = _DEFAULTS.fake_edge_tts_port
+    fault: Fault = _DEFAULTS.fake_edge_tts_fault
+    fault_count: int = _DEFAULTS.fake_edge_tts_fault_count
     # The server's clock runs this far ahead of this machine's (Date, token check).
     clock_offset_s: float = 0.0
     check_token: bool = True

@@ -22,6 +22,7 @@ from typing import Any, Literal
 from aiohttp import web
 
 from amplify_stream.config import Settings
+from amplify_stream.config.groups import FakeServiceSettings
 from amplify_stream.fakes.gemini_wire import Answer, answer_stream, answer_unary, json_error
 
 log = logging.getLogger(__name__)
@@ -30,18 +31,20 @@ Fault = Literal["none", "status", "midstream", "stall"]
 CallState = Literal["open", "completed", "failed", "disconnected"]
 
 
+_DEFAULTS = FakeServiceSettings()
+
+
 @dataclass(frozen=True, slots=True)
 class FakeGeminiConfig:
-    host: str = "127.0.0.1"
-    port: int = 8085
-    first_token_ms: int = 50
-    tokens_per_s: float = 200.0
-    # Tokens per streamed chunk: 1 is the finest (and, for the client SDK, the costliest)
-    # pacing; Gemini's own streams carry several tokens per chunk.
-    tokens_per_chunk: int = 1
-    fault: Fault = "none"
-    fault_status: int = 503
-    fault_count: int = 1_000_000
+    # The defaults of the settings (``config/groups.py``) where there is one.
+    host: str = _DEFAULTS.fake_gemini_host
+    port: int = _DEFAULTS.fake_gemini_port
+    first_token_ms: int = _DEFAULTS.fake_gemini_first_token_ms
+    tokens_per_s: float = _DEFAULTS.fake_gemini_tokens_per_s
+    tokens_per_chunk: int = _DEFAULTS.fake_gemini_tokens_per_chunk
+    fault: Fault = _DEFAULTS.fake_gemini_fault
+    fault_status: int = _DEFAULTS.fake_gemini_fault_status
+    fault_count: int = _DEFAULTS.fake_gemini_fault_count
     # midstream (streams only; unary calls answer normally): how many chunks go out
     # before the break, and how it breaks: a dropped connection or an error event.
     midstream_after: int = 3

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from amplify_stream.config import ALL_FOCUS, Focus
+from amplify_stream.events import ALL_FOCUS, Focus
 
 
 def _words(text: str) -> frozenset[str]:

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from amplify_stream.config import Settings
-from amplify_stream.config_rules import ANY_ORIGIN, production_problems
+from amplify_stream.config.rules import ANY_ORIGIN, production_problems
 from amplify_stream.errors import Forbidden
 
 # What the live editor page needs: its own scripts and styles, the API and the socket,

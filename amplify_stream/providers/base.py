@@ -12,7 +12,7 @@ import abc
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
-from amplify_stream.config import Focus
+from amplify_stream.events import Focus
 
 
 @dataclass(frozen=True, slots=True)

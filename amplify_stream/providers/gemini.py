@@ -28,8 +28,9 @@ from google.genai import errors as genai_errors
 from google.genai import types
 from pydantic import BaseModel, Field, ValidationError
 
-from amplify_stream.config import Focus, Settings
+from amplify_stream.config import Settings
 from amplify_stream.errors import AmplifyError, ProviderError, ProviderUnavailable
+from amplify_stream.events import Focus
 from amplify_stream.providers.base import (
     EnhancementProvider,
     EnhancementRequest,

@@ -14,8 +14,9 @@ from aiohttp import ClientSession
 from aiohttp.test_utils import TestClient, TestServer
 from pydantic import SecretStr
 
-from amplify_stream.config import ALL_FOCUS, Focus, Settings
+from amplify_stream.config import Settings
 from amplify_stream.errors import ProviderError, ProviderUnavailable
+from amplify_stream.events import ALL_FOCUS, Focus
 from amplify_stream.fakes import gemini_model
 from amplify_stream.fakes.gemini import (
     FakeGeminiConfig,

@@ -11,7 +11,8 @@ from collections.abc import Sequence
 
 import pytest
 
-from amplify_stream.config import ALL_FOCUS, Focus, Settings
+from amplify_stream.config import Settings
+from amplify_stream.events import ALL_FOCUS, Focus
 from amplify_stream.providers.base import (
     EnhancementRequest,
     InsightFound,

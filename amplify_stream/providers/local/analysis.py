@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from amplify_stream.config import Focus
+from amplify_stream.events import Focus
 from amplify_stream.providers.base import InsightFound, SuggestionFound
 from amplify_stream.providers.local.character import analyze_character
 from amplify_stream.providers.local.dialogue import analyze_dialogue

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import TypeVar
 
-from amplify_stream.config import Focus
+from amplify_stream.events import Focus
 from amplify_stream.providers.base import InsightFound, SuggestionFound
 from amplify_stream.providers.local.document import Document
 

@@ -1,32 +1,24 @@
-"""All settings, from the environment (prefix ``AMPLIFY_``) or a ``.env`` file.
+"""The settings, one group per part of the service; ``Settings`` joins them.
 
-Built once at the entry point and passed down; nothing else reads ``os.environ``.
+Each group is a plain model a part can ask for alone (``create_bus(settings: BusSettings)``
+needs nothing else). The environment names stay flat (``AMPLIFY_<FIELD>``, as the
+contract names them), so the groups are joined by inheritance, not nested: pydantic-settings
+reads nested models only from ``AMPLIFY_<GROUP>__<FIELD>`` names.
 """
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import NoDecode
 
-from amplify_stream.config_rules import normalize_origin, production_problems
-
-Focus = Literal["plot", "character", "dialogue", "setting"]
-ALL_FOCUS: tuple[Focus, ...] = ("plot", "character", "dialogue", "setting")
+from amplify_stream.config.rules import normalize_origin
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="AMPLIFY_",
-        env_file=".env",
-        extra="ignore",
-        populate_by_name=True,
-        # A refused setting must not print the others (secrets, API keys) in its error.
-        hide_input_in_errors=True,
-    )
+class ServiceSettings(BaseModel):
+    """The process: where it listens, keeps its data, and logs."""
 
     env: Literal["development", "production"] = "development"
     host: str = "127.0.0.1"
@@ -42,7 +34,10 @@ class Settings(BaseSettings):
     # Workers serve /metrics on this port when set (the gateway serves it on its own).
     metrics_port: int | None = None
 
-    # The bus
+
+class BusSettings(BaseModel):
+    """The bus: which one, and how Kafka is reached and waited for."""
+
     bus: Literal["memory", "kafka"] = "memory"
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     topic_prefix: str = "amplify"
@@ -57,8 +52,15 @@ class Settings(BaseSettings):
     # How long the gateway waits for the bus before answering 503 (nothing accepted).
     bus_timeout_s: float = 5.0
 
-    # Accounts. HS256 signs with jwt_secret; RS256/EdDSA with PEM key files (a gateway
-    # holding only the public key checks tokens but does not issue them).
+    def topic(self, name: str) -> str:
+        """The full topic name: ``topic("stories")`` -> ``amplify.stories.v1``."""
+        return f"{self.topic_prefix}.{name}.v1"
+
+
+class AuthSettings(BaseModel):
+    """Accounts and who may call. HS256 signs with jwt_secret; RS256/EdDSA with PEM key
+    files (a gateway holding only the public key checks tokens but does not issue them)."""
+
     jwt_algorithm: Literal["HS256", "RS256", "EdDSA"] = "HS256"
     jwt_secret: SecretStr | None = None
     jwt_private_key_file: Path | None = None
@@ -68,72 +70,6 @@ class Settings(BaseSettings):
     access_token_ttl_s: int = 3600
     bcrypt_rounds: int = Field(default=12, ge=4, le=31)
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
-
-    # Limits
-    max_story_chars: int = 50_000
-    max_title_chars: int = 200
-    max_ws_frame_bytes: int = 256 * 1024
-    # Per user: stories accepted in any 60 s, and stories not yet completed at one time.
-    submissions_per_minute: int = Field(default=30, ge=1)
-    max_running_per_user: int = Field(default=5, ge=1)
-    # Sign-in attempts in any 60 s (each one costs a bcrypt check), per username and per
-    # client address; registrations count against the address too.
-    login_attempts_per_minute_per_user: int = Field(default=10, ge=1)
-    login_attempts_per_minute_per_address: int = Field(default=30, ge=1)
-
-    # Enhancement
-    enhancer_provider: Literal["auto", "gemini", "local"] = "auto"
-    enhancer_concurrency: int = 16
-    # Stories one narrator holds at once (each waits for its sentences; cheap), and how
-    # many of them synthesize at the same moment.
-    narrator_stories: int = 1024
-    narrator_concurrency: int = 4
-    # Narrate only once the whole rewrite is there: the serial baseline of `make bench`.
-    narrate_after_rewrite: bool = False
-    # On SIGTERM a worker finishes what it runs for this long, then hands the rest back
-    # (uncommitted: another member of its group runs it again).
-    worker_shutdown_grace_s: float = Field(default=10.0, ge=0)
-    gemini_api_key: SecretStr | None = Field(
-        default=None, validation_alias=AliasChoices("GEMINI_API_KEY", "AMPLIFY_GEMINI_API_KEY")
-    )
-    gemini_model: str = "gemini-2.5-flash"
-    gemini_base_url: str | None = None
-    gemini_retry_attempts: int = 4
-    gemini_retry_initial_delay_s: float = 0.5
-    gemini_retry_max_delay_s: float = 8.0
-    # No piece from the provider for this long ends the story as failed.
-    gemini_idle_timeout_s: float = 30.0
-    # Pacing of the offline analyzer's rewrite, so it streams like a model does.
-    local_piece_delay_ms: int = 15
-
-    # Fake Gemini (tests, benchmarks, sandbox)
-    fake_gemini_host: str = "127.0.0.1"
-    fake_gemini_port: int = 8085
-    fake_gemini_first_token_ms: int = 50
-    fake_gemini_tokens_per_s: float = 200.0
-    fake_gemini_tokens_per_chunk: int = Field(default=1, ge=1)
-    fake_gemini_fault: Literal["none", "status", "midstream", "stall"] = "none"
-    fake_gemini_fault_status: int = 503
-    fake_gemini_fault_count: int = 1_000_000
-    # Fake edge-tts (tests, benchmarks, sandbox)
-    fake_edge_tts_host: str = "127.0.0.1"
-    fake_edge_tts_port: int = 8086
-    fake_edge_tts_fault: Literal[
-        "none", "forbidden", "rate_limited", "unavailable", "no_audio", "stall", "drop"
-    ] = "none"
-    fake_edge_tts_fault_count: int = 1_000_000
-
-    # Speech
-    speech_provider: Literal["auto", "edge", "espeak"] = "auto"
-    # None: the provider's own default ("en-US-AriaNeural" for edge, "en-us" for espeak).
-    voice: str | None = None
-    edge_tts_url: str | None = None
-    # Where narration files go; None means data_dir / "audio".
-    audio_dir: Path | None = None
-    tts_retry_attempts: int = 3
-    tts_retry_initial_delay_s: float = 0.5
-    tts_timeout_s: float = 20.0
-    espeak_rate_wpm: int = 175
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -145,40 +81,92 @@ class Settings(BaseSettings):
             return [normalize_origin(o) if isinstance(o, str) else o for o in value]
         return value
 
-    @model_validator(mode="after")
-    def _defaults(self) -> Settings:
-        problems = production_problems(self)
-        if problems:
-            raise ValueError("; ".join(problems))
-        if self.jwt_secret is None and self.env == "development":
-            # Development only: tokens do not survive a restart, which is what we want.
-            self.jwt_secret = SecretStr(secrets.token_urlsafe(48))
-        if not self.cors_origins and self.env == "development":
-            # The page's own origin. Production: none unless listed (the page needs none).
-            self.cors_origins = [self.public_origin]
-        if self.audio_dir is None:
-            self.audio_dir = self.data_dir / "audio"
-        return self
 
-    @property
-    def public_origin(self) -> str:
-        return f"http://{self.host}:{self.port}"
+class LimitsSettings(BaseModel):
+    """What one client may send, and how often."""
 
-    @property
-    def effective_database_url(self) -> str:
-        return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'amplify.db'}"
+    max_story_chars: int = 50_000
+    max_title_chars: int = 200
+    max_ws_frame_bytes: int = 256 * 1024
+    # Per user: stories accepted in any 60 s, and stories not yet completed at one time.
+    submissions_per_minute: int = Field(default=30, ge=1)
+    max_running_per_user: int = Field(default=5, ge=1)
+    # Sign-in attempts in any 60 s (each one costs a bcrypt check), per username and per
+    # client address; registrations count against the address too.
+    login_attempts_per_minute_per_user: int = Field(default=10, ge=1)
+    login_attempts_per_minute_per_address: int = Field(default=30, ge=1)
 
-    @property
-    def effective_audio_dir(self) -> Path:
-        """Where narration files go (``audio_dir``, else ``data_dir / "audio"``)."""
-        return self.audio_dir or self.data_dir / "audio"
 
-    @property
-    def enhancement_provider_name(self) -> Literal["gemini", "local"]:
-        if self.enhancer_provider == "auto":
-            return "gemini" if self.gemini_api_key else "local"
-        return self.enhancer_provider
+class WorkerSettings(BaseModel):
+    """The workers: how much each takes on, and how it stops."""
 
-    def topic(self, name: str) -> str:
-        """The full topic name: ``topic("stories")`` -> ``amplify.stories.v1``."""
-        return f"{self.topic_prefix}.{name}.v1"
+    enhancer_provider: Literal["auto", "gemini", "local"] = "auto"
+    enhancer_concurrency: int = 16
+    # Stories one narrator holds at once (each waits for its sentences; cheap), and how
+    # many of them synthesize at the same moment.
+    narrator_stories: int = 1024
+    narrator_concurrency: int = 4
+    # On SIGTERM a worker finishes what it runs for this long, then hands the rest back
+    # (uncommitted: another member of its group runs it again).
+    worker_shutdown_grace_s: float = Field(default=10.0, ge=0)
+    # Pacing of the offline analyzer's rewrite, so it streams like a model does.
+    local_piece_delay_ms: int = 15
+
+
+class GeminiSettings(BaseModel):
+    """The Gemini provider (google-genai)."""
+
+    gemini_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("GEMINI_API_KEY", "AMPLIFY_GEMINI_API_KEY")
+    )
+    gemini_model: str = "gemini-2.5-flash"
+    gemini_base_url: str | None = None
+    gemini_retry_attempts: int = 4
+    gemini_retry_initial_delay_s: float = 0.5
+    gemini_retry_max_delay_s: float = 8.0
+    # No piece from the provider for this long ends the story as failed.
+    gemini_idle_timeout_s: float = 30.0
+
+
+class SpeechSettings(BaseModel):
+    """Narration: which speech provider, which voice, where the files go."""
+
+    speech_provider: Literal["auto", "edge", "espeak"] = "auto"
+    # None: the provider's own default ("en-US-AriaNeural" for edge, "en-us" for espeak).
+    voice: str | None = None
+    edge_tts_url: str | None = None
+    # Where narration files go; None means data_dir / "audio".
+    audio_dir: Path | None = None
+    tts_retry_attempts: int = 3
+    tts_retry_initial_delay_s: float = 0.5
+    tts_timeout_s: float = 20.0
+    espeak_rate_wpm: int = 175
+
+
+class FakeServiceSettings(BaseModel):
+    """The fakes of the two internet services (tests, benchmarks, sandbox). Their
+    defaults are written here only: ``FakeGeminiConfig`` and ``FakeEdgeConfig`` take them."""
+
+    fake_gemini_host: str = "127.0.0.1"
+    fake_gemini_port: int = 8085
+    fake_gemini_first_token_ms: int = 50
+    fake_gemini_tokens_per_s: float = 200.0
+    # Tokens per streamed chunk: 1 is the finest (and, for the client SDK, the costliest)
+    # pacing; Gemini's own streams carry several tokens per chunk.
+    fake_gemini_tokens_per_chunk: int = Field(default=1, ge=1)
+    fake_gemini_fault: Literal["none", "status", "midstream", "stall"] = "none"
+    fake_gemini_fault_status: int = 503
+    fake_gemini_fault_count: int = 1_000_000
+    fake_edge_tts_host: str = "127.0.0.1"
+    fake_edge_tts_port: int = 8086
+    fake_edge_tts_fault: Literal[
+        "none", "forbidden", "rate_limited", "unavailable", "no_audio", "stall", "drop"
+    ] = "none"
+    fake_edge_tts_fault_count: int = 1_000_000
+
+
+class BenchSettings(BaseModel):
+    """What `make bench` switches to compare."""
+
+    # Narrate only once the whole rewrite is there: the serial baseline.
+    narrate_after_rewrite: bool = False
