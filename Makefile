@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: bench install run test lint format schemas kafka-start kafka-stop postgres-start postgres-stop clean
+.PHONY: bench install run test check lint format schemas kafka-start kafka-stop postgres-start postgres-stop clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,14 @@ run: install
 ## Lint, type-check, and the whole suite against a real Kafka broker (started and stopped here).
 test: install
 	scripts/test.sh
+
+## Between edits, in under two minutes: lint, types, schemas, and the unit and memory-bus
+## integration tests. No Java (Kafka), PostgreSQL or browser: their tests are deselected by
+## marker here and all run in `make test`.
+check: lint
+	$(BIN)/amplify-stream schemas --check
+	$(BIN)/amplify-stream asyncapi --check
+	scripts/pytest.sh -q tests/unit tests/integration -m "not kafka and not postgres and not browser"
 
 ## Benchmarks against a real broker; results in benchmarks/results/<date>.{json,md,png}.
 bench: install

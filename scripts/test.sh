@@ -49,12 +49,4 @@ fi
 export AMPLIFY_TEST_DATABASE_URL
 
 echo "== tests"
-set +e
-$BIN/pytest -p no:cacheprovider "$@"
-rc=$?
-set -e
-if [ "$rc" = 5 ]; then
-  echo "pytest collected no tests: that is a failure" >&2
-  exit 1
-fi
-exit "$rc"
+scripts/pytest.sh "$@"

@@ -32,6 +32,22 @@ DEFAULT_TEST_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:55432/ampli
 SettingsFactory = Callable[..., Settings]
 
 
+# ---------------------------------------------------------------- markers
+
+# A test that asks for a server's fixture carries that server's marker, so that
+# `-m "not kafka and not postgres"` (`make check`) deselects it even where its module
+# forgot the mark. (The ``[kafka]`` runs of ``bus_kind`` are marked by their parameter.)
+_MARKER_OF_FIXTURE = {"kafka_bootstrap": "kafka", "postgres_server": "postgres"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        for fixture in getattr(item, "fixturenames", ()):
+            marker = _MARKER_OF_FIXTURE.get(fixture)
+            if marker is not None:
+                item.add_marker(marker)
+
+
 # ---------------------------------------------------------------- backends
 
 

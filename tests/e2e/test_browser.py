@@ -40,6 +40,7 @@ def _missing() -> list[str]:
     return missing
 
 
+@pytest.mark.browser
 @pytest.mark.timeout(240)
 async def test_editor_page_streams_resumes_and_plays(processes: Start, tmp_path: Path) -> None:
     missing = _missing()

@@ -5,9 +5,11 @@ and ``/readyz`` said 503 meanwhile."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
 from collections import Counter
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,22 +17,12 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.faults.conftest import (
-    LOGS_DIR,
-    Broker,
-    Stack,
-    StackFactory,
-    StoryView,
-    TopicLog,
-    count_stories,
-    new_user,
-    progress,
-    read_until,
-    run_script,
-    story_text,
-    summarize,
-    ws_url,
-)
+from tests.faults.broker import Broker, run_script
+from tests.faults.client import read_until, resume, ws_url
+from tests.faults.report import LOGS_DIR
+from tests.faults.scenario import Scenario, story_text
+from tests.faults.stack import Stack
+from tests.faults.topics import TopicLog
 
 LOGS = LOGS_DIR / "test_broker_outage"
 SUBMIT_EVERY_S = 0.1
@@ -125,170 +117,223 @@ async def java_view(broker: Broker, stack: Stack, story_ids: list[str]) -> list[
 
 @pytest.mark.kafka
 @pytest.mark.timeout(360)
-async def test_broker_outage(own_broker: Broker, stacks: StackFactory) -> None:
-    name = "test_broker_outage"
-    stack = await stacks(bootstrap=own_broker.bootstrap, AMPLIFY_LOCAL_PIECE_DELAY_MS="2")
-    gateway, *_ = await asyncio.gather(
-        stack.gateway(), stack.worker("enhancer"), stack.worker("narrator")
+async def test_broker_outage(own_broker: Broker, scenario: Scenario) -> None:
+    # The outcome topic is read once the broker is back.
+    await scenario.start(
+        workers=["enhancer", "narrator"],
+        bootstrap=own_broker.bootstrap,
+        read_outcomes=False,
+        AMPLIFY_LOCAL_PIECE_DELAY_MS="2",
     )
-    answers: list[Answer] = []
-    ready: list[tuple[float, int | None]] = []
-    stopping = asyncio.Event()
-    began = time.monotonic()
+    tokens = [scenario.token, *[await scenario.new_user() for _ in range(USERS - 1)]]
+    clients = Clients(scenario, tokens)
+    async with clients.running():
+        outage = await stop_and_restart(scenario, own_broker, clients)
+    await clients.watched()
+    try:
+        await outage.restart
+    except Exception as exc:
+        scenario.fail(f"scripts/kafka.sh start (the restart) failed: {exc}")
 
-    # No pool limit: held submissions must not queue the ones behind them in the client.
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
-        tokens = [await new_user(session, gateway.base) for _ in range(USERS)]
-
-        async def submit(i: int) -> None:
-            sent = time.monotonic()
-            try:
-                async with (
-                    asyncio.timeout(ANSWER_TIMEOUT_S),
-                    session.post(
-                        f"{gateway.base}/v1/stories",
-                        json={"text": short_story(i), "request_id": f"o{i}"},
-                        headers={"Authorization": f"Bearer {tokens[i % USERS]}"},
-                    ) as res,
-                ):
-                    body = await res.json(content_type=None)
-                    answers.append(Answer(sent, res.status, body))
-            except Exception as exc:
-                answers.append(Answer(sent, None, None, repr(exc)))
-
-        async def submitter() -> None:
-            async with asyncio.TaskGroup() as group:
-                i = 0
-                while not stopping.is_set():
-                    group.create_task(submit(i))
-                    i += 1
-                    await asyncio.sleep(SUBMIT_EVERY_S)
-
-        async def poll_ready() -> None:
-            while not stopping.is_set():
-                at = time.monotonic()
-                try:
-                    async with (
-                        asyncio.timeout(3),
-                        session.get(f"{gateway.base}/readyz") as res,
-                    ):
-                        ready.append((at, res.status))
-                except Exception:
-                    ready.append((at, None))
-                await asyncio.sleep(0.2)
-
-        views = [StoryView() for _ in range(WATCHERS)]
-        watch_failures: list[str] = []
-
-        async def watch(i: int) -> None:
-            view = views[i]
-            await asyncio.sleep(BEFORE_S - 1)  # long stories, still going when it stops
-            headers = {"Authorization": f"Bearer {tokens[i % USERS]}"}
-            try:
-                async with asyncio.timeout(BEFORE_S + DOWN_S + OUTCOMES_WITHIN_S):
-                    while view.completed is None:
-                        try:
-                            async with session.ws_connect(
-                                ws_url(gateway.base), headers=headers
-                            ) as ws:
-                                if view.story_id is None:
-                                    text = story_text(i, passages=12)
-                                    await ws.send_json({"type": "story.submit", "text": text})
-                                else:
-                                    resume = {"type": "story.resume", "story_id": view.story_id}
-                                    if view.last_cursor is not None:
-                                        resume["cursor"] = view.last_cursor
-                                    await ws.send_json(resume)
-                                await read_until(ws, view)
-                        except (aiohttp.ClientError, AssertionError) as exc:
-                            progress(name, f"watcher {i}: {exc!r}; resuming")
-                            await asyncio.sleep(1)
-            except Exception as exc:
-                watch_failures.append(f"watcher {i} (story {view.story_id}): {exc!r}")
-
-        watchers = asyncio.gather(*(watch(i) for i in range(WATCHERS)))
-        load = asyncio.gather(submitter(), poll_ready())
-        try:
-            await asyncio.sleep(BEFORE_S)
-            progress(name, "stopping the broker")
-            down_at = time.monotonic()
-            mid_story = sum(1 for v in views if v.story_id and v.completed is None)
-            await own_broker.stop()
-            stopped_at = time.monotonic()
-            await asyncio.sleep(DOWN_S)
-            progress(name, "starting the broker again")
-            script = await own_broker.start_until_it_answers()
-            up_at = time.monotonic()
-            progress(name, f"broker back after {up_at - down_at:.1f}s")
-            await asyncio.sleep(AFTER_S)
-        finally:
-            stopping.set()
-            await load
-
-        await watchers
-        accepted = [a.body["story_id"] for a in answers if a.status == 202]
-        accepted += [v.story_id for v in views if v.story_id is not None]
-        failures: list[str] = list(watch_failures)
-        try:
-            await script
-        except Exception as exc:
-            failures.append(f"scripts/kafka.sh start (the restart) failed: {exc}")
-        async with TopicLog(own_broker.bootstrap, stack.topic("outcomes")) as outcomes:
-            await outcomes.wait_completed(accepted, timeout=OUTCOMES_WITHIN_S)
-            refused = [a for a in answers if a.status == 503]
-            for view in views:
-                if view.story_id is None:
-                    failures.append("a watcher's story was not accepted before the outage")
-                else:
-                    failures += view.check_against(outcomes)
-            if not any(v.count("audio.chunk") for v in views):
-                failures.append("no watcher heard any audio")
-            for a in answers:
-                if a.status == 202:
-                    continue
-                if a.status == 503:
-                    error = (a.body or {}).get("error", {})
-                    if error.get("code") != "unavailable" or error.get("retryable") is not True:
-                        failures.append(f"503 without code unavailable, retryable true: {a.body}")
-                else:
-                    failures.append(f"answer {a.status} {a.error or a.body}")
-            outage = [s for at, s in ready if stopped_at <= at <= up_at]
-            if 503 not in outage:
-                seen = sorted(set(map(str, outage)))
-                failures.append(f"/readyz during the outage answered {seen}")
-            if not [a for a in answers if a.status == 202 and a.sent_at > up_at]:
-                failures.append("nothing was accepted once the broker was back")
-            back = [a.sent_at - up_at for a in answers if a.status == 202 and a.sent_at > up_at]
-            first_back = f"{min(back):.1f}s" if back else "never"
-
-            def phase(start: float, end: float) -> str:
-                seen = Counter(
-                    str(a.status or a.error) for a in answers if start <= a.sent_at < end
-                )
-                return ", ".join(f"{n} x {what}" for what, n in seen.most_common()) or "-"
-
-            details = [
-                f"submissions={len(answers)} accepted={len(accepted)} refused_503={len(refused)} "
-                f"broker_down={up_at - down_at:.1f}s (stop and restart included) "
-                f"readyz_503s={sum(1 for _, s in ready if s == 503)} "
-                f"first_accepted_after_restart={first_back} "
-                f"watchers_mid_story_at_stop={mid_story}/{WATCHERS} "
-                f"elapsed={time.monotonic() - began:.1f}s",
-                f"answers before the stop: {phase(0, down_at)}",
-                f"answers while stopping: {phase(down_at, stopped_at)}",
-                f"answers while down: {phase(stopped_at, up_at)}",
-                f"answers after the restart: {phase(up_at, math.inf)}",
-                *summarize(failures),
-            ]
-            if lost := [sid for sid in dict.fromkeys(accepted) if not outcomes.completions(sid)]:
-                # Stories without an end: what the broker says of the transactions (a
-                # hanging one holds read_committed readers back for good), and what each
-                # of them left on the topics, committed or not.
-                details.append(await own_broker.transactions("find-hanging", "--broker-id", "1"))
-                details.append(await own_broker.transactions("list"))
-                details += await what_is_left(stack, lost[:5])
-                details += await java_view(own_broker, stack, lost[:5])
-            counts = count_stories(name, len(answers) + WATCHERS, accepted, outcomes, details)
+    accepted = [a.body["story_id"] for a in clients.answers if a.status == 202]
+    accepted += scenario.accepted
+    await scenario.read_topic("outcomes")
+    await scenario.settle(timeout=OUTCOMES_WITHIN_S, accepted=accepted)
+    check_watchers(scenario)
+    check_answers(scenario, clients, outage)
+    lost = [sid for sid in dict.fromkeys(accepted) if not scenario.outcomes.completions(sid)]
+    counts = scenario.count(
+        len(clients.answers) + WATCHERS,
+        *summary(scenario, clients, outage, accepted),
+        accepted=accepted,
+        tail=await what_became_of(scenario.stack, own_broker, lost) if lost else (),
+    )
     assert counts.lost == 0
     assert counts.duplicated == 0
-    assert not failures, "\n".join(failures[:20])
+    assert not scenario.failures, "\n".join(scenario.failures[:20])
+
+
+class Clients:
+    """What the clients do through the outage: a submission every SUBMIT_EVERY_S for
+    USERS accounts in turn, ``/readyz`` polled, and WATCHERS sockets that each follow a
+    long story of their own (reconnecting and resuming by cursor if the socket goes)."""
+
+    def __init__(self, scenario: Scenario, tokens: list[str]) -> None:
+        self.scenario = scenario
+        self.tokens = tokens
+        self.answers: list[Answer] = []
+        self.ready: list[tuple[float, int | None]] = []
+        self.views = [scenario.view() for _ in range(WATCHERS)]
+        self._stopping = asyncio.Event()
+        self._watchers: asyncio.Future[list[None]] | None = None
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """start: submissions and polls until the block ends; the watchers go on."""
+        self._watchers = asyncio.gather(*(self._watch(i) for i in range(WATCHERS)))
+        load = asyncio.gather(self._submitter(), self._poll_ready())
+        try:
+            yield
+        finally:
+            self._stopping.set()
+            await load
+
+    async def watched(self) -> None:
+        """recover: every watcher's story read to its end (or its failure noted)."""
+        assert self._watchers is not None
+        await self._watchers
+
+    def _headers(self, i: int) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[i % USERS]}"}
+
+    async def _submit(self, i: int) -> None:
+        session, base = self.scenario.session, self.scenario.gateway.base
+        sent = time.monotonic()
+        try:
+            async with (
+                asyncio.timeout(ANSWER_TIMEOUT_S),
+                session.post(
+                    f"{base}/v1/stories",
+                    json={"text": short_story(i), "request_id": f"o{i}"},
+                    headers=self._headers(i),
+                ) as res,
+            ):
+                body = await res.json(content_type=None)
+                self.answers.append(Answer(sent, res.status, body))
+        except Exception as exc:
+            self.answers.append(Answer(sent, None, None, repr(exc)))
+
+    async def _submitter(self) -> None:
+        async with asyncio.TaskGroup() as group:
+            i = 0
+            while not self._stopping.is_set():
+                group.create_task(self._submit(i))
+                i += 1
+                await asyncio.sleep(SUBMIT_EVERY_S)
+
+    async def _poll_ready(self) -> None:
+        session, base = self.scenario.session, self.scenario.gateway.base
+        while not self._stopping.is_set():
+            at = time.monotonic()
+            try:
+                async with asyncio.timeout(3), session.get(f"{base}/readyz") as res:
+                    self.ready.append((at, res.status))
+            except Exception:
+                self.ready.append((at, None))
+            await asyncio.sleep(0.2)
+
+    async def _watch(self, i: int) -> None:
+        scenario, view = self.scenario, self.views[i]
+        await asyncio.sleep(BEFORE_S - 1)  # long stories, still going when it stops
+        url = ws_url(scenario.gateway.base)
+        try:
+            async with asyncio.timeout(BEFORE_S + DOWN_S + OUTCOMES_WITHIN_S):
+                while view.completed is None:
+                    try:
+                        async with scenario.session.ws_connect(url, headers=self._headers(i)) as ws:
+                            if view.story_id is None:
+                                text = story_text(i, passages=12)
+                                await ws.send_json({"type": "story.submit", "text": text})
+                                await read_until(ws, view)
+                            else:
+                                await resume(ws, view)
+                    except (aiohttp.ClientError, AssertionError) as exc:
+                        scenario.log(f"watcher {i}: {exc!r}; resuming")
+                        await asyncio.sleep(1)
+        except Exception as exc:
+            scenario.fail(f"watcher {i} (story {view.story_id}): {exc!r}")
+
+
+@dataclass
+class Outage:
+    down_at: float  # the stop began
+    stopped_at: float  # the broker was down
+    up_at: float  # it answered again
+    mid_story: int  # watchers whose story was running when the stop began
+    restart: asyncio.Task[str]  # scripts/kafka.sh start, to be awaited
+
+
+async def stop_and_restart(scenario: Scenario, broker: Broker, clients: Clients) -> Outage:
+    """The fault, after BEFORE_S of traffic: the broker stopped for DOWN_S, started again
+    (going on once it answers), then AFTER_S more of traffic."""
+    await asyncio.sleep(BEFORE_S)
+    scenario.log("stopping the broker")
+    down_at = time.monotonic()
+    mid_story = sum(1 for v in clients.views if v.story_id and v.completed is None)
+    await broker.stop()
+    stopped_at = time.monotonic()
+    await asyncio.sleep(DOWN_S)
+    scenario.log("starting the broker again")
+    restart = await broker.start_until_it_answers()
+    up_at = time.monotonic()
+    scenario.log(f"broker back after {up_at - down_at:.1f}s")
+    await asyncio.sleep(AFTER_S)
+    return Outage(down_at, stopped_at, up_at, mid_story, restart)
+
+
+def check_watchers(scenario: Scenario) -> None:
+    """Each watcher's story was accepted before the outage, and what it put together is
+    the outcome's; and some of it was audio."""
+    for view in scenario.views:
+        if view.story_id is None:
+            scenario.fail("a watcher's story was not accepted before the outage")
+    scenario.check_views()
+    if not any(v.count("audio.chunk") for v in scenario.views):
+        scenario.fail("no watcher heard any audio")
+
+
+def check_answers(scenario: Scenario, clients: Clients, outage: Outage) -> None:
+    """Every submission was accepted (202) or refused with a retryable 503; ``/readyz``
+    said 503 during the outage; and stories were accepted again after it."""
+    for a in clients.answers:
+        if a.status == 202:
+            continue
+        if a.status == 503:
+            error = (a.body or {}).get("error", {})
+            if error.get("code") != "unavailable" or error.get("retryable") is not True:
+                scenario.fail(f"503 without code unavailable, retryable true: {a.body}")
+        else:
+            scenario.fail(f"answer {a.status} {a.error or a.body}")
+    during = [s for at, s in clients.ready if outage.stopped_at <= at <= outage.up_at]
+    if 503 not in during:
+        seen = sorted(set(map(str, during)))
+        scenario.fail(f"/readyz during the outage answered {seen}")
+    if not [a for a in clients.answers if a.status == 202 and a.sent_at > outage.up_at]:
+        scenario.fail("nothing was accepted once the broker was back")
+
+
+def summary(scenario: Scenario, clients: Clients, outage: Outage, accepted: list[str]) -> list[str]:
+    """count: the submissions' answers, before, while stopping, while down, after."""
+    answers, up_at = clients.answers, outage.up_at
+    back = [a.sent_at - up_at for a in answers if a.status == 202 and a.sent_at > up_at]
+    first_back = f"{min(back):.1f}s" if back else "never"
+
+    def phase(start: float, end: float) -> str:
+        seen = Counter(str(a.status or a.error) for a in answers if start <= a.sent_at < end)
+        return ", ".join(f"{n} x {what}" for what, n in seen.most_common()) or "-"
+
+    return [
+        f"submissions={len(answers)} accepted={len(accepted)} "
+        f"refused_503={sum(1 for a in answers if a.status == 503)} "
+        f"broker_down={up_at - outage.down_at:.1f}s (stop and restart included) "
+        f"readyz_503s={sum(1 for _, s in clients.ready if s == 503)} "
+        f"first_accepted_after_restart={first_back} "
+        f"watchers_mid_story_at_stop={outage.mid_story}/{WATCHERS} "
+        f"elapsed={scenario.elapsed:.1f}s",
+        f"answers before the stop: {phase(0, outage.down_at)}",
+        f"answers while stopping: {phase(outage.down_at, outage.stopped_at)}",
+        f"answers while down: {phase(outage.stopped_at, up_at)}",
+        f"answers after the restart: {phase(up_at, math.inf)}",
+    ]
+
+
+async def what_became_of(stack: Stack, broker: Broker, lost: list[str]) -> list[str]:
+    """Stories without an end: what the broker says of the transactions (a hanging one
+    holds read_committed readers back for good), and what each of them left on the
+    topics, committed or not."""
+    return [
+        await broker.transactions("find-hanging", "--broker-id", "1"),
+        await broker.transactions("list"),
+        *await what_is_left(stack, lost[:5]),
+        *await java_view(broker, stack, lost[:5]),
+    ]

@@ -10,21 +10,8 @@ import time
 import aiohttp
 import pytest
 
-from tests.faults.conftest import (
-    Budget,
-    StackFactory,
-    StoryView,
-    TopicLog,
-    count_stories,
-    fake_gemini_record,
-    new_user,
-    progress,
-    read_until,
-    story_text,
-    summarize,
-    with_fake_gemini,
-    ws_url,
-)
+from tests.faults.scenario import FakeModel, Scenario, Trial, story_text
+from tests.faults.stack import fake_gemini_record
 
 TRIALS = 10
 CANCEL_WITHIN_S = 1.0
@@ -35,91 +22,78 @@ STREAMS_CLOSED_WITHIN_S = 2.0
 
 @pytest.mark.kafka
 @pytest.mark.timeout(200)
-async def test_cancel_lands_within_a_second(stacks: StackFactory) -> None:
-    name = "test_cancel_lands_within_a_second"
+async def test_cancel_lands_within_a_second(scenario: Scenario) -> None:
     # A slow model: the first token after 200 ms, then 10 a second.
-    stack, fake_base = await with_fake_gemini(stacks, first_token_ms=200, tokens_per_s=10)
-    gateway, *_ = await asyncio.gather(
-        stack.gateway(), stack.worker("enhancer"), stack.worker("narrator")
-    )
-    views: list[StoryView] = []
-    failures: list[str] = []
+    await scenario.start(workers=["enhancer", "narrator"], fake_model=FakeModel(200, 10))
     latencies: list[float] = []
-    budget = Budget(120)
-    async with (
-        aiohttp.ClientSession() as session,
-        TopicLog(stack.bootstrap, stack.topic("outcomes")) as outcomes,
-    ):
-        token = await new_user(session, gateway.base)
-        headers = {"Authorization": f"Bearer {token}"}
-        for trial in range(TRIALS):
-            if budget.left <= 1:
-                failures.append(f"out of time: {trial} of {TRIALS} trials ran")
-                break
-            view = StoryView()
-            views.append(view)
-            try:
-                async with (
-                    budget.timeout(30),
-                    session.ws_connect(ws_url(gateway.base), headers=headers) as ws,
-                ):
-                    await ws.send_json({"type": "story.submit", "text": story_text(trial)})
-                    await read_until(ws, view, lambda v: v.count("enhancement.delta") >= 1)
-                    if view.completed is not None or view.story_id is None:
-                        failures.append(f"trial {trial}: the story ended before its first delta")
-                        continue
-                    asked = time.monotonic()
-                    await ws.send_json({"type": "story.cancel", "story_id": view.story_id})
-                    try:
-                        async with asyncio.timeout(10):
-                            await read_until(ws, view)
-                    except TimeoutError:
-                        failures.append(f"{view.story_id}: no story.completed 10 s after cancel")
-                        continue
-                    latencies.append(time.monotonic() - asked)
-            except Exception as exc:
-                failures.append(f"trial {trial} (story {view.story_id}): {exc!r}")
-                continue
-            sid = view.story_id
-            assert view.completed is not None
-            status = view.completed.get("status")
-            progress(name, f"trial {trial}: {status} {latencies[-1] * 1000:.0f} ms after cancel")
-            if status != "cancelled":
-                failures.append(f"{sid}: story.completed status {status}, not cancelled")
+    trials = scenario.trials(TRIALS, each_s=30, budget_s=120)
+    for trial in trials:
+        async with trial:
+            await trial.submit(story_text(trial.number))
+            await trial.read_until(lambda v: v.count("enhancement.delta") >= 1)
+            if trial.view.completed is not None or trial.view.story_id is None:
+                trial.missed(f"trial {trial.number}: the story ended before its first delta")
+            latencies.append(await cancel(trial))
+        if trial.done:
+            status = (trial.view.completed or {}).get("status")
+            scenario.log(
+                f"trial {trial.number}: {status} {latencies[-1] * 1000:.0f} ms after cancel"
+            )
+            scenario.expect_status(trial.view, "cancelled")
             if latencies[-1] >= CANCEL_WITHIN_S:
-                failures.append(f"{sid}: cancelled after {latencies[-1]:.2f}s (limit 1 s)")
-            # The model call was given up: the fake saw its connection close.
-            try:
-                record = await fake_gemini_record(session, fake_base)
-                deadline = time.monotonic() + STREAMS_CLOSED_WITHIN_S
-                while record["open_streams"] and time.monotonic() < deadline:
-                    await asyncio.sleep(0.05)
-                    record = await fake_gemini_record(session, fake_base)
-                if record["open_streams"]:
-                    failures.append(
-                        f"{sid}: the fake still has {record['open_streams']} open stream(s) "
-                        f"{STREAMS_CLOSED_WITHIN_S} s after the cancel"
-                    )
-                if record["open_calls"]:
-                    failures.append(f"{sid}: {record['open_calls']} model call(s) still open")
-            except (AssertionError, aiohttp.ClientError) as exc:
-                failures.append(f"{sid}: {exc}")
-        accepted = [v.story_id for v in views if v.story_id is not None]
-        await outcomes.wait_completed(accepted, timeout=max(5.0, min(30.0, budget.left)))
-        for sid in accepted:
-            statuses = [e.get("status") for e in outcomes.completions(sid)]
-            if statuses and statuses[0] != "cancelled":
-                failures.append(f"{sid}: story.completed on the outcome topic says {statuses}")
-        spread = (
-            f"{min(latencies) * 1000:.0f}..{max(latencies) * 1000:.0f} ms" if latencies else "none"
-        )
-        record = await fake_gemini_record(session, fake_base)
-        details = [
-            f"cancel_to_completed={spread} fake_calls={record['requests']} "
-            f"states={sorted({c['state'] for c in record['calls']})}",
-            *summarize(failures),
-        ]
-        counts = count_stories(name, TRIALS, accepted, outcomes, details)
+                scenario.fail(
+                    f"{trial.view.story_id}: cancelled after {latencies[-1]:.2f}s (limit 1 s)"
+                )
+            await model_stream_closed(scenario, trial)
+
+    assert trials.budget is not None
+    await scenario.settle(timeout=max(5.0, min(30.0, trials.budget.left)))
+    for sid in scenario.accepted:
+        statuses = [e.get("status") for e in scenario.outcomes.completions(sid)]
+        if statuses and statuses[0] != "cancelled":
+            scenario.fail(f"{sid}: story.completed on the outcome topic says {statuses}")
+    spread = f"{min(latencies) * 1000:.0f}..{max(latencies) * 1000:.0f} ms" if latencies else "none"
+    assert scenario.fake_base is not None
+    record = await fake_gemini_record(scenario.session, scenario.fake_base)
+    counts = scenario.count(
+        TRIALS,
+        f"cancel_to_completed={spread} fake_calls={record['requests']} "
+        f"states={sorted({c['state'] for c in record['calls']})}",
+    )
     assert counts.lost == 0
     assert counts.duplicated == 0
-    assert not failures, "\n".join(failures[:20])
+    assert not scenario.failures, "\n".join(scenario.failures[:20])
+
+
+async def cancel(trial: Trial) -> float:
+    """The fault: ``story.cancel``; the seconds until ``story.completed`` (within 10 s)."""
+    assert trial.ws is not None
+    asked = time.monotonic()
+    await trial.ws.send_json({"type": "story.cancel", "story_id": trial.view.story_id})
+    try:
+        async with asyncio.timeout(10):
+            await trial.read_to_end()
+    except TimeoutError:
+        trial.missed(f"{trial.view.story_id}: no story.completed 10 s after cancel")
+    return time.monotonic() - asked
+
+
+async def model_stream_closed(scenario: Scenario, trial: Trial) -> None:
+    """The model call was given up: the fake saw its connection close."""
+    sid, base = trial.view.story_id, scenario.fake_base
+    assert base is not None
+    try:
+        record = await fake_gemini_record(scenario.session, base)
+        deadline = time.monotonic() + STREAMS_CLOSED_WITHIN_S
+        while record["open_streams"] and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            record = await fake_gemini_record(scenario.session, base)
+        if record["open_streams"]:
+            scenario.fail(
+                f"{sid}: the fake still has {record['open_streams']} open stream(s) "
+                f"{STREAMS_CLOSED_WITHIN_S} s after the cancel"
+            )
+        if record["open_calls"]:
+            scenario.fail(f"{sid}: {record['open_calls']} model call(s) still open")
+    except (AssertionError, aiohttp.ClientError) as exc:
+        scenario.fail(f"{sid}: {exc}")

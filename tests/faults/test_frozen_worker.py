@@ -19,7 +19,6 @@ import json
 import signal
 import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,29 +26,13 @@ import aiohttp
 import pytest
 
 from tests.e2e.conftest import Proc
-from tests.faults.conftest import (
-    RESET,
-    Budget,
-    Stack,
-    StackFactory,
-    StoryView,
-    TopicLog,
-    count_stories,
-    fake_gemini_record,
-    lines_with,
-    new_user,
-    owner_of,
-    progress,
-    read_until,
-    running,
-    story_text,
-    summarize,
-    with_fake_gemini,
-    ws_url,
-)
+from tests.faults.client import StoryView
+from tests.faults.owners import RESET, lines_with, running
+from tests.faults.scenario import ROLES, FakeModel, Scenario, Trial, story_text
+from tests.faults.stack import fake_gemini_record
+from tests.faults.topics import TopicLog
 
 TRIALS = 5
-ROLES = ("enhancer", "narrator")
 ZOMBIE_LOG = {
     "held": "held until the group confirms",
     "fenced": "fenced:",
@@ -66,17 +49,23 @@ NOTICED_WITHIN_S = 15
 
 
 @dataclass
-class Trial:
-    number: int
-    view: StoryView
+class Zombie:
+    """One trial's fault: the story's owner, frozen, then woken."""
+
+    trial: Trial
     audio: bool
     wake_after_completion: bool
     owner: Proc | None = None
     taken_over_by: Proc | None = None
+    attempt: int | None = None  # the attempt that took the story over
     frozen_at: float | None = None  # wall clock, as record timestamps and the fake's
     woke_at: float | None = None
-    zombie_lines_from: int = 0
+    lines_from: int = 0  # the owner's first line after it woke
     noticed: list[str] = field(default_factory=list)
+
+    @property
+    def view(self) -> StoryView:
+        return self.trial.view
 
     @property
     def hit(self) -> bool:
@@ -84,17 +73,201 @@ class Trial:
         return self.owner is not None and self.taken_over_by is not None
 
 
-def mid_story(role: str) -> Callable[[StoryView], bool]:
+@pytest.mark.kafka
+@pytest.mark.timeout(480)
+@pytest.mark.parametrize("role", ROLES)
+async def test_worker_frozen_and_woken(scenario: Scenario, role: str) -> None:
+    await start(scenario, role)
+    members = scenario.members(role)
+    stream = await scenario.read_topic("stream", isolation="read_uncommitted")
+    zombies: list[Zombie] = []
+    for trial in scenario.trials(TRIALS, each_s=TRIAL_TIMEOUT_S, budget_s=TRIALS_BUDGET_S):
+        odd = trial.number % 2 == 1
+        zombie = Zombie(trial, audio=role == "narrator" or odd, wake_after_completion=odd)
+        zombies.append(zombie)
+        async with trial:
+            trial.on_exit(wake_all, members)  # never leave a process stopped
+            await trial.submit(story_text(trial.number), audio=zombie.audio)
+            await trial.read_to_mid_stream(role)
+            zombie.owner = await trial.owner(role, members)
+            await freeze_until_taken_over(scenario, zombie, members, role)
+            await wake(scenario, zombie)
+        if zombie.woke_at is not None:
+            await noticed_and_rejoined(scenario, zombie)
+
+    await scenario.settle(timeout=60, stall=20, settle=3)
+    stale_in_flight: Counter[str] = Counter()
+    fake = scenario.fake_base
+    calls = (await fake_gemini_record(scenario.session, fake))["calls"] if fake else []
+    for zombie in zombies:
+        await check(scenario, zombie, role, stream, calls, stale_in_flight)
+    if calls and (still := [c for c in calls if c["state"] == "open"]):
+        scenario.fail(f"{len(still)} model call(s) still open at the end")
+    counts = scenario.count(
+        TRIALS,
+        f"faults_hit={sum(z.hit for z in zombies)}/{TRIALS} "
+        + " ".join(f"{kind}={n}" for kind, n in zombie_log(zombies).items())
+        + f" stale_in_flight={dict(stale_in_flight)} "
+        f"session_timeout_ms={scenario.stack.env['AMPLIFY_KAFKA_SESSION_TIMEOUT_MS']} "
+        f"elapsed={scenario.elapsed:.1f}s",
+    )
+    assert counts.lost == 0
+    assert counts.duplicated == 0
+    assert sum(z.hit for z in zombies) == TRIALS, "a trial's fault did not hit"
+    assert not scenario.failures, "\n".join(scenario.failures[:20])
+
+
+async def start(scenario: Scenario, role: str) -> None:
+    """Two members of ``role``'s group, one of the other, the projector and a gateway.
+    The enhancer's trials use the fake Gemini in its own process (a model that writes 12
+    tokens a second, as in the report); the narrator's, the paced offline analyzer."""
+    other = "narrator" if role == "enhancer" else "enhancer"
+    workers = [role, role, other, "projector"]
     if role == "enhancer":
-        return lambda v: v.count("enhancement.delta") >= 3 and v.count("enhancement.completed") == 0
-    return lambda v: v.count("audio.chunk") >= 1 and v.audio_completed is None
+        await scenario.start(workers=workers, fake_model=FakeModel(300, 12))
+    else:
+        await scenario.start(workers=workers, AMPLIFY_LOCAL_PIECE_DELAY_MS="60")
+
+
+async def freeze_until_taken_over(
+    scenario: Scenario, zombie: Zombie, members: list[Proc], role: str
+) -> None:
+    """The fault: the owner frozen (SIGSTOP) until another member's reset is on the
+    socket (its new attempt started); that member logged the new attempt's start."""
+    trial, view, owner = zombie.trial, zombie.view, zombie.owner
+    assert owner is not None and view.story_id is not None
+    owner.process.send_signal(signal.SIGSTOP)
+    zombie.frozen_at = time.time()
+    scenario.log(f"trial {trial.number}: {view.story_id}: froze {owner.name}")
+    resets = view.count(RESET[role])
+    async with asyncio.timeout(TAKEOVER_WITHIN_S):
+        await trial.read_until(lambda v: v.count(RESET[role]) > resets)
+    if view.completed is not None:
+        raise AssertionError("the story completed while its owner was frozen, with no reset")
+    zombie.attempt = int([e for e in view.events if e.get("type") == RESET[role]][-1]["attempt"])
+    others = [p for p in members if p is not owner]
+    taken = await running(others, role, view.story_id, zombie.attempt, timeout=5)
+    if len(taken) == 1:
+        zombie.taken_over_by = taken[0]
+
+
+async def wake(scenario: Scenario, zombie: Zombie) -> None:
+    """recover: the owner woken (SIGCONT), at once or once the story has completed; then
+    the story read out."""
+    trial, owner = zombie.trial, zombie.owner
+    assert owner is not None and zombie.frozen_at is not None
+    if zombie.wake_after_completion:
+        await trial.read_to_end()
+    zombie.lines_from = len(owner.output)
+    owner.process.send_signal(signal.SIGCONT)
+    zombie.woke_at = time.time()
+    scenario.log(
+        f"trial {trial.number}: woke {owner.name} "
+        f"{zombie.woke_at - zombie.frozen_at:.1f}s later (attempt {zombie.attempt} by "
+        f"{zombie.taken_over_by.name if zombie.taken_over_by else '?'}, "
+        f"{'completed' if zombie.view.completed else 'running'})",
+    )
+    await trial.read_to_end()
+
+
+def wake_all(members: list[Proc]) -> None:
+    for proc in members:
+        if proc.process.returncode is None:
+            proc.process.send_signal(signal.SIGCONT)
+
+
+async def noticed_and_rejoined(scenario: Scenario, zombie: Zombie) -> None:
+    """The zombie found out: it logs losing its partitions once it wakes. And it is back
+    in its group before the next trial, so that trial's story does not move with the
+    rebalance its return causes."""
+    owner, number = zombie.owner, zombie.trial.number
+    assert owner is not None
+    deadline = time.monotonic() + NOTICED_WITHIN_S
+    while time.monotonic() < deadline and not zombie.noticed:
+        zombie.noticed = lines_with(owner, "revoked", zombie.lines_from)
+        await asyncio.sleep(0.1)
+    if not zombie.noticed:
+        scenario.fail(
+            f"trial {number}: {owner.name} logged no revocation {NOTICED_WITHIN_S} s after it woke"
+        )
+    try:
+        await owner.wait_for_line("assigned", 15, start=zombie.lines_from)
+    except TimeoutError:
+        scenario.fail(f"trial {number}: {owner.name} did not rejoin its group")
+
+
+async def check(
+    scenario: Scenario,
+    zombie: Zombie,
+    role: str,
+    stream: TopicLog,
+    calls: list[dict[str, Any]],
+    stale_in_flight: Counter[str],
+) -> None:
+    """count: one trial's story, once the fault hit: the client's view against the
+    outcome topic, which has one of each completion; the stream topic; the store; and
+    the frozen enhancer's model stream, closed by it."""
+    view, sid = zombie.view, zombie.view.story_id
+    if sid is None or not zombie.hit:
+        if sid is not None and zombie.owner is not None:
+            scenario.fail(f"{sid}: no takeover while its {role} was frozen")
+        return
+    if view.completed is None:
+        scenario.fail(f"{sid}: no story.completed on the socket")
+        return
+    outcomes = scenario.outcomes
+    scenario.failures += view.check_against(outcomes, audio=zombie.audio)
+    kinds = Counter(e.get("type") for e in outcomes.events_of(sid))
+    expected = {"story.completed": 1, "enhancement.completed": 1}
+    if zombie.audio:
+        expected["narration.completed"] = 1
+    for kind, n in expected.items():
+        if kinds[kind] != n:
+            scenario.fail(f"{sid}: {kinds[kind]} x {kind} on the outcome topic")
+    records = [r for r in stream.records if r.key and r.key.decode() == sid]
+    scenario.failures += stream_problems(records, zombie, stale_in_flight)
+    stored = await stored_story(scenario.session, scenario.gateway.base, scenario.token, sid, 15)
+    scenario.failures += store_problems(stored, view, outcomes, zombie.audio)
+    if scenario.fake_base and not zombie.wake_after_completion:
+        # The zombie's model stream was open while it was frozen; once it woke and lost
+        # the story, it closed it rather than reading it to the end.
+        assert zombie.frozen_at is not None
+        frozen_at = zombie.frozen_at
+        mine = [
+            c
+            for c in calls
+            if c["method"] == "streamGenerateContent"
+            and c["started_at"] < frozen_at
+            and (c["ended_at"] is None or c["ended_at"] > frozen_at)
+        ]
+        if [c["state"] for c in mine] != ["disconnected"]:
+            scenario.fail(
+                f"{sid}: the frozen enhancer's model streams ended "
+                f"{[c['state'] for c in mine]}, not one closed by it"
+            )
+
+
+def zombie_log(zombies: list[Zombie]) -> dict[str, int]:
+    """What the zombies logged once woken: writes their lease held back, transactions the
+    broker fenced (none expected: the lease stops them first; the fence is proven on its
+    own by tests/integration/test_outcome_fencing.py), revocations, and the records' work
+    handed over to the new owner. Every kind, zeros included."""
+    noticed = Counter(
+        kind
+        for z in zombies
+        if z.owner is not None
+        for line in z.owner.output[z.lines_from :]
+        for kind, needle in ZOMBIE_LOG.items()
+        if needle in line
+    )
+    return {kind: noticed[kind] for kind in ZOMBIE_LOG}
 
 
 def stage_of(event_type: str) -> str:
     return "narration" if event_type.startswith("audio.") else "enhancement"
 
 
-def stream_problems(records: list[Any], trial: Trial, stale_in_flight: Counter[str]) -> list[str]:
+def stream_problems(records: list[Any], zombie: Zombie, stale_in_flight: Counter[str]) -> list[str]:
     """What the stream topic (read uncommitted, as any watcher may) shows of the story
     that breaks the rules: a record after ``story.completed``, or of an attempt older
     than a reset before it.
@@ -104,7 +277,7 @@ def stream_problems(records: list[Any], trial: Trial, stale_in_flight: Counter[s
     before the freeze, when it was the only writer), which its producer delivered when it
     woke. The broker takes non-transactional records from anyone; they carry their
     attempt, and the relay never passes them on (the socket checks prove it)."""
-    sid = trial.view.story_id
+    sid = zombie.view.story_id
     problems: list[str] = []
     latest_reset: dict[str, int] = {}
     completed_at: int | None = None
@@ -122,7 +295,7 @@ def stream_problems(records: list[Any], trial: Trial, stale_in_flight: Counter[s
         if completed_at is None and not stale:
             continue
         written = record.timestamp / 1000
-        if trial.frozen_at is not None and written < trial.frozen_at:
+        if zombie.frozen_at is not None and written < zombie.frozen_at:
             stale_in_flight[kind] += 1
             continue
         where = (
@@ -132,7 +305,7 @@ def stream_problems(records: list[Any], trial: Trial, stale_in_flight: Counter[s
         )
         problems.append(
             f"{sid}: stream topic has {kind} of attempt {attempt} at offset {record.offset} "
-            f"{where}, written {written - (trial.woke_at or 0):+.2f}s from the wake"
+            f"{where}, written {written - (zombie.woke_at or 0):+.2f}s from the wake"
         )
     return problems
 
@@ -173,210 +346,3 @@ def store_problems(
         if (stored.get("audio") or {}).get("sha256") != narrated.get("sha256"):
             problems.append(f"{sid}: the store's audio sha256 is not the outcome's")
     return problems
-
-
-async def start_stack(stacks: StackFactory, role: str) -> tuple[Stack, str | None]:
-    """Two members of ``role``'s group, one of the other, the projector and a gateway.
-    The enhancer's trials use the fake Gemini in its own process (a model that writes 12
-    tokens a second, as in the report); the narrator's, the paced offline analyzer."""
-    if role == "enhancer":
-        return await with_fake_gemini(stacks, first_token_ms=300, tokens_per_s=12)
-    return await stacks(AMPLIFY_LOCAL_PIECE_DELAY_MS="60"), None
-
-
-@pytest.mark.kafka
-@pytest.mark.timeout(480)
-@pytest.mark.parametrize("role", ROLES)
-async def test_worker_frozen_and_woken(stacks: StackFactory, role: str) -> None:
-    name = f"test_worker_frozen_and_woken[{role}]"
-    stack, fake_base = await start_stack(stacks, role)
-    other = "narrator" if role == "enhancer" else "enhancer"
-    gateway, *started = await asyncio.gather(
-        stack.gateway(),
-        stack.worker(role),
-        stack.worker(role),
-        stack.worker(other),
-        stack.worker("projector"),
-    )
-    members = [p for p in started if p.name.startswith(role)]
-    trials: list[Trial] = []
-    failures: list[str] = []
-    reached = mid_story(role)
-    budget = Budget(TRIALS_BUDGET_S)
-    began = time.monotonic()
-    async with (
-        aiohttp.ClientSession() as session,
-        TopicLog(stack.bootstrap, stack.topic("outcomes")) as outcomes,
-        TopicLog(stack.bootstrap, stack.topic("stream"), isolation="read_uncommitted") as stream,
-    ):
-        token = await new_user(session, gateway.base)
-        headers = {"Authorization": f"Bearer {token}"}
-        for number in range(TRIALS):
-            if budget.left <= 1:
-                failures.append(f"out of time: {number} of {TRIALS} trials ran")
-                break
-            trial = Trial(
-                number,
-                StoryView(),
-                audio=role == "narrator" or number % 2 == 1,
-                wake_after_completion=number % 2 == 1,
-            )
-            trials.append(trial)
-            view = trial.view
-            try:
-                async with (
-                    budget.timeout(TRIAL_TIMEOUT_S),
-                    session.ws_connect(ws_url(gateway.base), headers=headers) as ws,
-                ):
-                    await ws.send_json(
-                        {"type": "story.submit", "text": story_text(number), "audio": trial.audio}
-                    )
-                    await read_until(ws, view, reached)
-                    if view.completed is not None or view.story_id is None:
-                        failures.append(f"trial {number}: the story ended before mid-story")
-                        continue
-                    owner = await owner_of(members, role, view)
-                    if owner is None:
-                        failures.append(
-                            f"trial {number}: the owner of {view.story_id} is not certain"
-                        )
-                        continue
-                    trial.owner = owner
-                    await freeze_and_wake(trial, ws, members, role, name)
-            except Exception as exc:
-                failures.append(
-                    f"trial {number} (story {view.story_id}): {exc!r}; "
-                    f"last events {[e.get('type') for e in view.events[-3:]]}"
-                )
-                progress(name, failures[-1])
-            finally:
-                for proc in members:  # never leave a process stopped
-                    if proc.process.returncode is None:
-                        proc.process.send_signal(signal.SIGCONT)
-            if trial.owner is not None and trial.woke_at is not None:
-                # The zombie found out: it logs losing its partitions once it wakes.
-                owner = trial.owner
-                deadline = time.monotonic() + NOTICED_WITHIN_S
-                while time.monotonic() < deadline and not trial.noticed:
-                    trial.noticed = lines_with(owner, "revoked", trial.zombie_lines_from)
-                    await asyncio.sleep(0.1)
-                if not trial.noticed:
-                    failures.append(
-                        f"trial {number}: {owner.name} logged no revocation "
-                        f"{NOTICED_WITHIN_S} s after it woke"
-                    )
-                # Back in its group before the next trial, so that trial's story does
-                # not move with the rebalance its return causes.
-                try:
-                    await owner.wait_for_line("assigned", 15, start=trial.zombie_lines_from)
-                except TimeoutError:
-                    failures.append(f"trial {number}: {owner.name} did not rejoin its group")
-
-        accepted = [t.view.story_id for t in trials if t.view.story_id is not None]
-        await outcomes.wait_completed(accepted, timeout=60, stall=20, settle=3)
-        stale_in_flight: Counter[str] = Counter()
-        calls = (await fake_gemini_record(session, fake_base))["calls"] if fake_base else []
-        timelines: list[str] = []
-        for trial in trials:
-            view, sid = trial.view, trial.view.story_id
-            if sid is None or not trial.hit:
-                if sid is not None and trial.owner is not None:
-                    failures.append(f"{sid}: no takeover while its {role} was frozen")
-                continue
-            if view.completed is None:
-                failures.append(f"{sid}: no story.completed on the socket")
-                continue
-            failures += view.check_against(outcomes, audio=trial.audio)
-            kinds = Counter(e.get("type") for e in outcomes.events_of(sid))
-            expected = {"story.completed": 1, "enhancement.completed": 1}
-            if trial.audio:
-                expected["narration.completed"] = 1
-            for kind, n in expected.items():
-                if kinds[kind] != n:
-                    failures.append(f"{sid}: {kinds[kind]} x {kind} on the outcome topic")
-            records = [r for r in stream.records if r.key and r.key.decode() == sid]
-            failures += stream_problems(records, trial, stale_in_flight)
-            stored = await stored_story(session, gateway.base, token, sid, timeout=15)
-            failures += store_problems(stored, view, outcomes, trial.audio)
-            if fake_base and not trial.wake_after_completion:
-                # The zombie's model stream was open while it was frozen; once it woke
-                # and lost the story, it closed it rather than reading it to the end.
-                assert trial.frozen_at is not None
-                mine = [
-                    c
-                    for c in calls
-                    if c["method"] == "streamGenerateContent"
-                    and c["started_at"] < trial.frozen_at
-                    and (c["ended_at"] is None or c["ended_at"] > trial.frozen_at)
-                ]
-                if [c["state"] for c in mine] != ["disconnected"]:
-                    failures.append(
-                        f"{sid}: the frozen enhancer's model streams ended "
-                        f"{[c['state'] for c in mine]}, not one closed by it"
-                    )
-            if any(sid in f for f in failures) and len(timelines) < 2:
-                timelines.append(f"as the client saw {sid}: {view.timeline()}")
-        if calls and (still := [c for c in calls if c["state"] == "open"]):
-            failures.append(f"{len(still)} model call(s) still open at the end")
-        # What the zombies logged once woken: writes their lease held back, transactions
-        # the broker fenced (none expected: the lease stops them first; the fence is
-        # proven on its own by tests/integration/test_outcome_fencing.py), revocations,
-        # and the records' work handed over to the new owner.
-        noticed = Counter(
-            kind
-            for t in trials
-            if t.owner is not None
-            for line in t.owner.output[t.zombie_lines_from :]
-            for kind, needle in ZOMBIE_LOG.items()
-            if needle in line
-        )
-        details = [
-            f"faults_hit={sum(t.hit for t in trials)}/{TRIALS} "
-            + " ".join(f"{kind}={noticed[kind]}" for kind in ZOMBIE_LOG)
-            + f" stale_in_flight={dict(stale_in_flight)} "
-            f"session_timeout_ms={stack.env['AMPLIFY_KAFKA_SESSION_TIMEOUT_MS']} "
-            f"elapsed={time.monotonic() - began:.1f}s",
-            *summarize(failures),
-            *timelines,
-        ]
-        counts = count_stories(name, TRIALS, accepted, outcomes, details)
-    assert counts.lost == 0
-    assert counts.duplicated == 0
-    assert sum(t.hit for t in trials) == TRIALS, "a trial's fault did not hit"
-    assert not failures, "\n".join(failures[:20])
-
-
-async def freeze_and_wake(
-    trial: Trial, ws: aiohttp.ClientWebSocketResponse, members: list[Proc], role: str, name: str
-) -> None:
-    """Freeze the owner; once another member's reset is on the socket (its new attempt
-    started), wake it, at once or after ``story.completed``; then read the story out."""
-    view, owner = trial.view, trial.owner
-    assert owner is not None and view.story_id is not None
-    owner.process.send_signal(signal.SIGSTOP)
-    trial.frozen_at = time.time()
-    progress(name, f"trial {trial.number}: {view.story_id}: froze {owner.name}")
-    resets = view.count(RESET[role])
-    async with asyncio.timeout(TAKEOVER_WITHIN_S):
-        await read_until(ws, view, lambda v: v.count(RESET[role]) > resets)
-    if view.completed is not None:
-        raise AssertionError("the story completed while its owner was frozen, with no reset")
-    # The new attempt's start was logged by another member: the fault hit.
-    attempt = int([e for e in view.events if e.get("type") == RESET[role]][-1]["attempt"])
-    others = [p for p in members if p is not owner]
-    taken = await running(others, role, view.story_id, attempt, timeout=5)
-    if len(taken) == 1:
-        trial.taken_over_by = taken[0]
-    if trial.wake_after_completion:
-        await read_until(ws, view)
-    trial.zombie_lines_from = len(owner.output)
-    owner.process.send_signal(signal.SIGCONT)
-    trial.woke_at = time.time()
-    progress(
-        name,
-        f"trial {trial.number}: woke {owner.name} "
-        f"{trial.woke_at - trial.frozen_at:.1f}s later (attempt {attempt} by "
-        f"{trial.taken_over_by.name if trial.taken_over_by else '?'}, "
-        f"{'completed' if view.completed else 'running'})",
-    )
-    await read_until(ws, view)
