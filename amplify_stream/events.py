@@ -336,6 +336,8 @@ class EnhancementTimings(_Model):
     queue_ms: float
     first_token_ms: float | None
     total_ms: float
+    # An addition: from submission to the first suggestion (None: there was none).
+    first_suggestion_ms: float | None = None
 
 
 class EnhancementCompletedOutcome(Outcome):

@@ -30,6 +30,18 @@ class Metrics:
             buckets=_FIRST_MS,
             registry=r,
         )
+        self.first_suggestion_ms = Histogram(
+            "amplify_first_suggestion_ms",
+            "From submission to the first suggestion",
+            buckets=_FIRST_MS,
+            registry=r,
+        )
+        self.findings_skipped = Counter(
+            "amplify_findings_skipped",
+            "Suggestions and insights a provider wrote against the schema, left out",
+            ["provider", "kind"],
+            registry=r,
+        )
         self.first_audio_ms = Histogram(
             "amplify_first_audio_ms",
             "From submission to the first audio chunk",

@@ -314,6 +314,39 @@ async def first_audio(stack: Stack, words: int) -> dict[str, Any]:
     }
 
 
+async def suggestion_timing(stack: Stack, words: int) -> dict[str, Any]:
+    """For one story without narration: when its suggestions reach the client (the first
+    and the last), against when the rewrite's last delta does."""
+    async with aiohttp.ClientSession() as session:
+        token = await stack.token(session, f"bench{uuid.uuid4().hex[:8]}")
+        suggestions: list[float] = []
+        marks: dict[str, float] = {}
+        started = time.monotonic()
+        async with session.ws_connect(
+            stack.ws_url, headers={"Authorization": f"Bearer {token}"}
+        ) as ws:
+            await ws.send_json({"type": "story.submit", "text": story(words, 11), "audio": False})
+            async with asyncio.timeout(240):
+                async for msg in ws:
+                    kind = orjson.loads(msg.data)["type"]
+                    at = (time.monotonic() - started) * 1000
+                    if kind == "suggestion":
+                        suggestions.append(at)
+                    marks[kind] = at  # the last of each kind
+                    marks.setdefault(f"first {kind}", at)
+                    if kind == "story.completed":
+                        break
+    return {
+        "words": words,
+        "suggestions": len(suggestions),
+        "first_suggestion_ms": round(suggestions[0]) if suggestions else None,
+        "last_suggestion_ms": round(suggestions[-1]) if suggestions else None,
+        "first_delta_ms": round(marks["first enhancement.delta"]),
+        "rewrite_end_ms": round(marks["enhancement.delta"]),
+        "completed_ms": round(marks["enhancement.completed"]),
+    }
+
+
 async def idle_socket_memory(stack: Stack, sockets: int) -> dict[str, Any]:
     """Gateway RSS growth per idle, authenticated WebSocket."""
     connector = aiohttp.TCPConnector(limit=0)

@@ -74,6 +74,19 @@ def markdown(r: dict[str, Any]) -> str:
             pipe["first_audio_ms"] * 3 <= serial["first_audio_ms"],
         )
     )
+    if sug := r.get("suggestions"):
+        lines.append(
+            _row(
+                f"suggestions of {sug['words']} words at {sug['tokens_per_s']:g} tokens/s (ms)",
+                f"first {sug['first_suggestion_ms']}, last {sug['last_suggestion_ms']} "
+                f"({sug['suggestions']} in all)",
+                f"rewrite from {sug['first_delta_ms']} to {sug['rewrite_end_ms']}",
+                "first before 1/5 of the rewrite",
+                sug["first_suggestion_ms"] is not None
+                and sug["first_suggestion_ms"] - sug["first_delta_ms"]
+                < (sug["rewrite_end_ms"] - sug["first_delta_ms"]) / 5,
+            )
+        )
     sock = r["idle_sockets"]
     lines.append(
         _row(

@@ -37,8 +37,13 @@ HELD_RAMP_S = 5.0
 HELD_WORDS = 450
 
 
+# Suggestions as they are found: one story at the pace of the issue that asked for it.
+SUGGESTION_WORDS = 500
+SUGGESTION_TOKENS_PER_S = 20.0
+
 FIGURES = (
     "first_audio",
+    "suggestions",
     "idle_sockets",
     "submit",
     "token_latency",
@@ -103,6 +108,16 @@ async def run(
             await _held_series(chunk, held_levels, env, enhancers)
             for chunk, held_levels in HELD_LEVELS.items()
         ]
+    if "suggestions" in wanted:
+        async with running_stack(
+            first_token_ms=FIRST_TOKEN_MS,
+            tokens_per_s=SUGGESTION_TOKENS_PER_S,
+            enhancers=enhancers,
+            **env,
+        ) as stack:
+            results["suggestions"] = await measure.suggestion_timing(stack, SUGGESTION_WORDS)
+            results["suggestions"]["tokens_per_s"] = SUGGESTION_TOKENS_PER_S
+            print(json.dumps(results["suggestions"]), flush=True)
     if wanted & {"first_audio", "submit"}:
         # A fresh stack, with no backlog of the saturated levels: the serial baseline of
         # first audio (the same narration, started only once the rewrite is whole) and

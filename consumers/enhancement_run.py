@@ -44,6 +44,7 @@ from amplify_stream.metrics import Metrics
 from amplify_stream.providers.base import (
     EnhancementProvider,
     EnhancementRequest,
+    FindingSkipped,
     InsightFound,
     RewriteDelta,
     SuggestionFound,
@@ -93,6 +94,7 @@ class EnhancementRun:
         self._started = time.monotonic()
         self._queue_ms = ms_since(story.at)
         self._first_token_ms: float | None = None
+        self._first_suggestion_ms: float | None = None
         self._utf16 = Utf16Index(story.text)
 
     @property
@@ -104,6 +106,7 @@ class EnhancementRun:
         return EnhancementTimings(
             queue_ms=self._queue_ms,
             first_token_ms=self._first_token_ms,
+            first_suggestion_ms=self._first_suggestion_ms,
             total_ms=self._queue_ms + (time.monotonic() - self._started) * 1000,
         )
 
@@ -137,7 +140,7 @@ class EnhancementRun:
             await self.segments.write(story.text)
         async for piece in self.provider.stream(request):
             if self._first_token_ms is None:
-                self._first_token_ms = self._queue_ms + (time.monotonic() - self._started) * 1000
+                self._first_token_ms = self._since_submitted_ms()
                 self.metrics.first_token_ms.observe(self._first_token_ms)
             if isinstance(piece, RewriteDelta):
                 if not piece.text:
@@ -149,6 +152,9 @@ class EnhancementRun:
                 if self.segments is not None:
                     await self.segments.write(piece.text)
             elif isinstance(piece, SuggestionFound):
+                if self._first_suggestion_ms is None:
+                    self._first_suggestion_ms = self._since_submitted_ms()
+                    self.metrics.first_suggestion_ms.observe(self._first_suggestion_ms)
                 fields = _suggestion(piece, story.text, self._utf16)
                 self.suggestions.append(fields)
                 await stream.publish(
@@ -162,10 +168,22 @@ class EnhancementRun:
                 await stream.publish(
                     Insight(story_id=story.story_id, attempt=self.attempt, **insight.model_dump())
                 )
+            elif isinstance(piece, FindingSkipped):
+                self.metrics.findings_skipped.labels(self.provider.name, piece.kind).inc()
+                log.warning(
+                    "story %s: a %s from %s was left out: %s",
+                    story.story_id,
+                    piece.kind,
+                    self.provider.name,
+                    piece.error,
+                )
             elif isinstance(piece, UsageReport):
                 self.usage = Usage(
                     input_tokens=piece.input_tokens, output_tokens=piece.output_tokens
                 )
+
+    def _since_submitted_ms(self) -> float:
+        return self._queue_ms + (time.monotonic() - self._started) * 1000
 
     async def settle(self) -> None:
         """After a failure (on the bus: the worker runs the story again): the records of

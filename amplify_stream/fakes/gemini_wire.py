@@ -58,16 +58,26 @@ class Answer:
     response_id: str
 
     @classmethod
-    def build(cls, body: dict[str, Any], model_name: str, serial: int) -> Answer:
+    def build(
+        cls, body: dict[str, Any], model_name: str, serial: int, *, bad_object: bool = False
+    ) -> Answer:
+        """``bad_object``: one suggestion of a JSON answer breaks its schema (the fault
+        ``bad_object``), the rest of the answer is as asked."""
         user_text = _texts(body.get("contents"))
         prompt = model.read_prompt(user_text)
         config = body.get("generationConfig") or {}
         if config.get("responseMimeType") == "application/json":
             schema = config.get("responseSchema") or config.get("responseJsonSchema")
             analysis = model.conform(model.analyse(prompt), schema, schema or {})
-            # Compact JSON streamed in small slices, as Gemini streams JSON mode.
-            text = json.dumps(analysis, ensure_ascii=False)
-            tokens = [text[i : i + 16] for i in range(0, len(text), 16)]
+            if bad_object:
+                # Second place (first when alone): a focus the schema does not know and
+                # no message.
+                at = min(1, len(analysis.get("suggestions", [])))
+                broken = {"focus": "pacing", "quote": prompt.story[:20]}
+                analysis.setdefault("suggestions", []).insert(at, broken)
+            # Written a word-sized token at a time, as the rewrite is and as Gemini
+            # writes JSON mode: an object is whole once its last token is out.
+            tokens = model.stream_tokens(json.dumps(analysis, ensure_ascii=False))
         else:
             tokens = model.stream_tokens(model.rewrite(prompt.story))
         system = _texts([body.get("systemInstruction") or {}])

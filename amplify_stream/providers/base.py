@@ -1,8 +1,9 @@
 """The enhancement provider port.
 
 A provider turns a story into a stream of pieces: rewrite text as it is produced,
-suggestions (each quoting the submitted text exactly), per-focus insights, and the
-token usage. The enhancer turns pieces into events; it finds each quote's span itself
+suggestions (each quoting the submitted text exactly) and per-focus insights each as soon
+as it is whole, interleaved with the rewrite, and the token usage at the end. The
+enhancer turns pieces into events; it finds each quote's span itself
 (``amplify_stream.text.spans``), so providers never compute offsets.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 import abc
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 from amplify_stream.events import Focus
 
@@ -50,12 +52,21 @@ class InsightFound:
 
 
 @dataclass(frozen=True, slots=True)
+class FindingSkipped:
+    """A suggestion or insight the provider wrote but not as the schema says: left out
+    (the rest of the analysis goes on), counted and logged by the enhancer."""
+
+    kind: Literal["suggestion", "insight"]
+    error: str  # which fields and why, never the story's text
+
+
+@dataclass(frozen=True, slots=True)
 class UsageReport:
     input_tokens: int
     output_tokens: int
 
 
-Piece = RewriteDelta | SuggestionFound | InsightFound | UsageReport
+Piece = RewriteDelta | SuggestionFound | InsightFound | FindingSkipped | UsageReport
 
 
 class EnhancementProvider(abc.ABC):

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,20 +26,17 @@ import aiohttp
 from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
-from pydantic import BaseModel, Field, ValidationError
 
 from amplify_stream.config import Settings
 from amplify_stream.errors import AmplifyError, ProviderError, ProviderUnavailable
-from amplify_stream.events import Focus
 from amplify_stream.providers.base import (
     EnhancementProvider,
     EnhancementRequest,
-    InsightFound,
     Piece,
     RewriteDelta,
-    SuggestionFound,
     UsageReport,
 )
+from amplify_stream.providers.gemini_analysis import AnalysisStream, StoryAnalysis
 
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 
@@ -63,41 +60,21 @@ ANALYSIS_INSTRUCTION = (
 )
 
 
-class Metric(BaseModel):
-    name: str
-    value: float
-
-
-class GeminiSuggestion(BaseModel):
-    focus: Focus
-    quote: str = Field(description="An exact excerpt of the story, copied character for character.")
-    message: str
-    replacement: str | None = Field(default=None, description="Text that can replace the quote.")
-
-
-class GeminiInsight(BaseModel):
-    focus: Focus
-    summary: str
-    # A list of pairs: the Gemini Developer API's response schema has no free-form maps.
-    metrics: list[Metric] = Field(default_factory=list)
-
-
-class StoryAnalysis(BaseModel):
-    """The response schema of the analysis call."""
-
-    suggestions: list[GeminiSuggestion]
-    insights: list[GeminiInsight]
-
-
 @dataclass(frozen=True, slots=True)
 class _Delta:
     text: str
 
 
 @dataclass(frozen=True, slots=True)
+class _Found:
+    """Suggestions and insights of the analysis, each whole."""
+
+    pieces: list[Piece]
+
+
+@dataclass(frozen=True, slots=True)
 class _Done:
     usage: UsageReport
-    analysis: StoryAnalysis | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +82,7 @@ class _Failed:
     error: Exception
 
 
-_Event = _Delta | _Done | _Failed
+_Event = _Delta | _Found | _Done | _Failed
 
 
 class GeminiProvider(EnhancementProvider):
@@ -123,7 +100,8 @@ class GeminiProvider(EnhancementProvider):
         )
 
     async def stream(self, request: EnhancementRequest) -> AsyncIterator[Piece]:
-        """Deltas as they come, then suggestions and insights, then one usage report.
+        """Deltas, suggestions and insights as they come (neither call waits for the
+        other), then one usage report.
 
         Close the iterator (``contextlib.aclosing``) or cancel the consuming task to stop:
         either cancels and awaits both calls."""
@@ -139,7 +117,6 @@ class GeminiProvider(EnhancementProvider):
             consumer.add_done_callback(stop_calls)
         started = False
         usages: list[UsageReport] = []
-        analysis: StoryAnalysis | None = None
         held: _Event | None = None
         try:
             while len(usages) < len(tasks):
@@ -162,13 +139,11 @@ class GeminiProvider(EnhancementProvider):
                         else:
                             held = following
                     yield RewriteDelta(text)
+                elif isinstance(event, _Found):
+                    for piece in event.pieces:
+                        yield piece
                 else:
                     usages.append(event.usage)
-                    if event.analysis is not None:
-                        analysis = event.analysis
-            if analysis is not None:
-                for piece in _analysis_pieces(analysis, request.focus):
-                    yield piece
             yield UsageReport(
                 input_tokens=sum(u.input_tokens for u in usages),
                 output_tokens=sum(u.output_tokens for u in usages),
@@ -215,20 +190,30 @@ class GeminiProvider(EnhancementProvider):
             out.put_nowait(_Failed(exc))
 
     async def _analyse(self, request: EnhancementRequest, out: asyncio.Queue[_Event]) -> None:
+        """Streamed, like the rewrite: each finding goes out once its object is whole."""
         config = types.GenerateContentConfig(
             system_instruction=ANALYSIS_INSTRUCTION,
             temperature=0.3,
             response_mime_type="application/json",
             response_schema=StoryAnalysis,
         )
+        analysis = AnalysisStream(request.focus)
         try:
-            response = await self._client.aio.models.generate_content(
+            stream = await self._client.aio.models.generate_content_stream(
                 model=self.model, contents=_prompt(request, with_focus=True), config=config
             )
-            _check_blocked(response, "analysis")
-            _check_finished(_finish_reason(response), "analysis")
-            analysis = parse_analysis(_text_of(response))
-            out.put_nowait(_Done(_usage(response.usage_metadata), analysis))
+            usage: types.GenerateContentResponseUsageMetadata | None = None
+            finish: types.FinishReason | None = None
+            async for chunk in stream:
+                _check_blocked(chunk, "analysis")
+                usage = chunk.usage_metadata or usage
+                finish = _finish_reason(chunk) or finish
+                if (text := _text_of(chunk)) and (found := analysis.feed(text)):
+                    out.put_nowait(_Found(found))
+            _check_finished(finish, "analysis")
+            if found := analysis.finish():
+                out.put_nowait(_Found(found))
+            out.put_nowait(_Done(_usage(usage)))
         except Exception as exc:
             out.put_nowait(_Failed(exc))
 
@@ -250,16 +235,6 @@ def http_options(settings: Settings) -> types.HttpOptions:
     )
 
 
-def parse_analysis(text: str) -> StoryAnalysis:
-    try:
-        return StoryAnalysis.model_validate_json(text)
-    except ValidationError as exc:
-        raise ProviderError(
-            f"Gemini returned malformed structured output: {exc.error_count()} error(s)",
-            details=exc.errors(include_url=False, include_input=False),
-        ) from exc
-
-
 def _prompt(request: EnhancementRequest, *, with_focus: bool = False) -> str:
     lines = [f"Focus: {', '.join(request.focus)}"] if with_focus else []
     if request.title:
@@ -267,18 +242,6 @@ def _prompt(request: EnhancementRequest, *, with_focus: bool = False) -> str:
     # The tags tell the model (and the fake) exactly where the story starts and ends.
     lines.append(f"<story>\n{request.text}\n</story>")
     return "\n".join(lines)
-
-
-def _analysis_pieces(analysis: StoryAnalysis, focus: Sequence[Focus]) -> Iterator[Piece]:
-    for s in analysis.suggestions:
-        if s.focus in focus and s.quote:
-            yield SuggestionFound(
-                focus=s.focus, quote=s.quote, message=s.message, replacement=s.replacement
-            )
-    for i in analysis.insights:
-        if i.focus in focus:
-            metrics = {m.name: m.value for m in i.metrics}
-            yield InsightFound(focus=i.focus, summary=i.summary, metrics=metrics)
 
 
 def _text_of(response: types.GenerateContentResponse) -> str:

@@ -19,6 +19,7 @@ from amplify_stream.errors import ProviderError, ProviderUnavailable
 from amplify_stream.events import ALL_FOCUS, Focus
 from amplify_stream.fakes import gemini_model
 from amplify_stream.fakes.gemini import (
+    FakeCall,
     FakeGeminiConfig,
     FakeGeminiServer,
     create_fake_gemini_app,
@@ -27,13 +28,15 @@ from amplify_stream.fakes.gemini import (
 )
 from amplify_stream.providers.base import (
     EnhancementRequest,
+    FindingSkipped,
     InsightFound,
     Piece,
     RewriteDelta,
     SuggestionFound,
     UsageReport,
 )
-from amplify_stream.providers.gemini import GeminiProvider, parse_analysis
+from amplify_stream.providers.gemini import GeminiProvider
+from amplify_stream.providers.gemini_analysis import AnalysisStream
 
 pytestmark = [
     pytest.mark.timeout(30),
@@ -114,6 +117,15 @@ async def eventually(check: Callable[[], bool], within: float = 1.0) -> None:
             await asyncio.sleep(0.01)
 
 
+def is_analysis(call: FakeCall) -> bool:
+    return "responseSchema" in (call.body.get("generationConfig") or {})
+
+
+def rewrite_call(server: FakeGeminiServer) -> FakeCall:
+    (call,) = [c for c in server.record.calls if not is_analysis(c)]
+    return call
+
+
 # ------------------------------------------------------------------ the happy path
 
 
@@ -140,20 +152,18 @@ async def test_streams_rewrite_suggestions_insights_and_usage(start: Start) -> N
     assert [i.focus for i in insights] == list(ALL_FOCUS)
     assert all(i.summary and i.metrics for i in insights)
 
-    # Order: every delta, then the analysis, then exactly one usage report, last.
+    # Deltas and findings as each call produces them; exactly one usage report, last.
     kinds = [type(p).__name__ for p in pieces]
-    assert kinds.index("SuggestionFound") > max(
-        i for i, k in enumerate(kinds) if k == "RewriteDelta"
-    )
     assert isinstance(pieces[-1], UsageReport) and kinds.count("UsageReport") == 1
     usage = pieces[-1]
     assert usage.input_tokens > gemini_model.count_tokens(STORY) * 2  # two calls' prompts
     assert usage.output_tokens >= gemini_model.count_tokens(expected)
 
     record = server.record
-    assert sorted(c.method for c in record.calls) == ["generateContent", "streamGenerateContent"]
+    # Both calls stream: the analysis too, so each finding goes out as it is written.
+    assert [c.method for c in record.calls] == ["streamGenerateContent"] * 2
     assert all(c.state == "completed" for c in record.calls)
-    analysis = next(c for c in record.calls if c.method == "generateContent")
+    analysis = next(c for c in record.calls if is_analysis(c))
     generation = analysis.body["generationConfig"]
     assert generation["responseMimeType"] == "application/json"
     assert set(generation["responseSchema"]["properties"]) == {"suggestions", "insights"}
@@ -169,8 +179,7 @@ async def test_pieces_that_arrive_together_go_out_as_one_delta(start: Start) -> 
     deltas = [p.text for _, p in seen if isinstance(p, RewriteDelta)]
     assert "".join(deltas) == gemini_model.rewrite(STORY)
     assert all(deltas)
-    stream = next(c for c in server.record.calls if c.method == "streamGenerateContent")
-    assert len(deltas) < stream.chunks_sent
+    assert len(deltas) < rewrite_call(server).chunks_sent
 
 
 async def test_chunks_of_several_tokens(start: Start) -> None:
@@ -183,7 +192,7 @@ async def test_chunks_of_several_tokens(start: Start) -> None:
 
     deltas = [p.text for _, p in seen if isinstance(p, RewriteDelta)]
     assert "".join(deltas) == gemini_model.rewrite(STORY)
-    stream = next(c for c in server.record.calls if c.method == "streamGenerateContent")
+    stream = rewrite_call(server)
     tokens = len(gemini_model.stream_tokens(gemini_model.rewrite(STORY)))
     assert stream.chunks_sent == -(-tokens // 4)
     assert len(deltas) <= stream.chunks_sent
@@ -200,7 +209,7 @@ async def test_focus_restricts_analysis_and_no_rewrite_call(start: Start) -> Non
     assert suggestions and all(s.focus == "dialogue" for s in suggestions)
     assert [p.focus for p in pieces if isinstance(p, InsightFound)] == ["dialogue"]
     assert isinstance(pieces[-1], UsageReport)
-    assert [c.method for c in server.record.calls] == ["generateContent"]
+    assert [is_analysis(c) for c in server.record.calls] == [True]
 
 
 # ------------------------------------------------------------------ failures
@@ -222,11 +231,11 @@ async def test_429_is_retried_then_succeeds(start: Start, failures: int) -> None
     calls = server.record.calls
     assert [c.status for c in calls].count(429) == failures and len(calls) == 2 + failures
     if failures == 2:  # both first attempts refused: the SDK retries a stream's opening too
-        by_method = {
-            m: [c.status for c in calls if c.method == m]
-            for m in {"generateContent", "streamGenerateContent"}
+        by_call = {
+            kind: [c.status for c in calls if is_analysis(c) == (kind == "analysis")]
+            for kind in ("analysis", "rewrite")
         }
-        assert by_method == {"generateContent": [429, 200], "streamGenerateContent": [429, 200]}
+        assert by_call == {"analysis": [429, 200], "rewrite": [429, 200]}
 
 
 async def test_503_until_retries_run_out_is_unavailable(start: Start) -> None:
@@ -265,9 +274,15 @@ async def test_break_midstream_is_provider_error(
     with pytest.raises(ProviderError) as caught:
         await collect(provider, request(), seen)
     assert type(caught.value) is ProviderError
-    assert [type(p) for _, p in seen] == [RewriteDelta] * 3
-    stream = next(c for c in server.record.calls if c.method == "streamGenerateContent")
-    assert stream.state == "failed" and stream.chunks_sent == 3
+    # Both streams break after 3 chunks (too few for a whole finding); whichever the
+    # provider hears of first ends it, after at most the rewrite's 3 chunks.
+    assert seen and all(isinstance(p, RewriteDelta) for _, p in seen)
+    text = "".join(p.text for _, p in seen if isinstance(p, RewriteDelta))
+    assert "".join(gemini_model.stream_tokens(gemini_model.rewrite(STORY))[:3]).startswith(text)
+    failed = [c for c in server.record.calls if c.state == "failed"]
+    assert failed and all(c.chunks_sent == 3 for c in failed)
+    # The other, if it had not broken yet, was closed by the provider.
+    await eventually(lambda: server.record.count(state="open") == 0)
 
 
 async def test_stalled_stream_is_provider_error_in_bounded_time(start: Start) -> None:
@@ -291,11 +306,38 @@ async def test_stalled_analysis_alone_is_provider_error(start: Start) -> None:
         await collect(provider, request(rewrite=False), [])
 
 
-def test_malformed_structured_output_is_provider_error() -> None:
-    with pytest.raises(ProviderError, match="malformed"):
-        parse_analysis('{"suggestions": [{"focus": "weather", "quote": 3}]}')
-    with pytest.raises(ProviderError, match="malformed"):
-        parse_analysis("Sure! Here are my notes:")
+def test_a_malformed_object_is_skipped_a_malformed_answer_is_provider_error() -> None:
+    analysis = AnalysisStream(ALL_FOCUS)
+    found = analysis.feed('{"suggestions": [{"focus": "weather", "quote": 3}, ')
+    assert [type(p) for p in found] == [FindingSkipped]
+    assert isinstance(found[0], FindingSkipped) and "focus" in found[0].error
+    assert "weather" not in found[0].error  # what was wrong, never the text itself
+    found = analysis.feed('{"focus": "plot", "quote": "q", "message": "m"}], "insights": []}')
+    assert found == [SuggestionFound(focus="plot", quote="q", message="m")]
+    assert analysis.finish() == []
+    for answer in ("Sure! Here are my notes:", '{"suggestions": [', '{"notes": []}'):
+        with pytest.raises(ProviderError, match="malformed"):
+            analysis = AnalysisStream(ALL_FOCUS)
+            analysis.feed(answer)
+            analysis.finish()
+
+
+def test_each_finding_goes_out_with_its_closing_brace() -> None:
+    answer = (
+        '{"suggestions": [{"focus": "plot", "quote": "a", "message": "m", "replacement": "b"},'
+        ' {"focus": "dialogue", "quote": "c", "message": "n"}],'
+        ' "insights": [{"focus": "plot", "summary": "s", "metrics": [{"name": "x", "value": 1}]}]}'
+    )
+    analysis = AnalysisStream(["plot"])  # dialogue is not asked for
+    given: list[tuple[int, object]] = []
+    for i, char in enumerate(answer):
+        given += [(i, p) for p in analysis.feed(char)]
+    given += [(len(answer), p) for p in analysis.finish()]
+    closes = [i for i, char in enumerate(answer) if char == "}"]
+    assert given == [
+        (closes[0], SuggestionFound(focus="plot", quote="a", message="m", replacement="b")),
+        (closes[3], InsightFound(focus="plot", summary="s", metrics={"x": 1.0})),
+    ]
 
 
 # ------------------------------------------------------------------ cancellation

@@ -30,6 +30,7 @@ async def test_metrics_after_a_story(service: StartService, session: aiohttp.Cli
     }
     assert samples[("amplify_stories_total", (("status", "completed"),))] == 1
     assert samples[("amplify_first_token_ms_count", ())] == 1
+    assert samples[("amplify_first_suggestion_ms_count", ())] == 1
     assert samples[("amplify_first_audio_ms_count", ())] == 1
     assert samples[("amplify_relay_latency_ms_count", ())] > 10
     assert samples[("amplify_open_sockets", ())] == 0

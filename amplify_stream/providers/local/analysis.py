@@ -32,7 +32,7 @@ class Analysis:
     # Ordered by where each ends in the text: the order the rewrite passes them.
     suggestions: tuple[SuggestionFound, ...]
     insights: tuple[InsightFound, ...]
-    # The rewrite as (original_end, piece); empty when no rewrite was asked for.
+    # The rewrite as (original_end, piece); the submitted text when no rewrite was asked.
     pieces: tuple[tuple[int, str], ...]
     rewrite: str | None
     input_tokens: int
@@ -49,11 +49,11 @@ def analyze(text: str, focus: Sequence[Focus], rewrite: bool) -> Analysis:
         key=lambda s: (suggestion_end(s), s.start or 0, order[s.focus]),
     )
     insights = tuple(report.insight for report in reports)
-    pieces: tuple[tuple[int, str], ...] = ()
     rewritten = None
+    edits = plan_edits(doc) if rewrite else []
+    # Without a rewrite, the text as submitted, cut the same way: the pace it is read at.
+    pieces = tuple(rewrite_pieces(text, edits))
     if rewrite:
-        edits = plan_edits(doc)
-        pieces = tuple(rewrite_pieces(text, edits))
         rewritten = apply_edits(text, edits)
     written = [rewritten or "", *(s.message for s in suggestions), *(i.summary for i in insights)]
     return Analysis(

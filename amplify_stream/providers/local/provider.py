@@ -27,8 +27,9 @@ class LocalProvider(EnhancementProvider):
 
     async def stream(self, request: EnhancementRequest) -> AsyncIterator[Piece]:
         """The rewrite's pieces (when asked for) with each suggestion right after the piece
-        that completes its quote, then the remaining suggestions, one insight per focus,
-        and the usage."""
+        that completes its quote, then one insight per focus, and the usage. Without a
+        rewrite the suggestions come at the same pace, as a model reading the story would
+        find them, not all at once."""
         # Up to ~100 ms of CPU for the largest story: keep the event loop free meanwhile.
         analysis = await asyncio.to_thread(analyze, request.text, request.focus, request.rewrite)
         pending = deque(analysis.suggestions)
@@ -36,7 +37,8 @@ class LocalProvider(EnhancementProvider):
             if index:
                 # Zero still yields to the loop, so other stories stream meanwhile.
                 await asyncio.sleep(self._piece_delay_s)
-            yield RewriteDelta(piece)
+            if request.rewrite:
+                yield RewriteDelta(piece)
             while pending and suggestion_end(pending[0]) <= original_end:
                 yield pending.popleft()
         for suggestion in pending:

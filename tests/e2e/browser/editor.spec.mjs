@@ -189,8 +189,13 @@ try {
     );
   });
 
-  await step("a suggestion is marked in the original at its span", async () => {
+  await step("a suggestion is marked in the original at its span, as it arrives", async () => {
     await page.locator("#original mark").first().waitFor();
+    // Marked while the rewrite still streams, not with its end.
+    assert.ok(
+      !received().some((e) => e.type === "enhancement.completed"),
+      "the first suggestion was marked only once the rewrite had ended",
+    );
     const marks = await page.$$eval("#original mark", (ms) =>
       ms.map((m) => ({ ids: m.dataset.ids, text: m.textContent })),
     );
