@@ -14,7 +14,7 @@ is breaking when, at any path of any message:
   cannot handle.
 
 Adding a message, or a field that is not required, is compatible. A new contract version
-(``SCHEMA_VERSION`` in events.py, which the topics' ``.v<N>`` suffix and the socket
+(``SCHEMA_VERSION`` in events/common.py, which the topics' ``.v<N>`` suffix and the socket
 subprotocol follow) starts from a baseline of its own.
 
     python -m tests.schema_compat            # list breaking changes (exit 1 when any)

@@ -77,7 +77,7 @@ class KafkaBus(Bus):
         with bus_errors(self._servers):
             try:
                 if offsets is not None:
-                    await offsets.stop()
+                    await _stop_consumer(offsets)
             finally:
                 if admin is not None:
                     await admin.close()
@@ -259,3 +259,15 @@ async def _follow(consumer: AIOKafkaConsumer, servers: str) -> AsyncGenerator[Re
         for messages in batches.values():
             for message in messages:
                 yield to_record(message)
+
+
+async def _stop_consumer(consumer: AIOKafkaConsumer) -> None:
+    """``consumer.stop()``. Stopped right after it started, aiokafka 0.14's group-less
+    coordinator awaits a task of its own it has just cancelled before that task ran,
+    and its CancelledError comes out here: that is not a cancellation of ours."""
+    try:
+        await consumer.stop()
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise

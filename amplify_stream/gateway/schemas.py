@@ -2,7 +2,7 @@
 
 Handlers parse and answer with these, and the OpenAPI document is generated from them
 (``openapi.py``), so the document cannot drift from what the routes do. Event payloads
-live in ``amplify_stream/events.py``; the models below reuse them where they nest.
+live in ``amplify_stream/events/``; the models below reuse them where they nest.
 """
 
 from __future__ import annotations

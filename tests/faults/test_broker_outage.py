@@ -18,11 +18,12 @@ import aiohttp
 import pytest
 
 from tests.faults.broker import Broker, run_script
-from tests.faults.client import read_until, resume, ws_url
+from tests.faults.client import StoryView, read_until, resume, ws_url
 from tests.faults.report import LOGS_DIR
 from tests.faults.scenario import Scenario, story_text
 from tests.faults.stack import Stack
 from tests.faults.topics import TopicLog
+from tests.support import wait_until
 
 LOGS = LOGS_DIR / "test_broker_outage"
 SUBMIT_EVERY_S = 0.1
@@ -40,6 +41,7 @@ OUTCOMES_WITHIN_S = 90.0
 # Sockets that watch a story of their own through the outage (reconnecting and resuming
 # by cursor if the socket goes): what each puts together must be the outcome's.
 WATCHERS = 4
+WATCHERS_ACCEPTED_WITHIN_S = 20.0
 
 
 def short_story(i: int) -> str:
@@ -232,9 +234,7 @@ class Clients:
                     try:
                         async with scenario.session.ws_connect(url, headers=self._headers(i)) as ws:
                             if view.story_id is None:
-                                text = story_text(i, passages=12)
-                                await ws.send_json({"type": "story.submit", "text": text})
-                                await read_until(ws, view)
+                                await self._submit_watched(ws, view, i)
                             else:
                                 await resume(ws, view)
                     except (aiohttp.ClientError, AssertionError) as exc:
@@ -242,6 +242,24 @@ class Clients:
                         await asyncio.sleep(1)
         except Exception as exc:
             scenario.fail(f"watcher {i} (story {view.story_id}): {exc!r}")
+
+    async def _submit_watched(
+        self, ws: aiohttp.ClientWebSocketResponse, view: StoryView, i: int
+    ) -> None:
+        """The watcher's story, submitted until accepted (a submission that meets the
+        stop is refused, ``unavailable``: the watcher tries again), then read to its end."""
+        errors = view.count("error")
+        text = story_text(i, passages=12)
+        await ws.send_json({"type": "story.submit", "text": text})
+        await read_until(ws, view, lambda v: v.story_id is not None or v.count("error") > errors)
+        if view.story_id is None:
+            self.scenario.log(f"watcher {i}: submission refused; trying again")
+            await asyncio.sleep(0.5)
+            return
+        await read_until(ws, view)
+
+    def accepted(self) -> bool:
+        return all(v.story_id is not None for v in self.views)
 
 
 @dataclass
@@ -257,6 +275,12 @@ async def stop_and_restart(scenario: Scenario, broker: Broker, clients: Clients)
     """The fault, after BEFORE_S of traffic: the broker stopped for DOWN_S, started again
     (going on once it answers), then AFTER_S more of traffic."""
     await asyncio.sleep(BEFORE_S)
+    # The premise: every watcher's story is running when the broker goes (on a busy
+    # machine an acceptance may take longer than BEFORE_S allows).
+    with contextlib.suppress(AssertionError):  # check_watchers says it, if so
+        await wait_until(
+            clients.accepted, "the watchers' stories accepted", WATCHERS_ACCEPTED_WITHIN_S
+        )
     scenario.log("stopping the broker")
     down_at = time.monotonic()
     mid_story = sum(1 for v in clients.views if v.story_id and v.completed is None)

@@ -7,7 +7,7 @@ removed or renamed, a type narrowed, a field newly required, a sent field widene
 
 When this test fails:
 - the change is meant to be compatible: make it so (add fields as optional, keep names);
-- the contract really changes: bump ``SCHEMA_VERSION`` in amplify_stream/events.py together
+- the contract really changes: bump ``SCHEMA_VERSION`` in amplify_stream/events/common.py together
   with the topics' ``.v<N>`` suffix (``Settings.topic``) and the socket subprotocol, then
   start the new version's baseline with ``python -m tests.schema_compat --refresh``.
 

@@ -1,0 +1,126 @@
+"""How events travel: the JSON of a topic value, record headers, cursors, schemas."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+from amplify_stream.events.client import (
+    Ping,
+    StoryCancel,
+    StoryResume,
+    StorySubmit,
+)
+from amplify_stream.events.common import SCHEMA_VERSION
+from amplify_stream.events.stream import (
+    AudioChunk,
+    AudioCompleted,
+    AudioReset,
+    AudioStarted,
+    AudioWord,
+    EnhancementCompleted,
+    EnhancementDelta,
+    EnhancementReset,
+    EnhancementStarted,
+    ErrorEvent,
+    Insight,
+    Pong,
+    StoryAccepted,
+    StoryCompleted,
+    Suggestion,
+)
+from amplify_stream.events.topics import (
+    DeadLetter,
+    EnhancementCompletedOutcome,
+    EnhancementFailedOutcome,
+    NarrationCancelled,
+    NarrationCompletedOutcome,
+    NarrationEnd,
+    NarrationFailedOutcome,
+    NarrationSegment,
+    StoryCancelled,
+    StoryCompletedOutcome,
+    StorySubmitted,
+)
+
+# ---------------------------------------------------------------- encoding
+
+STREAM_EVENTS: tuple[type[BaseModel], ...] = (
+    StoryAccepted,
+    EnhancementStarted,
+    EnhancementDelta,
+    EnhancementReset,
+    Suggestion,
+    Insight,
+    EnhancementCompleted,
+    AudioStarted,
+    AudioReset,
+    AudioChunk,
+    AudioWord,
+    AudioCompleted,
+    StoryCompleted,
+    ErrorEvent,
+)
+TERMINAL_EVENT = "story.completed"
+
+# Every model whose schema is published, by file name.
+SCHEMA_MODELS: dict[str, type[BaseModel]] = {
+    "client.story.submit": StorySubmit,
+    "client.story.resume": StoryResume,
+    "client.story.cancel": StoryCancel,
+    "client.ping": Ping,
+    **{f"stream.{m.model_fields['type'].default}": m for m in STREAM_EVENTS},
+    "stream.pong": Pong,
+    "stories.story.submitted": StorySubmitted,
+    "stories.story.cancelled": StoryCancelled,
+    "segments.narration.segment": NarrationSegment,
+    "segments.narration.end": NarrationEnd,
+    "segments.narration.cancelled": NarrationCancelled,
+    "outcomes.enhancement.completed": EnhancementCompletedOutcome,
+    "outcomes.enhancement.failed": EnhancementFailedOutcome,
+    "outcomes.narration.completed": NarrationCompletedOutcome,
+    "outcomes.narration.failed": NarrationFailedOutcome,
+    "outcomes.story.completed": StoryCompletedOutcome,
+    "dlq.dead_letter": DeadLetter,
+}
+
+
+def encode(event: BaseModel) -> bytes:
+    """Compact JSON for a topic value (no cursor: the record's position is its cursor)."""
+    return event.model_dump_json(exclude={"cursor"}).encode()
+
+
+ATTEMPT_HEADER = "attempt"
+
+
+def stage_of(event_type: str) -> str:
+    """Whose attempts an event's ``attempt`` counts: the narration's for ``audio.*``, the
+    enhancement's for the rest (narration segments included: the enhancer writes them)."""
+    return "narration" if event_type.startswith("audio.") else "enhancement"
+
+
+def headers_for(event_type: str, *, attempt: int | None = None) -> list[tuple[str, bytes]]:
+    """The record headers of docs/protocol.md section 4; with ``attempt``, also
+    ``attempt: <stage>:<n>``, so a reader (the gateway's relay) can drop a superseded
+    attempt's records without parsing them."""
+    headers = [
+        ("event-type", event_type.encode()),
+        ("content-type", b"application/json"),
+        ("schema-version", SCHEMA_VERSION.encode()),
+    ]
+    if attempt is not None:
+        headers.append((ATTEMPT_HEADER, f"{stage_of(event_type)}:{attempt}".encode()))
+    return headers
+
+
+def with_cursor(value: bytes, cursor: str) -> bytes:
+    """Add ``"cursor"`` to a compact JSON object written by ``encode``, without re-parsing it.
+
+    The relay is the hottest path of the service; splicing bytes keeps it free of JSON work.
+    """
+    return value[:-1] + b',"cursor":"' + cursor.encode() + b'"}'
+
+
+def schema_documents() -> dict[str, dict[str, Any]]:
+    return {name: model.model_json_schema() for name, model in SCHEMA_MODELS.items()}
