@@ -53,6 +53,31 @@ WORDS = [
 ]
 
 
+# Sentences an editor has something to say about (dialogue tags with adverbs, an
+# intensifier, a feeling named, "suddenly"), among plain ones: suggestions all through.
+CRAFT_SENTENCES = [
+    '"We should not be here," she said quietly.',
+    "The door was opened by the wind.",
+    "Tom felt very cold and he noticed the smell of salt and rust.",
+    "The waves were loud against the rocks below.",
+    '"Stay close," Tom whispered nervously.',
+    "Suddenly the lamp above them flickered and went out.",
+    "Mara was afraid of the stairs that wound up into the dark.",
+    "Gulls argued over the harbour wall as evening settled into the narrow streets.",
+]
+
+
+def craft_story(words: int) -> str:
+    """About ``words`` words of ``CRAFT_SENTENCES`` in turn, each scene numbered."""
+    out: list[str] = []
+    scene = 0
+    while sum(len(s.split()) for s in out) < words:
+        scene += 1
+        out.append(f"Night {scene}.")
+        out += CRAFT_SENTENCES
+    return " ".join(out)
+
+
 def story(words: int, seed: int = 0) -> str:
     rng = random.Random(seed)
     out = [rng.choice(WORDS) for _ in range(words)]
@@ -325,7 +350,8 @@ async def suggestion_timing(stack: Stack, words: int) -> dict[str, Any]:
         async with session.ws_connect(
             stack.ws_url, headers={"Authorization": f"Bearer {token}"}
         ) as ws:
-            await ws.send_json({"type": "story.submit", "text": story(words, 11), "audio": False})
+            text = craft_story(words)
+            await ws.send_json({"type": "story.submit", "text": text, "audio": False})
             async with asyncio.timeout(240):
                 async for msg in ws:
                     kind = orjson.loads(msg.data)["type"]
@@ -337,7 +363,7 @@ async def suggestion_timing(stack: Stack, words: int) -> dict[str, Any]:
                     if kind == "story.completed":
                         break
     return {
-        "words": words,
+        "words": len(text.split()),
         "suggestions": len(suggestions),
         "first_suggestion_ms": round(suggestions[0]) if suggestions else None,
         "last_suggestion_ms": round(suggestions[-1]) if suggestions else None,
