@@ -67,7 +67,7 @@ class _Delta:
 
 @dataclass(frozen=True, slots=True)
 class _Found:
-    """Suggestions and insights of the analysis, each whole."""
+    """A chunk of the analysis: the suggestions and insights it made whole (maybe none)."""
 
     pieces: list[Piece]
 
@@ -208,8 +208,8 @@ class GeminiProvider(EnhancementProvider):
                 _check_blocked(chunk, "analysis")
                 usage = chunk.usage_metadata or usage
                 finish = _finish_reason(chunk) or finish
-                if (text := _text_of(chunk)) and (found := analysis.feed(text)):
-                    out.put_nowait(_Found(found))
+                # Every chunk, whole findings or none: the idle timeout hears it alive.
+                out.put_nowait(_Found(analysis.feed(_text_of(chunk))))
             _check_finished(finish, "analysis")
             if found := analysis.finish():
                 out.put_nowait(_Found(found))

@@ -76,6 +76,8 @@ class AnalysisStream:
         ]
 
     def feed(self, text: str) -> list[Piece]:
+        if not text:
+            return []  # (an empty send would tell ijson the answer has ended)
         self._text.append(text)
         data = text.encode()
         found: list[Piece] = []
