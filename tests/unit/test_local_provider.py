@@ -508,6 +508,23 @@ async def test_order_suggestions_interleaved_then_insights_then_usage() -> None:
             assert piece.start + len(piece.quote) <= streamed
 
 
+async def test_without_rewrite_suggestions_come_as_the_reading_reaches_them() -> None:
+    """Not all at once after the whole text: each once the pace of reading has passed
+    its quote, the first long before the last."""
+    text = "She was angry. " + "Anna walked to the sea and back. " * 30 + "He was sad."
+    provider = LocalProvider(SETTINGS.model_copy(update={"local_piece_delay_ms": 5}))
+    request = EnhancementRequest(story_id="s1", text=text, focus=ALL_FOCUS, rewrite=False)
+    started = time.monotonic()
+    arrivals = [
+        (time.monotonic() - started, p)
+        async for p in provider.stream(request)
+        if isinstance(p, SuggestionFound)
+    ]
+    first = next(at for at, s in arrivals if s.quote == "was angry")
+    last = next(at for at, s in arrivals if s.quote == "was sad")
+    assert last - first >= 0.2  # about 60 pieces of 5 ms between them
+
+
 async def test_focus_subset_is_respected() -> None:
     for focus in (["dialogue"], ["plot", "setting"], ["character", "character"]):
         pieces = await run(CORPUS[1] + " " + CORPUS[2], focus)  # type: ignore[arg-type]
