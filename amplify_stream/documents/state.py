@@ -1,0 +1,194 @@
+"""One live document as its owner holds it (docs/protocol.md section 6): the text at its
+version, the live suggestions with their spans, and which paragraphs the last analysis
+pass left current.
+
+Pure: no I/O, no clock. Its owner feeds it the document's commands in log order and turns
+what it answers into events, so a new owner that replays the same log (from a snapshot)
+ends in the same state, conflicts included.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from amplify_stream.events import Focus
+from amplify_stream.text.edits import (
+    Change,
+    LiveSpan,
+    apply_change,
+    apply_changes,
+    code_point_index,
+    shift,
+    utf16_length,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """A suggestion a provider found in one paragraph, its span relative to the
+    paragraph's start in code points: the same paragraph text gives the same findings."""
+
+    focus: Focus
+    start: int
+    end: int
+    message: str
+    replacement: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LiveSuggestion:
+    id: str
+    focus: Focus
+    quote: str
+    message: str
+    replacement: str | None
+    start_utf16: int
+    end_utf16: int
+
+    @property
+    def span(self) -> LiveSpan:
+        return LiveSpan(self.id, self.start_utf16, self.end_utf16)
+
+    def moved(self, span: LiveSpan) -> LiveSuggestion:
+        return LiveSuggestion(
+            self.id,
+            self.focus,
+            self.quote,
+            self.message,
+            self.replacement,
+            span.start_utf16,
+            span.end_utf16,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    version: int
+    retracted: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    version: int  # the document's current version, for the client to catch up
+
+
+@dataclass(frozen=True, slots=True)
+class PassResult:
+    """What one analysis pass changed in the live set."""
+
+    version: int
+    added: list[LiveSuggestion]
+    retracted: list[str]
+    reanalyzed: int  # paragraphs read again
+
+
+@dataclass
+class DocumentState:
+    doc_id: str
+    user_id: str
+    text: str
+    title: str | None = None
+    focus: tuple[Focus, ...] = ("plot", "character", "dialogue", "setting")
+    version: int = 0
+    live: dict[str, LiveSuggestion] = field(default_factory=dict)
+    # Per paragraph: read by a pass and untouched since (False: to be read again).
+    current: list[bool] = field(default_factory=list)
+    _ids: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.current:
+            self.current = [False] * len(self.paragraphs)
+
+    # ------------------------------------------------------------ edits
+
+    def edit(self, version: int, changes: Sequence[Change]) -> Applied | Conflict:
+        """Apply an edit that carries exactly the next version; ``InvalidChange`` (nothing
+        applied) when a change cannot apply."""
+        if version != self.version + 1:
+            return Conflict(self.version)
+        apply_changes(self.text, changes)  # raises before anything changes
+        retracted: list[str] = []
+        for change in changes:
+            retracted += self._apply(change)
+        self.version = version
+        return Applied(version, retracted)
+
+    def _apply(self, change: Change) -> list[str]:
+        start = code_point_index(self.text, change.start_utf16)
+        end = code_point_index(self.text, change.end_utf16)
+        first = self.text.count("\n", 0, start)
+        last = first + self.text.count("\n", start, end)
+        # The paragraphs the change touches become as many as it leaves, none current.
+        self.current[first : last + 1] = [False] * (1 + change.text.count("\n"))
+        spans, retracted = shift([s.span for s in self.live.values()], change)
+        for sid in retracted:
+            del self.live[sid]
+        for span in spans:
+            self.live[span.id] = self.live[span.id].moved(span)
+        self.text = apply_change(self.text, change)
+        return retracted
+
+    # ------------------------------------------------------------ analysis
+
+    @property
+    def paragraphs(self) -> list[str]:
+        """A paragraph is a line: the text between two line breaks."""
+        return self.text.split("\n")
+
+    def stale(self) -> list[int]:
+        """The paragraphs a pass must read: changed (or never read) since the last one."""
+        return [i for i, current in enumerate(self.current) if not current]
+
+    def settle(self, findings: Mapping[int, Sequence[Finding]]) -> PassResult:
+        """The live set after a pass that read ``findings`` (paragraph index -> what the
+        provider found in it) on the current text. In a paragraph read again, a live
+        suggestion found again stays (same id), one not found is retracted, and a new
+        one is added."""
+        paragraphs = self.paragraphs
+        starts = _starts(paragraphs)
+        added: list[LiveSuggestion] = []
+        retracted: list[str] = []
+        for index, found in sorted(findings.items()):
+            paragraph, u_start = paragraphs[index], starts[index]
+            u_end = u_start + utf16_length(paragraph)
+            before = {
+                (s.focus, s.message, s.replacement, s.quote, s.start_utf16): s.id
+                for s in self.live.values()
+                if u_start <= s.start_utf16 and s.end_utf16 <= u_end
+            }
+            kept: set[str] = set()
+            for f in found:
+                quote = paragraph[f.start : f.end]
+                at = u_start + utf16_length(paragraph[: f.start])
+                key = (f.focus, f.message, f.replacement, quote, at)
+                if (same := before.get(key)) is not None:
+                    kept.add(same)
+                    continue
+                self._ids += 1
+                live = LiveSuggestion(
+                    f"{self.doc_id[:8]}-{self._ids}",
+                    f.focus,
+                    quote,
+                    f.message,
+                    f.replacement,
+                    at,
+                    at + utf16_length(quote),
+                )
+                self.live[live.id] = live
+                added.append(live)
+            for sid in before.values():
+                if sid not in kept:
+                    retracted.append(sid)
+                    del self.live[sid]
+            self.current[index] = True
+        return PassResult(self.version, added, retracted, len(findings))
+
+
+def _starts(paragraphs: list[str]) -> list[int]:
+    """Each paragraph's start in the whole text, in UTF-16 units."""
+    starts, units = [], 0
+    for p in paragraphs:
+        starts.append(units)
+        units += utf16_length(p) + 1
+    return starts

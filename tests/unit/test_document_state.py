@@ -1,0 +1,163 @@
+"""A live document's state as its owner folds the edit log (docs/protocol.md section 6):
+the version rule, edits that cannot apply, which paragraphs a pass reads again, and the
+live set after a pass; then a property over random edits and passes: the live set always
+equals what a fresh reading of the whole text finds, at the right spans."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from amplify_stream.documents.state import Applied, Conflict, DocumentState, Finding
+from amplify_stream.text.edits import Change, InvalidChange, utf16_length
+
+
+def find(paragraph: str) -> list[Finding]:
+    """A stand-in provider: every "very" is an intensifier (deterministic per text)."""
+    return [
+        Finding("setting", m.start(), m.end(), "An intensifier.", "")
+        for m in re.finditer(r"very", paragraph)
+    ]
+
+
+def analyse(doc: DocumentState) -> None:
+    doc.settle({i: find(doc.paragraphs[i]) for i in doc.stale()})
+
+
+def at(doc: DocumentState, needle: str, nth: int = 0) -> int:
+    """The UTF-16 offset of the nth occurrence of ``needle``."""
+    index = -1
+    for _ in range(nth + 1):
+        index = doc.text.index(needle, index + 1)
+    return utf16_length(doc.text[:index])
+
+
+def spans(doc: DocumentState) -> list[tuple[str, int, int]]:
+    return sorted((s.quote, s.start_utf16, s.end_utf16) for s in doc.live.values())
+
+
+def check_slices(doc: DocumentState) -> None:
+    units = doc.text.encode("utf-16-le")
+    for s in doc.live.values():
+        assert units[2 * s.start_utf16 : 2 * s.end_utf16].decode("utf-16-le") == s.quote
+
+
+def test_an_edit_must_carry_the_next_version() -> None:
+    doc = DocumentState("d1", "u1", "one")
+    assert doc.edit(2, [Change(0, 0, "x")]) == Conflict(0)
+    assert doc.edit(1, [Change(0, 0, "x")]) == Applied(1, [])
+    # A second edit made on version 0 too (another socket): it conflicts, nothing applied.
+    assert doc.edit(1, [Change(0, 3, "two")]) == Conflict(1)
+    assert (doc.text, doc.version) == ("xone", 1)
+
+
+def test_an_edit_that_cannot_apply_changes_nothing() -> None:
+    doc = DocumentState("d1", "u1", "very 🌊 very")
+    analyse(doc)
+    before = (doc.text, doc.version, dict(doc.live), list(doc.current))
+    with pytest.raises(InvalidChange):
+        doc.edit(1, [Change(0, 4, "quite"), Change(7, 7, "x")])  # inside the emoji
+    assert (doc.text, doc.version, doc.live, doc.current) == before
+
+
+def test_a_one_character_edit_reads_one_paragraph_of_fifty() -> None:
+    doc = DocumentState("d1", "u1", "\n".join(f"Line {i} is very calm." for i in range(50)))
+    analyse(doc)
+    assert doc.stale() == [] and len(doc.live) == 50
+    doc.edit(1, [Change(at(doc, "calm", 17), at(doc, "calm", 17) + 1, "C")])
+    assert doc.stale() == [17]
+
+
+def test_splitting_and_joining_paragraphs() -> None:
+    doc = DocumentState("d1", "u1", "a very b\nc\nd")
+    analyse(doc)
+    doc.edit(1, [Change(1, 1, "\n")])  # "a\n very b": two paragraphs, both to read
+    assert doc.stale() == [0, 1]
+    analyse(doc)
+    doc.edit(2, [Change(at(doc, "\nc"), at(doc, "\nc") + 1, " ")])  # joins "very b" and "c"
+    assert doc.stale() == [1]
+
+
+def test_a_pass_keeps_what_it_finds_again_and_retracts_what_it_does_not() -> None:
+    doc = DocumentState("d1", "u1", "very cold, very dark\nvery far")
+    analyse(doc)
+    first = next(s.id for s in doc.live.values() if s.start_utf16 == 0)
+    far = next(s.id for s in doc.live.values() if s.start_utf16 == at(doc, "very far"))
+    # Typing in the first paragraph makes it stale; its other findings keep their ids.
+    doc.edit(1, [Change(at(doc, "dark"), at(doc, "dark"), "very ")])
+    assert doc.stale() == [0]
+    result = doc.settle({0: find(doc.paragraphs[0])})
+    assert [s.quote for s in result.added] == ["very"] and result.retracted == []
+    assert doc.live[first].start_utf16 == 0
+    # Deleting a marked word retracts its suggestion at once, by the shifting rule.
+    applied = doc.edit(2, [Change(at(doc, "very far"), at(doc, "very far") + 5, "")])
+    assert applied == Applied(2, [far])
+    # Changing a marked word retracts it at once too: "very" made "vary".
+    assert doc.edit(3, [Change(1, 2, "a")]) == Applied(3, [first])
+    check_slices(doc)
+
+
+def test_a_pass_retracts_what_the_provider_no_longer_finds() -> None:
+    def unless_calm(paragraph: str) -> list[Finding]:
+        return [] if "calm" in paragraph else find(paragraph)
+
+    doc = DocumentState("d1", "u1", "very cold and dark")
+    doc.settle({0: unless_calm(doc.paragraphs[0])})
+    (marked,) = doc.live
+    doc.edit(1, [Change(at(doc, "dark"), at(doc, "dark") + 4, "calm")])  # not on the mark
+    assert marked in doc.live
+    result = doc.settle({i: unless_calm(doc.paragraphs[i]) for i in doc.stale()})
+    assert result.retracted == [marked] and not doc.live
+
+
+# ---------------------------------------------------------------- the property
+
+WORDS = st.sampled_from(["very", "calm", " ", "\n", "🌊", "灯", "ve", "ry"])
+texts = st.lists(WORDS, max_size=30).map("".join)
+
+
+@st.composite
+def edit_steps(draw: st.DrawFn) -> tuple[str, list[tuple[Sequence[Change], bool]]]:
+    text = draw(texts)
+    steps, current = [], text
+    for _ in range(draw(st.integers(1, 8))):
+        changes = []
+        for _ in range(draw(st.integers(1, 3))):
+            edges = [0]
+            for char in current:
+                edges.append(edges[-1] + (2 if ord(char) > 0xFFFF else 1))
+            a, b = sorted((draw(st.sampled_from(edges)), draw(st.sampled_from(edges))))
+            change = Change(a, b, draw(texts))
+            changes.append(change)
+            units = current.encode("utf-16-le")
+            current = (units[: 2 * a] + change.text.encode("utf-16-le") + units[2 * b :]).decode(
+                "utf-16-le"
+            )
+        steps.append((changes, draw(st.booleans())))  # then a pass, or more typing first
+    return text, steps
+
+
+@settings(max_examples=200)
+@given(edit_steps())
+def test_the_live_set_is_always_what_a_fresh_reading_finds(
+    sequence: tuple[str, list[tuple[Sequence[Change], bool]]],
+) -> None:
+    text, steps = sequence
+    doc = DocumentState("d1", "u1", text)
+    analyse(doc)
+    for version, (changes, then_analyse) in enumerate(steps, start=1):
+        live_before = set(doc.live)
+        applied = doc.edit(version, changes)
+        assert isinstance(applied, Applied)
+        assert set(applied.retracted) <= live_before
+        check_slices(doc)  # between passes too: spans shifted, never stale
+        if then_analyse:
+            analyse(doc)
+    analyse(doc)
+    fresh = DocumentState("d2", "u1", doc.text)
+    analyse(fresh)
+    assert spans(doc) == spans(fresh)
