@@ -48,8 +48,6 @@ def summed(tallies: Sequence[T]) -> T:
     first = tallies[0]
     totals = {
         f.name: sum((getattr(t, f.name) for t in tallies[1:]), getattr(first, f.name))
-        if not isinstance(getattr(first, f.name), tuple)
-        else tuple(x for t in tallies for x in getattr(t, f.name))
         for f in fields(first)  # type: ignore[arg-type]
     }
     return type(first)(**totals)

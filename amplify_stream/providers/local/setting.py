@@ -86,13 +86,15 @@ class Opening:
 
     bare: bool  # already suggested as a paragraph without setting
     where_or_when: bool  # has a place or a time cue
-    first_sentence: tuple[int, int]
+    first_sentence_start: int
+    first_sentence: str
 
 
 def analyze_setting(doc: Document) -> FocusReport:
     suggestions, tally, opening = find_setting(doc)
     if opening is not None and opening_needs_cue(opening, tally.words):
-        start, end = opening.first_sentence
+        start = opening.first_sentence_start
+        end = start + len(opening.first_sentence)
         suggestions = (suggest(doc, "setting", start, end, OPENING_MESSAGE), *suggestions)
     return FocusReport(suggestions, setting_insight(tally))
 
@@ -124,10 +126,12 @@ def find_setting(
     opening = None
     if doc.paragraphs:
         first = doc.paragraphs[0]
+        sentence = first.sentences[0]
         opening = Opening(
             bare=first in bare,
             where_or_when=any(kinds.get(w.start) in ("place", "time") for w in first.words),
-            first_sentence=(first.sentences[0].start, first.sentences[0].end),
+            first_sentence_start=sentence.start,
+            first_sentence=doc.text[sentence.start : sentence.end],
         )
     counts = SettingTally(len(doc.words), len(doc.paragraphs), len(bare), **tally)
     return suggestions, counts, opening
