@@ -3,7 +3,7 @@ rewrite cut into pieces. Pure and deterministic; the provider runs it off the ev
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -43,11 +43,7 @@ def analyze(text: str, focus: Sequence[Focus], rewrite: bool) -> Analysis:
     doc = Document(text)
     focuses = tuple(dict.fromkeys(focus))  # each once, in the order asked
     reports = [ANALYZERS[f](doc) for f in focuses]
-    order = {f: i for i, f in enumerate(focuses)}
-    suggestions = sorted(
-        (s for report in reports for s in report.suggestions),
-        key=lambda s: (suggestion_end(s), s.start or 0, order[s.focus]),
-    )
+    suggestions = in_reading_order((s for r in reports for s in r.suggestions), focuses)
     insights = tuple(report.insight for report in reports)
     rewritten = None
     edits = plan_edits(doc) if rewrite else []
@@ -64,6 +60,18 @@ def analyze(text: str, focus: Sequence[Focus], rewrite: bool) -> Analysis:
         input_tokens=approx_tokens(text),
         output_tokens=sum(approx_tokens(t) for t in written),
     )
+
+
+def in_reading_order(
+    suggestions: Iterable[SuggestionFound], focuses: Sequence[Focus]
+) -> list[SuggestionFound]:
+    """By where each ends, then starts, then by focus as asked (stable otherwise)."""
+    return sorted(suggestions, key=reading_key(focuses))
+
+
+def reading_key(focuses: Sequence[Focus]) -> Callable[[SuggestionFound], tuple[int, int, int]]:
+    order = {f: i for i, f in enumerate(focuses)}
+    return lambda s: (suggestion_end(s), s.start or 0, order[s.focus])
 
 
 def suggestion_end(suggestion: SuggestionFound) -> int:

@@ -4,6 +4,8 @@ and names so alike that readers mix them up."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from amplify_stream.providers.base import InsightFound, SuggestionFound
 from amplify_stream.providers.local.document import Document, Word
@@ -33,12 +35,60 @@ _POSSESSIVE = re.compile(r"['’]s?$")  # noqa: RUF001 - both apostrophes
 _MAX_CAST = 30  # names compared pairwise for look-alikes
 
 
+@dataclass(frozen=True, slots=True)
+class CharacterTally:
+    """What the character insight counts besides the cast; tallies add up (``summed``)."""
+
+    filter_words: int
+    telling: int
+
+
+@dataclass(frozen=True, slots=True)
+class NameSightings:
+    """How a capitalized word that could be a name is met in a text: enough to decide,
+    with the sightings of the other texts, whether it names a character."""
+
+    name: str
+    mentions: int
+    first_start: int  # where the first mention starts
+    mid: int  # mentions where capitals are not automatic (not opening a sentence or speech)
+    mid_elsewhere: bool  # some of them not right after "in", "across", "near"...
+    openings: int  # mentions opening a sentence or a speech
+    speaks: bool  # some opening mention followed by a speech verb ("Mary said")
+
+    def merged(self, later: NameSightings) -> NameSightings:
+        """These sightings and those of a later text, as one."""
+        return NameSightings(
+            self.name,
+            self.mentions + later.mentions,
+            self.first_start,
+            self.mid + later.mid,
+            self.mid_elsewhere or later.mid_elsewhere,
+            self.openings + later.openings,
+            self.speaks or later.speaks,
+        )
+
+
 def analyze_character(doc: Document) -> FocusReport:
-    cast = named_characters(doc)
+    sightings = name_sightings(doc)
+    lower_case = lower_case_words(doc)
+    cast = [s for s in sightings if is_character(s, lower_case.__contains__)]
+    suggestions, tally = find_character(doc)
+    lookalikes = [
+        suggest(doc, "character", later.first_start, later.first_start + len(later.name), message)
+        for later, message in lookalike_names(cast)
+    ]
+    suggestions += tuple(capped(lookalikes))
+    mentions = {s.name: s.mentions for s in cast}
+    return FocusReport(suggestions, character_insight(mentions, tally, len(lookalikes)))
+
+
+def find_character(doc: Document) -> tuple[tuple[SuggestionFound, ...], CharacterTally]:
+    """Filter words and emotions told (each rule capped), and their tally: everything but
+    the cast and its look-alike names, which take the whole story."""
     telling = [m for m in _TELLING.finditer(doc.text) if not doc.in_speech(m.start())]
     told = {w.start for m in telling for w in doc.words_in(m.start(), m.end())}
     filters = [w for w in doc.narration_words if w.lower in FILTER_WORDS and w.start not in told]
-    lookalikes = _lookalikes(doc, cast)
     suggestions = [
         *capped(
             suggest(
@@ -62,62 +112,68 @@ def analyze_character(doc: Document) -> FocusReport:
             )
             for m in telling
         ),
-        *capped(lookalikes),
     ]
-    mentions = sum(len(words) for words in cast.values())
+    return tuple(suggestions), CharacterTally(len(filters), len(telling))
+
+
+def character_insight(
+    mentions: dict[str, int], tally: CharacterTally, lookalikes: int
+) -> InsightFound:
+    """``mentions``: how often each character is named, in order of first mention."""
+    total = sum(mentions.values())
     metrics = {
-        "characters_named": float(len(cast)),
-        "name_mentions": float(mentions),
-        "lead_share": share(max((len(w) for w in cast.values()), default=0), mentions),
-        "filter_words": float(len(filters)),
-        "telling_emotions": float(len(telling)),
-        "lookalike_names": float(len(lookalikes)),
+        "characters_named": float(len(mentions)),
+        "name_mentions": float(total),
+        "lead_share": share(max(mentions.values(), default=0), total),
+        "filter_words": float(tally.filter_words),
+        "telling_emotions": float(tally.telling),
+        "lookalike_names": float(lookalikes),
     }
-    if cast:
-        leads = sorted(cast.items(), key=lambda item: -len(item[1]))[:4]
-        who = ", ".join(f"{name} ({len(words)})" for name, words in leads)
-        summary = f"{count(len(cast), 'named character')}: {who}"
+    if mentions:
+        leads = sorted(mentions.items(), key=lambda item: -item[1])[:4]
+        who = ", ".join(f"{name} ({n})" for name, n in leads)
+        summary = f"{count(len(mentions), 'named character')}: {who}"
     else:
         summary = "No named characters; a name helps readers attach to a character"
     summary += (
-        f"; {count(len(filters), 'filter word')}, "
-        f"{count(len(telling), 'emotion')} told rather than shown."
+        f"; {count(tally.filter_words, 'filter word')}, "
+        f"{count(tally.telling, 'emotion')} told rather than shown."
     )
-    return FocusReport(tuple(suggestions), InsightFound("character", summary, metrics))
+    return InsightFound("character", summary, metrics)
 
 
-def named_characters(doc: Document) -> dict[str, list[Word]]:
-    """Characters by name, in order of first mention, with every mention.
-
-    A name is a capitalized word met where capitals are not automatic (not opening a
-    sentence or a speech), unless it is only ever met after "in", "across", "near"...
-    (a place). A word seen only at openings counts when it never appears in lower case
-    and either opens twice or is followed by a speech verb ("Mary said")."""
-    mid: dict[str, list[bool]] = {}  # name -> for each mention, is it after a place word
-    openings: dict[str, list[int]] = {}
-    spelled = [name_form(word) for word in doc.words]
-    for i, (word, name) in enumerate(zip(doc.words, spelled, strict=True)):
+def name_sightings(doc: Document) -> tuple[NameSightings, ...]:
+    """Every word that could be a name, in order of first mention, as met in ``doc``."""
+    found: dict[str, NameSightings] = {}
+    for i, word in enumerate(doc.words):
+        name = name_form(word)
         if name is None:
             continue
         if word.start in doc.opening_starts:
-            openings.setdefault(name, []).append(i)
+            seen = NameSightings(name, 1, word.start, 0, False, 1, _speech_verb_at(doc, i + 1))
         else:
-            mid.setdefault(name, []).append(
-                i > 0 and doc.words[i - 1].lower in PLACE_NAME_PREPOSITIONS
-            )
-    names = {name for name, at_places in mid.items() if not all(at_places)}
-    lower_case = {w.text for w in doc.words if w.text == w.lower}
-    for name, indices in openings.items():
-        if name in mid or name.lower() in lower_case or not _could_be_name(name):
-            continue
-        speaks = any(_speech_verb_at(doc, i + 1) for i in indices)
-        if len(indices) > 1 or speaks:
-            names.add(name)
-    cast: dict[str, list[Word]] = {}
-    for word, name in zip(doc.words, spelled, strict=True):
-        if name in names:
-            cast.setdefault(name, []).append(word)
-    return cast
+            elsewhere = not (i > 0 and doc.words[i - 1].lower in PLACE_NAME_PREPOSITIONS)
+            seen = NameSightings(name, 1, word.start, 1, elsewhere, 0, False)
+        found[name] = found[name].merged(seen) if name in found else seen
+    return tuple(found.values())
+
+
+def lower_case_words(doc: Document) -> frozenset[str]:
+    return frozenset(w.text for w in doc.words if w.text == w.lower)
+
+
+def is_character(sightings: NameSightings, in_lower_case: Callable[[str], bool]) -> bool:
+    """Whether a story's sightings of a word name a character. A name is a capitalized
+    word met where capitals are not automatic (not opening a sentence or a speech), unless
+    it is only ever met after "in", "across", "near"... (a place). A word seen only at
+    openings counts when it never appears in lower case (``in_lower_case``) and either
+    opens twice or is followed by a speech verb ("Mary said")."""
+    s = sightings
+    if s.mid:
+        return s.mid_elsewhere
+    if in_lower_case(s.name.lower()) or not _could_be_name(s.name):
+        return False
+    return s.openings > 1 or s.speaks
 
 
 def _could_be_name(name: str) -> bool:
@@ -145,23 +201,19 @@ def name_form(word: Word) -> str | None:
     return name
 
 
-def _lookalikes(doc: Document, cast: dict[str, list[Word]]) -> list[SuggestionFound]:
-    names = [n for n in list(cast)[:_MAX_CAST] if n.lower() not in NAME_TITLES]
+def lookalike_names(cast: Sequence[NameSightings]) -> list[tuple[NameSightings, str]]:
+    """The names of ``cast`` (in order of first mention) that look like an earlier one,
+    with what to tell the writer."""
+    names = [s for s in cast[:_MAX_CAST] if s.name.lower() not in NAME_TITLES]
     found = []
     for j, later in enumerate(names):
-        earlier = next((n for n in names[:j] if _look_alike(n, later)), None)
+        earlier = next((s.name for s in names[:j] if _look_alike(s.name, later.name)), None)
         if earlier is not None:
-            first = cast[later][0]
-            found.append(
-                suggest(
-                    doc,
-                    "character",
-                    first.start,
-                    first.start + len(later),
-                    f"'{later}' looks like '{earlier}': readers skim names by their shape, "
-                    "so distinct initials or lengths keep characters apart.",
-                )
+            message = (
+                f"'{later.name}' looks like '{earlier}': readers skim names by their shape, "
+                "so distinct initials or lengths keep characters apart."
             )
+            found.append((later, message))
     return found
 
 

@@ -43,7 +43,25 @@ class Tag:
         return None
 
 
+@dataclass(frozen=True, slots=True)
+class DialogueTally:
+    """What the dialogue insight counts in a text; tallies add up (``summed``)."""
+
+    words: int
+    lines: int
+    spoken: int  # words inside speech
+    adverb_tags: int
+    bookisms: int
+    long_speeches: int
+
+
 def analyze_dialogue(doc: Document) -> FocusReport:
+    suggestions, tally = find_dialogue(doc)
+    return FocusReport(suggestions, dialogue_insight(tally))
+
+
+def find_dialogue(doc: Document) -> tuple[tuple[SuggestionFound, ...], DialogueTally]:
+    """The dialogue suggestions of ``doc`` (each rule capped) and its tally."""
     # A tag between two speeches ('"Go," she said, "now."') attributes both: count it once.
     by_verb: dict[int, Tag] = {}
     for speech in doc.speeches:
@@ -68,16 +86,27 @@ def analyze_dialogue(doc: Document) -> FocusReport:
             for s in long_speeches
         ),
     ]
-    spoken = sum(len(s.words) for s in doc.speeches)
-    lines = len(doc.speeches)
+    tally = DialogueTally(
+        words=len(doc.words),
+        lines=len(doc.speeches),
+        spoken=sum(len(s.words) for s in doc.speeches),
+        adverb_tags=len(adverbs),
+        bookisms=len(bookisms),
+        long_speeches=len(long_speeches),
+    )
+    return tuple(suggestions), tally
+
+
+def dialogue_insight(tally: DialogueTally) -> InsightFound:
+    spoken, lines = tally.spoken, tally.lines
     metrics = {
-        "dialogue_ratio": share(spoken, len(doc.words)),
+        "dialogue_ratio": share(spoken, tally.words),
         "dialogue_lines": float(lines),
         "dialogue_words": float(spoken),
         "avg_line_words": round(spoken / lines, 1) if lines else 0.0,
-        "adverb_tags": float(len(adverbs)),
-        "said_bookisms": float(len(bookisms)),
-        "long_speeches": float(len(long_speeches)),
+        "adverb_tags": float(tally.adverb_tags),
+        "said_bookisms": float(tally.bookisms),
+        "long_speeches": float(tally.long_speeches),
     }
     if not lines:
         summary = (
@@ -87,10 +116,11 @@ def analyze_dialogue(doc: Document) -> FocusReport:
     else:
         summary = (
             f"{count(lines, 'line')} of dialogue, {metrics['dialogue_ratio']:.0%} of the words; "
-            f"{count(len(adverbs), 'adverb tag')}, {count(len(bookisms), 'said-bookism')}, "
-            f"{count(len(long_speeches), 'long speech', 'long speeches')}."
+            f"{count(tally.adverb_tags, 'adverb tag')}, "
+            f"{count(tally.bookisms, 'said-bookism')}, "
+            f"{count(tally.long_speeches, 'long speech', 'long speeches')}."
         )
-    return FocusReport(tuple(suggestions), InsightFound("dialogue", summary, metrics))
+    return InsightFound("dialogue", summary, metrics)
 
 
 def _tags(doc: Document, speech: Speech) -> list[Tag]:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, fields
 from itertools import islice
 from typing import TypeVar
 
@@ -40,6 +40,17 @@ def suggest(
         replacement=replacement,
         start=start,
     )
+
+
+def summed(tallies: Sequence[T]) -> T:
+    """Several texts' tallies (dataclasses of ints and tuples) as one: ints add up, tuples
+    join in order. ``tallies`` must not be empty."""
+    first = tallies[0]
+    totals = {
+        f.name: sum((getattr(t, f.name) for t in tallies[1:]), getattr(first, f.name))
+        for f in fields(first)  # type: ignore[arg-type]
+    }
+    return type(first)(**totals)
 
 
 def capped(items: Iterable[T], limit: int = MAX_PER_RULE) -> Iterator[T]:

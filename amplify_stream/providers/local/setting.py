@@ -4,6 +4,7 @@ that float free of any of them."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from types import MappingProxyType
 
 from amplify_stream.providers.base import InsightFound, SuggestionFound
@@ -56,15 +57,60 @@ _CUE_FORMS = MappingProxyType(_cue_forms())
 SENSE_NAMES = ("sight", "sound", "smell", "touch", "taste")
 GROUNDED_PARAGRAPH_WORDS = 30  # shorter paragraphs may lean on their neighbours
 OPENING_WORDS = 20  # stories shorter than this need no "where and when"
+OPENING_MESSAGE = (
+    "The opening never says where or when: a place or a time of day in the first "
+    "lines orients the reader at once."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SettingTally:
+    """What the setting insight counts in a text; tallies add up (``summed``)."""
+
+    words: int
+    paragraphs: int
+    bare_paragraphs: int  # long enough to need a cue, and without any
+    sight: int
+    sound: int
+    smell: int
+    touch: int
+    taste: int
+    weather: int
+    place: int
+    time: int
+
+
+@dataclass(frozen=True, slots=True)
+class Opening:
+    """A text's first paragraph, as the rule on a story's opening needs it."""
+
+    bare: bool  # already suggested as a paragraph without setting
+    where_or_when: bool  # has a place or a time cue
+    first_sentence_start: int
+    first_sentence: str
 
 
 def analyze_setting(doc: Document) -> FocusReport:
+    suggestions, tally, opening = find_setting(doc)
+    if opening is not None and opening_needs_cue(opening, tally.words):
+        start = opening.first_sentence_start
+        end = start + len(opening.first_sentence)
+        suggestions = (suggest(doc, "setting", start, end, OPENING_MESSAGE), *suggestions)
+    return FocusReport(suggestions, setting_insight(tally))
+
+
+def find_setting(
+    doc: Document,
+) -> tuple[tuple[SuggestionFound, ...], SettingTally, Opening | None]:
+    """The paragraphs of ``doc`` without setting (capped), its tally, and its opening (None
+    for a text without words): everything but the rule on the opening, which needs the
+    whole story's length."""
     kinds = cue_kinds(doc)
     tally = dict.fromkeys((*SENSE_NAMES, "weather", "place", "time"), 0)
     for kind in kinds.values():
         tally[kind] += 1
     bare = [p for p in doc.paragraphs if _needs_setting(doc, p) and not _has_cue(p, kinds)]
-    suggestions: list[SuggestionFound] = list(
+    suggestions = tuple(
         capped(
             suggest(
                 doc,
@@ -77,45 +123,46 @@ def analyze_setting(doc: Document) -> FocusReport:
             for p in bare
         )
     )
-    opening = doc.paragraphs[0] if doc.paragraphs else None
-    if (
-        opening is not None
-        and opening not in bare
-        and len(doc.words) >= OPENING_WORDS
-        and not any(kinds.get(w.start) in ("place", "time") for w in opening.words)
-    ):
-        first = opening.sentences[0]
-        suggestions.insert(
-            0,
-            suggest(
-                doc,
-                "setting",
-                first.start,
-                first.end,
-                "The opening never says where or when: a place or a time of day in the first "
-                "lines orients the reader at once.",
-            ),
+    opening = None
+    if doc.paragraphs:
+        first = doc.paragraphs[0]
+        sentence = first.sentences[0]
+        opening = Opening(
+            bare=first in bare,
+            where_or_when=any(kinds.get(w.start) in ("place", "time") for w in first.words),
+            first_sentence_start=sentence.start,
+            first_sentence=doc.text[sentence.start : sentence.end],
         )
-    senses = sum(tally[s] for s in SENSE_NAMES)
+    counts = SettingTally(len(doc.words), len(doc.paragraphs), len(bare), **tally)
+    return suggestions, counts, opening
+
+
+def opening_needs_cue(opening: Opening, story_words: int) -> bool:
+    return not opening.bare and story_words >= OPENING_WORDS and not opening.where_or_when
+
+
+def setting_insight(tally: SettingTally) -> InsightFound:
+    senses = {s: getattr(tally, s) for s in SENSE_NAMES}
+    total = sum(senses.values())
     metrics = {
-        "sensory_cues": float(senses),
-        **{sense: float(tally[sense]) for sense in SENSE_NAMES},
-        "place_cues": float(tally["place"]),
-        "time_cues": float(tally["time"]),
-        "weather_cues": float(tally["weather"]),
-        "paragraphs_without_setting": float(len(bare)),
+        "sensory_cues": float(total),
+        **{sense: float(n) for sense, n in senses.items()},
+        "place_cues": float(tally.place),
+        "time_cues": float(tally.time),
+        "weather_cues": float(tally.weather),
+        "paragraphs_without_setting": float(tally.bare_paragraphs),
     }
-    by_sense = ", ".join(f"{s} {tally[s]}" for s in SENSE_NAMES)
+    by_sense = ", ".join(f"{s} {n}" for s, n in senses.items())
     summary = (
-        f"{count(senses, 'sensory cue')} ({by_sense}); {count(tally['place'], 'place cue')}, "
-        f"{count(tally['time'], 'time cue')}, {count(tally['weather'], 'weather cue')}; "
-        f"{len(bare)} of "
-        f"{count(len(doc.paragraphs), 'paragraph')} without any setting."
+        f"{count(total, 'sensory cue')} ({by_sense}); {count(tally.place, 'place cue')}, "
+        f"{count(tally.time, 'time cue')}, {count(tally.weather, 'weather cue')}; "
+        f"{tally.bare_paragraphs} of "
+        f"{count(tally.paragraphs, 'paragraph')} without any setting."
     )
-    unused = [s for s in SENSE_NAMES if not tally[s]]
-    if unused and doc.words:
+    unused = [s for s, n in senses.items() if not n]
+    if unused and tally.words:
         summary += f" Never used: {', '.join(unused)}."
-    return FocusReport(tuple(suggestions), InsightFound("setting", summary, metrics))
+    return InsightFound("setting", summary, metrics)
 
 
 def cue_kinds(doc: Document) -> dict[int, str]:
