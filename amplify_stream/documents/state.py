@@ -95,6 +95,7 @@ class DocumentState:
     # Per paragraph: read by a pass and untouched since (False: to be read again).
     current: list[bool] = field(default_factory=list)
     _ids: int = 0
+    _across: set[str] = field(default_factory=set)  # live ids of document-level findings
 
     def __post_init__(self) -> None:
         if not self.current:
@@ -140,29 +141,28 @@ class DocumentState:
         """The paragraphs a pass must read: changed (or never read) since the last one."""
         return [i for i, current in enumerate(self.current) if not current]
 
-    def settle(self, findings: Mapping[int, Sequence[Finding]]) -> PassResult:
-        """The live set after a pass that read ``findings`` (paragraph index -> what the
-        provider found in it) on the current text. In a paragraph read again, a live
-        suggestion found again stays (same id), one not found is retracted, and a new
-        one is added."""
+    def settle(
+        self,
+        findings: Mapping[int, Sequence[Finding]],
+        across: Sequence[tuple[int, Finding]] = (),
+    ) -> PassResult:
+        """The live set after a pass on the current text that read ``findings``
+        (paragraph index -> what the provider found in it) and found ``across`` (what
+        depends on the whole document, as (paragraph, finding): found anew every pass).
+        A live suggestion found again stays (same id), one not found is retracted, and a
+        new one is added."""
         paragraphs = self.paragraphs
         starts = _starts(paragraphs)
         added: list[LiveSuggestion] = []
         retracted: list[str] = []
-        for index, found in sorted(findings.items()):
-            paragraph, u_start = paragraphs[index], starts[index]
-            u_end = u_start + utf16_length(paragraph)
-            before = {
-                (s.focus, s.message, s.replacement, s.quote, s.start_utf16): s.id
-                for s in self.live.values()
-                if u_start <= s.start_utf16 and s.end_utf16 <= u_end
-            }
+
+        def reconcile(before: dict[Key, str], found: Sequence[tuple[int, Finding]]) -> set[str]:
             kept: set[str] = set()
-            for f in found:
+            for index, f in found:
+                paragraph = paragraphs[index]
                 quote = paragraph[f.start : f.end]
-                at = u_start + utf16_length(paragraph[: f.start])
-                key = (f.focus, f.message, f.replacement, quote, at)
-                if (same := before.get(key)) is not None:
+                at = starts[index] + utf16_length(paragraph[: f.start])
+                if (same := before.get((f.focus, f.message, f.replacement, quote, at))) is not None:
                     kept.add(same)
                     continue
                 self._ids += 1
@@ -177,12 +177,34 @@ class DocumentState:
                 )
                 self.live[live.id] = live
                 added.append(live)
+                kept.add(live.id)
             for sid in before.values():
                 if sid not in kept:
                     retracted.append(sid)
                     del self.live[sid]
+            return kept
+
+        for index, found in sorted(findings.items()):
+            u_start = starts[index]
+            u_end = u_start + utf16_length(paragraphs[index])
+            before = {
+                _key(s): s.id
+                for s in self.live.values()
+                if s.id not in self._across and u_start <= s.start_utf16 and s.end_utf16 <= u_end
+            }
+            reconcile(before, [(index, f) for f in found])
             self.current[index] = True
+        before = {_key(self.live[sid]): sid for sid in self._across if sid in self.live}
+        self._across = reconcile(before, across)
         return PassResult(self.version, added, retracted, len(findings))
+
+
+Key = tuple[Focus, str, "str | None", str, int]
+
+
+def _key(s: LiveSuggestion) -> Key:
+    """What makes a finding the same one: its words, its message, and where it sits."""
+    return (s.focus, s.message, s.replacement, s.quote, s.start_utf16)
 
 
 def _starts(paragraphs: list[str]) -> list[int]:

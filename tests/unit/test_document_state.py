@@ -12,7 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from amplify_stream.documents.local_pass import local_pass
 from amplify_stream.documents.state import Applied, Conflict, DocumentState, Finding
+from amplify_stream.providers.local.paragraphs import cached_paragraph
 from amplify_stream.text.edits import Change, InvalidChange, utf16_length
 
 
@@ -161,3 +163,45 @@ def test_the_live_set_is_always_what_a_fresh_reading_finds(
     fresh = DocumentState("d2", "u1", doc.text)
     analyse(fresh)
     assert spans(doc) == spans(fresh)
+
+
+# ---------------------------------------------------------------- with the local analyzer
+
+
+def test_a_local_pass_reads_the_edited_paragraph_only() -> None:
+    lines = [f"Scene {i}: Mara was very angry at the harbour wall." for i in range(50)]
+    doc = DocumentState("d1", "u1", "\n".join(lines))
+    first = local_pass(doc)
+    assert first.result.reanalyzed == 50 and first.result.added
+    assert [i.focus for i in first.insights] == list(doc.focus)
+    check_slices(doc)
+    misses = cached_paragraph.cache_info().misses
+    at_wall = at(doc, "wall", 20)
+    doc.edit(1, [Change(at_wall, at_wall + 4, "pier")])
+    second = local_pass(doc)
+    assert second.result.reanalyzed == 1
+    assert cached_paragraph.cache_info().misses == misses + 1  # only the new line was read
+    check_slices(doc)
+    # Undo: the old line again, read from the cache, not analyzed again.
+    doc.edit(2, [Change(at_wall, at_wall + 4, "wall")])
+    local_pass(doc)
+    assert cached_paragraph.cache_info().misses == misses + 1
+    fresh = DocumentState("d2", "u1", doc.text)
+    local_pass(fresh)
+    assert spans(doc) == spans(fresh)
+
+
+def test_look_alike_names_across_paragraphs_come_and_go_with_either() -> None:
+    doc = DocumentState("d1", "u1", "Mara said she would walk.\nTom said he would wait.")
+    local_pass(doc)
+    assert not [s for s in doc.live.values() if "looks like" in s.message]
+    at_tom = at(doc, "Tom")
+    doc.edit(1, [Change(at_tom, at_tom + 3, "Mira")])
+    local_pass(doc)
+    alike = [s for s in doc.live.values() if "looks like" in s.message]
+    assert [s.quote for s in alike] == ["Mira"], [s.message for s in doc.live.values()]
+    check_slices(doc)
+    at_mira = at(doc, "Mira")
+    doc.edit(2, [Change(at_mira, at_mira + 4, "Tom")])
+    local_pass(doc)
+    assert not [s for s in doc.live.values() if "looks like" in s.message]
