@@ -120,6 +120,9 @@ class FakeGeminiRecord:
                 {
                     "method": c.method,
                     "model": c.model,
+                    # Asked for JSON (the analysis), not text (the rewrite).
+                    "structured": (c.body.get("generationConfig") or {}).get("responseMimeType")
+                    == "application/json",
                     "status": c.status,
                     "chunks_sent": c.chunks_sent,
                     "state": c.state,
