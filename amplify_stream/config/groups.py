@@ -9,7 +9,7 @@ reads nested models only from ``AMPLIFY_<GROUP>__<FIELD>`` names.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
@@ -170,3 +170,13 @@ class BenchSettings(BaseModel):
 
     # Narrate only once the whole rewrite is there: the serial baseline.
     narrate_after_rewrite: bool = False
+
+
+def fake_settings(settings: FakeServiceSettings, prefix: str) -> dict[str, Any]:
+    """The settings of one fake (``prefix``: ``"fake_gemini_"``), named as its config
+    names them."""
+    return {
+        name.removeprefix(prefix): getattr(settings, name)
+        for name in FakeServiceSettings.model_fields
+        if name.startswith(prefix)
+    }

@@ -29,7 +29,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from edge_tts.constants import TRUSTED_CLIENT_TOKEN
 
 from amplify_stream.config import Settings
-from amplify_stream.config.groups import FakeServiceSettings
+from amplify_stream.config.groups import FakeServiceSettings, fake_settings
 from amplify_stream.fakes import edge_tts_wire as wire
 from amplify_stream.speech.base import AudioData, SpeechProvider
 
@@ -73,11 +73,7 @@ class FakeEdgeConfig:
     @classmethod
     def from_settings(cls, settings: Settings) -> FakeEdgeConfig:
         return cls(
-            host=settings.fake_edge_tts_host,
-            port=settings.fake_edge_tts_port,
-            fault=settings.fake_edge_tts_fault,
-            fault_count=settings.fake_edge_tts_fault_count,
-            espeak_rate_wpm=settings.espeak_rate_wpm,
+            **fake_settings(settings, "fake_edge_tts_"), espeak_rate_wpm=settings.espeak_rate_wpm
         )
 
 

@@ -23,7 +23,7 @@ from typing import Any, Literal
 from aiohttp import web
 
 from amplify_stream.config import Settings
-from amplify_stream.config.groups import FakeServiceSettings
+from amplify_stream.config.groups import FakeServiceSettings, fake_settings
 from amplify_stream.fakes.gemini_wire import Answer, answer_stream, answer_unary, json_error
 
 log = logging.getLogger(__name__)
@@ -61,16 +61,7 @@ class FakeGeminiConfig:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> FakeGeminiConfig:
-        return cls(
-            host=settings.fake_gemini_host,
-            port=settings.fake_gemini_port,
-            first_token_ms=settings.fake_gemini_first_token_ms,
-            tokens_per_s=settings.fake_gemini_tokens_per_s,
-            tokens_per_chunk=settings.fake_gemini_tokens_per_chunk,
-            fault=settings.fake_gemini_fault,
-            fault_status=settings.fake_gemini_fault_status,
-            fault_count=settings.fake_gemini_fault_count,
-        )
+        return cls(**fake_settings(settings, "fake_gemini_"))
 
 
 @dataclass(slots=True)
