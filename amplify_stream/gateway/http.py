@@ -10,7 +10,8 @@ import orjson
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from amplify_stream.errors import AmplifyError, InvalidMessage, UnsupportedMediaType
+from amplify_stream.errors import AmplifyError, InvalidMessage, NotReady, UnsupportedMediaType
+from amplify_stream.store.errors import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,10 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
         return response
     except AmplifyError as exc:
         return error_response(exc)
+    except StoreUnavailable as exc:
+        # The store is down: a retryable 503, as when the bus is.
+        log.warning("store unavailable: %s", exc, extra={"path": request.path})
+        return error_response(NotReady("the store is unavailable; try again"))
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
