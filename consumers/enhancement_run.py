@@ -46,6 +46,7 @@ from amplify_stream.providers.base import (
     EnhancementRequest,
     FindingSkipped,
     InsightFound,
+    Piece,
     RewriteDelta,
     SuggestionFound,
     UsageReport,
@@ -139,7 +140,7 @@ class EnhancementRun:
             # Narrating the story as submitted: it can start before the analysis ends.
             await self.segments.write(story.text)
         async for piece in self.provider.stream(request):
-            if self._first_token_ms is None:
+            if self._first_token_ms is None and _first_output(piece, story.rewrite):
                 self._first_token_ms = self._since_submitted_ms()
                 self.metrics.first_token_ms.observe(self._first_token_ms)
             if isinstance(piece, RewriteDelta):
@@ -192,6 +193,14 @@ class EnhancementRun:
         await self.stream.settle()
         if self.segments is not None:
             await self.segments.settle()
+
+
+def _first_output(piece: Piece, rewrite: bool) -> bool:
+    """Whether ``piece`` can be the first token: the rewrite's, or without a rewrite the
+    analysis' first finding."""
+    if rewrite:
+        return isinstance(piece, RewriteDelta) and bool(piece.text)
+    return isinstance(piece, SuggestionFound | InsightFound)
 
 
 def _suggestion(found: SuggestionFound, text: str, utf16: Utf16Index) -> SuggestionFields:

@@ -1,17 +1,19 @@
 """The Gemini enhancement provider, through the google-genai SDK.
 
-Two calls run concurrently: the rewrite streams as plain text (``generate_content_stream``)
-and the analysis comes back as structured JSON (``generate_content`` with a response
-schema). Both run as tasks feeding one queue, so every wait is bounded by the idle
-timeout and cancelling the consumer cancels (and awaits) both calls, which closes their
-HTTP connections: the SDK only releases a stream's connection when the task reading it is
-cancelled, not when the stream is ``aclose``d.
+Two calls stream concurrently (``generate_content_stream``): the rewrite as plain text,
+the analysis as structured JSON (a response schema), each finding given the moment its
+object closes (``gemini_analysis.py``). Both run as tasks feeding one queue, so every
+wait is bounded by the idle timeout and cancelling the consumer cancels (and awaits) both
+calls, which closes their HTTP connections: the SDK only releases a stream's connection
+when the task reading it is cancelled, not when the stream is ``aclose``d.
 
 Retries: ``HttpRetryOptions`` wraps the whole request, including the opening of an async
 stream (``BaseApiClient._async_request`` runs ``_async_request_once(stream=True)`` under
 ``tenacity.AsyncRetrying`` and the status is checked before the stream is returned), so
 429/5xx at the start are retried by the SDK and no retry loop is needed here. A stream
-that breaks midway is never retried: that is a ``ProviderError``.
+that breaks midway is never retried: that is a ``ProviderError``. (A stream the model
+ends with ``CONTINUATION``, at its per-request token limit, the SDK resumes from its
+continuation token: the text goes on where it stopped, so the parser sees one text.)
 """
 
 from __future__ import annotations
@@ -140,6 +142,8 @@ class GeminiProvider(EnhancementProvider):
                             held = following
                     yield RewriteDelta(text)
                 elif isinstance(event, _Found):
+                    # A finding out is output too: a failure after it is not retryable.
+                    started = started or bool(event.pieces)
                     for piece in event.pieces:
                         yield piece
                 else:

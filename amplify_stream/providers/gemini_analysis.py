@@ -79,7 +79,7 @@ class AnalysisStream:
         if not text:
             return []  # (an empty send would tell ijson the answer has ended)
         self._text.append(text)
-        data = text.encode()
+        data = text.encode("utf-8", "replace")  # (a lone surrogate: "?")
         found: list[Piece] = []
         for model, items, parser in self._parsers:
             try:
@@ -97,7 +97,10 @@ class AnalysisStream:
                 parser.close()
             except ijson.JSONError as exc:
                 raise _malformed(str(exc)) from exc
-        answer = from_json("".join(self._text))
+        try:
+            answer = from_json("".join(self._text))
+        except ValueError as exc:
+            raise _malformed("not JSON") from exc
         if not isinstance(answer, dict) or not all(
             isinstance(answer.get(key), list) for key in ("suggestions", "insights")
         ):
@@ -130,7 +133,9 @@ class AnalysisStream:
 
 
 def _malformed(why: str) -> ProviderError:
-    return ProviderError(f"Gemini returned malformed structured output: {why}")
+    # The first line only: ijson goes on to quote the answer around the error, and the
+    # answer quotes the story.
+    return ProviderError(f"Gemini returned malformed structured output: {why.splitlines()[0]}")
 
 
 def _summary(exc: ValidationError) -> str:

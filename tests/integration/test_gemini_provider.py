@@ -285,6 +285,20 @@ async def test_break_midstream_is_provider_error(
     await eventually(lambda: server.record.count(state="open") == 0)
 
 
+async def test_a_break_after_findings_went_out_is_not_retryable(start: Start) -> None:
+    # Without a rewrite the first output is a finding: a failure after it is a provider
+    # error (the client has suggestions), never "unavailable, try again".
+    config = FakeGeminiConfig(
+        port=0, fault="midstream", midstream_after=120, midstream_style="error_event"
+    )
+    _, provider = await start(config)
+    seen: list[tuple[float, Piece]] = []
+    with pytest.raises(ProviderError) as caught:
+        await collect(provider, request(rewrite=False), seen)
+    assert type(caught.value) is ProviderError and not caught.value.retryable
+    assert any(isinstance(p, SuggestionFound) for _, p in seen)
+
+
 async def test_stalled_stream_is_provider_error_in_bounded_time(start: Start) -> None:
     server, provider = await start(
         FakeGeminiConfig(port=0, first_token_ms=10, fault="stall"), gemini_idle_timeout_s=0.3
@@ -315,11 +329,18 @@ def test_a_malformed_object_is_skipped_a_malformed_answer_is_provider_error() ->
     found = analysis.feed('{"focus": "plot", "quote": "q", "message": "m"}], "insights": []}')
     assert found == [SuggestionFound(focus="plot", quote="q", message="m")]
     assert analysis.finish() == []
-    for answer in ("Sure! Here are my notes:", '{"suggestions": [', '{"notes": []}'):
-        with pytest.raises(ProviderError, match="malformed"):
+    for answer in (
+        "Sure! Here are my notes:",
+        '{"suggestions": [',
+        '{"notes": []}',
+        '{"suggestions": [], "insights": []} and the story says "Mara ran"',
+    ):
+        with pytest.raises(ProviderError, match="malformed") as caught:
             analysis = AnalysisStream(ALL_FOCUS)
             analysis.feed(answer)
             analysis.finish()
+        # What was wrong, on one line, never the answer (which quotes the story).
+        assert "\n" not in caught.value.message and "Mara" not in caught.value.message
 
 
 def test_each_finding_goes_out_with_its_closing_brace() -> None:
