@@ -141,7 +141,12 @@ OUTCOMES: dict[str, Mapping[str, Spec]] = {
         "suggestions": [SUGGESTION],
         "insights": [INSIGHT],
         "usage": USAGE,
-        "timings": {"queue_ms": "number", "first_token_ms": "number", "total_ms": "number"},
+        "timings": {
+            "queue_ms": "number",
+            "first_token_ms": "number",
+            "total_ms": "number",
+            "first_suggestion_ms?": "number",  # an addition: none without a suggestion
+        },
     },
     "enhancement.failed": {"error": ERROR_INFO, "attempts": "integer"},
     "narration.completed": {
