@@ -9,7 +9,6 @@
 #   scripts/kafka.sh running exit 0 when something listens on the broker's port
 #   scripts/kafka.sh transactions ARGS  Kafka's TransactionsCommand against the broker
 #                            (list, describe-producers, find-hanging, ...)
-#   scripts/kafka.sh tool CLASS ARGS    another Kafka tool (ConsoleConsumer, DumpLogSegments)
 #
 # KAFKA_PORT, CONTROLLER_PORT and KAFKA_RUN (the directory of its data) run a second
 # broker beside the first. KAFKA_KEEP_DATA=1: `start` reuses the storage already in
@@ -138,9 +137,5 @@ case "${1:-}" in
     shift
     java -cp "$KAFKA_HOME/libs/*" org.apache.kafka.tools.TransactionsCommand \
       --bootstrap-server "127.0.0.1:$KAFKA_PORT" "$@" ;;
-  tool)
-    shift
-    tool="$1"; shift
-    java -cp "$KAFKA_HOME/libs/*" "org.apache.kafka.tools.$tool" "$@" ;;
-  *) echo "usage: $0 fetch|start|stop|status|running|transactions|tool" >&2; exit 2 ;;
+  *) echo "usage: $0 fetch|start|stop|status|running|transactions" >&2; exit 2 ;;
 esac

@@ -215,8 +215,7 @@ class GeminiProvider(EnhancementProvider):
                 # Every chunk, whole findings or none: the idle timeout hears it alive.
                 out.put_nowait(_Found(analysis.feed(_text_of(chunk))))
             _check_finished(finish, "analysis")
-            if found := analysis.finish():
-                out.put_nowait(_Found(found))
+            analysis.finish()
             out.put_nowait(_Done(_usage(usage)))
         except Exception as exc:
             out.put_nowait(_Failed(exc))

@@ -61,19 +61,19 @@ _ITEMS: dict[str, type[GeminiSuggestion] | type[GeminiInsight]] = {
 
 
 class AnalysisStream:
-    """``feed`` the answer's text as it comes; get back the findings now whole.
-    ``finish`` once the answer has ended. Both raise ``ProviderError`` when the answer
-    is not the JSON asked for."""
+    """``feed`` the answer's text as it comes; get back the findings now whole (each is
+    given at its closing brace, so none is left for the end). ``finish`` once the answer
+    has ended, to check it. Both raise ``ProviderError`` when the answer is not the JSON
+    asked for."""
 
     def __init__(self, focus: Sequence[Focus]) -> None:
         self._focus = frozenset(focus)
         self._text: list[str] = []
-        self._closed: list[tuple[type[GeminiSuggestion] | type[GeminiInsight], Any]] = []
-        self._parsers = [
-            (model, items, ijson.items_coro(items, path, use_float=True))
-            for path, model in _ITEMS.items()
-            for items in [ijson.sendable_list()]
-        ]
+        # Per list: its item model, where ijson puts each item it closes, and the parser.
+        self._parsers: list[tuple[type[GeminiSuggestion] | type[GeminiInsight], Any, Any]] = []
+        for path, model in _ITEMS.items():
+            items = ijson.sendable_list()
+            self._parsers.append((model, items, ijson.items_coro(items, path, use_float=True)))
 
     def feed(self, text: str) -> list[Piece]:
         if not text:
@@ -91,7 +91,7 @@ class AnalysisStream:
             del items[:]
         return found
 
-    def finish(self) -> list[Piece]:
+    def finish(self) -> None:
         for _, _, parser in self._parsers:
             try:
                 parser.close()
@@ -105,7 +105,6 @@ class AnalysisStream:
             isinstance(answer.get(key), list) for key in ("suggestions", "insights")
         ):
             raise _malformed("not the analysis object")
-        return []
 
     def _piece(self, model: type[GeminiSuggestion] | type[GeminiInsight], item: Any) -> list[Piece]:
         try:

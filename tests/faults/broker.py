@@ -46,9 +46,7 @@ async def session_timeout_ms(bootstrap: str) -> int:
     return max(SESSION_TIMEOUT_MS, await broker_min_session_timeout_ms(bootstrap))
 
 
-async def run_script(
-    *args: str, env: dict[str, str], timeout: float = 150, check: bool = True
-) -> str:
+async def run_script(*args: str, env: dict[str, str], timeout: float = 150) -> str:
     process = await asyncio.create_subprocess_exec(
         str(KAFKA_SCRIPT),
         *args,
@@ -64,8 +62,7 @@ async def run_script(
         await process.wait()
         raise
     text = out.decode(errors="replace")
-    if check:
-        assert process.returncode == 0, f"scripts/kafka.sh {' '.join(args)} failed: {text}"
+    assert process.returncode == 0, f"scripts/kafka.sh {' '.join(args)} failed: {text}"
     return text
 
 

@@ -11,21 +11,18 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
-from tests.faults.broker import Broker, run_script
+from tests.faults.broker import Broker
 from tests.faults.client import StoryView, read_until, resume, ws_url
-from tests.faults.report import LOGS_DIR
 from tests.faults.scenario import Scenario, story_text
 from tests.faults.stack import Stack
 from tests.faults.topics import TopicLog
 from tests.support import wait_until
 
-LOGS = LOGS_DIR / "test_broker_outage"
 SUBMIT_EVERY_S = 0.1
 # The client submits for a few accounts in turn: the gateway admits one submission of an
 # account at a time, and one account at 10 a second measures that, not the outage.
@@ -72,48 +69,6 @@ async def what_is_left(stack: Stack, story_ids: list[str]) -> list[str]:
                         f"{e.get('type')}#{e.get('attempt', '-')}" for e in log.events_of(sid)
                     )
                     found.append(f"{sid[:8]} {topic} {isolation}: {dict(kinds)}")
-    return found
-
-
-async def java_view(broker: Broker, stack: Stack, story_ids: list[str]) -> list[str]:
-    """The same as Kafka's own consumer sees it (read_committed), and the segments log as
-    stored (every batch's producer, epoch and markers), kept whole in test-artifacts."""
-    topic = stack.topic("segments")
-    out = await run_script(
-        "tool",
-        "consumer.ConsoleConsumer",
-        "--bootstrap-server",
-        broker.bootstrap,
-        "--topic",
-        topic,
-        "--from-beginning",
-        "--isolation-level",
-        "read_committed",
-        "--timeout-ms",
-        "8000",
-        env=broker.env,
-        timeout=60,
-        check=False,
-    )
-    found = [f"java read_committed {sid[:8]}: {out.count(sid)} records" for sid in story_ids]
-    data = Path(broker.env["KAFKA_RUN"]) / "data"
-    dumps = []
-    for part in sorted(data.glob(f"{topic}-*")):
-        for log in sorted(part.glob("*.log")):
-            dumps.append(
-                await run_script(
-                    "tool",
-                    "DumpLogSegments",
-                    "--files",
-                    str(log),
-                    "--print-data-log",
-                    env=broker.env,
-                    timeout=60,
-                    check=False,
-                )
-            )
-    LOGS.mkdir(parents=True, exist_ok=True)
-    (LOGS / "segments-dump.txt").write_text("\n".join(dumps))
     return found
 
 
@@ -359,5 +314,4 @@ async def what_became_of(stack: Stack, broker: Broker, lost: list[str]) -> list[
         await broker.transactions("find-hanging", "--broker-id", "1"),
         await broker.transactions("list"),
         *await what_is_left(stack, lost[:5]),
-        *await java_view(broker, stack, lost[:5]),
     ]
