@@ -176,7 +176,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("gateway", help="the HTTP/WebSocket gateway")
     worker = sub.add_parser("worker", help="a worker process")
     # The roles of consumers/runtime.py (not imported here: parsing stays light).
-    worker.add_argument("role", choices=["enhancer", "narrator", "projector"])
+    worker.add_argument("role", choices=["enhancer", "narrator", "projector", "documents"])
     topics = sub.add_parser("topics", help="topic administration")
     topics.add_argument("action", choices=["create"])
     fake = sub.add_parser("fake", help="local fakes of the internet services")

@@ -77,6 +77,37 @@ class Metrics:
             registry=r,
         )
 
+        # Live documents (docs/protocol.md section 6).
+        self.doc_edits = Counter(
+            "amplify_doc_edits",
+            "doc.edit commands folded by document owners, by result",
+            ["result"],
+            registry=r,
+        )
+        self.doc_ack_ms = Histogram(
+            "amplify_doc_ack_latency_ms",
+            "From a doc.edit frame reaching the gateway to its doc.ack written to the socket",
+            buckets=_RELAY_MS,
+            registry=r,
+        )
+        self.doc_analysis_ms = Histogram(
+            "amplify_doc_analysis_ms",
+            "From the end of a document's idle wait to its doc.analyzed",
+            buckets=_RELAY_MS,
+            registry=r,
+        )
+        self.doc_paragraphs_read = Histogram(
+            "amplify_doc_paragraphs_reread",
+            "Paragraphs an analysis pass read again",
+            buckets=(0, 1, 2, 3, 5, 10, 20, 50, 100, 500),
+            registry=r,
+        )
+        self.doc_cache_hit_ratio = Gauge(
+            "amplify_doc_paragraph_cache_hit_ratio",
+            "Share of paragraph analyses answered from the per-process content cache",
+            registry=r,
+        )
+
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
 

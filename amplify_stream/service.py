@@ -28,6 +28,7 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
         running("projector", bus, settings, store=app[keys.STORY_STORE]),
         running("narrator", bus, settings, metrics=metrics) as narrator,
         running("enhancer", bus, settings, metrics=metrics),
+        running("documents", bus, settings, metrics=metrics),
     ):
         assert isinstance(narrator, Narrator)
         # /readyz stays the gateway's readiness (bus, store); this only adds what the

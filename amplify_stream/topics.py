@@ -17,6 +17,10 @@ class Topics:
     outcomes: str
     dlq: str
     segments: str
+    # Live documents: the edit log (commands, key doc_id), and each document's newest
+    # snapshot (compacted, partitioned like the log: a partition's owner reads its own).
+    documents: str
+    snapshots: str
     partitions: int
 
     @classmethod
@@ -27,6 +31,8 @@ class Topics:
             outcomes=settings.topic("outcomes"),
             dlq=settings.topic("dlq"),
             segments=settings.topic("segments"),
+            documents=settings.topic("documents"),
+            snapshots=settings.topic("document-snapshots"),
             partitions=settings.topic_partitions,
         )
 
@@ -38,4 +44,7 @@ class Topics:
             TopicSpec(self.outcomes, self.partitions, retention_ms=30 * DAY_MS),
             TopicSpec(self.dlq, 1, retention_ms=30 * DAY_MS),
             TopicSpec(self.segments, self.partitions, retention_ms=DAY_MS),
+            # The log needs only what the last snapshot does not hold; a week is ample.
+            TopicSpec(self.documents, self.partitions, retention_ms=7 * DAY_MS),
+            TopicSpec(self.snapshots, self.partitions, compacted=True),
         ]

@@ -13,10 +13,12 @@ from typing import Any
 from amplify_stream.audio_store import AudioStore
 from amplify_stream.bus.base import Bus, Producer
 from amplify_stream.config import Settings
+from amplify_stream.documents.analyzers import create_document_analyzer
 from amplify_stream.metrics import Metrics
 from amplify_stream.providers import create_provider
 from amplify_stream.speech import create_speech_provider
 from amplify_stream.store.stories import StoryStore
+from consumers.document_owner import DocumentOwner
 from consumers.enhancer import Enhancer
 from consumers.narrator import Narrator
 from consumers.projector import Projector, own_story_store
@@ -72,10 +74,18 @@ async def _projector(shared: Shared, stack: contextlib.AsyncExitStack) -> Projec
     return Projector(WorkerDeps(shared.bus, shared.settings), store)
 
 
+async def _documents(shared: Shared, stack: contextlib.AsyncExitStack) -> DocumentOwner:
+    analyzer = create_document_analyzer(shared.settings)
+    stack.push_async_callback(analyzer.aclose)
+    stream = await _stream_producer(shared, "documents", stack)
+    return DocumentOwner(WorkerDeps(shared.bus, shared.settings, shared.metrics, stream), analyzer)
+
+
 ROLES: dict[str, Build] = {
     "enhancer": _enhancer,
     "narrator": _narrator,
     "projector": _projector,
+    "documents": _documents,
 }
 
 

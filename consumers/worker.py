@@ -72,9 +72,13 @@ class Worker(abc.ABC, Generic[E]):
     adapter: ClassVar[TypeAdapter[Any]]
     # Outcomes go through a transactional producer per owned partition.
     writes_outcomes: ClassVar[bool] = False
+    # Whether the base commits a record's offset once it is finished. A worker whose
+    # state lives in memory (the document owner) commits its place itself, with the
+    # snapshots that hold that state.
+    commits_offsets: ClassVar[bool] = True
 
-    def __init__(self, deps: WorkerDeps, consumes: str, *, concurrency: int) -> None:
-        """``concurrency``: how many of the ``consumes`` topic's records run at once."""
+    def __init__(self, deps: WorkerDeps, consumes: str | list[str], *, concurrency: int) -> None:
+        """``concurrency``: how many of the ``consumes`` topics' records run at once."""
         settings = deps.settings
         self._bus = deps.bus
         self.topics = deps.topics
@@ -148,7 +152,7 @@ class Worker(abc.ABC, Generic[E]):
         await self._dlq.start()
         next_lag_report = 0.0
         self._consumer = self._bus.group_consumer(
-            [self._consumes],
+            [self._consumes] if isinstance(self._consumes, str) else self._consumes,
             self.group_id,
             on_assigned=self._on_assigned,
             on_revoked=self._on_revoked,
@@ -175,7 +179,7 @@ class Worker(abc.ABC, Generic[E]):
                     # will. Awaited here, so the partition's records start in order.
                     if (
                         owned is None
-                        or not await owned.fenced()
+                        or not await self.ready_for(owned)
                         or self._owned.get(tp) is not owned
                     ):
                         self._slots.release()
@@ -188,6 +192,18 @@ class Worker(abc.ABC, Generic[E]):
                     await self._report_lag()
         finally:
             await asyncio.shield(self._shutdown())
+
+    async def ready_for(self, owned: Ownership) -> bool:
+        """Whether the partition's records may start (False: it was lost meanwhile). Its
+        older producers are fenced first; a worker with state to load waits for it too."""
+        return await owned.fenced()
+
+    async def on_assignment(self, partitions: set[TopicPartition]) -> None:
+        """A hook: the partitions were assigned (their ownerships exist)."""
+
+    async def on_handover(self, partitions: set[TopicPartition]) -> None:
+        """A hook: the partitions are about to go (revoked, or the worker stops), while
+        they are still surely ours."""
 
     def _dispatch(self, record: Record) -> None:
         tp = TopicPartition(record.topic, record.partition)
@@ -250,6 +266,8 @@ class Worker(abc.ABC, Generic[E]):
             self._retried.discard((tp, record.offset))
 
     async def _work(self, record: Record) -> None:
+        if not record.value:
+            return  # a tombstone (a deleted document's key): nothing to do
         try:
             event: E = self.adapter.validate_json(record.value)
         except ValidationError as exc:
@@ -274,6 +292,8 @@ class Worker(abc.ABC, Generic[E]):
         log.warning("record sent to the dead-letter topic", extra={"cursor": record.cursor})
 
     async def _commit(self, partitions: set[TopicPartition] | None = None) -> None:
+        if not self.commits_offsets:
+            return
         offsets: dict[TopicPartition, int] = {}
         for tp, progress in self._progress.items():
             if partitions is None or tp in partitions:
@@ -345,6 +365,7 @@ class Worker(abc.ABC, Generic[E]):
             for tp in partitions:
                 if tp.topic == topic:
                     self._replay_below[tp] = ends.get(tp.partition, 0)
+        await self.on_assignment(partitions)
 
     async def _on_revoked(self, partitions: set[TopicPartition]) -> None:
         # Another member will own these: hand back unfinished work, keep what is done.
@@ -352,6 +373,7 @@ class Worker(abc.ABC, Generic[E]):
         # stops at its next one.
         if partitions:
             log.info("revoked %s", sorted((tp.topic, tp.partition) for tp in partitions))
+            await self.on_handover(partitions)
         for tp in partitions:
             if (owned := self._owned.get(tp)) is not None:
                 owned.lose()
@@ -370,6 +392,8 @@ class Worker(abc.ABC, Generic[E]):
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._grace_s):
                     await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        if self._owned:
+            await self.on_handover(set(self._owned))
         await self._hand_back(None)
         try:
             await self._commit()

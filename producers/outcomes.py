@@ -19,13 +19,24 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from amplify_stream.bus import BusFenced, BusUnavailable, is_bus_error
-from amplify_stream.bus.base import Producer
+from amplify_stream.bus.base import Headers, Producer, TopicPartition
 from amplify_stream.events import Outcome, encode, headers_for
 from producers.lease import Lease
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class OutRecord:
+    """A record of a checkpoint (``value`` None: a tombstone)."""
+
+    topic: str
+    key: str
+    value: bytes | None
+    headers: Headers = ()
 
 
 class OutcomePublisher:
@@ -82,6 +93,30 @@ class OutcomePublisher:
             for _, other in batch:
                 if other is not done:
                     other.set_result(None)
+
+    async def checkpoint(
+        self, records: Sequence[OutRecord], offsets: dict[TopicPartition, int], group_id: str
+    ) -> None:
+        """Write ``records`` and commit ``group_id``'s ``offsets`` in one transaction: a
+        worker whose state lives in memory (snapshots, with the outcomes of the work they
+        record) and its place in its input, so that after a crash the state and the place
+        agree. Raises as ``publish`` does."""
+        async with self._lock:
+            await self._held()
+            try:
+                async with self._producer.transaction():
+                    sent = [
+                        await self._producer.send(r.topic, r.key, r.value, r.headers)
+                        for r in records
+                    ]
+                    await asyncio.gather(*sent)
+                    await self._producer.send_offsets_to_transaction(offsets, group_id)
+            except BaseException as exc:
+                if isinstance(exc, BusFenced):
+                    raise await self._fenced(exc) from exc
+                if is_bus_error(exc):
+                    await self._renew_producer()
+                raise
 
     async def _held(self) -> None:
         if self._lease is not None:

@@ -81,6 +81,8 @@ class TopicSpec:
     name: str
     partitions: int
     retention_ms: int | None = None
+    # Compacted: the newest record of each key is kept for ever (a tombstone removes it).
+    compacted: bool = False
 
 
 class BusError(Exception):
@@ -123,12 +125,13 @@ class Producer(abc.ABC):
         self,
         topic: str,
         key: str,
-        value: bytes,
+        value: bytes | None,
         headers: Headers = (),
         timestamp_ms: int | None = None,
     ) -> Awaitable[Position]:
         """Queue a record; its timestamp is ``timestamp_ms`` (the moment the writer decided
-        to write it), else the moment it is queued."""
+        to write it), else the moment it is queued. A ``None`` value is a tombstone (on a
+        compacted topic, the key's end); readers see it as an empty value."""
 
     async def send_and_wait(
         self, topic: str, key: str, value: bytes, headers: Headers = ()

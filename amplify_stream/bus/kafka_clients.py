@@ -93,7 +93,7 @@ class KafkaProducer(Producer):
         self,
         topic: str,
         key: str,
-        value: bytes,
+        value: bytes | None,
         headers: Headers = (),
         timestamp_ms: int | None = None,
     ) -> Awaitable[Position]:

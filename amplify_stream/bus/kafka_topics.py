@@ -41,11 +41,7 @@ class KafkaTopics:
                     spec.name,
                     spec.partitions,
                     replicas,
-                    topic_configs=(
-                        {"retention.ms": str(spec.retention_ms)}
-                        if spec.retention_ms is not None
-                        else {}
-                    ),
+                    topic_configs=_configs(spec),
                 )
                 for spec in specs
             ]
@@ -87,3 +83,11 @@ class KafkaTopics:
             raise TimeoutError(
                 f"topics {sorted(pending)} not ready after {TOPIC_READY_TIMEOUT_S} s"
             ) from None
+
+
+def _configs(spec: TopicSpec) -> dict[str, str]:
+    if spec.compacted:
+        return {"cleanup.policy": "compact"}
+    if spec.retention_ms is not None:
+        return {"retention.ms": str(spec.retention_ms)}
+    return {}

@@ -227,7 +227,7 @@ class MemoryProducer(Producer):
         self,
         topic: str,
         key: str,
-        value: bytes,
+        value: bytes | None,
         headers: Headers = (),
         timestamp_ms: int | None = None,
     ) -> Awaitable[Position]:
@@ -236,7 +236,12 @@ class MemoryProducer(Producer):
             raise RuntimeError("a transactional producer sends only inside transaction()")
         log = self._bus.topic(topic)
         position = log.append(
-            partition_for_key(key, log.partitions), key, value, headers, self._txn, timestamp_ms
+            partition_for_key(key, log.partitions),
+            key,
+            b"" if value is None else value,  # a tombstone reads as empty, as from Kafka
+            headers,
+            self._txn,
+            timestamp_ms,
         )
         future: asyncio.Future[Position] = asyncio.get_running_loop().create_future()
         future.set_result(position)

@@ -113,6 +113,22 @@ class WorkerSettings(BaseModel):
     local_piece_delay_ms: int = 15
 
 
+class DocumentSettings(BaseModel):
+    """Live documents (docs/protocol.md section 6): when passes run, what one user may do."""
+
+    # Quiet after an edit before the changed paragraphs are read again.
+    doc_idle_ms: int = Field(default=300, ge=0)
+    # How often an owner writes the snapshots of the documents that changed (and commits
+    # its place in the edit log with them): a new owner folds at most this much again.
+    doc_snapshot_ms: int = Field(default=1000, ge=10)
+    # Per user: edits in any second (a burst of typing batched per frame stays far below),
+    # documents held, and Gemini calls in flight at once.
+    doc_edits_per_second: int = Field(default=60, ge=1)
+    max_documents_per_user: int = Field(default=100, ge=1)
+    doc_gemini_calls_per_user: int = Field(default=2, ge=1)
+    max_doc_changes: int = Field(default=256, ge=1)
+
+
 class GeminiSettings(BaseModel):
     """The Gemini provider (google-genai)."""
 

@@ -13,12 +13,12 @@ from amplify_stream.providers.local.paragraphs import cached_paragraph, document
 
 
 @dataclass(frozen=True, slots=True)
-class LocalPass:
+class PassFindings:
     result: PassResult
     insights: tuple[InsightFound, ...]
 
 
-def local_pass(doc: DocumentState) -> LocalPass:
+def local_pass(doc: DocumentState) -> PassFindings:
     stale = doc.stale()
     facts = [cached_paragraph(p, doc.focus) for p in doc.paragraphs]
     whole = document_findings(facts, doc.focus)
@@ -26,7 +26,7 @@ def local_pass(doc: DocumentState) -> LocalPass:
         {i: [_finding(s) for s in facts[i].suggestions] for i in stale},
         [(found.paragraph, _finding(found.suggestion)) for found in whole.suggestions],
     )
-    return LocalPass(result, whole.insights)
+    return PassFindings(result, whole.insights)
 
 
 def _finding(s: SuggestionFound) -> Finding:

@@ -24,6 +24,10 @@ from amplify_stream.text.edits import (
 )
 
 
+class TextTooLong(ValueError):
+    """An edit that would make the text longer than allowed: nothing of it is applied."""
+
+
 @dataclass(frozen=True, slots=True)
 class Finding:
     """A suggestion a provider found in one paragraph, its span relative to the
@@ -96,6 +100,8 @@ class DocumentState:
     current: list[bool] = field(default_factory=list)
     _ids: int = 0
     _across: set[str] = field(default_factory=set)  # live ids of document-level findings
+    # The version the last finished pass read (None: never analyzed).
+    analyzed_version: int | None = None
 
     def __post_init__(self) -> None:
         if not self.current:
@@ -103,12 +109,17 @@ class DocumentState:
 
     # ------------------------------------------------------------ edits
 
-    def edit(self, version: int, changes: Sequence[Change]) -> Applied | Conflict:
+    def edit(
+        self, version: int, changes: Sequence[Change], *, max_chars: int | None = None
+    ) -> Applied | Conflict:
         """Apply an edit that carries exactly the next version; ``InvalidChange`` (nothing
-        applied) when a change cannot apply."""
+        applied) when a change cannot apply, ``TextTooLong`` when the text would be longer
+        than ``max_chars``."""
         if version != self.version + 1:
             return Conflict(self.version)
-        apply_changes(self.text, changes)  # raises before anything changes
+        after = apply_changes(self.text, changes)  # raises before anything changes
+        if max_chars is not None and len(after) > max_chars:
+            raise TextTooLong(f"the text would be {len(after)} characters (at most {max_chars})")
         retracted: list[str] = []
         for change in changes:
             retracted += self._apply(change)
@@ -196,6 +207,7 @@ class DocumentState:
             self.current[index] = True
         before = {_key(self.live[sid]): sid for sid in self._across if sid in self.live}
         self._across = reconcile(before, across)
+        self.analyzed_version = self.version
         return PassResult(self.version, added, retracted, len(findings))
 
 

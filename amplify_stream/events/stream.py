@@ -148,6 +148,9 @@ class ErrorEvent(_Model):
     story_id: str | None = None
     user_id: str | None = None
     cursor: str | None = None
+    # About a live document (section 6): which, and for version_conflict its version now.
+    doc_id: str | None = None
+    version: int | None = None
     at: str = Field(default_factory=now_rfc3339)
 
 

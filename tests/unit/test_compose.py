@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-WORKERS = {"enhancer", "narrator", "projector"}
+WORKERS = {"enhancer", "narrator", "projector", "documents"}
 
 
 @pytest.fixture(scope="module")

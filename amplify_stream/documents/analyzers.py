@@ -1,0 +1,46 @@
+"""The port of a live document's analysis pass, and how a process picks its backend.
+
+A pass reads the document's stale paragraphs, settles its live set on the document (in
+one synchronous step at the end, so no edit can fall between the reading and the
+settling) and says what it found. Cancelling the task that runs ``analyze`` stops the
+pass and its provider work (for Gemini, its connections) with the document untouched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Protocol
+
+from amplify_stream.config import Settings
+from amplify_stream.documents.local_pass import PassFindings, local_pass
+from amplify_stream.documents.state import DocumentState
+
+
+class DocumentAnalyzer(Protocol):
+    name: str
+
+    async def analyze(self, doc: DocumentState) -> PassFindings: ...
+
+    async def aclose(self) -> None: ...
+
+
+class LocalAnalyzer:
+    """The offline analyzer, paragraph by paragraph through its content cache: a pass
+    on one changed paragraph takes a millisecond or two, so it runs inline."""
+
+    name = "local"
+
+    async def analyze(self, doc: DocumentState) -> PassFindings:
+        await asyncio.sleep(0)  # a pass superseded before it began does nothing
+        return local_pass(doc)
+
+    async def aclose(self) -> None:
+        return None
+
+
+def create_document_analyzer(settings: Settings) -> DocumentAnalyzer:
+    if settings.enhancement_provider_name == "gemini":
+        from amplify_stream.documents.gemini_pass import GeminiAnalyzer
+
+        return GeminiAnalyzer(settings)
+    return LocalAnalyzer()

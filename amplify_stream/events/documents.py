@@ -1,0 +1,209 @@
+"""Live documents (docs/protocol.md section 6): what a client sends and hears about one,
+the commands of its log (``amplify.documents.v1``), its owner's snapshots, and the
+``document.analyzed`` outcome."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import ConfigDict, Field, TypeAdapter
+
+from amplify_stream.events.common import Focus, _Model, now_rfc3339
+
+# ---------------------------------------------------------------- client -> server
+
+
+class _Strict(_Model):
+    # A wrong JSON type is refused, not coerced (a version of "3" is not 3).
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class DocChange(_Strict):
+    """Replaces ``[start_utf16, end_utf16)`` of the text the change before it left."""
+
+    start_utf16: int = Field(ge=0)
+    end_utf16: int = Field(ge=0)
+    text: str
+
+
+class DocOpen(_Strict):
+    type: Literal["doc.open"]
+    request_id: str | None = Field(default=None, max_length=200)
+    # Absent: a new document (``text``, ``title``, ``focus`` its first state).
+    doc_id: str | None = Field(default=None, max_length=100)
+    text: str | None = None
+    title: str | None = Field(default=None, max_length=200)
+    focus: list[Focus] | None = Field(default=None, min_length=1)
+
+
+class DocEdit(_Strict):
+    type: Literal["doc.edit"]
+    request_id: str | None = Field(default=None, max_length=200)
+    doc_id: str = Field(max_length=100)
+    version: int = Field(ge=1)
+    changes: list[DocChange] = Field(min_length=1)
+
+
+class DocClose(_Strict):
+    type: Literal["doc.close"]
+    request_id: str | None = Field(default=None, max_length=200)
+    doc_id: str = Field(max_length=100)
+
+
+# ---------------------------------------------------------------- server -> client
+
+
+class DocEvent(_Model):
+    """Every document event: on the stream topic (key ``doc_id``) and on the socket."""
+
+    type: str
+    doc_id: str
+    version: int
+    at: str = Field(default_factory=now_rfc3339)
+
+
+class DocOpened(DocEvent):
+    type: Literal["doc.opened"] = "doc.opened"
+    request_id: str | None = None
+    text: str
+    title: str | None = None
+    focus: list[Focus]
+
+
+class DocAck(DocEvent):
+    type: Literal["doc.ack"] = "doc.ack"
+    # An addition: the edit's own request_id, when it had one.
+    request_id: str | None = None
+
+
+class DocSuggestion(DocEvent):
+    type: Literal["doc.suggestion"] = "doc.suggestion"
+    id: str
+    focus: Focus
+    quote: str
+    start: int
+    end: int
+    start_utf16: int
+    end_utf16: int
+    message: str
+    replacement: str | None = None
+
+
+class DocRetracted(DocEvent):
+    type: Literal["doc.retracted"] = "doc.retracted"
+    ids: list[str]
+
+
+class DocInsight(DocEvent):
+    type: Literal["doc.insight"] = "doc.insight"
+    focus: Focus
+    summary: str
+    metrics: dict[str, float] | None = None
+
+
+class DocAnalyzed(DocEvent):
+    type: Literal["doc.analyzed"] = "doc.analyzed"
+    suggestions: int
+    paragraphs: int
+    reanalyzed: int
+
+
+DOC_EVENTS = (DocOpened, DocAck, DocSuggestion, DocRetracted, DocInsight, DocAnalyzed)
+
+# ---------------------------------------------------------------- documents topic (commands)
+
+
+class _Command(_Model):
+    doc_id: str
+    user_id: str
+    at: str = Field(default_factory=now_rfc3339)
+
+
+class _Answered(_Command):
+    # Which socket asked (the stream record of the answer carries it in ``reply-to``).
+    reply_to: str
+    request_id: str | None = None
+
+
+class DocumentOpenRequested(_Answered):
+    """``doc.open``: with ``create``, the document's first state; else a reopen."""
+
+    type: Literal["document.open"] = "document.open"
+    create: bool
+    text: str = ""
+    title: str | None = None
+    focus: list[Focus] | None = None
+
+
+class DocumentEdited(_Answered):
+    type: Literal["document.edited"] = "document.edited"
+    version: int
+    changes: list[DocChange]
+
+
+class DocumentDeleted(_Command):
+    type: Literal["document.deleted"] = "document.deleted"
+
+
+DocumentCommand = Annotated[
+    DocumentOpenRequested | DocumentEdited | DocumentDeleted, Field(discriminator="type")
+]
+document_command_adapter: TypeAdapter[DocumentCommand] = TypeAdapter(DocumentCommand)
+
+# ---------------------------------------------------------------- snapshots topic (compacted)
+
+
+class LiveSuggestionRecord(_Model):
+    id: str
+    focus: Focus
+    quote: str
+    message: str
+    replacement: str | None = None
+    start_utf16: int
+    end_utf16: int
+
+
+class DocumentSnapshot(_Model):
+    """A document's whole state as its owner held it after the record at ``offset`` of its
+    partition of the documents topic: a new owner starts from it and folds the edits
+    after it. Also what the store shows (``GET /v1/documents/{doc_id}``)."""
+
+    type: Literal["document.snapshot"] = "document.snapshot"
+    doc_id: str
+    user_id: str
+    at: str = Field(default_factory=now_rfc3339)
+    created_at: str
+    offset: int
+    title: str | None = None
+    focus: list[Focus]
+    text: str
+    version: int
+    suggestions: list[LiveSuggestionRecord]
+    # The owner's bookkeeping: which paragraphs the last pass left current, the id
+    # counter, the live ids of document-level findings, the version last analyzed.
+    current: list[bool]
+    ids: int
+    across: list[str]
+    analyzed_version: int | None = None
+    deleted: bool = False
+
+
+# ---------------------------------------------------------------- outcomes topic
+
+
+class DocumentTimings(_Model):
+    idle_ms: float  # from the edit that ended the burst to the pass's start
+    analysis_ms: float
+
+
+class DocumentAnalyzedOutcome(_Model):
+    type: Literal["document.analyzed"] = "document.analyzed"
+    doc_id: str
+    user_id: str
+    at: str = Field(default_factory=now_rfc3339)
+    version: int
+    provider: str
+    suggestions: dict[Focus, int]
+    paragraphs: int
+    reanalyzed: int
+    timings: DocumentTimings

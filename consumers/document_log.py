@@ -1,0 +1,227 @@
+"""The documents of one partition of the edit log, as their owner folds its commands.
+
+Pure and synchronous: a command in, the answers out (each for one socket, or for every
+socket that watches the document). Folding the same records from the same snapshots
+gives the same states and the same answers, conflicts included, so a new owner that
+replays what the last snapshot did not hold ends where the old one was.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from amplify_stream.documents.snapshot import from_snapshot, suggestion_event, to_snapshot
+from amplify_stream.documents.state import Applied, DocumentState, TextTooLong
+from amplify_stream.events import ALL_FOCUS, ErrorEvent, now_rfc3339
+from amplify_stream.events.documents import (
+    DocAck,
+    DocAnalyzed,
+    DocEvent,
+    DocOpened,
+    DocRetracted,
+    DocumentAnalyzedOutcome,
+    DocumentCommand,
+    DocumentDeleted,
+    DocumentEdited,
+    DocumentOpenRequested,
+    DocumentSnapshot,
+)
+from amplify_stream.text.edits import Change, InvalidChange
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """An event for the stream topic: to the socket ``reply_to``, or (None) to every
+    socket that watches the document."""
+
+    event: DocEvent | ErrorEvent
+    reply_to: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Folded:
+    answers: list[Answer]
+    # The document changed (an edit applied, a document created): its pass is due.
+    changed: str | None = None
+
+
+@dataclass
+class PartitionDocuments:
+    max_chars: int
+    docs: dict[str, DocumentState] = field(default_factory=dict)
+    created_at: dict[str, str] = field(default_factory=dict)
+    # The offset after the last record folded (None: none since the snapshots).
+    next_offset: int | None = None
+    # Where each loaded snapshot stands: records at or below it are already in it.
+    snapshot_offsets: dict[str, int] = field(default_factory=dict)
+    # Changed since the last checkpoint; deleted since then; outcomes of finished passes.
+    dirty: set[str] = field(default_factory=set)
+    deleted: dict[str, str] = field(default_factory=dict)  # doc_id -> user_id
+    outcomes: list[DocumentAnalyzedOutcome] = field(default_factory=list)
+
+    # ------------------------------------------------------------ snapshots
+
+    def load(self, snapshot: DocumentSnapshot) -> None:
+        """The newest snapshot of a document (a later one replaces an earlier one)."""
+        if snapshot.deleted:
+            self.docs.pop(snapshot.doc_id, None)
+            self.created_at.pop(snapshot.doc_id, None)
+        else:
+            self.docs[snapshot.doc_id] = from_snapshot(snapshot)
+            self.created_at[snapshot.doc_id] = snapshot.created_at
+        self.snapshot_offsets[snapshot.doc_id] = snapshot.offset
+
+    def forget(self, doc_id: str) -> None:
+        """A tombstone of the snapshot topic: the document is gone for good."""
+        self.docs.pop(doc_id, None)
+        self.created_at.pop(doc_id, None)
+
+    def take_snapshots(self) -> tuple[list[DocumentSnapshot], dict[str, str]]:
+        """The snapshots of what changed since the last checkpoint, and the documents
+        deleted since; both forgotten here (``restore`` puts them back on failure)."""
+        offset = (self.next_offset or 1) - 1
+        snapshots = [
+            to_snapshot(self.docs[d], offset=offset, created_at=self.created_at[d])
+            for d in sorted(self.dirty)
+            if d in self.docs
+        ]
+        deleted, self.deleted = self.deleted, {}
+        self.dirty.clear()
+        return snapshots, deleted
+
+    def restore(self, snapshots: list[DocumentSnapshot], deleted: dict[str, str]) -> None:
+        self.dirty.update(s.doc_id for s in snapshots)
+        self.deleted.update(deleted)
+
+    # ------------------------------------------------------------ commands
+
+    def fold(self, command: DocumentCommand, offset: int) -> Folded:
+        if offset <= self.snapshot_offsets.get(command.doc_id, -1):
+            return Folded([])  # already in the document's snapshot
+        self.next_offset = offset + 1
+        if isinstance(command, DocumentOpenRequested):
+            return self._open(command)
+        if isinstance(command, DocumentEdited):
+            return self._edit(command)
+        return self._delete(command)
+
+    def _open(self, command: DocumentOpenRequested) -> Folded:
+        doc = self.docs.get(command.doc_id)
+        if command.create and doc is None:
+            doc = DocumentState(
+                command.doc_id,
+                command.user_id,
+                command.text,
+                title=command.title,
+                focus=tuple(command.focus or ALL_FOCUS),
+            )
+            self.docs[doc.doc_id] = doc
+            self.created_at[doc.doc_id] = command.at
+            self.dirty.add(doc.doc_id)
+            return Folded([Answer(_opened(doc, command), command.reply_to)], doc.doc_id)
+        if doc is None or doc.user_id != command.user_id:
+            return Folded([_not_found(command)])
+        answers = [Answer(_opened(doc, command), command.reply_to)]
+        answers += [Answer(suggestion_event(doc, s), command.reply_to) for s in doc.live.values()]
+        if doc.analyzed_version == doc.version:
+            answers.append(Answer(analyzed(doc, reanalyzed=0), command.reply_to))
+        return Folded(answers)
+
+    def _edit(self, command: DocumentEdited) -> Folded:
+        doc = self.docs.get(command.doc_id)
+        if doc is None or doc.user_id != command.user_id:
+            return Folded([_not_found(command)])
+        changes = [Change(c.start_utf16, c.end_utf16, c.text) for c in command.changes]
+        try:
+            result = doc.edit(command.version, changes, max_chars=self.max_chars)
+        except (InvalidChange, TextTooLong) as exc:
+            code = "story_too_large" if isinstance(exc, TextTooLong) else "invalid_message"
+            return Folded([_error(command, code, str(exc), version=doc.version)])
+        if not isinstance(result, Applied):
+            message = (
+                f"version {command.version} is not the next one: the document is at "
+                f"version {result.version}; reopen it to catch up"
+            )
+            return Folded([_error(command, "version_conflict", message, version=result.version)])
+        self.dirty.add(doc.doc_id)
+        answers = [
+            Answer(
+                DocAck(doc_id=doc.doc_id, version=doc.version, request_id=command.request_id),
+                command.reply_to,
+            )
+        ]
+        if result.retracted:
+            answers.append(
+                Answer(DocRetracted(doc_id=doc.doc_id, version=doc.version, ids=result.retracted))
+            )
+        return Folded(answers, doc.doc_id)
+
+    def _delete(self, command: DocumentDeleted) -> Folded:
+        doc = self.docs.get(command.doc_id)
+        if doc is not None and doc.user_id == command.user_id:
+            self.forget(command.doc_id)
+            self.dirty.discard(command.doc_id)
+            self.deleted[command.doc_id] = command.user_id
+        return Folded([])
+
+
+def analyzed(doc: DocumentState, *, reanalyzed: int) -> DocAnalyzed:
+    return DocAnalyzed(
+        doc_id=doc.doc_id,
+        version=doc.version,
+        suggestions=len(doc.live),
+        paragraphs=len(doc.current),
+        reanalyzed=reanalyzed,
+    )
+
+
+def deleted_marker(doc_id: str, user_id: str, offset: int) -> DocumentSnapshot:
+    """What the snapshot topic says of a deleted document before its tombstone: the
+    projector drops it from the store (a tombstone carries no value to say whose)."""
+    return DocumentSnapshot(
+        doc_id=doc_id,
+        user_id=user_id,
+        created_at=now_rfc3339(),
+        offset=offset,
+        focus=[],
+        text="",
+        version=0,
+        suggestions=[],
+        current=[],
+        ids=0,
+        across=[],
+        deleted=True,
+    )
+
+
+def _opened(doc: DocumentState, command: DocumentOpenRequested) -> DocOpened:
+    return DocOpened(
+        doc_id=doc.doc_id,
+        version=doc.version,
+        request_id=command.request_id,
+        text=doc.text,
+        title=doc.title,
+        focus=list(doc.focus),
+    )
+
+
+def _not_found(command: DocumentOpenRequested | DocumentEdited) -> Answer:
+    # Another user's document and one that does not exist read the same.
+    return _error(command, "not_found", "no such document")
+
+
+def _error(
+    command: DocumentOpenRequested | DocumentEdited,
+    code: str,
+    message: str,
+    *,
+    version: int | None = None,
+) -> Answer:
+    event = ErrorEvent(
+        code=code,
+        message=message,
+        request_id=command.request_id,
+        doc_id=command.doc_id,
+        version=version,
+    )
+    return Answer(event, command.reply_to)
