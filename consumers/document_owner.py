@@ -31,6 +31,7 @@ from amplify_stream.bus import is_bus_error
 from amplify_stream.bus.base import Position, Record, TopicPartition
 from amplify_stream.documents.analyzers import DocumentAnalyzer
 from amplify_stream.documents.snapshot import suggestion_event
+from amplify_stream.documents.state import LiveSuggestion
 from amplify_stream.events import encode, headers_for
 from amplify_stream.events.documents import (
     DocInsight,
@@ -215,9 +216,13 @@ class DocumentOwner(Worker[DocumentCommand]):
     async def _pass(self, part: _Partition, doc_id: str) -> None:
         doc = part.docs.docs[doc_id]
         began = time.monotonic()
+
+        def emit(s: LiveSuggestion) -> None:
+            self._outbox.put_nowait((part.ownership, [Answer(suggestion_event(doc, s))]))
+
         idle_ms = (began - part.changed_at.get(doc_id, began)) * 1000
         try:
-            found = await self._analyzer.analyze(doc)
+            found = await self._analyzer.analyze(doc, emit)
         except asyncio.CancelledError:
             raise
         except Exception:

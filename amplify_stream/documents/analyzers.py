@@ -9,17 +9,25 @@ pass and its provider work (for Gemini, its connections) with the document untou
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Protocol
 
 from amplify_stream.config import Settings
 from amplify_stream.documents.local_pass import PassFindings, local_pass
-from amplify_stream.documents.state import DocumentState
+from amplify_stream.documents.state import DocumentState, LiveSuggestion
+
+# Told of each suggestion a pass adds to the live set before the pass ends (a provider
+# that streams sends it on at once); the pass's result lists the rest.
+Emit = Callable[[LiveSuggestion], None]
 
 
 class DocumentAnalyzer(Protocol):
     name: str
 
-    async def analyze(self, doc: DocumentState) -> PassFindings: ...
+    async def analyze(self, doc: DocumentState, emit: Emit) -> PassFindings:
+        """Read ``doc``'s stale paragraphs and settle its live set. Suggestions passed to
+        ``emit`` are live from then on (and are not in the result's ``added``)."""
+        ...
 
     async def aclose(self) -> None: ...
 
@@ -30,7 +38,7 @@ class LocalAnalyzer:
 
     name = "local"
 
-    async def analyze(self, doc: DocumentState) -> PassFindings:
+    async def analyze(self, doc: DocumentState, emit: Emit) -> PassFindings:
         await asyncio.sleep(0)  # a pass superseded before it began does nothing
         return local_pass(doc)
 
