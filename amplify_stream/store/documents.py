@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from amplify_stream.events.documents import DocumentSnapshot
 from amplify_stream.events import Focus
+from amplify_stream.events.documents import DocumentSnapshot
 
 
 class DocumentStore:
