@@ -199,7 +199,8 @@ class Worker(abc.ABC, Generic[E]):
         return await owned.fenced()
 
     async def on_assignment(self, partitions: set[TopicPartition]) -> None:
-        """A hook: the partitions were assigned (their ownerships exist)."""
+        """A hook: the partitions were assigned (their ownerships exist). It must not
+        await anything slow: start tasks, and let ``ready_for`` wait for them."""
 
     async def on_handover(self, partitions: set[TopicPartition]) -> None:
         """A hook: the partitions are about to go (revoked, or the worker stops), while
@@ -360,12 +361,13 @@ class Worker(abc.ABC, Generic[E]):
                     client_id=f"{self.group_id}-outcomes",
                 )
                 owned.fence(OutcomePublisher(producer, self.topics.outcomes, owned))
+        # Before any await: records of these partitions may be fetched from here on.
+        await self.on_assignment(partitions)
         for topic in {tp.topic for tp in partitions}:
             ends = await self._bus.end_offsets(topic)
             for tp in partitions:
                 if tp.topic == topic:
                     self._replay_below[tp] = ends.get(tp.partition, 0)
-        await self.on_assignment(partitions)
 
     async def _on_revoked(self, partitions: set[TopicPartition]) -> None:
         # Another member will own these: hand back unfinished work, keep what is done.

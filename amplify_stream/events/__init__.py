@@ -28,6 +28,7 @@ from amplify_stream.events.common import (
     ms_since,
     now_rfc3339,
 )
+from amplify_stream.events.documents import DocClose, DocEdit, DocOpen
 from amplify_stream.events.stream import (
     AudioChunk,
     AudioCompleted,
@@ -99,6 +100,9 @@ __all__ = [
     "ClientMessage",
     "Command",
     "DeadLetter",
+    "DocClose",
+    "DocEdit",
+    "DocOpen",
     "EnhancementCompleted",
     "EnhancementCompletedOutcome",
     "EnhancementDelta",

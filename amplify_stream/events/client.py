@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import ConfigDict, Field, TypeAdapter
 
 from amplify_stream.events.common import ALL_FOCUS, Focus, _Model
+from amplify_stream.events.documents import DocClose, DocEdit, DocOpen
 
 # ---------------------------------------------------------------- client -> server
 
@@ -49,6 +50,7 @@ class Ping(_Model):
 
 
 ClientMessage = Annotated[
-    StorySubmit | StoryResume | StoryCancel | Ping, Field(discriminator="type")
+    StorySubmit | StoryResume | StoryCancel | Ping | DocOpen | DocEdit | DocClose,
+    Field(discriminator="type"),
 ]
 client_message_adapter: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)

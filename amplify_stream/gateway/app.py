@@ -25,6 +25,7 @@ from amplify_stream.gateway import (
     story_routes,
     ws,
 )
+from amplify_stream.gateway.documents import Documents
 from amplify_stream.gateway.http import error_middleware
 from amplify_stream.gateway.limits import Limiter
 from amplify_stream.gateway.page import routes as page_routes
@@ -33,9 +34,11 @@ from amplify_stream.gateway.sockets import SocketRegistry
 from amplify_stream.gateway.submission import Stories
 from amplify_stream.metrics import Metrics
 from amplify_stream.store.db import create_engine, create_schema, session_factory
+from amplify_stream.store.documents import DocumentStore
 from amplify_stream.store.stories import StoryStore
 from amplify_stream.store.users import UserStore
 from amplify_stream.topics import Topics
+from producers.documents import DocumentCommands
 from producers.stories import StoryCommands
 
 # JSON envelope around the largest story, with room for multi-byte characters.
@@ -101,6 +104,7 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
     sessions = session_factory(engine)
     app[keys.USERS] = UserStore(sessions)
     app[keys.STORY_STORE] = StoryStore(sessions)
+    app[keys.DOCUMENT_STORE] = DocumentStore(sessions)
     yield
     await engine.dispose()
 
@@ -127,6 +131,13 @@ async def _gateway(app: web.Application) -> AsyncIterator[None]:
         bus,
         app[keys.STORY_STORE],
         StoryCommands(producer, topics.stories),
+        relay,
+        app[keys.LIMITS],
+    )
+    app[keys.DOCUMENTS] = Documents(
+        app[keys.SETTINGS],
+        app[keys.DOCUMENT_STORE],
+        DocumentCommands(producer, topics.documents),
         relay,
         app[keys.LIMITS],
     )

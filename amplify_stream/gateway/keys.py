@@ -13,11 +13,13 @@ if TYPE_CHECKING:
     from amplify_stream.bus.base import Bus
     from amplify_stream.config import Settings
     from amplify_stream.gateway.api_docs import DocumentCache
+    from amplify_stream.gateway.documents import Documents
     from amplify_stream.gateway.limits import Limiter
     from amplify_stream.gateway.relay import RelayHub
     from amplify_stream.gateway.sockets import SocketRegistry
     from amplify_stream.gateway.submission import Stories
     from amplify_stream.metrics import Metrics
+    from amplify_stream.store.documents import DocumentStore
     from amplify_stream.store.stories import StoryStore
     from amplify_stream.store.users import UserStore
     from amplify_stream.topics import Topics
@@ -31,6 +33,8 @@ PASSWORDS: web.AppKey[PasswordHasher] = web.AppKey("passwords")
 TOKENS: web.AppKey[TokenService] = web.AppKey("tokens")
 RELAY: web.AppKey[RelayHub] = web.AppKey("relay")
 STORIES: web.AppKey[Stories] = web.AppKey("stories")
+DOCUMENT_STORE: web.AppKey[DocumentStore] = web.AppKey("document_store")
+DOCUMENTS: web.AppKey[Documents] = web.AppKey("documents")
 SOCKETS: web.AppKey[SocketRegistry] = web.AppKey("sockets")
 AUDIO: web.AppKey[AudioStore] = web.AppKey("audio")
 LIMITS: web.AppKey[Limiter] = web.AppKey("limits")

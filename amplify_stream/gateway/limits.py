@@ -37,6 +37,33 @@ from amplify_stream.errors import RateLimited
 RUNNING_RETRY_AFTER_S = 5
 
 
+class EditRate:
+    """Edits per second per user: a token bucket (``rate`` a second, bursts up to
+    ``rate``). Written here, not with ``limits``: an edit is the hottest command of the
+    gateway (a writer's keystrokes), and the library's memory storage keeps a timestamp
+    per hit and sweeps them (milliseconds per hit with many users, by profile), where a
+    bucket is two floats per user and O(1) per edit."""
+
+    def __init__(self, rate: int) -> None:
+        self._rate = float(rate)
+        self._buckets: dict[str, tuple[float, float]] = {}  # user -> (tokens, at)
+
+    def take(self, user_id: str) -> None:
+        now = time.monotonic()
+        tokens, at = self._buckets.get(user_id, (self._rate, now))
+        tokens = min(self._rate, tokens + (now - at) * self._rate)
+        if tokens < 1:
+            self._buckets[user_id] = (tokens, now)
+            raise RateLimited(
+                f"more than {int(self._rate)} edits a second; nothing of this edit was applied",
+                retry_after=1,
+            )
+        self._buckets[user_id] = (tokens - 1, now)
+        if len(self._buckets) > 100_000:
+            # Users idle for a second are full again: forgetting them changes nothing.
+            self._buckets = {u: b for u, b in self._buckets.items() if now - b[1] < 1}
+
+
 class Limiter:
     """Every limit of one gateway process. ``window_s`` is for tests (60 in service)."""
 
@@ -53,6 +80,8 @@ class Limiter:
             settings.login_attempts_per_minute_per_address, window_s, namespace="auth-address"
         )
         self._max_running = settings.max_running_per_user
+        self._max_documents = settings.max_documents_per_user
+        self.edits = EditRate(settings.doc_edits_per_second)
         # One lock per user while one of their submissions is admitted; weak values, so
         # a lock goes away with its last holder.
         self._admitting: weakref.WeakValueDictionary[str, asyncio.Lock] = (
@@ -78,6 +107,23 @@ class Limiter:
                     retry_after=RUNNING_RETRY_AFTER_S,
                 )
             await self._hit(self._submissions, "too many stories submitted", user_id)
+            yield
+
+    @contextlib.asynccontextmanager
+    async def admit_document(
+        self, user_id: str, count_documents: Callable[[str], Awaitable[int]]
+    ) -> AsyncIterator[None]:
+        """Admit one new document of ``user_id`` (one at a time per user in this process,
+        as stories are), or raise ``RateLimited``; the body writes it."""
+        lock = self._admitting.setdefault(f"doc:{user_id}", asyncio.Lock())
+        async with lock:
+            held = await count_documents(user_id)
+            if held >= self._max_documents:
+                raise RateLimited(
+                    f"you hold {held} documents (the limit is {self._max_documents}); "
+                    "delete one to open another",
+                    retry_after=RUNNING_RETRY_AFTER_S,
+                )
             yield
 
     async def auth_attempt(self, address: str | None) -> None:

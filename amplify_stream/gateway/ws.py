@@ -19,6 +19,9 @@ from pydantic import ValidationError
 from amplify_stream.auth.tokens import Claims
 from amplify_stream.errors import AmplifyError, InvalidMessage, InvalidStory
 from amplify_stream.events import (
+    DocClose,
+    DocEdit,
+    DocOpen,
     ErrorEvent,
     Ping,
     Pong,
@@ -32,6 +35,8 @@ from amplify_stream.events import (
 )
 from amplify_stream.gateway import keys
 from amplify_stream.gateway.authn import SUBPROTOCOL, authenticate
+from amplify_stream.gateway.document_socket import SocketDocuments
+from amplify_stream.gateway.documents import Documents
 from amplify_stream.gateway.http import validation_details
 from amplify_stream.gateway.openapi import Auth, Operation, Param, Reply, describe, error
 from amplify_stream.gateway.security import require_allowed_origin
@@ -84,7 +89,8 @@ async def stream(request: web.Request) -> web.WebSocketResponse:
     registry = request.app[keys.SOCKETS]
     registry.add(ws)
     try:
-        await _Session(ws, claims, request.app[keys.STORIES], request.app[keys.METRICS]).run()
+        app = request.app
+        await _Session(ws, claims, app[keys.STORIES], app[keys.DOCUMENTS], app[keys.METRICS]).run()
     finally:
         registry.discard(ws)
     return ws
@@ -92,7 +98,12 @@ async def stream(request: web.Request) -> web.WebSocketResponse:
 
 class _Session:
     def __init__(
-        self, ws: web.WebSocketResponse, claims: Claims, stories: Stories, metrics: Metrics
+        self,
+        ws: web.WebSocketResponse,
+        claims: Claims,
+        stories: Stories,
+        documents: Documents,
+        metrics: Metrics,
     ) -> None:
         self._ws = ws
         self._metrics = metrics
@@ -101,6 +112,9 @@ class _Session:
         # Frames, with the time their record was produced (relayed events only).
         self._outbox: asyncio.Queue[tuple[str, int | None]] = asyncio.Queue(OUTBOX_LIMIT)
         self._watchers: dict[str, asyncio.Task[None]] = {}
+        self._documents = SocketDocuments(
+            documents, claims.user_id, self._queue, self._doc_error, metrics
+        )
 
     async def run(self) -> None:
         sender = asyncio.create_task(self._send_loop(), name="ws-sender")
@@ -111,10 +125,19 @@ class _Session:
                 elif msg.type == WSMsgType.BINARY:
                     await self._error(InvalidMessage("binary frames are not part of the protocol"))
         finally:
+            await self._documents.aclose()
             tasks = [*self._watchers.values(), sender]
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _queue(self, frame: str, produced_ms: int | None) -> None:
+        await self._outbox.put((frame, produced_ms))
+
+    async def _doc_error(
+        self, exc: AmplifyError, request_id: str | None, doc_id: str | None
+    ) -> None:
+        await self._error(exc, request_id, doc_id=doc_id)
 
     async def _send_loop(self) -> None:
         while True:
@@ -146,12 +169,18 @@ class _Session:
                 self._watch(accepted)
             elif isinstance(message, StoryCancel):
                 await self._stories.cancel(self._claims.user_id, message.story_id)
+            elif isinstance(message, DocEdit):
+                await self._documents.edit(message)
+            elif isinstance(message, DocOpen):
+                await self._documents.open(message)
+            elif isinstance(message, DocClose):
+                self._documents.close(message)
             elif isinstance(message, Ping):
                 await self._outbox.put(
                     (Pong(request_id=message.request_id).model_dump_json(), None)
                 )
         except AmplifyError as exc:
-            await self._error(exc, request_id, raw_story_id(data))
+            await self._error(exc, request_id, raw_story_id(data), doc_id=raw_field(data, "doc_id"))
 
     async def _submit(self, message: StorySubmit) -> None:
         options = StoryOptions.model_validate(message.model_dump(exclude={"type"}))
@@ -197,7 +226,12 @@ class _Session:
             await self._error(failure, story_id=accepted.story_id)
 
     async def _error(
-        self, exc: AmplifyError, request_id: str | None = None, story_id: str | None = None
+        self,
+        exc: AmplifyError,
+        request_id: str | None = None,
+        story_id: str | None = None,
+        *,
+        doc_id: str | None = None,
     ) -> None:
         event = ErrorEvent(
             code=exc.code,
@@ -206,6 +240,7 @@ class _Session:
             retry_after=None if exc.retry_after is None else max(1, math.ceil(exc.retry_after)),
             request_id=request_id,
             story_id=story_id,
+            doc_id=doc_id,
         )
         await self._outbox.put((event.model_dump_json(exclude_none=True), None))
 
@@ -247,9 +282,14 @@ def field_name(loc: list[str | int], kind: str) -> str | None:
 
 def raw_story_id(data: str) -> str | None:
     """The story a bad frame was about, when it says so (for the error's ``story_id``)."""
+    return raw_field(data, "story_id")
+
+
+def raw_field(data: str, name: str) -> str | None:
+    """An id a bad frame names (``story_id``, ``doc_id``), for its error to echo."""
     try:
         raw = orjson.loads(data)
     except orjson.JSONDecodeError:
         return None
-    value = raw.get("story_id") if isinstance(raw, dict) else None
+    value = raw.get(name) if isinstance(raw, dict) else None
     return value if isinstance(value, str) and len(value) <= 100 else None

@@ -1,0 +1,135 @@
+"""The live documents one WebSocket has open: ``doc.open``, ``doc.edit``, ``doc.close``,
+and the owner's events relayed back (docs/protocol.md section 6).
+
+Each open document has a watcher task reading the relay's records of its key. Answers
+meant for one socket (``doc.opened``, ``doc.ack``, an edit's error) carry a ``reply-to``
+header: this socket's own token passes, another socket's is skipped; events for every
+watcher (suggestions, retractions, insights, ``doc.analyzed``) carry none. The relay
+never parses JSON; the frames are the records' values as they are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Callable
+
+from amplify_stream.bus.base import Position
+from amplify_stream.errors import AmplifyError, NotReady
+from amplify_stream.events.documents import DocClose, DocEdit, DocOpen
+from amplify_stream.gateway.documents import Documents
+from amplify_stream.gateway.relay import Subscription
+from amplify_stream.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+REPLY_TO = "reply-to"
+_ACK = b"doc.ack"
+_ERROR = b"error"
+_NOT_FOUND = b'"code":"not_found"'
+
+Send = Callable[[str, int | None], Awaitable[None]]
+Fail = Callable[[AmplifyError, str | None, str | None], Awaitable[None]]
+
+
+class SocketDocuments:
+    def __init__(
+        self, documents: Documents, user_id: str, send: Send, fail: Fail, metrics: Metrics
+    ) -> None:
+        self._documents = documents
+        self._user_id = user_id
+        self._send = send
+        self._fail = fail  # (error, request_id, doc_id)
+        self._metrics = metrics
+        # This socket's token in the ``reply-to`` header of the answers it is owed.
+        self.reply_to = uuid.uuid4().hex
+        self._reply_to = self.reply_to.encode()
+        self._watchers: dict[str, asyncio.Task[None]] = {}
+        # Per document: when each edit not yet answered reached the gateway.
+        self._edits: dict[str, deque[float]] = {}
+        self._landing: set[asyncio.Task[None]] = set()
+
+    async def open(self, message: DocOpen) -> None:
+        if message.doc_id is None:
+            sub = await self._documents.create(self._user_id, self.reply_to, message)
+        else:
+            sub = await self._documents.reopen(
+                self._user_id, self.reply_to, message.doc_id, message.request_id
+            )
+        self._watch(sub)
+
+    async def edit(self, message: DocEdit) -> None:
+        received = time.monotonic()
+        if message.doc_id not in self._watchers:
+            # An edit of a document not opened here: its answers still come here.
+            self._watch(self._documents.watch(message.doc_id))
+        sent = await self._documents.edit(self._user_id, self.reply_to, message)
+        self._edits.setdefault(message.doc_id, deque()).append(received)
+        task = asyncio.create_task(self._landed(sent, message))
+        self._landing.add(task)
+        task.add_done_callback(self._landing.discard)
+
+    async def _landed(self, sent: Awaitable[Position], message: DocEdit) -> None:
+        """The edit's record is in the log, or the client hears that it is not (and that
+        nothing of it was applied: the owner never sees an edit that did not land)."""
+        try:
+            await sent
+        except Exception as exc:
+            log.warning("edit not written: %r", exc)
+            failure = NotReady("the event bus is unavailable; the edit was not applied")
+            await self._fail(failure, message.request_id, message.doc_id)
+
+    def close(self, message: DocClose) -> None:
+        if (task := self._watchers.pop(message.doc_id, None)) is not None:
+            task.cancel()
+        self._edits.pop(message.doc_id, None)
+
+    def _watch(self, sub: Subscription) -> None:
+        doc_id = sub.story_id
+        if (previous := self._watchers.pop(doc_id, None)) is not None:
+            previous.cancel()
+        task = asyncio.create_task(self._relay(sub), name=f"ws-doc:{doc_id}")
+        self._watchers[doc_id] = task
+        task.add_done_callback(
+            lambda t: self._watchers.pop(doc_id, None) if self._watchers.get(doc_id) is t else None
+        )
+
+    async def _relay(self, sub: Subscription) -> None:
+        doc_id = sub.story_id
+        try:
+            while True:
+                while not sub.overflowed:
+                    record = await sub.queue.get()
+                    to = record.header(REPLY_TO)
+                    if to is not None and to != self._reply_to:
+                        continue
+                    kind = record.header("event-type")
+                    if kind == _ACK and to is not None:
+                        self._acked(doc_id)
+                    await self._send(record.value.decode(), record.timestamp_ms)
+                    if kind == _ERROR and to is not None:
+                        self._edits.pop(doc_id, None)  # a refused edit: the client reopens
+                        if _NOT_FOUND in record.value:
+                            return
+                # Fell behind the relay: the document's events since are not all here.
+                # Reopen on the client's behalf: doc.opened carries the whole state again.
+                self._documents.unwatch(sub)
+                sub = await self._documents.reopen(self._user_id, self.reply_to, doc_id)
+        except AmplifyError as exc:
+            await self._fail(exc, None, doc_id)
+        finally:
+            self._documents.unwatch(sub)
+
+    def _acked(self, doc_id: str) -> None:
+        waiting = self._edits.get(doc_id)
+        if waiting:
+            self._metrics.doc_ack_ms.observe((time.monotonic() - waiting.popleft()) * 1000)
+
+    async def aclose(self) -> None:
+        tasks = [*self._watchers.values(), *self._landing]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,152 @@
+"""Live documents as the gateway sees them (docs/protocol.md section 6): open (create or
+reopen), edit, delete. The gateway checks what it can without the document's text (sizes,
+counts, rates, who owns it) and publishes commands to the document's owner, which checks
+versions and offsets and answers on the stream topic.
+
+Shared by the WebSocket and the HTTP routes so both apply the same rules.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable
+
+from amplify_stream.bus.base import Position
+from amplify_stream.config import Settings
+from amplify_stream.errors import InvalidMessage, NotFound, NotReady, StoryTooLarge
+from amplify_stream.events import ALL_FOCUS
+from amplify_stream.events.documents import (
+    DocEdit,
+    DocOpen,
+    DocumentDeleted,
+    DocumentEdited,
+    DocumentOpenRequested,
+)
+from amplify_stream.gateway.limits import Limiter
+from amplify_stream.gateway.relay import RelayHub, Subscription
+from amplify_stream.store.documents import DocumentStore
+from producers.documents import DocumentCommands
+
+log = logging.getLogger(__name__)
+
+
+class Documents:
+    def __init__(
+        self,
+        settings: Settings,
+        store: DocumentStore,
+        commands: DocumentCommands,
+        relay: RelayHub,
+        limiter: Limiter,
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._commands = commands
+        self._relay = relay
+        self._limiter = limiter
+
+    def check_new(self, message: DocOpen) -> None:
+        text, title = message.text or "", message.title
+        limit = self._settings.max_story_chars
+        if len(text) > limit:
+            raise StoryTooLarge(f"the text has {len(text)} characters; the limit is {limit}")
+        if title is not None and len(title) > self._settings.max_title_chars:
+            raise InvalidMessage(f"title: longer than {self._settings.max_title_chars} characters")
+        if message.focus is not None and len(set(message.focus)) != len(message.focus):
+            raise InvalidMessage("focus: names each area at most once")
+        if "\x00" in text or (title is not None and "\x00" in title):
+            raise InvalidMessage("text: must not contain NUL characters")
+
+    async def create(self, user_id: str, reply_to: str, message: DocOpen) -> Subscription:
+        """A new document: its row, then its first command (``doc.opened`` answers)."""
+        self.check_new(message)
+        doc_id = str(uuid.uuid4())
+        focus = list(message.focus or ALL_FOCUS)
+        async with self._limiter.admit_document(user_id, self._store.count_for_user):
+            await self._store.create(
+                doc_id, user_id, title=message.title, focus=focus, text=message.text or ""
+            )
+        command = DocumentOpenRequested(
+            doc_id=doc_id,
+            user_id=user_id,
+            reply_to=reply_to,
+            request_id=message.request_id,
+            create=True,
+            text=message.text or "",
+            title=message.title,
+            focus=focus,
+        )
+        try:
+            return await self._open(command)
+        except NotReady:
+            await self._store.delete(doc_id)  # not on the bus: not created
+            raise
+
+    async def reopen(
+        self, user_id: str, reply_to: str, doc_id: str, request_id: str | None = None
+    ) -> Subscription:
+        """One of the user's documents again, as its owner holds it now."""
+        if not await self._store.exists_for_user(doc_id, user_id):
+            raise NotFound("no such document")
+        command = DocumentOpenRequested(
+            doc_id=doc_id, user_id=user_id, reply_to=reply_to, request_id=request_id, create=False
+        )
+        return await self._open(command)
+
+    async def _open(self, command: DocumentOpenRequested) -> Subscription:
+        # Subscribed first: the owner's answer cannot slip by before the watcher starts.
+        sub = self._relay.subscribe(command.doc_id)
+        try:
+            async with asyncio.timeout(self._settings.bus_timeout_s):
+                await self._commands.open(command)
+        except Exception as exc:
+            self._relay.unsubscribe(sub)
+            log.warning("document not opened: the bus refused it: %r", exc)
+            raise NotReady("the event bus is unavailable; try again") from exc
+        return sub
+
+    def watch(self, doc_id: str) -> Subscription:
+        return self._relay.subscribe(doc_id)
+
+    def unwatch(self, sub: Subscription) -> None:
+        self._relay.unsubscribe(sub)
+
+    async def edit(self, user_id: str, reply_to: str, message: DocEdit) -> Awaitable[Position]:
+        """Publish the edit (not awaited: its landing is the caller's to await). What needs
+        the text (offsets, surrogates, versions) is the owner's to check."""
+        if len(message.changes) > self._settings.max_doc_changes:
+            raise InvalidMessage(
+                f"changes: {len(message.changes)} in one frame; the limit is "
+                f"{self._settings.max_doc_changes}"
+            )
+        for i, change in enumerate(message.changes):
+            if change.start_utf16 > change.end_utf16:
+                raise InvalidMessage(f"changes[{i}]: starts after its end; nothing was applied")
+            if "\x00" in change.text:
+                raise InvalidMessage(f"changes[{i}].text: must not contain NUL characters")
+        self._limiter.edits.take(user_id)
+        command = DocumentEdited(
+            doc_id=message.doc_id,
+            user_id=user_id,
+            reply_to=reply_to,
+            request_id=message.request_id,
+            version=message.version,
+            changes=message.changes,
+        )
+        try:
+            return await self._commands.send_edit(command)
+        except Exception as exc:
+            raise NotReady("the event bus is unavailable; the edit was not applied") from exc
+
+    async def delete(self, user_id: str, doc_id: str) -> None:
+        """Its owner forgets it and tombstones it on its topics; then the row goes."""
+        if not await self._store.exists_for_user(doc_id, user_id):
+            raise NotFound("no such document")
+        try:
+            async with asyncio.timeout(self._settings.bus_timeout_s):
+                await self._commands.delete(DocumentDeleted(doc_id=doc_id, user_id=user_id))
+        except Exception as exc:
+            raise NotReady("the event bus is unavailable; nothing was deleted") from exc
+        await self._store.delete(doc_id)
