@@ -33,6 +33,7 @@ from amplify_stream.gateway.sockets import SocketRegistry
 from amplify_stream.gateway.submission import Stories
 from amplify_stream.metrics import Metrics
 from amplify_stream.store.db import create_engine, create_schema, session_factory
+from amplify_stream.store.documents import DocumentStore
 from amplify_stream.store.stories import StoryStore
 from amplify_stream.store.users import UserStore
 from amplify_stream.topics import Topics
@@ -101,6 +102,7 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
     sessions = session_factory(engine)
     app[keys.USERS] = UserStore(sessions)
     app[keys.STORY_STORE] = StoryStore(sessions)
+    app[keys.DOCUMENT_STORE] = DocumentStore(sessions)
     yield
     await engine.dispose()
 
