@@ -19,6 +19,7 @@ from amplify_stream.config import Settings
 from amplify_stream.gateway import (
     api_docs,
     auth_routes,
+    document_routes,
     health,
     keys,
     security,
@@ -37,6 +38,7 @@ from amplify_stream.store.documents import DocumentStore
 from amplify_stream.store.stories import StoryStore
 from amplify_stream.store.users import UserStore
 from amplify_stream.topics import Topics
+from producers.documents import DocumentCommands
 from producers.stories import StoryCommands
 
 # JSON envelope around the largest story, with room for multi-byte characters.
@@ -65,6 +67,7 @@ def create_app(settings: Settings) -> web.Application:
         health.routes,
         auth_routes.routes,
         story_routes.routes,
+        document_routes.routes,
         ws.routes,
         page_routes,
         api_docs.routes,
@@ -82,14 +85,14 @@ def _cors(app: web.Application, settings: Settings) -> None:
                 allow_credentials=False,
                 expose_headers=("Location", "Retry-After"),
                 allow_headers=("Authorization", "Content-Type", "Last-Event-ID"),
-                allow_methods=("GET", "POST"),
+                allow_methods=("GET", "POST", "DELETE"),
             )
             for origin in settings.cors_origins
         },
     )
     for route in list(app.router.routes()):
         if (
-            route.method in ("GET", "POST")
+            route.method in ("GET", "POST", "DELETE")
             and route.resource is not None
             and route.resource.canonical != "/v1/stream"
         ):
@@ -132,6 +135,7 @@ async def _gateway(app: web.Application) -> AsyncIterator[None]:
         relay,
         app[keys.LIMITS],
     )
+    app[keys.DOCUMENT_COMMANDS] = DocumentCommands(producer, topics.documents)
     yield
     await relay.stop()
     await producer.stop()

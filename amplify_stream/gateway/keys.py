@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from amplify_stream.store.stories import StoryStore
     from amplify_stream.store.users import UserStore
     from amplify_stream.topics import Topics
+    from producers.documents import DocumentCommands
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 TOPICS: web.AppKey[Topics] = web.AppKey("topics")
@@ -33,6 +34,8 @@ PASSWORDS: web.AppKey[PasswordHasher] = web.AppKey("passwords")
 TOKENS: web.AppKey[TokenService] = web.AppKey("tokens")
 RELAY: web.AppKey[RelayHub] = web.AppKey("relay")
 STORIES: web.AppKey[Stories] = web.AppKey("stories")
+# Commands to the document owners, through the gateway's acks=all command producer.
+DOCUMENT_COMMANDS: web.AppKey[DocumentCommands] = web.AppKey("document_commands")
 SOCKETS: web.AppKey[SocketRegistry] = web.AppKey("sockets")
 AUDIO: web.AppKey[AudioStore] = web.AppKey("audio")
 LIMITS: web.AppKey[Limiter] = web.AppKey("limits")
