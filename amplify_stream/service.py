@@ -25,7 +25,13 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
     bus, settings, metrics = app[keys.BUS], app[keys.SETTINGS], app[keys.METRICS]
     # The projector stops last, so outcomes written while the others stop still land.
     async with (
-        running("projector", bus, settings, store=app[keys.STORY_STORE]),
+        running(
+            "projector",
+            bus,
+            settings,
+            store=app[keys.STORY_STORE],
+            documents=app[keys.DOCUMENT_STORE],
+        ),
         running("narrator", bus, settings, metrics=metrics) as narrator,
         running("enhancer", bus, settings, metrics=metrics),
         running("documents", bus, settings, metrics=metrics),

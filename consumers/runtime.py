@@ -17,11 +17,12 @@ from amplify_stream.documents.analyzers import create_document_analyzer
 from amplify_stream.metrics import Metrics
 from amplify_stream.providers import create_provider
 from amplify_stream.speech import create_speech_provider
+from amplify_stream.store.documents import DocumentStore
 from amplify_stream.store.stories import StoryStore
 from consumers.document_owner import DocumentOwner
 from consumers.enhancer import Enhancer
 from consumers.narrator import Narrator
-from consumers.projector import Projector, own_story_store
+from consumers.projector import Projector, own_stores
 from consumers.worker import Worker, WorkerDeps
 
 
@@ -32,8 +33,9 @@ class Shared:
     bus: Bus
     settings: Settings
     metrics: Metrics | None = None
-    # The gateway's store, in ``serve``; a projector alone opens its own.
+    # The gateway's stores, in ``serve``; a projector alone opens its own.
     store: StoryStore | None = None
+    documents: DocumentStore | None = None
 
 
 # A role's builder makes its worker; whatever it opens goes on the stack, which closes it
@@ -68,10 +70,11 @@ async def _narrator(shared: Shared, stack: contextlib.AsyncExitStack) -> Narrato
 
 async def _projector(shared: Shared, stack: contextlib.AsyncExitStack) -> Projector:
     # It writes to no topic but the dead-letter one (the Worker base's producer).
-    store = shared.store
-    if store is None:
-        store = await stack.enter_async_context(own_story_store(shared.settings))
-    return Projector(WorkerDeps(shared.bus, shared.settings), store)
+    if shared.store is not None and shared.documents is not None:
+        stores = shared.store, shared.documents
+    else:
+        stores = await stack.enter_async_context(own_stores(shared.settings))
+    return Projector(WorkerDeps(shared.bus, shared.settings), *stores)
 
 
 async def _documents(shared: Shared, stack: contextlib.AsyncExitStack) -> DocumentOwner:
@@ -97,11 +100,12 @@ async def running(
     *,
     metrics: Metrics | None = None,
     store: StoryStore | None = None,
+    documents: DocumentStore | None = None,
 ) -> AsyncIterator[Worker[Any]]:
     """The worker of ``role`` (a key of ``ROLES``), once it is in its group; on exit, its
     task cancelled (it finishes or hands back its work), then what it owns closed."""
     async with contextlib.AsyncExitStack() as stack:
-        worker = await ROLES[role](Shared(bus, settings, metrics, store), stack)
+        worker = await ROLES[role](Shared(bus, settings, metrics, store, documents), stack)
         async with _started(worker, role):
             yield worker
 

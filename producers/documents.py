@@ -1,7 +1,10 @@
-"""Commands to document owners on the edit log: acks from all replicas, idempotent.
+"""Commands to the document owners (``amplify.documents.v1``, key ``doc_id``): acks from all
+replicas, idempotent, so one document's commands keep the order they were sent in.
 
-An edit is sent without waiting (one socket's edits keep their order in the producer;
-the gateway awaits each one's landing beside the next), opens and deletes are awaited."""
+``open`` and ``delete`` are awaited before the caller answers. ``send_edit`` hands back
+the send's future without awaiting it, so a socket can queue edit after edit (in order)
+without a round trip to the broker each.
+"""
 
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ class DocumentCommands:
         )
 
     async def send_edit(self, event: DocumentEdited) -> Awaitable[Position]:
+        """Queued in order; await the result for the edit's place in the log."""
         return await self._producer.send(
             self._topic, event.doc_id, encode(event), headers_for(event.type)
         )

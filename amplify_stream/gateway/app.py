@@ -19,6 +19,7 @@ from amplify_stream.config import Settings
 from amplify_stream.gateway import (
     api_docs,
     auth_routes,
+    document_routes,
     health,
     keys,
     security,
@@ -67,6 +68,7 @@ def create_app(settings: Settings) -> web.Application:
         health.routes,
         auth_routes.routes,
         story_routes.routes,
+        document_routes.routes,
         ws.routes,
         page_routes,
         api_docs.routes,
@@ -84,14 +86,14 @@ def _cors(app: web.Application, settings: Settings) -> None:
                 allow_credentials=False,
                 expose_headers=("Location", "Retry-After"),
                 allow_headers=("Authorization", "Content-Type", "Last-Event-ID"),
-                allow_methods=("GET", "POST"),
+                allow_methods=("GET", "POST", "DELETE"),
             )
             for origin in settings.cors_origins
         },
     )
     for route in list(app.router.routes()):
         if (
-            route.method in ("GET", "POST")
+            route.method in ("GET", "POST", "DELETE")
             and route.resource is not None
             and route.resource.canonical != "/v1/stream"
         ):

@@ -43,7 +43,7 @@ class Documents:
     ) -> None:
         self._settings = settings
         self._store = store
-        self._commands = commands
+        self.commands = commands
         self._relay = relay
         self._limiter = limiter
 
@@ -100,7 +100,7 @@ class Documents:
         sub = self._relay.subscribe(command.doc_id)
         try:
             async with asyncio.timeout(self._settings.bus_timeout_s):
-                await self._commands.open(command)
+                await self.commands.open(command)
         except Exception as exc:
             self._relay.unsubscribe(sub)
             log.warning("document not opened: the bus refused it: %r", exc)
@@ -136,7 +136,7 @@ class Documents:
             changes=message.changes,
         )
         try:
-            return await self._commands.send_edit(command)
+            return await self.commands.send_edit(command)
         except Exception as exc:
             raise NotReady("the event bus is unavailable; the edit was not applied") from exc
 
@@ -146,7 +146,7 @@ class Documents:
             raise NotFound("no such document")
         try:
             async with asyncio.timeout(self._settings.bus_timeout_s):
-                await self._commands.delete(DocumentDeleted(doc_id=doc_id, user_id=user_id))
+                await self.commands.delete(DocumentDeleted(doc_id=doc_id, user_id=user_id))
         except Exception as exc:
             raise NotReady("the event bus is unavailable; nothing was deleted") from exc
         await self._store.delete(doc_id)

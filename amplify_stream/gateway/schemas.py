@@ -12,8 +12,9 @@ from typing import Annotated, Any, ClassVar, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
-from amplify_stream.events import ErrorInfo, InsightFields, SuggestionFields
-from amplify_stream.store.records import StoryRecord
+from amplify_stream.events import ErrorInfo, Focus, InsightFields, SuggestionFields
+from amplify_stream.events.documents import LiveSuggestionRecord
+from amplify_stream.store.records import DocumentRecord, StoryRecord
 from amplify_stream.store.stories import MAX_PAGE_SIZE, Status
 
 
@@ -182,6 +183,130 @@ class StoryDetail(ApiModel):
             audio=audio,
             error=None if story.error is None else ErrorInfo.model_validate(story.error),
         )
+
+
+# ---------------------------------------------------------------- live documents
+
+
+class DocumentListQuery(BaseModel):
+    """The query of ``GET /v1/documents``; other parameters are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+    limit: int = Field(default=20, ge=1, le=MAX_PAGE_SIZE, description="Documents per page.")
+    before: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        description="The page starts after this document: the ``next`` of the previous page.",
+    )
+
+
+class DocumentSummary(ApiModel):
+    """A document in the list: the whole of it is at ``/v1/documents/{doc_id}``."""
+
+    doc_id: str
+    title: str | None
+    version: int
+    created_at: Timestamp
+    updated_at: Timestamp = Field(description="When the document last moved to a new version.")
+
+    @classmethod
+    def of(cls, doc: DocumentRecord) -> DocumentSummary:
+        return cls(
+            doc_id=doc.doc_id,
+            title=doc.title,
+            version=doc.version,
+            created_at=doc.created_at,
+            updated_at=doc.updated_at,
+        )
+
+
+class DocumentList(ApiModel):
+    """``GET /v1/documents``: the caller's documents, most recently changed first."""
+
+    documents: list[DocumentSummary]
+    next: str | None = Field(description="``before`` of the next page; null on the last page.")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"documents": [d.to_json() for d in self.documents], "next": self.next}
+
+
+class DocumentSuggestionFields(ApiModel):
+    """A live suggestion: its span in the text of the document's ``version``, in code points
+    (``start``, ``end``) and in UTF-16 units (``start_utf16``, ``end_utf16``)."""
+
+    id: str
+    focus: Focus
+    quote: str
+    start: int
+    end: int
+    start_utf16: int
+    end_utf16: int
+    message: str
+    replacement: str | None = None
+
+
+class DocumentDetail(ApiModel):
+    """``GET /v1/documents/{doc_id}``: the document as its owner's last snapshot left it."""
+
+    doc_id: str
+    title: str | None
+    version: int
+    text: str
+    focus: list[Focus]
+    suggestions: list[DocumentSuggestionFields] = Field(
+        description="The live set at ``version``, in the order of the text."
+    )
+    updated_at: Timestamp
+
+    @classmethod
+    def of(cls, doc: DocumentRecord) -> DocumentDetail:
+        live = sorted(
+            (LiveSuggestionRecord.model_validate(s) for s in doc.suggestions),
+            key=lambda s: (s.start_utf16, s.end_utf16, s.id),
+        )
+        starts = _code_points(doc.text, [s.start_utf16 for s in live])
+        return cls(
+            doc_id=doc.doc_id,
+            title=doc.title,
+            version=doc.version,
+            text=doc.text,
+            focus=cast(list[Focus], list(doc.focus)),
+            suggestions=[
+                DocumentSuggestionFields(
+                    id=s.id,
+                    focus=s.focus,
+                    quote=s.quote,
+                    start=starts[s.start_utf16],
+                    end=starts[s.start_utf16] + len(s.quote),
+                    start_utf16=s.start_utf16,
+                    end_utf16=s.end_utf16,
+                    message=s.message,
+                    replacement=s.replacement,
+                )
+                for s in live
+            ],
+            updated_at=doc.updated_at,
+        )
+
+
+def _code_points(text: str, offsets_utf16: list[int]) -> dict[int, int]:
+    """The code point index of each UTF-16 offset (sorted) of ``text``, in one pass."""
+    found: dict[int, int] = {}
+    wanted = iter(offsets_utf16)
+    target = next(wanted, None)
+    units = 0
+    for index, char in enumerate(text):
+        while target is not None and target <= units:
+            found[target] = index
+            target = next(wanted, None)
+        if target is None:
+            return found
+        units += 2 if ord(char) > 0xFFFF else 1
+    while target is not None:
+        found[target] = len(text)
+        target = next(wanted, None)
+    return found
 
 
 # ---------------------------------------------------------------- health

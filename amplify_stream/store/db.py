@@ -136,6 +136,30 @@ class Story(Base):
     stream_offset: Mapped[int] = mapped_column(BigInteger)
 
 
+class Document(Base):
+    """A live document as the store shows it (``GET /v1/documents...``): the row the
+    gateway writes when the document is created, then its owner's newest snapshot."""
+
+    __tablename__ = "documents"
+    __table_args__ = (
+        # Serves "this user's documents, most recently changed first" and every lookup by
+        # user_id.
+        Index("ix_documents_user_updated", "user_id", "updated_at", "doc_id"),
+    )
+
+    doc_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    title: Mapped[str | None] = mapped_column(Text)
+    focus: Mapped[list[str]] = mapped_column(Json)
+    text: Mapped[str] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(Integer)
+    # The live set at ``version``, as the snapshot holds it (UTF-16 spans).
+    suggestions: Mapped[list[dict[str, Any]]] = mapped_column(Json, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # When the store last saw the document move to a new version.
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 def create_engine(settings: Settings) -> AsyncEngine:
     """The async engine for ``settings.effective_database_url``. Dispose of it when done."""
     url = make_url(settings.effective_database_url)

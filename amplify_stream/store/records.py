@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from amplify_stream.store.db import Story, User
+from amplify_stream.store.db import Document, Story, User
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,4 +72,33 @@ class StoryRecord:
             error=row.error,
             stream_partition=row.stream_partition,
             stream_offset=row.stream_offset,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentRecord:
+    doc_id: str
+    user_id: str
+    title: str | None
+    focus: tuple[str, ...]
+    text: str = field(repr=False)
+    version: int
+    # The live set at ``version``, as in the owner's snapshot: id, focus, quote, message,
+    # replacement, start_utf16, end_utf16.
+    suggestions: tuple[dict[str, Any], ...] = field(repr=False)
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, row: Document) -> DocumentRecord:
+        return cls(
+            doc_id=row.doc_id,
+            user_id=row.user_id,
+            title=row.title,
+            focus=tuple(row.focus),
+            text=row.text,
+            version=row.version,
+            suggestions=tuple(row.suggestions or ()),
+            created_at=row.created_at,
+            updated_at=row.updated_at,
         )

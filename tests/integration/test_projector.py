@@ -5,6 +5,7 @@ kept across a restart."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import json
 import re
@@ -16,7 +17,7 @@ import aiohttp
 import pytest
 from pydantic import BaseModel
 
-from amplify_stream.bus import Bus
+from amplify_stream.bus import Bus, create_bus
 from amplify_stream.config import Settings
 from amplify_stream.events import (
     EnhancementCompletedOutcome,
@@ -31,14 +32,22 @@ from amplify_stream.events import (
     headers_for,
     outcome_adapter,
 )
+from amplify_stream.events.documents import (
+    DocumentAnalyzedOutcome,
+    DocumentSnapshot,
+    DocumentTimings,
+    LiveSuggestionRecord,
+)
 from amplify_stream.fakes.gemini import FakeGeminiServer
 from amplify_stream.gateway import keys
 from amplify_stream.store.db import create_engine, create_schema, session_factory
+from amplify_stream.store.documents import DocumentStore
 from amplify_stream.store.stories import StoryStore
 from amplify_stream.store.users import UserStore
 from amplify_stream.topics import Topics
 from consumers.runtime import running
 from producers.outcomes import OutcomePublisher
+from tests.conftest import SettingsFactory, delete_topics
 from tests.integration.conftest import Service
 from tests.integration.test_pipeline import outcomes_of
 from tests.support import STORY, sign_up, ws_story
@@ -344,3 +353,93 @@ async def test_projector_alone_skips_aborted_and_bad_records(settings: Settings,
         assert (letter["type"], letter["source_topic"]) == ("dead_letter", topics.outcomes)
     finally:
         await engine.dispose()
+
+
+# ------------------------------------------------------------ live documents
+
+
+async def test_projector_folds_document_snapshots(
+    make_settings: SettingsFactory, bus_kind: str
+) -> None:
+    """Snapshots written straight onto the snapshots topic (no owner): the newest version
+    of each document lands in the store, older ones and aborted checkpoints never, a
+    deleted marker removes the row, its tombstone and ``document.analyzed`` outcomes are
+    skipped, a bad record is dead-lettered."""
+    # One partition: the records below are read in the order they are written, so the
+    # last one's landing says every one before it was handled.
+    settings = make_settings(bus=bus_kind, topic_partitions=1)
+    topics = Topics.from_settings(settings)
+    bus = create_bus(settings)
+    await bus.start()
+    engine = create_engine(settings)
+    try:
+        await bus.ensure_topics(topics.specs())
+        await create_schema(engine)
+        sessions = session_factory(engine)
+        documents = DocumentStore(sessions)
+        user = await UserStore(sessions).create("ada", "hash")
+        await documents.create("d2", user.id, title=None, focus=["plot"], text="Gone soon.")
+
+        def snap(doc_id: str, version: int, **fields: Any) -> DocumentSnapshot:
+            return DocumentSnapshot(
+                doc_id=doc_id, user_id=user.id, created_at="2030-01-01T00:00:00.000Z",
+                offset=version, title="Draft", focus=["plot"], text=f"Version {version}.",
+                version=version, suggestions=[], current=[True], ids=0, across=[],
+            ).model_copy(update=fields)  # fmt: skip
+
+        found = LiveSuggestionRecord(
+            id="s1", focus="plot", quote="Version", message="m", start_utf16=0, end_utf16=7
+        )
+        analyzed = DocumentAnalyzedOutcome(
+            doc_id="d1", user_id=user.id, version=3, provider="local",
+            suggestions={"plot": 1}, paragraphs=1, reanalyzed=1,
+            timings=DocumentTimings(idle_ms=300, analysis_ms=2),
+        )  # fmt: skip
+        records: list[tuple[str, str, bytes | None]] = [
+            (topics.snapshots, "d1", encode(snap("d1", 1))),
+            (topics.snapshots, "d1", encode(snap("d1", 3))),
+            (topics.snapshots, "d1", encode(snap("d1", 2))),  # older: ignored
+            (topics.outcomes, "d1", encode(analyzed)),
+            (topics.snapshots, "d2", encode(snap("d2", 1))),
+            (topics.snapshots, "d2", encode(snap("d2", 0, deleted=True, focus=[], text=""))),
+            (topics.snapshots, "d2", None),  # the tombstone after the marker
+            (topics.snapshots, "d1", b"not json"),
+            (topics.snapshots, "d1", encode(snap("d1", 3, suggestions=[found]))),
+            (topics.snapshots, "d3", encode(snap("d3", 0))),  # the last one
+        ]
+        producer = bus.producer(transactional_id=f"{settings.topic_prefix}.test-snapshots")
+        await producer.start()
+        try:
+            with pytest.raises(RuntimeError):
+                async with producer.transaction():
+                    await producer.send(topics.snapshots, "d1", encode(snap("d1", 9)))
+                    raise RuntimeError("abort")
+            async with producer.transaction():
+                for topic, key, value in records:
+                    await producer.send(topic, key, value)
+        finally:
+            await producer.stop()
+
+        async with running("projector", bus, settings):
+
+            async def projected() -> bool:
+                return await documents.exists_for_user("d3", user.id)
+
+            await until(projected)
+        d1 = await documents.get_for_user("d1", user.id)
+        assert (d1.version, d1.text) == (3, "Version 3.")  # not the aborted 9, nor 2 after 3
+        assert d1.suggestions == (found.model_dump(),)
+        assert not await documents.exists_for_user("d2", user.id)
+        assert [d.doc_id for d in await documents.list_for_user(user.id)] == ["d3", "d1"]
+
+        # One dead letter: the bad record (neither the tombstone nor the outcome).
+        assert await bus.end_offsets(topics.dlq) == {0: 1}
+        async with asyncio.timeout(30), bus.read(topics.dlq, {0: 0}) as letters:
+            letter = json.loads((await anext(aiter(letters))).value)
+        assert letter["source_topic"] == topics.snapshots
+        assert base64.b64decode(letter["payload"]) == b"not json"
+    finally:
+        await engine.dispose()
+        await bus.close()
+        if settings.bus == "kafka":
+            await delete_topics(settings.kafka_bootstrap_servers, f"{settings.topic_prefix}.")

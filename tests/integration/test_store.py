@@ -28,7 +28,9 @@ from amplify_stream.events import (
     SuggestionFields,
     Usage,
 )
+from amplify_stream.events.documents import DocumentSnapshot, LiveSuggestionRecord
 from amplify_stream.store.db import Story, create_engine, create_schema, ping, session_factory
+from amplify_stream.store.documents import DocumentStore
 from amplify_stream.store.errors import StoreUnavailable
 from amplify_stream.store.records import StoryRecord
 from amplify_stream.store.stories import StoryStore
@@ -447,3 +449,238 @@ async def test_many_writers_at_once_all_land(users: UserStore, stories: StorySto
     async with asyncio.timeout(60):
         await asyncio.gather(*(submit_and_start(story_id) for story_id in ids))
     assert await stories.count_active(owner.id) == len(ids)
+
+
+# ------------------------------------------------------------ live documents
+
+CREATED = "2030-01-01T00:00:00.000Z"
+
+
+@pytest.fixture
+def documents(engine: AsyncEngine) -> DocumentStore:
+    return DocumentStore(session_factory(engine))
+
+
+def at(second: int) -> str:
+    return f"2030-01-02T00:00:{second:02d}.000Z"
+
+
+def snapshot(
+    doc_id: str,
+    user_id: str,
+    version: int,
+    *,
+    text: str = "Mara opened the door.",
+    when: str = CREATED,
+    suggestions: tuple[LiveSuggestionRecord, ...] = (),
+    deleted: bool = False,
+) -> DocumentSnapshot:
+    return DocumentSnapshot(
+        doc_id=doc_id,
+        user_id=user_id,
+        at=when,
+        created_at=CREATED,
+        offset=version,
+        title="Draft",
+        focus=["plot", "dialogue"],
+        text=text,
+        version=version,
+        suggestions=list(suggestions),
+        current=[True],
+        ids=len(suggestions),
+        across=[],
+        analyzed_version=version,
+        deleted=deleted,
+    )
+
+
+MARA = LiveSuggestionRecord(
+    id="s1", focus="plot", quote="Mara", message="Who is she?", start_utf16=0, end_utf16=4
+)
+
+
+async def test_create_and_get_document(users: UserStore, documents: DocumentStore) -> None:
+    ada = await users.create("ada", "h")
+    await documents.create("d1", ada.id, title="Draft", focus=["plot"], text="Once.")
+    doc = await documents.get_for_user("d1", ada.id)
+    assert (doc.doc_id, doc.user_id, doc.title, doc.focus) == ("d1", ada.id, "Draft", ("plot",))
+    assert (doc.text, doc.version, doc.suggestions) == ("Once.", 0, ())
+    assert doc.created_at == doc.updated_at
+    assert doc.created_at.tzinfo is UTC
+    assert await documents.exists_for_user("d1", ada.id)
+    assert await documents.count_for_user(ada.id) == 1
+    with pytest.raises(Conflict):
+        await documents.create("d1", ada.id, title=None, focus=["plot"], text="")
+
+
+async def test_other_users_document_is_not_found(
+    users: UserStore, documents: DocumentStore
+) -> None:
+    ada, bob = await users.create("ada", "h"), await users.create("bob", "h")
+    await documents.create("ada-doc", ada.id, title=None, focus=["plot"], text="Once.")
+    with pytest.raises(NotFound) as not_owned:
+        await documents.get_for_user("ada-doc", bob.id)
+    with pytest.raises(NotFound) as missing:
+        await documents.get_for_user("no-such-doc", bob.id)
+    # Nothing tells the two apart.
+    assert not_owned.value.body() == missing.value.body()
+    assert not await documents.exists_for_user("ada-doc", bob.id)
+    assert not await documents.exists_for_user("no-such-doc", ada.id)
+    assert await documents.count_for_user(bob.id) == 0
+    assert await documents.list_for_user(bob.id) == []
+
+
+async def test_delete_document(users: UserStore, documents: DocumentStore) -> None:
+    ada = await users.create("ada", "h")
+    await documents.create("d1", ada.id, title=None, focus=["plot"], text="Once.")
+    await documents.delete("d1")
+    await documents.delete("d1")  # gone already: nothing to do
+    assert not await documents.exists_for_user("d1", ada.id)
+    with pytest.raises(NotFound):
+        await documents.get_for_user("d1", ada.id)
+
+
+async def test_a_newer_snapshot_replaces_the_row(
+    users: UserStore, documents: DocumentStore
+) -> None:
+    ada = await users.create("ada", "h")
+    await documents.create("d1", ada.id, title="Draft", focus=["plot", "dialogue"], text="M.")
+    created = await documents.get_for_user("d1", ada.id)
+
+    assert await documents.apply_snapshot(snapshot("d1", ada.id, 3, when=at(5)))
+    doc = await documents.get_for_user("d1", ada.id)
+    assert (doc.version, doc.text, doc.suggestions) == (3, "Mara opened the door.", ())
+    assert doc.updated_at == datetime.fromisoformat(at(5))
+    assert doc.created_at == created.created_at  # the gateway's, kept
+
+    # The same version again, with a pass's suggestions: the live set is replaced, but the
+    # document did not change, so it keeps its place in the list.
+    later = snapshot("d1", ada.id, 3, when=at(9), suggestions=(MARA,))
+    assert await documents.apply_snapshot(later)
+    doc = await documents.get_for_user("d1", ada.id)
+    assert doc.suggestions == (MARA.model_dump(),)
+    assert doc.updated_at == datetime.fromisoformat(at(5))
+
+    # An older version (a replay from before) never overwrites a newer one.
+    assert not await documents.apply_snapshot(snapshot("d1", ada.id, 2, text="M", when=at(7)))
+    assert await documents.get_for_user("d1", ada.id) == doc
+    # A replay of the newest changes nothing visible either.
+    await documents.apply_snapshot(later)
+    assert await documents.get_for_user("d1", ada.id) == doc
+
+
+async def test_a_snapshot_of_a_document_not_in_the_store_inserts_it(
+    users: UserStore, documents: DocumentStore
+) -> None:
+    ada = await users.create("ada", "h")
+    assert await documents.apply_snapshot(snapshot("d1", ada.id, 4, when=at(3)))
+    doc = await documents.get_for_user("d1", ada.id)
+    assert (doc.version, doc.title, doc.focus) == (4, "Draft", ("plot", "dialogue"))
+    assert doc.created_at == datetime.fromisoformat(CREATED)
+    assert doc.updated_at == datetime.fromisoformat(at(3))
+
+
+async def test_snapshots_of_other_users_change_nothing(
+    users: UserStore, documents: DocumentStore
+) -> None:
+    ada, bob = await users.create("ada", "h"), await users.create("bob", "h")
+    await documents.create("d1", ada.id, title=None, focus=["plot"], text="Once.")
+    before = await documents.get_for_user("d1", ada.id)
+    # Another user's snapshot under the same id, and one of a user the store never had.
+    assert not await documents.apply_snapshot(snapshot("d1", bob.id, 9))
+    assert not await documents.apply_snapshot(snapshot("d1", bob.id, 9, deleted=True))
+    assert not await documents.apply_snapshot(snapshot("d2", "no-such-user", 1))
+    assert await documents.get_for_user("d1", ada.id) == before
+    assert not await documents.exists_for_user("d2", "no-such-user")
+
+
+async def test_a_deleted_marker_removes_the_row(users: UserStore, documents: DocumentStore) -> None:
+    ada = await users.create("ada", "h")
+    await documents.create("d1", ada.id, title=None, focus=["plot"], text="Once.")
+    await documents.apply_snapshot(snapshot("d1", ada.id, 5))
+    # The owner's marker carries version 0: it removes the row whatever its version.
+    assert await documents.apply_snapshot(snapshot("d1", ada.id, 0, deleted=True))
+    assert not await documents.exists_for_user("d1", ada.id)
+    assert not await documents.apply_snapshot(snapshot("d1", ada.id, 0, deleted=True))
+
+
+async def test_documents_newest_first_with_pages(
+    users: UserStore, documents: DocumentStore
+) -> None:
+    ada, bob = await users.create("ada", "h"), await users.create("bob", "h")
+    for i in range(7):
+        await documents.create(f"d{i}", ada.id, title=None, focus=["plot"], text="Once.")
+    await documents.create("bob-doc", bob.id, title=None, focus=["plot"], text="Once.")
+    # Edited in another order than created; d5 and d6 in the same millisecond.
+    edited = {"d3": 1, "d0": 2, "d6": 3, "d5": 3, "d1": 4, "d4": 5, "d2": 6}
+    for doc_id, second in edited.items():
+        await documents.apply_snapshot(snapshot(doc_id, ada.id, 1, when=at(second)))
+    newest_first = ["d2", "d4", "d1", "d6", "d5", "d0", "d3"]
+
+    seen: list[str] = []
+    before: str | None = None
+    while page := await documents.list_for_user(ada.id, limit=3, before=before):
+        assert len(page) <= 3
+        seen += [d.doc_id for d in page]
+        before = page[-1].doc_id
+    assert seen == newest_first
+
+    pages: list[list[str]] = []
+    after: str | None = None
+    while True:
+        page, after = await documents.page_for_user(ada.id, limit=3, before=after)
+        pages.append([d.doc_id for d in page])
+        if after is None:
+            break
+    assert pages == [newest_first[:3], newest_first[3:6], newest_first[6:]]
+
+    with pytest.raises(NotFound):
+        await documents.list_for_user(ada.id, before="bob-doc")
+    assert len(await documents.list_for_user(ada.id, limit=0)) == 1
+    assert len(await documents.list_for_user(ada.id, limit=10_000)) == 7
+    assert [d.doc_id for d in await documents.list_for_user(bob.id)] == ["bob-doc"]
+
+
+@POSTGRESQL_ONLY
+async def test_postgresql_document_column_types(engine: AsyncEngine) -> None:
+    async with engine.connect() as conn:
+        types: dict[str, str] = dict(
+            (
+                await conn.execute(
+                    text(
+                        "SELECT column_name, data_type FROM information_schema.columns "
+                        "WHERE table_name = 'documents'"
+                    )
+                )
+            ).all()
+        )
+    assert types["focus"] == types["suggestions"] == "jsonb"
+    assert types["created_at"] == types["updated_at"] == "timestamp with time zone"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        pytest.param("sqlite+aiosqlite:///{tmp}", id="sqlite"),  # a directory: cannot open
+        pytest.param("postgresql+asyncpg://amplify:s3cret@127.0.0.1:1/amplify", id="postgresql"),
+    ],
+)
+async def test_an_unreachable_database_is_store_unavailable_for_documents(
+    tmp_path: Path, url: str
+) -> None:
+    """As for the stories: the store's own error, for reads and writes alike."""
+    bad = create_engine(Settings(_env_file=None, database_url=url.format(tmp=tmp_path)))
+    store = DocumentStore(session_factory(bad))
+    try:
+        with pytest.raises(StoreUnavailable) as info:
+            await store.get_for_user("d", "u")
+        assert "s3cret" not in str(info.value) and str(tmp_path) not in str(info.value)
+        with pytest.raises(StoreUnavailable):
+            await store.apply_snapshot(snapshot("d", "u", 1))
+        with pytest.raises(StoreUnavailable):
+            await store.delete("d")
+    finally:
+        await bad.dispose()
+        for thread in threading.enumerate():  # as in test_ping_fails_on_an_unreachable_database
+            if thread.name.endswith("(_connection_worker_thread)"):
+                thread.join(timeout=2)
