@@ -207,7 +207,7 @@ def _opened(doc: DocumentState, command: DocumentOpenRequested) -> DocOpened:
 
 def _not_found(command: DocumentOpenRequested | DocumentEdited) -> Answer:
     # Another user's document and one that does not exist read the same.
-    return _error(command, "not_found", "no such document")
+    return _error(command, "not_found", "document not found")
 
 
 def _error(

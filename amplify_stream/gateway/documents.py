@@ -89,7 +89,7 @@ class Documents:
     ) -> Subscription:
         """One of the user's documents again, as its owner holds it now."""
         if not await self._store.exists_for_user(doc_id, user_id):
-            raise NotFound("no such document")
+            raise NotFound("document not found")
         command = DocumentOpenRequested(
             doc_id=doc_id, user_id=user_id, reply_to=reply_to, request_id=request_id, create=False
         )
@@ -143,7 +143,7 @@ class Documents:
     async def delete(self, user_id: str, doc_id: str) -> None:
         """Its owner forgets it and tombstones it on its topics; then the row goes."""
         if not await self._store.exists_for_user(doc_id, user_id):
-            raise NotFound("no such document")
+            raise NotFound("document not found")
         try:
             async with asyncio.timeout(self._settings.bus_timeout_s):
                 await self.commands.delete(DocumentDeleted(doc_id=doc_id, user_id=user_id))
