@@ -1,4 +1,4 @@
-"""What a client sends on the socket (docs/protocol.md section 1)."""
+"""What a client sends on the socket (docs/protocol.md sections 1 and 6)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,10 @@ from typing import Annotated, Literal
 from pydantic import ConfigDict, Field, TypeAdapter
 
 from amplify_stream.events.common import ALL_FOCUS, Focus, _Model
+
+# The live documents' frames (section 6) live with the rest of the documents' records;
+# that module needs only ``common``, so importing it here makes no cycle.
+from amplify_stream.events.documents import DocClose, DocEdit, DocOpen
 
 # ---------------------------------------------------------------- client -> server
 
@@ -49,6 +53,7 @@ class Ping(_Model):
 
 
 ClientMessage = Annotated[
-    StorySubmit | StoryResume | StoryCancel | Ping, Field(discriminator="type")
+    StorySubmit | StoryResume | StoryCancel | Ping | DocOpen | DocEdit | DocClose,
+    Field(discriminator="type"),
 ]
 client_message_adapter: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
