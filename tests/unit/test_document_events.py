@@ -1,6 +1,6 @@
 """The live documents' records (docs/protocol.md section 6): the client frames are strict
 and dispatched by ``client_message_adapter``; ``document.analyzed`` is an outcome event
-that the story side of the service reads past."""
+that the story store reads past."""
 
 from __future__ import annotations
 
@@ -10,9 +10,6 @@ from typing import Any, get_args
 import pytest
 from pydantic import ValidationError
 
-import consumers.projector
-from amplify_stream.bus import Record
-from amplify_stream.bus.memory import MemoryBus
 from amplify_stream.events import (
     SCHEMA_MODELS,
     DocAck,
@@ -29,8 +26,6 @@ from amplify_stream.events import (
 )
 from amplify_stream.store.db import create_engine, create_schema, session_factory
 from amplify_stream.store.stories import StoryStore
-from consumers.projector import Projector
-from consumers.worker import WorkerDeps
 from tests.conftest import SettingsFactory
 
 CHANGE = {"start_utf16": 0, "end_utf16": 3, "text": "The"}
@@ -192,27 +187,3 @@ async def test_the_story_store_ignores_document_analyzed(make_settings: Settings
         assert await store.apply_outcome(ANALYZED) is False
     finally:
         await engine.dispose()
-
-
-async def test_the_projector_reads_past_document_analyzed(
-    make_settings: SettingsFactory, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    settings = make_settings()
-    engine = create_engine(settings)
-    letters: list[str] = []
-
-    async def dead_letter(record: Record, error: str) -> None:
-        letters.append(error)
-
-    try:
-        await create_schema(engine)
-        projector = Projector(
-            WorkerDeps(MemoryBus(settings), settings), StoryStore(session_factory(engine))
-        )
-        monkeypatch.setattr(projector, "_dead_letter", dead_letter)
-        monkeypatch.setattr(consumers.projector, "RETRY_INITIAL_S", 0.001)
-        record = Record(settings.topic("outcomes"), 0, 9, "d1", encode(ANALYZED))
-        await projector._work(record)
-    finally:
-        await engine.dispose()
-    assert letters == []
