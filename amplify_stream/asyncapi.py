@@ -3,7 +3,8 @@ generated from the event models, like the JSON Schemas: never written twice.
 
 Every message's payload is the JSON Schema of its pydantic model (``components/schemas``);
 which channel a model travels on comes from its name in ``events.SCHEMA_MODELS``
-(``client.*``, ``stream.*``, ``stories.*``, ``segments.*``, ``outcomes.*``, ``dlq.*``).
+(``client.*``, ``stream.*``, ``stories.*``, ``documents.*``, ``document-snapshots.*``,
+``segments.*``, ``outcomes.*``, ``dlq.*``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,11 @@ HEADER = (
 )
 # Answers of the gateway itself: on the socket, never on the stream topic.
 SOCKET_ONLY = frozenset({"pong", "story.accepted"})
+# A live document's records (docs/protocol.md section 6) are keyed by doc_id, not story_id.
+DOCUMENT_EVENTS_PREFIX = "doc."
+DOCUMENT_OUTCOMES = frozenset({"document.analyzed"})
+# Stream records that answer one socket's command carry its id in this header.
+REPLY_TO_HEADER = "reply-to"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,33 +48,91 @@ class Topic:
     writers: str
     readers: str
     internal: bool = False
+    key: str = "story_id"
+    # Compacted: the newest record of each key is kept for ever (a tombstone removes it).
+    compacted: bool = False
+    notes: str = ""
 
 
 def _topics() -> list[Topic]:
     # Names with a ``{prefix}`` parameter: AMPLIFY_TOPIC_PREFIX changes the first part.
     topics = Topics.from_settings(Settings.model_construct(topic_prefix="{prefix}"))
-    retention = {spec.name: spec.retention_ms for spec in topics.specs()}
+    specs = {spec.name: spec for spec in topics.specs()}
 
-    def topic(channel: str, name: str, summary: str, writers: str, readers: str) -> Topic:
-        return Topic(channel, name, retention[name], summary, writers, readers)
+    def topic(
+        channel: str, name: str, summary: str, writers: str, readers: str, **more: Any
+    ) -> Topic:
+        spec = specs[name]
+        return Topic(
+            channel,
+            name,
+            spec.retention_ms,
+            summary,
+            writers,
+            readers,
+            compacted=spec.compacted,
+            **more,
+        )
 
     return [
         topic("stories", topics.stories, "Commands: stories to enhance, and cancellations.",
               "the gateway (acks=all, idempotent)", "the enhancer group"),
         topic("stream", topics.stream, "Every client-facing story event, as the socket relays "
-              "it (the cursor is the record's partition-offset, so it is not in the value).",
-              "the enhancer and narrator groups (low latency)",
-              "every gateway, and anyone watching live"),
+              "it (the cursor is the record's partition-offset, so it is not in the value), "
+              "and every live document's events.",
+              "the enhancer and narrator groups (low latency), the document owners",
+              "every gateway, and anyone watching live",
+              key="story_id; doc_id for a live document's events (doc.*, and an error about "
+              "a document)",
+              notes=f" A document's record that answers one socket's command carries that "
+              f"socket's id in the `{REPLY_TO_HEADER}` header; one without it is for every "
+              "socket that watches the document."),
+        topic("documents", topics.documents, "Live documents' commands (section 6): opens, "
+              "edits and deletions, the edit log each document's owner folds in order.",
+              "the gateway (acks=all, idempotent)",
+              "the documents group (each document has one owner at a time)",
+              key="doc_id",
+              notes=" A deleted document's key gets a tombstone (a record without a value)."),
+        topic("document-snapshots", topics.snapshots, "Internal: each live document's newest "
+              "state, with the place in its partition of the edit log it holds. Compacted: "
+              "the newest snapshot of every document is kept for ever, past the edit log's "
+              "retention, so a new owner of partition p starts from partition p of it and "
+              "folds only the edits after it.",
+              "the documents group (in one transaction with its place in the edit log)",
+              "the documents group (a partition's new owner), the store projector",
+              internal=True, key="doc_id",
+              notes=" A deleted document gets a last snapshot with `deleted: true` (whose "
+              "it was), then a tombstone (a record without a value)."),
         topic("outcomes", topics.outcomes, "Results: the analytics contract. Written in "
               "transactions; read with isolation.level=read_committed.",
-              "the enhancer and narrator groups (transactional)",
-              "the store projector, analytics"),
+              "the enhancer and narrator groups, the document owners (transactional)",
+              "the store projector, analytics",
+              key="story_id; doc_id for document.analyzed"),
         topic("dlq", topics.dlq, "Records a consumer could not process.",
-              "any consumer", "operators"),
-        Topic("segments", topics.segments, retention[topics.segments],
+              "any consumer", "operators",
+              key="the source record's key (story_id, or doc_id for a live document's)"),
+        topic("segments", topics.segments,
               "Internal: completed sentences for the narrator, so audio starts before the "
               "rewrite ends.", "the enhancer group", "the narrator group", internal=True),
     ]  # fmt: skip
+
+
+def _key_binding(channel: str, event_type: str) -> str:
+    """The name of a Kafka message's key binding (``components/messageBindings``)."""
+    if channel in ("documents", "document-snapshots"):
+        return "documentKey"
+    if event_type.startswith(DOCUMENT_EVENTS_PREFIX) or event_type in DOCUMENT_OUTCOMES:
+        return "documentKey"
+    if channel == "dlq" or (channel == "stream" and event_type == "error"):
+        return "storyOrDocumentKey"
+    return "storyKey"
+
+
+def _replies(channel: str, event_type: str) -> bool:
+    """Whether a Kafka message may carry the ``reply-to`` header."""
+    return channel == "stream" and (
+        event_type.startswith(DOCUMENT_EVENTS_PREFIX) or event_type == "error"
+    )
 
 
 def _models(prefix: str) -> Iterator[tuple[str, type[BaseModel]]]:
@@ -90,21 +154,26 @@ def _schemas() -> tuple[dict[type[BaseModel], str], dict[str, Any]]:
 
 
 def _message(
-    event_type: str, schema_name: str, model: type[BaseModel], kafka: bool
+    event_type: str, schema_name: str, model: type[BaseModel], channel: str | None
 ) -> dict[str, Any]:
+    """A message of the socket (``channel`` None) or of a topic's channel."""
     message: dict[str, Any] = {"name": event_type, "title": event_type}
     doc = (model.__doc__ or "").strip()
     if doc:
         message["summary"] = " ".join(doc.split("\n\n")[0].split()).replace("``", "`")
     message["contentType"] = "application/json"
-    if kafka:
+    if channel is not None:
+        headers: dict[str, Any] = {"event-type": {"const": event_type}}
+        if _replies(channel, event_type):
+            headers[REPLY_TO_HEADER] = {"$ref": "#/components/schemas/ReplyToHeader"}
         message["headers"] = {
             "allOf": [
                 {"$ref": "#/components/schemas/RecordHeaders"},
-                {"properties": {"event-type": {"const": event_type}}},
+                {"properties": headers},
             ]
         }
-        message["bindings"] = {"$ref": "#/components/messageBindings/storyKey"}
+        binding = _key_binding(channel, event_type)
+        message["bindings"] = {"$ref": f"#/components/messageBindings/{binding}"}
     message["payload"] = {"$ref": f"#/components/schemas/{schema_name}"}
     return message
 
@@ -122,10 +191,32 @@ def _record_headers() -> dict[str, Any]:
     }
 
 
+def _reply_to_header() -> dict[str, Any]:
+    return {
+        "type": "string",
+        "description": (
+            "A live document's stream record that answers one socket's command (doc.opened, "
+            "doc.ack, an error...): the id of that socket, as the command's `reply_to` "
+            "gave it; the gateway holding that socket relays the record to it alone. "
+            "Absent: for every socket that watches the document."
+        ),
+    }
+
+
+def _key(description: str) -> dict[str, Any]:
+    return {
+        "kafka": {
+            "key": {"type": "string", "description": description},
+            "bindingVersion": KAFKA_BINDING,
+        }
+    }
+
+
 def build() -> dict[str, Any]:
     """The whole document, as plain data (keys in the order they are written)."""
     names, schemas = _schemas()
     schemas["RecordHeaders"] = _record_headers()
+    schemas["ReplyToHeader"] = _reply_to_header()
     messages: dict[str, Any] = {}
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}
@@ -133,7 +224,7 @@ def build() -> dict[str, Any]:
     def ws_messages(prefix: str) -> dict[str, Any]:
         refs = {}
         for event_type, model in _models(prefix):
-            messages[f"ws.{event_type}"] = _message(event_type, names[model], model, kafka=False)
+            messages[f"ws.{event_type}"] = _message(event_type, names[model], model, None)
             refs[event_type] = {"$ref": f"#/components/messages/ws.{event_type}"}
         return refs
 
@@ -142,12 +233,17 @@ def build() -> dict[str, Any]:
     channels["websocket"] = {
         "address": "/v1/stream",
         "title": "WebSocket /v1/stream",
-        "summary": "Submit, resume and cancel stories; their events stream back.",
+        "summary": (
+            "Submit, resume and cancel stories; open, edit and close live documents; "
+            "their events stream back."
+        ),
         "description": (
             "Text frames, one JSON object each. Authenticate the upgrade with "
             "`Authorization: Bearer <token>`, or the subprotocols "
             "`amplify.v1, bearer.<token>` (browsers), or `?access_token=<token>`. "
-            "Story events carry a `cursor`: resume after it with `story.resume`."
+            "Story events carry a `cursor`: resume after it with `story.resume`. "
+            "A live document's events (`doc.*`) carry its `doc_id` and `version`: "
+            "catch up after a gap by opening it again with `doc.open`."
         ),
         "servers": [{"$ref": "#/servers/gateway"}],
         "messages": {**client_refs, **server_refs},
@@ -156,7 +252,10 @@ def build() -> dict[str, Any]:
         "receive", "websocket", client_refs, "The gateway reads the client's frames."
     )
     operations["sendStoryEvents"] = _operation(
-        "send", "websocket", server_refs, "The gateway relays the story's events to the socket."
+        "send",
+        "websocket",
+        server_refs,
+        "The gateway relays the events of the socket's stories and documents to it.",
     )
     for topic in _topics():
         refs = {}
@@ -164,10 +263,10 @@ def build() -> dict[str, Any]:
             if topic.channel == "stream" and event_type in SOCKET_ONLY:
                 continue
             key = f"kafka.{topic.channel}.{event_type}"
-            messages[key] = _message(event_type, names[model], model, kafka=True)
+            messages[key] = _message(event_type, names[model], model, topic.channel)
             refs[event_type] = {"$ref": f"#/components/messages/{key}"}
         channels[topic.channel] = _topic_channel(topic, refs)
-        name = topic.channel.capitalize()
+        name = "".join(part.capitalize() for part in topic.channel.split("-"))
         operations[f"publish{name}"] = _operation(
             "send", topic.channel, refs, f"Written by {topic.writers}."
         )
@@ -194,12 +293,11 @@ def build() -> dict[str, Any]:
                 },
             },
             "messageBindings": {
-                "storyKey": {
-                    "kafka": {
-                        "key": {"type": "string", "description": "story_id, UTF-8"},
-                        "bindingVersion": KAFKA_BINDING,
-                    }
-                }
+                "storyKey": _key("story_id, UTF-8"),
+                "documentKey": _key("doc_id, UTF-8"),
+                "storyOrDocumentKey": _key(
+                    "story_id, UTF-8; doc_id for a record about a live document"
+                ),
             },
         },
     }
@@ -211,7 +309,8 @@ def _info() -> dict[str, Any]:
         "version": SCHEMA_VERSION,
         "description": (
             "Stories in over a WebSocket (or HTTP), streamed enhancement and narration out, "
-            "over Kafka topics. The wire contract is docs/protocol.md."
+            "and live documents with suggestions as the writer types, over Kafka topics. "
+            "The wire contract is docs/protocol.md."
         ),
         "license": {"name": "MIT"},
     }
@@ -243,13 +342,17 @@ def _servers() -> dict[str, Any]:
 
 def _topic_channel(topic: Topic, refs: dict[str, Any]) -> dict[str, Any]:
     kafka: dict[str, Any] = {"bindingVersion": KAFKA_BINDING}
-    if topic.retention_ms is not None:
+    if topic.compacted:
+        kafka["topicConfiguration"] = {"cleanup.policy": ["compact"]}
+    elif topic.retention_ms is not None:
         kafka["topicConfiguration"] = {"retention.ms": topic.retention_ms}
     channel: dict[str, Any] = {
         "address": topic.name,
         "title": topic.name,
         "summary": topic.summary,
-        "description": f"Key: story_id. Written by {topic.writers}; read by {topic.readers}.",
+        "description": (
+            f"Key: {topic.key}. Written by {topic.writers}; read by {topic.readers}." + topic.notes
+        ),
         "servers": [{"$ref": "#/servers/kafka"}],
         "parameters": {"prefix": {"default": "amplify", "description": "AMPLIFY_TOPIC_PREFIX"}},
         "messages": refs,

@@ -1,4 +1,4 @@
-"""What a client sends on the socket (docs/protocol.md section 1)."""
+"""What a client sends on the socket (docs/protocol.md sections 1 and 6)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,9 @@ from pydantic import ConfigDict, Field, TypeAdapter
 
 from amplify_stream.events.common import ALL_FOCUS, Focus, _Model
 from amplify_stream.events.documents import DocClose, DocEdit, DocOpen
+
+# The live documents' frames (section 6) live with the rest of the documents' records;
+# that module needs only ``common``, so importing it here makes no cycle.
 
 # ---------------------------------------------------------------- client -> server
 

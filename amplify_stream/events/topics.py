@@ -8,6 +8,7 @@ from pydantic import Field, TypeAdapter
 
 from amplify_stream.events.client import StoryOptions
 from amplify_stream.events.common import ErrorInfo, StoryStatus, Usage, _Model, now_rfc3339
+from amplify_stream.events.documents import DocumentAnalyzedOutcome
 from amplify_stream.events.stream import InsightFields, SuggestionFields
 
 # ---------------------------------------------------------------- commands topic
@@ -157,12 +158,16 @@ class StoryCompletedOutcome(Outcome):
     timings: StoryTimings
 
 
+# Every record of the outcome topic. ``document.analyzed`` (section 6) is a document's, not
+# a story's: keyed by ``doc_id``, without ``story_id`` or ``attempt`` (not an ``Outcome``);
+# readers that fold stories skip it.
 OutcomeEvent = Annotated[
     EnhancementCompletedOutcome
     | EnhancementFailedOutcome
     | NarrationCompletedOutcome
     | NarrationFailedOutcome
-    | StoryCompletedOutcome,
+    | StoryCompletedOutcome
+    | DocumentAnalyzedOutcome,
     Field(discriminator="type"),
 ]
 outcome_adapter: TypeAdapter[OutcomeEvent] = TypeAdapter(OutcomeEvent)

@@ -13,6 +13,17 @@ from amplify_stream.events.client import (
     StorySubmit,
 )
 from amplify_stream.events.common import SCHEMA_VERSION
+from amplify_stream.events.documents import (
+    DOC_EVENTS,
+    DocClose,
+    DocEdit,
+    DocOpen,
+    DocumentAnalyzedOutcome,
+    DocumentDeleted,
+    DocumentEdited,
+    DocumentOpenRequested,
+    DocumentSnapshot,
+)
 from amplify_stream.events.stream import (
     AudioChunk,
     AudioCompleted,
@@ -64,16 +75,27 @@ STREAM_EVENTS: tuple[type[BaseModel], ...] = (
 )
 TERMINAL_EVENT = "story.completed"
 
-# Every model whose schema is published, by file name.
+# Every model whose schema is published, by file name: ``<channel>.<type>``, the channel
+# being the socket's side (``client``, ``stream``) or the topic's name without its prefix
+# and version (``document-snapshots`` is ``amplify.document-snapshots.v1``).
 SCHEMA_MODELS: dict[str, type[BaseModel]] = {
     "client.story.submit": StorySubmit,
     "client.story.resume": StoryResume,
     "client.story.cancel": StoryCancel,
     "client.ping": Ping,
+    "client.doc.open": DocOpen,
+    "client.doc.edit": DocEdit,
+    "client.doc.close": DocClose,
     **{f"stream.{m.model_fields['type'].default}": m for m in STREAM_EVENTS},
     "stream.pong": Pong,
+    # Live documents' events (section 6): on the stream topic too, keyed by doc_id.
+    **{f"stream.{m.model_fields['type'].default}": m for m in DOC_EVENTS},
     "stories.story.submitted": StorySubmitted,
     "stories.story.cancelled": StoryCancelled,
+    "documents.document.open": DocumentOpenRequested,
+    "documents.document.edited": DocumentEdited,
+    "documents.document.deleted": DocumentDeleted,
+    "document-snapshots.document.snapshot": DocumentSnapshot,
     "segments.narration.segment": NarrationSegment,
     "segments.narration.end": NarrationEnd,
     "segments.narration.cancelled": NarrationCancelled,
@@ -82,6 +104,7 @@ SCHEMA_MODELS: dict[str, type[BaseModel]] = {
     "outcomes.narration.completed": NarrationCompletedOutcome,
     "outcomes.narration.failed": NarrationFailedOutcome,
     "outcomes.story.completed": StoryCompletedOutcome,
+    "outcomes.document.analyzed": DocumentAnalyzedOutcome,
     "dlq.dead_letter": DeadLetter,
 }
 

@@ -15,6 +15,7 @@ from sqlalchemy.sql.dml import Update
 
 from amplify_stream.errors import Conflict, NotFound
 from amplify_stream.events import (
+    DocumentAnalyzedOutcome,
     EnhancementCompletedOutcome,
     EnhancementFailedOutcome,
     ErrorInfo,
@@ -207,8 +208,12 @@ class StoryStore:
         """Fold one outcome event into its story. Idempotent: replays set the same values.
 
         ``narration.failed`` keeps its error on the story, which still completes: it says
-        why a story that asked for audio has none. True when a row changed.
+        why a story that asked for audio has none. ``document.analyzed`` is a live
+        document's (keyed by ``doc_id``, no ``story_id``): no story of it. True when a row
+        changed.
         """
+        if isinstance(event, DocumentAnalyzedOutcome):
+            return False
         owned = update(Story).where(Story.id == event.story_id, Story.user_id == event.user_id)
         if isinstance(event, EnhancementCompletedOutcome):
             return await self._update(

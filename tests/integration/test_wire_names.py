@@ -1,28 +1,46 @@
 """The wire JSON carries docs/protocol.md's names: real stories through the whole service, on
 both buses, read as a client or an analytics consumer reads them.
 
-The tables below are transcribed by hand from docs/protocol.md (sections 1-4), never derived
-from the pydantic models: the schema-based contract tests validate events against schemas
-generated from those same models, so a renamed field would pass them. Here it does not.
-A field marked ``?`` may be absent (or null); when it has a value, it has the type. The
+The tables below are transcribed by hand from docs/protocol.md (sections 1-4 and 6), never
+derived from the pydantic models: the schema-based contract tests validate events against
+schemas generated from those same models, so a renamed field would pass them. Here it does
+not. A field marked ``?`` may be absent (or null); when it has a value, it has the type. The
 table language is tests/wire_check.py's.
 
 Stories: one with rewrite and audio (every event of a success, HTTP answers, record
 headers), one whose provider fails (``enhancement.failed``), one whose voice fails
 (``narration.failed``, ``tts_unavailable``), and one whose enhancement is run again
 (``enhancement.reset``: a bus outage on the memory bus, a restart of the service on Kafka).
+
+Live documents (section 6): the client frames, built from the tables, are what the socket's
+parser accepts; a document's commands go through its owner, and its records on the
+stream, outcome and snapshot topics are read back (the socket does not serve documents
+yet, so the stream topic, "the same JSON" less the cursor, stands for it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
+import pytest
+from pydantic import ValidationError
 
+from amplify_stream.bus.base import Isolation, Record
+from amplify_stream.events import (
+    DocChange,
+    DocumentDeleted,
+    DocumentEdited,
+    DocumentOpenRequested,
+    client_message_adapter,
+    encode,
+    headers_for,
+)
 from amplify_stream.fakes.edge_tts import FakeEdgeConfig, serve_fake_edge_tts
 from amplify_stream.fakes.gemini import FakeGeminiServer
 from amplify_stream.gateway import keys
@@ -109,6 +127,9 @@ SERVER_EVENTS: dict[str, Mapping[str, Spec]] = {
         "retryable": "boolean",
         "request_id?": "string",
         "story_id?": "string",
+        # Section 6: "`error` `version_conflict` with `doc_id` and the current `version`".
+        "doc_id?": "string",
+        "version?": "integer",
     },
     "pong": {"request_id?": "string"},
 }
@@ -163,6 +184,102 @@ OUTCOMES: dict[str, Mapping[str, Spec]] = {
     "narration.failed": {"error": ERROR_INFO},
     "story.completed": {"status": STATUS, "timings": {"total_ms": "number"}},
 }
+
+# Section 6: live documents. Client to server (the type's value is the table's own key).
+DOC_CHANGE = {"start_utf16": "integer", "end_utf16": "integer", "text": "string"}
+DOC_FRAMES: dict[str, Mapping[str, Spec]] = {
+    "doc.open": {
+        "request_id?": "string",
+        "doc_id?": "string",
+        "text?": "string",
+        "title?": "string",
+        "focus?": [FOCUS],
+    },
+    "doc.edit": {"doc_id": "string", "version": "integer", "changes": [DOC_CHANGE]},
+    "doc.close": {"doc_id": "string"},
+}
+# "Server to client (each with `type`, `doc_id`, `version`, `at`)".
+DOC_EVENT = {"type": "string", "doc_id": "string", "version": "integer", "at": "timestamp"}
+DOC_EVENTS: dict[str, Mapping[str, Spec]] = {
+    # `title` is named without `?`: there, null when the document has none.
+    "doc.opened": {
+        "request_id?": "string",
+        "text": "string",
+        "title": "string|null",
+        "focus": [FOCUS],
+    },
+    "doc.ack": {"request_id?": "string"},  # request_id: an addition
+    "doc.suggestion": {
+        "id": "string",
+        "focus": FOCUS,
+        "quote": "string",
+        # "spans in the text of `version`": never null here, unlike a story's.
+        "start": "integer",
+        "end": "integer",
+        "start_utf16": "integer",
+        "end_utf16": "integer",
+        "message": "string",
+        "replacement?": "string",
+    },
+    "doc.retracted": {"ids": ["string"]},
+    "doc.insight": INSIGHT,
+    "doc.analyzed": {"suggestions": "integer", "paragraphs": "integer", "reanalyzed": "integer"},
+}
+VERSION_CONFLICT = {"doc_id": "string", "version": "integer"}
+# "a `document.analyzed` outcome on `amplify.outcomes.v1`" (no story_id, no attempt).
+DOCUMENT_ANALYZED: dict[str, Spec] = {
+    "type": "'document.analyzed'",
+    "doc_id": "string",
+    "user_id": "string",
+    "at": "timestamp",
+    "version": "integer",
+    "provider": "string",
+    "suggestions": {"*": "integer"},  # "count per focus"
+    "paragraphs": "integer",
+    "reanalyzed": "integer",
+    "timings": {"idle_ms": "number", "analysis_ms": "number"},
+}
+# Additions (docs/protocol.md section 6): the commands on `amplify.documents.v1` and the
+# snapshots on `amplify.document-snapshots.v1`, key doc_id both.
+DOC_TOPIC_VALUE = {"type": "string", "doc_id": "string", "user_id": "string", "at": "timestamp"}
+DOC_COMMANDS: dict[str, Mapping[str, Spec]] = {
+    "document.open": {
+        "reply_to": "string",
+        "request_id?": "string",
+        "create": "boolean",
+        "text": "string",
+        "title?": "string",
+        "focus?": [FOCUS],
+    },
+    "document.edited": {
+        "reply_to": "string",
+        "request_id?": "string",
+        "version": "integer",
+        "changes": [DOC_CHANGE],
+    },
+    "document.deleted": {},
+}
+DOC_SNAPSHOT: dict[str, Spec] = {
+    "created_at": "timestamp",
+    "offset": "integer",
+    "title": "string|null",
+    "focus": [FOCUS],
+    "text": "string",
+    "version": "integer",
+    "suggestions": [
+        {
+            "id": "string",
+            "focus": FOCUS,
+            "quote": "string",
+            "message": "string",
+            "replacement?": "string",
+            "start_utf16": "integer",
+            "end_utf16": "integer",
+        }
+    ],
+    "deleted": "boolean",
+}
+REPLY_TO = "reply-to"
 
 # Sections 2 and 3.
 USER = {"id": "string", "username": "string"}
@@ -504,3 +621,206 @@ async def story_across_a_restart(
         await ws.send_json({"type": "story.resume", "story_id": accepted["story_id"]})
         events = await until_completed(ws)
     return second, [accepted, *events]
+
+
+# ---------------------------------------------------------------- live documents
+
+
+def example(spec: Spec) -> Any:
+    """A value of ``spec`` with every field of it, the optional ones too."""
+    if isinstance(spec, Mapping):
+        return {key.removesuffix("?"): example(value) for key, value in spec.items()}
+    if isinstance(spec, list):
+        return [example(spec[0])]
+    first = spec.split("|")[0]
+    if first.startswith("'"):
+        return first.strip("'")
+    values: dict[str, Any] = {"string": "x", "integer": 1, "number": 1.5, "boolean": True}
+    return values[first]
+
+
+def test_the_document_frames_carry_the_contracts_names() -> None:
+    """Each frame of section 6, built from its table (every field, then the required ones
+    alone), is what the socket's parser takes; without a required field it is refused."""
+    for kind, spec in DOC_FRAMES.items():
+        frame = {"type": kind, **example(spec)}
+        message = client_message_adapter.validate_python(frame)
+        assert message.type == kind
+        assert message.model_dump(exclude_unset=True) == frame, kind
+        required = {name: s for name, s in spec.items() if not name.endswith("?")}
+        client_message_adapter.validate_python({"type": kind, **example(required)})
+        for name in required:
+            short = {"type": kind, **example({k: s for k, s in required.items() if k != name})}
+            with pytest.raises(ValidationError):
+                client_message_adapter.validate_python(short)
+
+
+async def records_of(
+    svc: Service,
+    topic: str,
+    key: str,
+    until: Callable[[list[dict[str, Any]]], bool],
+    isolation: Isolation = "read_uncommitted",
+) -> list[Record]:
+    """Every record of ``key`` on ``topic`` once the values among them satisfy ``until``."""
+    bus = svc.app[keys.BUS]
+    partition = bus.partition_for(topic, key, svc.settings.topic_partitions)
+    async with asyncio.timeout(30):
+        while True:
+            begin = (await bus.begin_offsets(topic)).get(partition, 0)
+            end = (await bus.end_offsets(topic)).get(partition, 0)
+            records = await bus.read_range(topic, partition, begin, end, isolation=isolation)
+            mine = [r for r in records if r.key == key]
+            if until([json.loads(r.value) for r in mine if r.value]):
+                return mine
+            await asyncio.sleep(0.05)
+
+
+def doc_record(wire: Wire, channel: str, record: Record, spec: Spec) -> dict[str, Any]:
+    """Check one record of a document (value, headers, key); its value."""
+    value: dict[str, Any] = json.loads(record.value)
+    kind = str(value.get("type"))
+    where = f"{channel}@{record.cursor} {kind}"
+    wire.seen.add(f"{channel}:{kind}")
+    headers = {key: raw.decode() for key, raw in record.headers}
+    wanted = HEADERS | {"event-type": kind}
+    wire.problems += [
+        f"{where}: header {key}={headers.get(key)!r}, not {expected!r}"
+        for key, expected in wanted.items()
+        if headers.get(key) != expected
+    ]
+    if record.key != value.get("doc_id"):
+        wire.problems.append(f"{where}: key {record.key!r} is not its doc_id")
+    wire.check(value, spec, where)
+    return value
+
+
+def analyzed_at(version: int) -> Callable[[list[dict[str, Any]]], bool]:
+    return lambda values: any(
+        v["type"] in ("doc.analyzed", "document.analyzed") and v["version"] == version
+        for v in values
+    )
+
+
+async def test_a_live_document_on_the_topics(service: StartService) -> None:
+    """Section 6's names on every record a document makes: opened, analyzed, edited (a
+    suggestion retracted), a version conflict, an invalid change, reopened, refused to
+    another user, deleted."""
+    svc = await service(doc_idle_ms=20, doc_snapshot_ms=50)
+    bus, topics, wire = svc.app[keys.BUS], svc.topics, Wire()
+    doc_id, owner, stranger = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
+    producer = bus.producer(client_id="test-documents")
+    await producer.start()
+
+    async def command(value: DocumentOpenRequested | DocumentEdited | DocumentDeleted) -> None:
+        # As the gateway writes them: key doc_id, section 4's headers.
+        await producer.send_and_wait(
+            topics.documents, doc_id, encode(value), headers_for(value.type)
+        )
+
+    def stream(until: Callable[[list[dict[str, Any]]], bool]) -> Awaitable[list[Record]]:
+        return records_of(svc, topics.stream, doc_id, until)
+
+    try:
+        opened = DocumentOpenRequested(
+            doc_id=doc_id,
+            user_id=owner,
+            reply_to="socket-a",
+            request_id="o1",
+            create=True,
+            text=STORY,
+            title="The lighthouse",
+        )
+        await command(opened)
+        first = [json.loads(r.value) for r in await stream(analyzed_at(0))]
+        live = [e for e in first if e["type"] == "doc.suggestion"]
+        assert live, first
+        gone = live[0]
+        change = DocChange(start_utf16=gone["start_utf16"], end_utf16=gone["end_utf16"], text="it")
+        edit = DocumentEdited(
+            doc_id=doc_id,
+            user_id=owner,
+            reply_to="socket-a",
+            request_id="e1",
+            version=1,
+            changes=[change],
+        )
+        await command(edit)
+        await stream(analyzed_at(1))
+        conflict = edit.model_copy(update={"request_id": "e2", "version": 5})
+        backwards = [DocChange(start_utf16=10, end_utf16=5, text="")]
+        invalid = edit.model_copy(update={"request_id": "e3", "version": 2, "changes": backwards})
+        reopen = DocumentOpenRequested(
+            doc_id=doc_id, user_id=owner, reply_to="socket-b", request_id="o2", create=False
+        )
+        theirs = reopen.model_copy(update={"user_id": stranger, "reply_to": "socket-c"})
+        for value in (conflict, invalid, reopen, theirs):
+            await command(value)
+        records = await stream(lambda values: sum(v["type"] == "error" for v in values) == 3)
+        await command(DocumentDeleted(doc_id=doc_id, user_id=owner))
+        snapshots = await records_of(
+            svc,
+            topics.snapshots,
+            doc_id,
+            lambda values: any(v["deleted"] for v in values),
+            isolation="read_committed",
+        )
+        outcomes = await records_of(
+            svc, topics.outcomes, doc_id, analyzed_at(1), isolation="read_committed"
+        )
+        commands = await records_of(svc, topics.documents, doc_id, lambda values: len(values) == 7)
+    finally:
+        await producer.stop()
+
+    # The stream topic: section 6's events, section 1's error with section 6's fields.
+    events: list[tuple[dict[str, Any], str | None]] = []
+    for record in records:
+        value = json.loads(record.value)
+        spec: Mapping[str, Spec]
+        if value["type"] == "error":
+            spec = SERVER_EVENTS["error"]
+            if value["code"] == "version_conflict":
+                spec = merged(spec, VERSION_CONFLICT)
+        else:
+            # A type section 6 does not name fails on its `type`.
+            spec = merged(DOC_EVENT, DOC_EVENTS.get(value["type"], {"type": "'doc.<known>'"}))
+        event = doc_record(wire, "stream", record, spec)
+        events.append((event, {k: raw.decode() for k, raw in record.headers}.get(REPLY_TO)))
+    answers = {e["request_id"]: (e, to) for e, to in events if e.get("request_id")}
+    assert (answers["o1"][0]["type"], answers["o1"][1]) == ("doc.opened", "socket-a")
+    assert (answers["e1"][0]["type"], answers["e1"][0]["version"]) == ("doc.ack", 1)
+    assert answers["e1"][1] == "socket-a"
+    assert (answers["e2"][0]["code"], answers["e2"][0]["version"]) == ("version_conflict", 1)
+    assert answers["e3"][0]["code"] == "invalid_message", answers["e3"]
+    refused = next(e for e, to in events if to == "socket-c")
+    assert refused["code"] == "not_found", refused
+    retracted = next(e for e, _ in events if e["type"] == "doc.retracted")
+    assert gone["id"] in retracted["ids"]
+    # Answers go to the socket that asked (`reply-to`); what a pass finds, to every socket
+    # that watches the document (no header).
+    for event, to in events:
+        if event["type"] in ("doc.opened", "doc.ack", "error"):
+            assert to in ("socket-a", "socket-b", "socket-c"), event
+        if event["type"] in ("doc.retracted", "doc.insight"):
+            assert to is None, event
+    # The reopen: doc.opened, the live suggestions, doc.analyzed; all to the one socket.
+    at = next(i for i, (e, _) in enumerate(events) if e.get("request_id") == "o2")
+    end = next(i for i in range(at, len(events)) if events[i][0]["type"] == "doc.analyzed")
+    assert {to for _, to in events[at : end + 1]} == {"socket-b"}
+    assert {e["type"] for e, _ in events[at + 1 : end]} == {"doc.suggestion"}
+    assert events[end][0]["version"] == 1
+
+    # The other topics: the outcome of each pass, and the project's commands and snapshots.
+    for record in outcomes:
+        doc_record(wire, "outcomes", record, DOCUMENT_ANALYZED)
+    for record in (r for r in commands if r.value):
+        kind = json.loads(record.value)["type"]
+        doc_record(wire, "documents", record, merged(DOC_TOPIC_VALUE, DOC_COMMANDS[kind]))
+    snapshot = merged(DOC_TOPIC_VALUE, DOC_SNAPSHOT, {"type": "'document.snapshot'"})
+    for record in (r for r in snapshots if r.value):
+        doc_record(wire, "document-snapshots", record, snapshot)
+    wire.assert_clean(
+        saw={f"stream:{kind}" for kind in DOC_EVENTS}
+        | {"stream:error", "outcomes:document.analyzed", "document-snapshots:document.snapshot"}
+        | {f"documents:{kind}" for kind in DOC_COMMANDS}
+    )

@@ -16,6 +16,10 @@ from amplify_stream import asyncapi
 from amplify_stream.cli import main
 from amplify_stream.events import (
     SCHEMA_MODELS,
+    DocChange,
+    DocumentAnalyzedOutcome,
+    DocumentEdited,
+    DocumentTimings,
     ErrorInfo,
     StoryCompletedOutcome,
     StorySubmitted,
@@ -114,10 +118,20 @@ def test_the_websocket_channel(document: dict[str, Any]) -> None:
     ops = {op["action"]: op for op in document["operations"].values() if "websocket" in str(op)}
     received = {m["$ref"].rsplit("/", 1)[1] for m in ops["receive"]["messages"]}
     sent = {m["$ref"].rsplit("/", 1)[1] for m in ops["send"]["messages"]}
-    assert received == {"story.submit", "story.resume", "story.cancel", "ping"}
+    assert received == {
+        "story.submit",
+        "story.resume",
+        "story.cancel",
+        "ping",
+        "doc.open",
+        "doc.edit",
+        "doc.close",
+    }
     stream_events = {name.split(".", 1)[1] for name in SCHEMA_MODELS if name.startswith("stream.")}
     assert sent == stream_events
     assert {"story.accepted", "enhancement.delta", "audio.chunk", "error", "pong"} <= sent
+    assert {"doc.opened", "doc.ack", "doc.suggestion", "doc.retracted"} <= sent
+    assert {"doc.insight", "doc.analyzed"} <= sent
 
 
 def test_the_topics(document: dict[str, Any]) -> None:
@@ -130,20 +144,42 @@ def test_the_topics(document: dict[str, Any]) -> None:
         "outcomes": "{prefix}.outcomes.v1",
         "dlq": "{prefix}.dlq.v1",
         "segments": "{prefix}.segments.v1",
+        "documents": "{prefix}.documents.v1",
+        "document-snapshots": "{prefix}.document-snapshots.v1",
     }
     assert channels["stories"]["parameters"]["prefix"]["default"] == "amplify"
     assert channels["segments"]["tags"][0]["name"] == "internal"
+    assert channels["document-snapshots"]["tags"][0]["name"] == "internal"
     assert set(channels["outcomes"]["messages"]) == {
         "enhancement.completed",
         "enhancement.failed",
         "narration.completed",
         "narration.failed",
         "story.completed",
+        "document.analyzed",
     }
-    # Answers of the gateway itself never travel on the stream topic.
+    # Answers of the gateway itself never travel on the stream topic; documents' events do.
     assert not {"pong", "story.accepted"} & set(channels["stream"]["messages"])
-    assert "enhancement.delta" in channels["stream"]["messages"]
+    assert {"enhancement.delta", "doc.opened", "doc.ack"} <= set(channels["stream"]["messages"])
     assert set(channels["dlq"]["messages"]) == {"dead_letter"}
+    assert set(channels["documents"]["messages"]) == {
+        "document.open",
+        "document.edited",
+        "document.deleted",
+    }
+    assert set(channels["document-snapshots"]["messages"]) == {"document.snapshot"}
+
+
+def test_the_snapshots_topic_is_compacted_and_the_others_expire(document: dict[str, Any]) -> None:
+    for name, channel in document["channels"].items():
+        if name == "websocket":
+            continue
+        config = channel["bindings"]["kafka"]["topicConfiguration"]
+        if name == "document-snapshots":
+            assert config == {"cleanup.policy": ["compact"]}
+        else:
+            assert config["retention.ms"] > 0, name
+            assert "cleanup.policy" not in config, name
 
 
 def test_kafka_messages_have_the_headers_and_the_key(document: dict[str, Any]) -> None:
@@ -161,7 +197,26 @@ def test_kafka_messages_have_the_headers_and_the_key(document: dict[str, Any]) -
             assert headers[1]["properties"]["event-type"]["const"] == event_type
             binding = resolve(document, message["bindings"]["$ref"])["kafka"]
             assert binding["key"]["type"] == "string"
-            assert "story_id" in binding["key"]["description"]
+            documents = channel["address"].split(".")[1] in ("documents", "document-snapshots")
+            if documents or event_type.startswith("doc.") or event_type == "document.analyzed":
+                assert binding["key"]["description"] == "doc_id, UTF-8", event_type
+            else:
+                assert binding["key"]["description"].startswith("story_id"), event_type
+
+
+def test_document_answers_name_the_reply_to_header(document: dict[str, Any]) -> None:
+    messages = document["channels"]["stream"]["messages"]
+    for event_type, ref in messages.items():
+        headers = resolve(document, ref["$ref"])["headers"]["allOf"][1]["properties"]
+        replies = event_type.startswith("doc.") or event_type == "error"
+        assert ("reply-to" in headers) == replies, event_type
+    header = document["components"]["schemas"]["ReplyToHeader"]
+    assert header["type"] == "string"
+    for name, channel in document["channels"].items():
+        if name not in ("websocket", "stream"):
+            for ref in channel["messages"].values():
+                message = resolve(document, ref["$ref"])
+                assert "reply-to" not in message["headers"]["allOf"][1]["properties"], name
 
 
 def test_every_model_is_a_payload(document: dict[str, Any]) -> None:
@@ -185,14 +240,33 @@ def test_real_records_validate_against_the_payloads(document: dict[str, Any]) ->
         error=ErrorInfo(code="provider_error", message="no"),
         timings=StoryTimings(total_ms=12.5),
     )
+    edited = DocumentEdited(
+        doc_id="d1",
+        user_id="u1",
+        reply_to="socket-1",
+        version=3,
+        changes=[DocChange(start_utf16=0, end_utf16=2, text="Hi")],
+    )
+    analyzed = DocumentAnalyzedOutcome(
+        doc_id="d1",
+        user_id="u1",
+        version=3,
+        provider="local",
+        suggestions={"plot": 1, "dialogue": 0},
+        paragraphs=4,
+        reanalyzed=1,
+        timings=DocumentTimings(idle_ms=300.0, analysis_ms=12.5),
+    )
     cases = [
-        ("kafka.stories.story.submitted", submitted),
-        ("kafka.outcomes.story.completed", done),
+        ("kafka.stories.story.submitted", submitted, "story_id"),
+        ("kafka.outcomes.story.completed", done, "story_id"),
+        ("kafka.documents.document.edited", edited, "doc_id"),
+        ("kafka.outcomes.document.analyzed", analyzed, "doc_id"),
     ]
-    for key, event in cases:
+    for key, event, id_field in cases:
         check = payload_validator(document, messages[key])
         check.validate(json.loads(encode(event)))
-        wrong = json.loads(encode(event)) | {"story_id": 7}
+        wrong = json.loads(encode(event)) | {id_field: 7}
         assert list(check.iter_errors(wrong)), key
     delta = {"type": "enhancement.delta", "story_id": "s", "at": "t", "text": "x", "attempt": 1}
     payload_validator(document, messages["ws.enhancement.delta"]).validate(
