@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from amplify_stream.documents.local_pass import PassFindings
 from amplify_stream.documents.snapshot import from_snapshot, suggestion_event, to_snapshot
 from amplify_stream.documents.state import Applied, DocumentState, TextTooLong
 from amplify_stream.events import ALL_FOCUS, ErrorEvent, now_rfc3339
@@ -17,6 +18,7 @@ from amplify_stream.events.documents import (
     DocAck,
     DocAnalyzed,
     DocEvent,
+    DocInsight,
     DocOpened,
     DocRetracted,
     DocumentAnalyzedOutcome,
@@ -163,6 +165,32 @@ class PartitionDocuments:
             self.dirty.discard(command.doc_id)
             self.deleted[command.doc_id] = command.user_id
         return Folded([])
+
+
+def pass_answers(doc: DocumentState, found: PassFindings) -> list[Answer]:
+    """What a finished pass tells every watcher: what it retracted, what it added (beyond
+    what it emitted as it went), the insights of this version, and ``doc.analyzed``."""
+    result = found.result
+    answers: list[Answer] = []
+    if result.retracted:
+        answers.append(
+            Answer(DocRetracted(doc_id=doc.doc_id, version=doc.version, ids=result.retracted))
+        )
+    answers += [Answer(suggestion_event(doc, s)) for s in result.added]
+    answers += [
+        Answer(
+            DocInsight(
+                doc_id=doc.doc_id,
+                version=doc.version,
+                focus=i.focus,
+                summary=i.summary,
+                metrics=i.metrics or None,
+            )
+        )
+        for i in found.insights
+    ]
+    answers.append(Answer(analyzed(doc, reanalyzed=result.reanalyzed)))
+    return answers
 
 
 def analyzed(doc: DocumentState, *, reanalyzed: int) -> DocAnalyzed:

@@ -34,8 +34,6 @@ from amplify_stream.documents.snapshot import suggestion_event
 from amplify_stream.documents.state import LiveSuggestion
 from amplify_stream.events import encode, headers_for
 from amplify_stream.events.documents import (
-    DocInsight,
-    DocRetracted,
     DocumentAnalyzedOutcome,
     DocumentCommand,
     DocumentDeleted,
@@ -45,7 +43,7 @@ from amplify_stream.events.documents import (
     document_command_adapter,
 )
 from amplify_stream.providers.local.paragraphs import cached_paragraph
-from consumers.document_log import Answer, PartitionDocuments, analyzed, deleted_marker
+from consumers.document_log import Answer, PartitionDocuments, deleted_marker, pass_answers
 from consumers.ownership import Ownership
 from consumers.worker import RETRY_INITIAL_S, RETRY_MAX_S, Worker, WorkerDeps
 from producers.lease import PartitionLost
@@ -230,25 +228,7 @@ class DocumentOwner(Worker[DocumentCommand]):
             log.exception("analysis pass of %s failed", doc_id)
             return
         result = found.result
-        answers: list[Answer] = []
-        if result.retracted:
-            answers.append(
-                Answer(DocRetracted(doc_id=doc_id, version=doc.version, ids=result.retracted))
-            )
-        answers += [Answer(suggestion_event(doc, s)) for s in result.added]
-        answers += [
-            Answer(
-                DocInsight(
-                    doc_id=doc_id,
-                    version=doc.version,
-                    focus=i.focus,
-                    summary=i.summary,
-                    metrics=i.metrics or None,
-                )
-            )
-            for i in found.insights
-        ]
-        answers.append(Answer(analyzed(doc, reanalyzed=result.reanalyzed)))
+        answers = pass_answers(doc, found)
         self._outbox.put_nowait((part.ownership, answers))
         analysis_ms = (time.monotonic() - began) * 1000
         per_focus = dict.fromkeys(doc.focus, 0)
