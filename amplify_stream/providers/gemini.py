@@ -31,7 +31,7 @@ from amplify_stream.providers.base import (
     RewriteDelta,
     UsageReport,
 )
-from amplify_stream.providers.gemini_analysis import AnalysisStream, StoryAnalysis
+from amplify_stream.providers.gemini_analysis import FOCUS_GUIDE, AnalysisStream, StoryAnalysis
 from amplify_stream.providers.gemini_client import (
     check_blocked,
     check_finished,
@@ -54,13 +54,11 @@ REWRITE_INSTRUCTION = (
 )
 ANALYSIS_INSTRUCTION = (
     "You are a developmental editor reviewing a story for its writer. Cover only the "
-    "focuses listed: plot (structure, stakes, pacing), character (motivation, consistency, "
-    "showing rather than telling), dialogue (voice, tags, subtext), setting (place, time, "
-    "sensory detail). Suggestions are concrete notes about one passage each; their quote "
-    "is copied character for character from the story (a short excerpt, at most one "
-    "sentence) so the writer's editor can highlight it; give a replacement only when it "
-    "can directly replace the quote. Give exactly one insight per focus: a two-sentence "
-    "summary and a few numeric metrics."
+    f"focuses listed: {FOCUS_GUIDE}. Suggestions are concrete notes about one passage "
+    "each; their quote is copied character for character from the story (a short "
+    "excerpt, at most one sentence) so the writer's editor can highlight it; give a "
+    "replacement only when it can directly replace the quote. Give exactly one insight "
+    "per focus: a two-sentence summary and a few numeric metrics."
 )
 
 

@@ -26,6 +26,12 @@ from amplify_stream.errors import ProviderError
 from amplify_stream.events import Focus
 from amplify_stream.providers.base import FindingSkipped, InsightFound, Piece, SuggestionFound
 
+# What each focus covers, as the instructions of every analysis call tell the model.
+FOCUS_GUIDE = (
+    "plot (structure, stakes, pacing), character (motivation, consistency, showing rather "
+    "than telling), dialogue (voice, tags, subtext), setting (place, time, sensory detail)"
+)
+
 
 class Metric(BaseModel):
     name: str
