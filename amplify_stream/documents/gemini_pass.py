@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass
 from weakref import WeakValueDictionary
 
@@ -116,15 +115,15 @@ class GeminiAnalyzer:
 
     async def analyze(self, doc: DocumentState, emit: Emit) -> PassFindings:
         open_pass = doc.begin_pass()
-        text, paragraphs, focus = doc.text, doc.paragraphs, doc.focus
+        reading = _Reading(doc.text, doc.paragraphs, doc.focus, doc.title)
+        paragraphs, focus = reading.paragraphs, reading.focus
         stale = doc.stale()
         read = [i for i in stale if not paragraphs[i].strip()]  # a blank line: nothing to ask
         limit = self._limit(doc.user_id)
         events: asyncio.Queue[_Event] = asyncio.Queue()
         calls = [
             asyncio.create_task(
-                self._read(i, _prompt(text, paragraphs, i, focus, doc.title), focus, limit, events),
-                name=f"gemini-paragraph:{doc.doc_id}:{i}",
+                self._read(i, reading, limit, events), name=f"gemini-paragraph:{doc.doc_id}:{i}"
             )
             for i in stale
             if paragraphs[i].strip()
@@ -170,15 +169,14 @@ class GeminiAnalyzer:
     async def _read(
         self,
         index: int,
-        prompt: _Prompt,
-        focus: Sequence[Focus],
+        reading: _Reading,
         limit: asyncio.Semaphore,
         out: asyncio.Queue[_Event],
     ) -> None:
         """One paragraph's call: what it finds, placed in the paragraph, then ``_Read``
         (or ``_Failed``) on ``out``."""
-        place = _Placer(prompt.paragraph)
-        analysis = AnalysisStream(focus, ParagraphAnalysis)
+        place = _Placer(reading.paragraphs[index])
+        analysis = AnalysisStream(reading.focus, ParagraphAnalysis)
         try:
             async with limit:
                 loop = asyncio.get_running_loop()
@@ -187,7 +185,7 @@ class GeminiAnalyzer:
                         async for found in stream_findings(
                             self._client,
                             self.model,
-                            prompt.text,
+                            reading.prompt(index),  # made here: each holds the whole text
                             self._config,
                             analysis,
                             "paragraph analysis",
@@ -209,25 +207,27 @@ class GeminiAnalyzer:
 
 
 @dataclass(frozen=True, slots=True)
-class _Prompt:
-    paragraph: str
+class _Reading:
+    """The document as one pass reads it: its text at the pass's version."""
+
     text: str
+    paragraphs: list[str]
+    focus: tuple[Focus, ...]
+    title: str | None
 
-
-def _prompt(
-    document: str, paragraphs: list[str], index: int, focus: Sequence[Focus], title: str | None
-) -> _Prompt:
-    lines = [f"Focus: {', '.join(focus)}"]
-    if title:
-        lines.append(f"Title: {title}")
-    # The tags tell the model (and the fake) where the document and the paragraph are;
-    # the paragraph comes last, so a tag typed inside the document is not taken for it.
-    lines += [
-        f"<document>\n{document}\n</document>",
-        f"Review line {index + 1} of the document's {len(paragraphs)}, this paragraph only:",
-        f"<paragraph>\n{paragraphs[index]}\n</paragraph>",
-    ]
-    return _Prompt(paragraphs[index], "\n".join(lines))
+    def prompt(self, index: int) -> str:
+        lines = [f"Focus: {', '.join(self.focus)}"]
+        if self.title:
+            lines.append(f"Title: {self.title}")
+        # The tags tell the model (and the fake) where the document and the paragraph
+        # are; the paragraph comes last, so a tag typed inside the document is not it.
+        lines += [
+            f"<document>\n{self.text}\n</document>",
+            f"Review line {index + 1} of the document's {len(self.paragraphs)}, "
+            "this paragraph only:",
+            f"<paragraph>\n{self.paragraphs[index]}\n</paragraph>",
+        ]
+        return "\n".join(lines)
 
 
 class _Placer:
