@@ -170,7 +170,9 @@ class FakeServiceSettings(BaseModel):
     # Tokens per streamed chunk: 1 is the finest (and, for the client SDK, the costliest)
     # pacing; Gemini's own streams carry several tokens per chunk.
     fake_gemini_tokens_per_chunk: int = Field(default=1, ge=1)
-    fake_gemini_fault: Literal["none", "status", "midstream", "stall", "bad_object"] = "none"
+    fake_gemini_fault: Literal["none", "status", "midstream", "stall", "bad_object", "misquote"] = (
+        "none"
+    )
     fake_gemini_fault_status: int = 503
     fake_gemini_fault_count: int = 1_000_000
     fake_edge_tts_host: str = "127.0.0.1"

@@ -1,9 +1,11 @@
 """The port of a live document's analysis pass, and how a process picks its backend.
 
-A pass reads the document's stale paragraphs, settles its live set on the document (in
-one synchronous step at the end, so no edit can fall between the reading and the
-settling) and says what it found. Cancelling the task that runs ``analyze`` stops the
-pass and its provider work (for Gemini, its connections) with the document untouched.
+A pass reads the document's stale paragraphs, settles its live set on the document
+(``OpenPass``: a suggestion may go live, and to ``emit``, the moment it is found; the rest,
+retractions and paragraphs marked read, is one synchronous step at the end, so no edit can
+fall between the reading and the settling) and says what it found. Cancelling the task
+that runs ``analyze`` stops the pass and its provider work (for Gemini, its connections):
+the document keeps what was emitted, and nothing else of the pass.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ ends in the same state, conflicts included.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from amplify_stream.events import Focus
@@ -26,6 +26,11 @@ from amplify_stream.text.edits import (
 
 class TextTooLong(ValueError):
     """An edit that would make the text longer than allowed: nothing of it is applied."""
+
+
+class StalePass(RuntimeError):
+    """A pass that goes on after an edit: its paragraph indices no longer hold. (The
+    owner cancels a pass before its edit's fold returns, so this is a bug if raised.)"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +157,11 @@ class DocumentState:
         """The paragraphs a pass must read: changed (or never read) since the last one."""
         return [i for i, current in enumerate(self.current) if not current]
 
+    def begin_pass(self) -> OpenPass:
+        """A pass on the current text that adds each suggestion the moment it is found
+        and settles the rest in one step at its end (``OpenPass``)."""
+        return OpenPass(self)
+
     def settle(
         self,
         findings: Mapping[int, Sequence[Finding]],
@@ -161,54 +171,128 @@ class DocumentState:
         (paragraph index -> what the provider found in it) and found ``across`` (what
         depends on the whole document, as (paragraph, finding): found anew every pass).
         A live suggestion found again stays (same id), one not found is retracted, and a
-        new one is added."""
-        paragraphs = self.paragraphs
-        starts = _starts(paragraphs)
-        added: list[LiveSuggestion] = []
+        new one is added. (A pass whose findings are all known at once: ``OpenPass``
+        with every ``found`` before its ``finish``.)"""
+        open_pass = self.begin_pass()
+        added = [
+            live
+            for index, found in sorted(findings.items())
+            for f in found
+            if (live := open_pass.found(index, f)) is not None
+        ]
+        result = open_pass.finish(findings, across)
+        return PassResult(result.version, added + result.added, result.retracted, len(findings))
+
+    # ------------------------------------------------------------ the live set
+
+    def _add(self, f: Finding, quote: str, at: int) -> LiveSuggestion:
+        self._ids += 1
+        live = LiveSuggestion(
+            f"{self.doc_id[:8]}-{self._ids}",
+            f.focus,
+            quote,
+            f.message,
+            f.replacement,
+            at,
+            at + utf16_length(quote),
+        )
+        self.live[live.id] = live
+        return live
+
+    def _in_paragraph(self, u_start: int, u_end: int) -> Iterator[LiveSuggestion]:
+        """The live suggestions of one paragraph's findings (document-level ones aside)."""
+        for s in self.live.values():
+            if s.id not in self._across and u_start <= s.start_utf16 and s.end_utf16 <= u_end:
+                yield s
+
+
+class OpenPass:
+    """An analysis pass under way on one version of a document.
+
+    ``found`` makes a suggestion live at once (for the owner to send on); ``finish``, in
+    one synchronous step once the paragraphs are read, retracts what they no longer hold,
+    marks them current and reconciles the document-level findings. A pass abandoned before
+    ``finish`` (cancelled by an edit) leaves the document consistent: what it added is live
+    and was told, nothing was retracted, and the paragraphs it read stay stale, so the
+    next pass reads them again, finds those suggestions again (same ids, not told twice)
+    and retracts the rest. Identity is settle's: words, message and place.
+    """
+
+    def __init__(self, doc: DocumentState) -> None:
+        self._doc = doc
+        self._version = doc.version
+        self._paragraphs = doc.paragraphs
+        self._starts = _starts(self._paragraphs)
+        self._kept: dict[int, set[str]] = {}  # per paragraph: the live ids found this pass
+
+    def found(self, index: int, f: Finding) -> LiveSuggestion | None:
+        """What the provider found in paragraph ``index`` (its span relative to the
+        paragraph): the new live suggestion, or None when one already live there is the
+        same (it stays, and is kept by ``finish``)."""
+        self._check()
+        quote, at = self._place(index, f)
+        key = (f.focus, f.message, f.replacement, quote, at)
+        kept = self._kept.setdefault(index, set())
+        u_start, u_end = self._span(index)
+        if same := next(
+            (s for s in self._doc._in_paragraph(u_start, u_end) if _key(s) == key), None
+        ):
+            kept.add(same.id)
+            return None
+        live = self._doc._add(f, quote, at)
+        kept.add(live.id)
+        return live
+
+    def finish(
+        self, read: Collection[int], across: Sequence[tuple[int, Finding]] = ()
+    ) -> PassResult:
+        """The paragraphs ``read`` (their answers whole) keep what ``found`` gave them and
+        lose the rest, and are current; ``across`` as ``settle`` takes it. The result's
+        ``added`` holds only the document-level suggestions new here: each suggestion of a
+        paragraph was live (and given) the moment it was found."""
+        self._check()
+        doc = self._doc
         retracted: list[str] = []
-
-        def reconcile(before: dict[Key, str], found: Sequence[tuple[int, Finding]]) -> set[str]:
-            kept: set[str] = set()
-            for index, f in found:
-                paragraph = paragraphs[index]
-                quote = paragraph[f.start : f.end]
-                at = starts[index] + utf16_length(paragraph[: f.start])
-                if (same := before.get((f.focus, f.message, f.replacement, quote, at))) is not None:
-                    kept.add(same)
-                    continue
-                self._ids += 1
-                live = LiveSuggestion(
-                    f"{self.doc_id[:8]}-{self._ids}",
-                    f.focus,
-                    quote,
-                    f.message,
-                    f.replacement,
-                    at,
-                    at + utf16_length(quote),
-                )
-                self.live[live.id] = live
+        for index in sorted(read):
+            kept = self._kept.get(index, set())
+            gone = [s.id for s in doc._in_paragraph(*self._span(index)) if s.id not in kept]
+            for sid in gone:
+                del doc.live[sid]
+            retracted += gone
+            doc.current[index] = True
+        before = {_key(doc.live[sid]): sid for sid in doc._across if sid in doc.live}
+        added: list[LiveSuggestion] = []
+        kept_across: set[str] = set()
+        for index, f in across:
+            quote, at = self._place(index, f)
+            if (same := before.get((f.focus, f.message, f.replacement, quote, at))) is None:
+                live = doc._add(f, quote, at)
                 added.append(live)
-                kept.add(live.id)
-            for sid in before.values():
-                if sid not in kept:
-                    retracted.append(sid)
-                    del self.live[sid]
-            return kept
+                same = live.id
+            kept_across.add(same)
+        for sid in before.values():
+            if sid not in kept_across:
+                retracted.append(sid)
+                del doc.live[sid]
+        doc._across = kept_across
+        doc.analyzed_version = doc.version
+        return PassResult(doc.version, added, retracted, len(read))
 
-        for index, found in sorted(findings.items()):
-            u_start = starts[index]
-            u_end = u_start + utf16_length(paragraphs[index])
-            before = {
-                _key(s): s.id
-                for s in self.live.values()
-                if s.id not in self._across and u_start <= s.start_utf16 and s.end_utf16 <= u_end
-            }
-            reconcile(before, [(index, f) for f in found])
-            self.current[index] = True
-        before = {_key(self.live[sid]): sid for sid in self._across if sid in self.live}
-        self._across = reconcile(before, across)
-        self.analyzed_version = self.version
-        return PassResult(self.version, added, retracted, len(findings))
+    def _place(self, index: int, f: Finding) -> tuple[str, int]:
+        """``f``'s quote, and where it starts in the whole text (UTF-16 units)."""
+        paragraph = self._paragraphs[index]
+        return paragraph[f.start : f.end], self._starts[index] + utf16_length(paragraph[: f.start])
+
+    def _span(self, index: int) -> tuple[int, int]:
+        start = self._starts[index]
+        return start, start + utf16_length(self._paragraphs[index])
+
+    def _check(self) -> None:
+        if self._doc.version != self._version:
+            raise StalePass(
+                f"a pass on version {self._version} of {self._doc.doc_id} went on at "
+                f"version {self._doc.version}"
+            )
 
 
 Key = tuple[Focus, str, "str | None", str, int]

@@ -5,9 +5,9 @@
 last with ``finishReason: STOP``); ``POST .../{model}:generateContent`` answers JSON.
 Errors are Google's ``{"error": {"code", "message", "status"}}``. Faults (a status for
 the first N calls, a stream that breaks, a stream that stalls, one suggestion against the
-schema) and pacing come from ``FakeGeminiConfig``; what the server saw is in
-``app[FAKE_GEMINI_RECORD]``, and for a fake in another process at ``GET /_fake/record``
-(JSON: counts and every call's state).
+schema, one suggestion misquoting the text) and pacing come from ``FakeGeminiConfig``;
+what the server saw is in ``app[FAKE_GEMINI_RECORD]``, and for a fake in another process
+at ``GET /_fake/record`` (JSON: counts and every call's state).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from amplify_stream.fakes.gemini_wire import Answer, answer_stream, answer_unary
 
 log = logging.getLogger(__name__)
 
-Fault = Literal["none", "status", "midstream", "stall", "bad_object"]
+Fault = Literal["none", "status", "midstream", "stall", "bad_object", "misquote"]
 CallState = Literal["open", "completed", "failed", "disconnected"]
 
 
@@ -204,7 +204,11 @@ async def _handle_call(request: web.Request) -> web.StreamResponse:
             call.status, call.state = config.fault_status, "completed"
             return json_error(config.fault_status)
         answer = Answer.build(
-            body, model_name, len(record.calls), bad_object=config.fault == "bad_object"
+            body,
+            model_name,
+            len(record.calls),
+            bad_object=config.fault == "bad_object",
+            misquote=config.fault == "misquote",
         )
         if method == "generateContent":
             return await answer_unary(request, config, call, answer)

@@ -1,9 +1,12 @@
 """The fake Gemini's "model": deterministic answers that read like a careful line editor's.
 
 Prompts are read the way ``GeminiProvider`` writes them: the story between ``<story>``
-tags and a ``Focus: plot, dialogue`` line. Anything else falls back to the whole prompt
-and all four focuses, so any client gets a plausible answer. Every quote is a slice of
-the story found by a regular expression, so it is an exact excerpt by construction.
+tags and a ``Focus: plot, dialogue`` line; or as a live document's pass writes them
+(``documents/gemini_pass.py``): the whole document for context, then the one line to
+review between ``<paragraph>`` tags, last, which alone is analysed. Anything else falls
+back to the whole prompt and all four focuses, so any client gets a plausible answer.
+Every quote is a slice of the story found by a regular expression, so it is an exact
+excerpt by construction.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ def _words(text: str) -> frozenset[str]:
 
 
 _STORY = re.compile(r"<story>\n(.*)\n</story>|<story>(.*)</story>", re.DOTALL)
+# The paragraph under review closes the prompt (so one typed inside the document is not it).
+_PARAGRAPH = re.compile(r"<paragraph>\n([^\n]*)\n</paragraph>\s*\Z")
 _FOCUS_LINE = re.compile(r"^Focus:\s*(.+)$", re.MULTILINE)
 
 # Words ending in -ly that are not manner adverbs: never cut after a dialogue tag.
@@ -62,8 +67,8 @@ class Prompt:
 
 
 def read_prompt(text: str) -> Prompt:
-    """The story and the focuses a prompt asks about."""
-    story_match = _STORY.search(text)
+    """The story (or paragraph) and the focuses a prompt asks about."""
+    story_match = _PARAGRAPH.search(text) or _STORY.search(text)
     story = text
     if story_match:
         story = story_match.group(1) if story_match.group(1) is not None else story_match.group(2)

@@ -59,10 +59,18 @@ class Answer:
 
     @classmethod
     def build(
-        cls, body: dict[str, Any], model_name: str, serial: int, *, bad_object: bool = False
+        cls,
+        body: dict[str, Any],
+        model_name: str,
+        serial: int,
+        *,
+        bad_object: bool = False,
+        misquote: bool = False,
     ) -> Answer:
         """``bad_object``: one suggestion of a JSON answer breaks its schema (the fault
-        ``bad_object``), the rest of the answer is as asked."""
+        ``bad_object``), the rest of the answer is as asked. ``misquote``: the first
+        suggestion's quote is not what the text says (its letters' case swapped, as a
+        model retyping a quote may do), the rest as asked."""
         user_text = _texts(body.get("contents"))
         prompt = model.read_prompt(user_text)
         config = body.get("generationConfig") or {}
@@ -75,6 +83,9 @@ class Answer:
                 at = min(1, len(analysis.get("suggestions", [])))
                 broken = {"focus": "pacing", "quote": prompt.story[:20]}
                 analysis.setdefault("suggestions", []).insert(at, broken)
+            if misquote and analysis.get("suggestions"):
+                first = analysis["suggestions"][0]
+                first["quote"] = first["quote"].swapcase()
             # Written a word-sized token at a time, as the rewrite is and as Gemini
             # writes JSON mode: an object is whole once its last token is out.
             tokens = model.stream_tokens(json.dumps(analysis, ensure_ascii=False))

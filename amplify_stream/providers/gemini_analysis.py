@@ -16,7 +16,7 @@ answer fed 4 bytes at a time: ijson 0.6 ms in all, jiter 4.4 ms, pydantic-core 8
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import ijson
 from pydantic import BaseModel, Field, ValidationError
@@ -25,6 +25,12 @@ from pydantic_core import from_json
 from amplify_stream.errors import ProviderError
 from amplify_stream.events import Focus
 from amplify_stream.providers.base import FindingSkipped, InsightFound, Piece, SuggestionFound
+
+# What each focus covers, as the instructions of every analysis call tell the model.
+FOCUS_GUIDE = (
+    "plot (structure, stakes, pacing), character (motivation, consistency, showing rather "
+    "than telling), dialogue (voice, tags, subtext), setting (place, time, sensory detail)"
+)
 
 
 class Metric(BaseModel):
@@ -47,32 +53,34 @@ class GeminiInsight(BaseModel):
 
 
 class StoryAnalysis(BaseModel):
-    """The response schema of the analysis call."""
+    """The response schema of the story's analysis call."""
 
     suggestions: list[GeminiSuggestion]
     insights: list[GeminiInsight]
 
 
-# The lists of the answer and the model of their items, by ijson's path to an item.
-_ITEMS: dict[str, type[GeminiSuggestion] | type[GeminiInsight]] = {
-    "suggestions.item": GeminiSuggestion,
-    "insights.item": GeminiInsight,
-}
+Item = type[GeminiSuggestion] | type[GeminiInsight]
 
 
 class AnalysisStream:
     """``feed`` the answer's text as it comes; get back the findings now whole (each is
     given at its closing brace, so none is left for the end). ``finish`` once the answer
     has ended, to check it. Both raise ``ProviderError`` when the answer is not the JSON
-    asked for."""
+    asked for.
 
-    def __init__(self, focus: Sequence[Focus]) -> None:
+    ``answer``: the response schema, an object whose fields are all lists of suggestions
+    or of insights (``GeminiSuggestion``, ``GeminiInsight`` or subclasses of them)."""
+
+    def __init__(self, focus: Sequence[Focus], answer: type[BaseModel] = StoryAnalysis) -> None:
         self._focus = frozenset(focus)
         self._text: list[str] = []
+        self._lists = tuple(answer.model_fields)
         # Per list: its item model, where ijson puts each item it closes, and the parser.
-        self._parsers: list[tuple[type[GeminiSuggestion] | type[GeminiInsight], Any, Any]] = []
-        for path, model in _ITEMS.items():
+        self._parsers: list[tuple[Item, Any, Any]] = []
+        for name, field in answer.model_fields.items():
+            model = _item_model(field.annotation)
             items = ijson.sendable_list()
+            path = f"{name}.item"
             self._parsers.append((model, items, ijson.items_coro(items, path, use_float=True)))
 
     def feed(self, text: str) -> list[Piece]:
@@ -102,16 +110,16 @@ class AnalysisStream:
         except ValueError as exc:
             raise _malformed("not JSON") from exc
         if not isinstance(answer, dict) or not all(
-            isinstance(answer.get(key), list) for key in ("suggestions", "insights")
+            isinstance(answer.get(key), list) for key in self._lists
         ):
             raise _malformed("not the analysis object")
 
-    def _piece(self, model: type[GeminiSuggestion] | type[GeminiInsight], item: Any) -> list[Piece]:
+    def _piece(self, model: Item, item: Any) -> list[Piece]:
         try:
             checked = model.model_validate(item)
         except ValidationError as exc:
             kind: Literal["suggestion", "insight"] = (
-                "suggestion" if model is GeminiSuggestion else "insight"
+                "suggestion" if issubclass(model, GeminiSuggestion) else "insight"
             )
             return [FindingSkipped(kind=kind, error=_summary(exc))]
         if checked.focus not in self._focus:
@@ -129,6 +137,13 @@ class AnalysisStream:
             ]
         metrics = {m.name: m.value for m in checked.metrics}
         return [InsightFound(focus=checked.focus, summary=checked.summary, metrics=metrics)]
+
+
+def _item_model(annotation: Any) -> Item:
+    (model,) = get_args(annotation)  # list[X]
+    if not issubclass(model, GeminiSuggestion | GeminiInsight):
+        raise TypeError(f"an answer's lists hold suggestions or insights, not {model!r}")
+    return model  # type: ignore[no-any-return]
 
 
 def _malformed(why: str) -> ProviderError:

@@ -1,7 +1,9 @@
 """A live document's state as its owner folds the edit log (docs/protocol.md section 6):
 the version rule, edits that cannot apply, which paragraphs a pass reads again, and the
-live set after a pass; then a property over random edits and passes: the live set always
-equals what a fresh reading of the whole text finds, at the right spans."""
+live set after a pass, and a pass that adds its suggestions as it finds them (``OpenPass``);
+then properties over random edits and passes: the live set always equals what a fresh
+reading of the whole text finds, at the right spans, and what a client was told, even
+when passes are cut short."""
 
 from __future__ import annotations
 
@@ -13,7 +15,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from amplify_stream.documents.local_pass import local_pass
-from amplify_stream.documents.state import Applied, Conflict, DocumentState, Finding
+from amplify_stream.documents.state import (
+    Applied,
+    Conflict,
+    DocumentState,
+    Finding,
+    PassResult,
+    StalePass,
+)
 from amplify_stream.providers.local.paragraphs import cached_paragraph
 from amplify_stream.text.edits import Change, InvalidChange, utf16_length
 
@@ -116,6 +125,81 @@ def test_a_pass_retracts_what_the_provider_no_longer_finds() -> None:
     assert result.retracted == [marked] and not doc.live
 
 
+# ---------------------------------------------------------------- a pass found by found
+
+
+def test_a_streamed_pass_adds_each_find_at_once_and_retracts_at_its_end() -> None:
+    doc = DocumentState("d1", "u1", "very cold, very dark\nvery far")
+    analyse(doc)
+    old = {s.start_utf16: s.id for s in doc.live.values()}
+    far = old[at(doc, "very far")]
+    doc.edit(1, [Change(at(doc, "dark"), at(doc, "dark"), "calm ")])  # "very calm dark"
+    open_pass = doc.begin_pass()
+    # This provider finds the second "very" again, not the first, and something new.
+    kept = open_pass.found(0, Finding("setting", 11, 15, "An intensifier.", ""))
+    assert kept is None and old[11] in doc.live
+    new = open_pass.found(0, Finding("plot", 0, 9, "Cold open.", None))
+    assert new is not None and doc.live[new.id] == new and new.quote == "very cold"
+    assert open_pass.found(0, Finding("plot", 0, 9, "Cold open.", None)) is None  # no twin
+    assert old[0] in doc.live and doc.stale() == [0]  # nothing retracted before the end
+    result = open_pass.finish([0])
+    assert result == PassResult(1, [], [old[0]], 1)
+    assert doc.stale() == [] and doc.analyzed_version == 1
+    assert sorted(doc.live) == sorted([old[11], far, new.id])
+    check_slices(doc)
+
+
+def test_a_pass_cut_short_leaves_the_document_consistent_and_the_next_reconciles() -> None:
+    def unless_calm(paragraph: str) -> list[Finding]:
+        return [f for f in find(paragraph) if not paragraph[f.end :].startswith(" calm")]
+
+    doc = DocumentState("d1", "u1", "very cold, very dark\nvery far")
+    analyse(doc)
+    first, second, far = (s.id for s in sorted(doc.live.values(), key=lambda s: s.start_utf16))
+    doc.edit(1, [Change(at(doc, "dark"), at(doc, "dark"), "very ")])  # "very very dark"
+    cut = doc.begin_pass()
+    told = [live for f in find(doc.paragraphs[0]) if (live := cut.found(0, f)) is not None]
+    assert [s.quote for s in told] == ["very"] and told[0].start_utf16 == at(doc, "very dark")
+    # An edit supersedes the pass before it finishes: what it told stays live and in
+    # place, nothing was retracted, the paragraph is still to read.
+    doc.edit(2, [Change(at(doc, "cold"), at(doc, "cold") + 4, "calm")])
+    assert set(doc.live) == {first, second, far, told[0].id}
+    assert doc.stale() == [0]
+    check_slices(doc)
+    with pytest.raises(StalePass):
+        cut.found(0, Finding("plot", 0, 4, "m"))
+    with pytest.raises(StalePass):
+        cut.finish([0])
+    # The next pass finds the told one again (same id, not told twice) and retracts the
+    # first "very", which this provider no longer finds before "calm".
+    after = doc.begin_pass()
+    again = [live for f in unless_calm(doc.paragraphs[0]) if (live := after.found(0, f))]
+    result = after.finish(doc.stale())
+    assert again == [] and result.retracted == [first] and result.added == []
+    assert set(doc.live) == {second, far, told[0].id}
+    fresh = DocumentState("d2", "u1", doc.text)
+    fresh.settle({i: unless_calm(p) for i, p in enumerate(fresh.paragraphs)})
+    assert spans(doc) == spans(fresh)
+
+
+def test_settle_is_a_pass_with_every_find_before_its_end() -> None:
+    text = "very cold, very dark\nvery far\n\nvery"
+    settled, streamed = DocumentState("d1", "u1", text), DocumentState("d1", "u1", text)
+    across = [(1, Finding("character", 5, 8, "Across.", None))]
+    by_settle = settled.settle({i: find(p) for i, p in enumerate(settled.paragraphs)}, across)
+    open_pass = streamed.begin_pass()
+    told = [
+        live
+        for i, p in enumerate(streamed.paragraphs)
+        for f in find(p)
+        if (live := open_pass.found(i, f)) is not None
+    ]
+    by_stream = open_pass.finish(range(4), across)
+    assert by_settle.added == told + by_stream.added
+    assert (by_settle.retracted, by_settle.reanalyzed) == (by_stream.retracted, 4)
+    assert settled.live == streamed.live
+
+
 # ---------------------------------------------------------------- the property
 
 WORDS = st.sampled_from(["very", "calm", " ", "\n", "🌊", "灯", "ve", "ry"])
@@ -205,3 +289,44 @@ def test_look_alike_names_across_paragraphs_come_and_go_with_either() -> None:
     doc.edit(2, [Change(at_mira, at_mira + 4, "Tom")])
     local_pass(doc)
     assert not [s for s in doc.live.values() if "looks like" in s.message]
+
+
+@settings(max_examples=200)
+@given(edit_steps(), st.data())
+def test_passes_cut_short_keep_the_client_and_the_live_set_agreed(
+    sequence: tuple[str, list[tuple[Sequence[Change], bool]]], data: st.DataObject
+) -> None:
+    """Each step: an edit, then a pass that is cut short (some finds, then the next edit)
+    or not. What a client holds (told, minus retracted) is the live set at every step,
+    and a last whole pass gives what a fresh reading finds."""
+    text, steps = sequence
+    doc = DocumentState("d1", "u1", text)
+    client: set[str] = set()
+
+    def stream_pass(cut_short: bool) -> None:
+        open_pass = doc.begin_pass()
+        found = [(i, f) for i in doc.stale() for f in find(doc.paragraphs[i])]
+        if cut_short:
+            found = found[: data.draw(st.integers(0, len(found)))]
+        for index, f in found:
+            if (live := open_pass.found(index, f)) is not None:
+                assert live.id not in client
+                client.add(live.id)
+        if not cut_short:
+            result = open_pass.finish(doc.stale())
+            client.difference_update(result.retracted)
+            client.update(s.id for s in result.added)
+        assert client == set(doc.live)
+        check_slices(doc)
+
+    stream_pass(cut_short=False)
+    for version, (changes, whole) in enumerate(steps, start=1):
+        applied = doc.edit(version, changes)
+        assert isinstance(applied, Applied)
+        client.difference_update(applied.retracted)
+        assert client == set(doc.live)
+        stream_pass(cut_short=not whole)
+    stream_pass(cut_short=False)
+    fresh = DocumentState("d2", "u1", doc.text)
+    analyse(fresh)
+    assert spans(doc) == spans(fresh)
