@@ -249,6 +249,9 @@ class DocumentOwner(Worker[DocumentCommand]):
                 ),
             )
         )
+        if found.skipped:
+            name = self._analyzer.name
+            self.metrics.findings_skipped.labels(name, "suggestion").inc(found.skipped)
         self.metrics.doc_analysis_ms.observe(analysis_ms)
         self.metrics.doc_paragraphs_read.observe(result.reanalyzed)
         info = cached_paragraph.cache_info()
