@@ -12,6 +12,7 @@ import aiohttp
 import pytest
 
 from tests.e2e.conftest import Proc, base_env, wait_ready
+from tests.live_documents import check_marks, writer
 from tests.support import STORY, assert_story_stream, free_port, sign_up, ws_story
 
 Start = Callable[..., Awaitable[Proc]]
@@ -26,7 +27,9 @@ async def test_gateway_and_worker_processes_stream_a_story(
     enhancer = await processes("enhancer", ["worker", "enhancer"], env)
     narrator = await processes("narrator", ["worker", "narrator"], env)
     projector = await processes("projector", ["worker", "projector"], env)
+    documents = await processes("documents", ["worker", "documents"], env)
     await enhancer.wait_for_line("enhancer running")
+    await documents.wait_for_line("documents running")
     await narrator.wait_for_line("narrator running")
     await projector.wait_for_line("projector running")
     gateway = await processes("gateway", ["gateway"], env)
@@ -48,11 +51,34 @@ async def test_gateway_and_worker_processes_stream_a_story(
         assert story["status"] == "completed"
         enhanced = next(e for e in events if e["type"] == "enhancement.completed")
         assert story["enhanced_text"] == enhanced["text"]
+        # A live document: the gateway publishes, the documents process owns and answers,
+        # the projector process stores its snapshots.
+        await live_document(session, base, token)
     # All stop cleanly on SIGTERM, within the bound.
     assert await gateway.stop() == 0
     assert await enhancer.stop() == 0
     assert await narrator.stop() == 0
     assert await projector.stop() == 0
+    assert await documents.stop() == 0
+
+
+async def live_document(session: aiohttp.ClientSession, base: str, token: str) -> None:
+    """Type a sentence into a new live document; its marks come, and the store has it."""
+    async with writer(session, base, token) as w:
+        doc = await w.open("The harbour.\n")
+        await w.type("Mara was very angry.")
+        await w.settled()
+        assert "very angry" in {m.event["quote"] for m in doc.marks.values()}
+        check_marks(doc)
+    url = f"{base}/v1/documents/{doc.doc_id}"
+    async with asyncio.timeout(30):
+        while True:
+            async with session.get(url, headers={"Authorization": f"Bearer {token}"}) as res:
+                stored = await res.json()
+            if res.status == 200 and stored["version"] == doc.version:
+                break
+            await asyncio.sleep(0.1)
+    assert stored["text"] == doc.text
 
 
 async def stored_story(
@@ -89,4 +115,5 @@ async def test_serve_is_the_one_process_quick_start(processes: Start, tmp_path: 
         token = await sign_up(session, base, "alan")
         events = await ws_story(session, base, token, {"text": STORY})
         assert_story_stream(events, STORY)
+        await live_document(session, base, token)
     assert await serve.stop() == 0
