@@ -11,6 +11,9 @@ the kill were acknowledged (by another process, then). And then:
 
 - every edit gets its own ``doc.ack`` (late across the kill, never missing), and no
   ``error`` at all (no ``version_conflict``: the edits are in the log, in order);
+- the open is answered once: the new owner folds the creation again when the kill came
+  before the document's first snapshot, and the socket does not hear it twice (the
+  counts say how many kills came that early);
 - the document settles: every edit acknowledged, ``doc.analyzed`` for its last version;
   every mark the writer holds slices its quote;
 - reopened on a new socket, the document has the writer's text and version (every
@@ -35,6 +38,7 @@ from tests.faults.owners import document_owner
 from tests.faults.report import Counts, report, summarize
 from tests.faults.scenario import Scenario, Trial, rng_for
 from tests.faults.test_worker_crash import kill, replacements_joined
+from tests.faults.topics import TopicLog
 from tests.live_documents import Writer, check_marks, writer
 
 ROLE = "documents"
@@ -67,6 +71,7 @@ class Typing:
     partition: int | None = None
     owner: Proc | None = None
     killed_at: float | None = None
+    killed_wall_ms: int | None = None  # the kill, as record timestamps count
     version_at_kill: int = 0
     takeover_s: float | None = None  # kill -> first ack of an edit sent after it
     # Per version: when its edit was sent (monotonic), and the text it made.
@@ -95,6 +100,7 @@ class Typing:
 @pytest.mark.timeout(240)
 async def test_document_owner_killed_mid_typing(scenario: Scenario) -> None:
     await scenario.start(workers=[ROLE, ROLE], read_outcomes=False)
+    snapshots = await scenario.read_topic("document-snapshots")
     members = scenario.members(ROLE)
     rng, seed = rng_for(scenario.name)
     typings: list[Typing] = []
@@ -105,7 +111,7 @@ async def test_document_owner_killed_mid_typing(scenario: Scenario) -> None:
             await one_trial(scenario, trial, typing, members, rng.uniform(*KILL_AFTER_S))
 
     await replacements_joined(scenario, members, ROLE)
-    counts = count(scenario, typings, seed)
+    counts = count(scenario, typings, seed, snapshots)
     assert counts.lost == 0
     assert counts.duplicated == 0
     assert sum(t.hit for t in typings) == TRIALS, "a trial's owner was not killed"
@@ -137,6 +143,7 @@ async def one_trial(
             if typist.done():
                 typist.result()
             typing.version_at_kill = doc.version
+            typing.killed_wall_ms = int(time.time() * 1000)
             typing.killed_at = await kill(owner)
             typing.owner = owner
             members.remove(owner)
@@ -162,6 +169,11 @@ async def one_trial(
             f"trial {trial.number}: {doc.version} edits, acks after the kill within "
             f"{typing.takeover_s:.1f}s, slowest ack {max(typing.delays.values()):.1f}s"
         )
+        if len(w.of("doc.opened")) != 1:
+            scenario.fail(
+                f"trial {trial.number}: {doc.doc_id}: doc.opened heard "
+                f"{len(w.of('doc.opened'))} times for one doc.open"
+            )
         for error in w.of("error"):
             scenario.fail(f"trial {trial.number}: {doc.doc_id}: error {error}")
         try:
@@ -225,7 +237,22 @@ async def reopened(scenario: Scenario, trial: Trial, typing: Typing, doc: LiveDo
         scenario.fail(f"{prefix}: live set {live}, the writer holds {held}")
 
 
-def count(scenario: Scenario, typings: list[Typing], seed: int) -> Counts:
+def before_first_snapshot(typings: list[Typing], snapshots: TopicLog) -> int:
+    """The kills that came before the killed owner committed a snapshot of the document
+    (its new owner then folded the creation itself again). A committed snapshot made
+    before the kill can only be the killed owner's."""
+    made: dict[str, int] = {}
+    for record in snapshots.records:
+        key = record.key.decode() if record.key else ""
+        made[key] = min(made.get(key, record.timestamp), record.timestamp)
+    return sum(
+        1
+        for t in typings
+        if t.hit and t.doc_id is not None and made.get(t.doc_id, 2**63) > (t.killed_wall_ms or 0)
+    )
+
+
+def count(scenario: Scenario, typings: list[Typing], seed: int, snapshots: TopicLog) -> Counts:
     """The counts line, for edits: accepted = acknowledged edits, completed = those the
     reopened document has, lost = acknowledged and missing there, duplicated = edits
     applied more than once (a reopened version past the writer's)."""
@@ -237,7 +264,8 @@ def count(scenario: Scenario, typings: list[Typing], seed: int) -> Counts:
     sent = sum(len(t.sent_at) for t in typings)
     env = scenario.stack.env
     details = [
-        f"owners_killed={len(hit)}/{TRIALS} edits_sent={sent} "
+        f"owners_killed={len(hit)}/{TRIALS} "
+        f"before_first_snapshot={before_first_snapshot(typings, snapshots)} edits_sent={sent} "
         f"acked={sum(len(t.acked_at) for t in typings)} "
         f"acks_repeated={sum(t.acks_repeated for t in typings)} keys_per_s={KEYS_PER_S}",
         f"kill_to_takeover={spread} late_acks={len(late)} (over {LATE_S:g}s) "
