@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -21,6 +22,8 @@ class Writer:
     def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         self.ws = ws
         self.frames: list[Frame] = []
+        # When each frame arrived (monotonic seconds), index for index.
+        self.heard_at: list[float] = []
         self.doc: LiveDocument | None = None
         self._changed = asyncio.Event()
         self._reader = asyncio.create_task(self._read())
@@ -31,6 +34,7 @@ class Writer:
                 continue
             frame = json.loads(msg.data)
             self.frames.append(frame)
+            self.heard_at.append(time.monotonic())
             if frame["type"] == "doc.opened" and (
                 self.doc is None or self.doc.doc_id == frame["doc_id"]
             ):

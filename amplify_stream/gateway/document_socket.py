@@ -6,11 +6,19 @@ meant for one socket (``doc.opened``, ``doc.ack``, an edit's error) carry a ``re
 header: this socket's own token passes, another socket's is skipped; events for every
 watcher (suggestions, retractions, insights, ``doc.analyzed``) carry none. The relay
 never parses JSON; the frames are the records' values as they are.
+
+Each ``doc.open`` is answered once. A document owner that takes a partition over (its
+predecessor crashed) folds again the commands after the last checkpoint and answers them
+again: repeated ``doc.ack``s change nothing for a client, but a repeated ``doc.opened``
+would reset its document to an old version and drop the edits it made since. So each
+open's answers carry a reply-to of their own (``<token>.<n>``), and only the answer of an
+open this socket still awaits is relayed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 import uuid
@@ -28,6 +36,7 @@ log = logging.getLogger(__name__)
 
 REPLY_TO = "reply-to"
 _ACK = b"doc.ack"
+_OPENED = b"doc.opened"
 _ERROR = b"error"
 _NOT_FOUND = b'"code":"not_found"'
 
@@ -47,19 +56,49 @@ class SocketDocuments:
         # This socket's token in the ``reply-to`` header of the answers it is owed.
         self.reply_to = uuid.uuid4().hex
         self._reply_to = self.reply_to.encode()
+        self._open_prefix = self._reply_to + b"."
+        self._opens = itertools.count(1)
+        # Per document: the reply-to of each open sent and not answered yet, and the one
+        # whose answer (doc.opened, then its suggestions and doc.analyzed) is being relayed.
+        self._awaited: dict[str, set[bytes]] = {}
+        self._answering: dict[str, bytes | None] = {}
         self._watchers: dict[str, asyncio.Task[None]] = {}
         # Per document: when each edit not yet answered reached the gateway.
         self._edits: dict[str, deque[float]] = {}
         self._landing: set[asyncio.Task[None]] = set()
 
     async def open(self, message: DocOpen) -> None:
+        reply_to = self._open_reply_to()
         if message.doc_id is None:
-            sub = await self._documents.create(self._user_id, self.reply_to, message)
+            sub = await self._documents.create(self._user_id, reply_to, message)
         else:
             sub = await self._documents.reopen(
-                self._user_id, self.reply_to, message.doc_id, message.request_id
+                self._user_id, reply_to, message.doc_id, message.request_id
             )
+        self._await(sub.story_id, reply_to)
         self._watch(sub)
+
+    def _open_reply_to(self) -> str:
+        return f"{self.reply_to}.{next(self._opens)}"
+
+    def _await(self, doc_id: str, reply_to: str) -> None:
+        # Before the watcher reads the subscription: the answer waits in its queue.
+        self._awaited.setdefault(doc_id, set()).add(reply_to.encode())
+
+    def _for_this_socket(self, doc_id: str, kind: bytes | None, to: bytes) -> bool:
+        """Whether an answer (a record with a ``reply-to``) goes to this socket."""
+        if to == self._reply_to:
+            return True  # an edit's answer
+        if not to.startswith(self._open_prefix):
+            return False  # another socket's
+        if kind in (_OPENED, _ERROR):
+            # An open's first answer (or its refusal): the open awaited, or a repeat.
+            awaited = self._awaited.get(doc_id, set())
+            answering = to if to in awaited else None
+            awaited.discard(to)
+            self._answering[doc_id] = answering
+            return answering is not None
+        return self._answering.get(doc_id) == to  # what follows that doc.opened
 
     async def edit(self, message: DocEdit) -> None:
         received = time.monotonic()
@@ -86,6 +125,8 @@ class SocketDocuments:
         if (task := self._watchers.pop(message.doc_id, None)) is not None:
             task.cancel()
         self._edits.pop(message.doc_id, None)
+        self._awaited.pop(message.doc_id, None)
+        self._answering.pop(message.doc_id, None)
 
     def _watch(self, sub: Subscription) -> None:
         doc_id = sub.story_id
@@ -104,9 +145,9 @@ class SocketDocuments:
                 while not sub.overflowed:
                     record = await sub.queue.get()
                     to = record.header(REPLY_TO)
-                    if to is not None and to != self._reply_to:
-                        continue
                     kind = record.header("event-type")
+                    if to is not None and not self._for_this_socket(doc_id, kind, to):
+                        continue
                     if kind == _ACK and to is not None:
                         self._acked(doc_id)
                     await self._send(record.value.decode(), record.timestamp_ms)
@@ -117,7 +158,9 @@ class SocketDocuments:
                 # Fell behind the relay: the document's events since are not all here.
                 # Reopen on the client's behalf: doc.opened carries the whole state again.
                 self._documents.unwatch(sub)
-                sub = await self._documents.reopen(self._user_id, self.reply_to, doc_id)
+                reply_to = self._open_reply_to()
+                sub = await self._documents.reopen(self._user_id, reply_to, doc_id)
+                self._await(doc_id, reply_to)
         except AmplifyError as exc:
             await self._fail(exc, None, doc_id)
         finally:
