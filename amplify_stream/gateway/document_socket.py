@@ -22,8 +22,9 @@ import itertools
 import logging
 import time
 import uuid
-from collections import deque
 from collections.abc import Awaitable, Callable
+
+import orjson
 
 from amplify_stream.bus.base import Position
 from amplify_stream.errors import AmplifyError, NotReady
@@ -64,7 +65,7 @@ class SocketDocuments:
         self._answering: dict[str, bytes | None] = {}
         self._watchers: dict[str, asyncio.Task[None]] = {}
         # Per document: when each edit not yet answered reached the gateway.
-        self._edits: dict[str, deque[float]] = {}
+        self._edits: dict[str, dict[int, float]] = {}
         self._landing: set[asyncio.Task[None]] = set()
 
     async def open(self, message: DocOpen) -> None:
@@ -106,7 +107,7 @@ class SocketDocuments:
             # An edit of a document not opened here: its answers still come here.
             self._watch(self._documents.watch(message.doc_id))
         sent = await self._documents.edit(self._user_id, self.reply_to, message)
-        self._edits.setdefault(message.doc_id, deque()).append(received)
+        self._edits.setdefault(message.doc_id, {})[message.version] = received
         task = asyncio.create_task(self._landed(sent, message))
         self._landing.add(task)
         task.add_done_callback(self._landing.discard)
@@ -149,7 +150,7 @@ class SocketDocuments:
                     if to is not None and not self._for_this_socket(doc_id, kind, to):
                         continue
                     if kind == _ACK and to is not None:
-                        self._acked(doc_id)
+                        self._acked(doc_id, record.value)
                     await self._send(record.value.decode(), record.timestamp_ms)
                     if kind == _ERROR and to is not None:
                         self._edits.pop(doc_id, None)  # a refused edit: the client reopens
@@ -166,10 +167,13 @@ class SocketDocuments:
         finally:
             self._documents.unwatch(sub)
 
-    def _acked(self, doc_id: str) -> None:
+    def _acked(self, doc_id: str, value: bytes) -> None:
+        # By version: an ack repeated by a new owner (after a crash) times nothing.
         waiting = self._edits.get(doc_id)
         if waiting:
-            self._metrics.doc_ack_ms.observe((time.monotonic() - waiting.popleft()) * 1000)
+            received = waiting.pop(orjson.loads(value)["version"], None)
+            if received is not None:
+                self._metrics.doc_ack_ms.observe((time.monotonic() - received) * 1000)
 
     async def aclose(self) -> None:
         tasks = [*self._watchers.values(), *self._landing]
