@@ -17,6 +17,10 @@ import pytest
 
 KAFKA = os.environ.get("AMPLIFY_TEST_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
 COMMAND = str(Path(sys.executable).parent / "amplify-stream")
+# The checkout these tests are in. The command's own sys.path starts at the venv's bin, so
+# without this an editable install made from another checkout (a git worktree sharing the
+# venv) would be what runs, page and all, and not the code under test.
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -73,6 +77,7 @@ def base_env(tmp_path: Path, **extra: str) -> dict[str, str]:
         AMPLIFY_BCRYPT_ROUNDS="4",
         AMPLIFY_LOCAL_PIECE_DELAY_MS="2",
         NO_PROXY="127.0.0.1,localhost",
+        PYTHONPATH=os.pathsep.join([str(ROOT), *filter(None, [env.get("PYTHONPATH")])]),
         # "auto" probes edge-tts: a closed loopback port keeps the probe on this machine
         # (and exercises the fall-back to the offline voice).
         AMPLIFY_EDGE_TTS_URL=f"ws://127.0.0.1:{closed_port()}/edge?",

@@ -1,5 +1,7 @@
 """The live editor page in a real browser: ``amplify-stream serve`` as a user starts it, and
-``browser/editor.spec.mjs`` driving Debian's Chromium through playwright-core.
+a spec under ``browser/`` driving Debian's Chromium through playwright-core:
+``editor.spec.mjs`` (story mode) and ``live.spec.mjs`` (live mode, docs/protocol.md
+section 6), each against its own service.
 
 ``scripts/browser.sh`` installs both (``make test`` runs it first). A missing browser or
 Node package fails this test; it never skips.
@@ -43,37 +45,69 @@ def _missing() -> list[str]:
 @pytest.mark.browser
 @pytest.mark.timeout(240)
 async def test_editor_page_streams_resumes_and_plays(processes: Start, tmp_path: Path) -> None:
+    node_env = {"AMPLIFY_STORY": STORY}
+    if os.environ.get("AMPLIFY_DOCS_SCREENSHOT") == "1":
+        node_env["DOCS_SCREENSHOT"] = str(DOCS_SCREENSHOT)
+    await _run_spec(
+        processes,
+        tmp_path,
+        "editor.spec.mjs",
+        service_env={
+            "AMPLIFY_SPEECH_PROVIDER": "espeak",
+            # Slow enough that the browser can cut the connection while the rewrite streams.
+            "AMPLIFY_LOCAL_PIECE_DELAY_MS": "120",
+        },
+        node_env=node_env,
+    )
+    assert (ARTIFACTS / "editor.png").is_file()
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(240)
+async def test_live_mode_marks_move_and_go_as_the_writer_types(
+    processes: Start, tmp_path: Path
+) -> None:
+    await _run_spec(
+        processes,
+        tmp_path,
+        "live.spec.mjs",
+        # A short idle time and frequent snapshots: each pause of the writer's is analyzed
+        # quickly, and the store catches up quickly.
+        service_env={"AMPLIFY_DOC_IDLE_MS": "150", "AMPLIFY_DOC_SNAPSHOT_MS": "200"},
+        node_env={},
+    )
+    assert (ARTIFACTS / "live.png").is_file()
+
+
+async def _run_spec(
+    processes: Start,
+    tmp_path: Path,
+    spec_file: str,
+    service_env: dict[str, str],
+    node_env: dict[str, str],
+) -> None:
     missing = _missing()
     if missing:
         pytest.fail(f"missing {', '.join(missing)}: run scripts/browser.sh", pytrace=False)
     port = free_port()
-    env = base_env(
-        tmp_path,
-        AMPLIFY_PORT=str(port),
-        AMPLIFY_SPEECH_PROVIDER="espeak",
-        # Slow enough that the browser can cut the connection while the rewrite streams.
-        AMPLIFY_LOCAL_PIECE_DELAY_MS="120",
-    )
+    env = base_env(tmp_path, AMPLIFY_PORT=str(port), **service_env)
     serve = await processes("serve", ["serve"], env)
     base = f"http://127.0.0.1:{port}"
     await serve.wait_for_line(f"open the live editor at {base}/")
     await wait_ready(base)
 
-    node_env = {
-        **os.environ,
-        "AMPLIFY_BASE_URL": base,
-        "AMPLIFY_STORY": STORY,
-        "ARTIFACTS_DIR": str(ARTIFACTS),
-        "CHROMIUM": CHROMIUM,
-        "NO_PROXY": "127.0.0.1,localhost",
-    }
-    if os.environ.get("AMPLIFY_DOCS_SCREENSHOT") == "1":
-        node_env["DOCS_SCREENSHOT"] = str(DOCS_SCREENSHOT)
     spec = await asyncio.create_subprocess_exec(
         "node",
-        "editor.spec.mjs",
+        spec_file,
         cwd=BROWSER_TESTS,
-        env=node_env,
+        env={
+            **os.environ,
+            "AMPLIFY_BASE_URL": base,
+            "ARTIFACTS_DIR": str(ARTIFACTS),
+            "CHROMIUM": CHROMIUM,
+            "NO_PROXY": "127.0.0.1,localhost",
+            **node_env,
+        },
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
@@ -88,4 +122,3 @@ async def test_editor_page_streams_resumes_and_plays(processes: Start, tmp_path:
     assert spec.returncode == 0, (
         f"{report}\n--- service output ---\n{''.join(serve.output)[-4000:]}"
     )
-    assert (ARTIFACTS / "editor.png").is_file()

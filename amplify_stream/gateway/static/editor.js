@@ -14,7 +14,7 @@ export function el(tag, props = {}, ...children) {
   return node;
 }
 
-const label = (focus) => focus[0].toUpperCase() + focus.slice(1);
+export const label = (focus) => focus[0].toUpperCase() + focus.slice(1);
 
 /** The rewrite: one text node that grows as deltas arrive (cheap, and ranges stay valid). */
 export class TextPane {
@@ -40,23 +40,23 @@ export class TextPane {
 /**
  * The original, its located suggestions as <mark>s. `spans` are {start, end, suggestion}
  * in UTF-16 offsets of `text`; overlapping ones are cut into pieces, each marked with every
- * suggestion that covers it.
+ * suggestion that covers it. Not `interactive`: marks drawn under a text area (live mode),
+ * which neither take focus nor describe themselves.
  */
-export function renderMarked(container, text, spans) {
+export function renderMarked(container, text, spans, { interactive = true } = {}) {
   const out = [];
   let at = 0;
   for (const piece of pieces(spans)) {
     out.push(text.slice(at, piece.start));
     const [first] = piece.spans; // the shortest: the most specific
     const ids = piece.spans.map((s) => s.suggestion.id);
-    const mark = el(
-      "mark",
-      { className: `focus-${first.suggestion.focus}`, tabIndex: 0 },
-      text.slice(piece.start, piece.end),
-    );
+    const mark = el("mark", { className: `focus-${first.suggestion.focus}` }, text.slice(piece.start, piece.end));
     mark.dataset.ids = ids.join(" ");
-    // The list entries describe the mark to screen readers.
-    mark.setAttribute("aria-describedby", ids.map((id) => `suggestion-${id}`).join(" "));
+    if (interactive) {
+      mark.tabIndex = 0;
+      // The list entries describe the mark to screen readers.
+      mark.setAttribute("aria-describedby", ids.map((id) => `suggestion-${id}`).join(" "));
+    }
     out.push(mark);
     at = piece.end;
   }

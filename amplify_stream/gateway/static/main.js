@@ -3,6 +3,7 @@
 import { Account } from "./account.js";
 import { api, sentence } from "./api.js";
 import { FOCUS } from "./editor.js";
+import { LiveEditor } from "./livemode.js";
 import { StoryScreen } from "./story.js";
 import { StorySocket } from "./stream.js";
 
@@ -19,6 +20,16 @@ const screen = new StoryScreen({
   audio: $("narration"),
   tip: $("tip"),
 });
+const live = new LiveEditor(
+  {
+    text: $("live-text"),
+    marks: $("live-marks"),
+    list: $("live-suggestions"),
+    insights: $("live-insights"),
+    status: $("live-status"),
+  },
+  { error: showError },
+);
 let socket = null;
 
 const account = new Account(
@@ -37,8 +48,15 @@ const account = new Account(
 function connect(token) {
   socket?.close();
   socket = token
-    ? new StorySocket(token, { event: onEvent, status: showConnection, refused: () => account.check() })
+    ? new StorySocket(token, {
+        event: onEvent,
+        status: showConnection,
+        refused: () => account.check(),
+        open: () => live.connected(),
+        claim: (e) => live.claim(e),
+      })
     : null;
+  live.attach(socket);
   if (!token) {
     screen.abandon();
     showConnection("signed-out");
@@ -139,5 +157,18 @@ $("cancel").addEventListener("click", async () => {
 });
 
 $("edit").addEventListener("click", () => showEditor(true));
+
+/** Story or live: one is shown, the other keeps its state (a story streams on meanwhile). */
+function showMode(mode) {
+  for (const name of ["story", "live"]) {
+    $(`${name}-mode`).hidden = name !== mode;
+    $(`mode-${name}`).setAttribute("aria-pressed", String(name === mode));
+  }
+  showError("");
+  (mode === "live" ? $("live-text") : $("story")).focus();
+}
+
+$("mode-story").addEventListener("click", () => showMode("story"));
+$("mode-live").addEventListener("click", () => showMode("live"));
 
 account.restore();

@@ -2,6 +2,10 @@
 // hands that story's events on. When the connection drops it reconnects with exponential
 // backoff and asks for the story again after the last cursor it saw: the service sends
 // every later event exactly once, so the page carries on where it was.
+//
+// Live documents (section 6) share the socket: their frames go to whoever claims them
+// (on.claim), and on.open tells that owner each time the socket is (re)connected, since a
+// document is not resumed but opened again.
 
 const BACKOFF_MS = [500, 15000]; // first wait, longest wait
 const STABLE_MS = 5000; // open this long (or any frame) and the backoff starts over
@@ -26,7 +30,7 @@ export class StorySocket {
   #pending = null; // a story.submit not yet answered by story.accepted
   #online = () => this.#retryNow();
 
-  /** on: {event(e), status(state, detail), refused()} */
+  /** on: {event(e), status(state, detail), refused(), open(), claim(e) -> true when taken} */
   constructor(token, on) {
     this.#token = token;
     this.#on = on;
@@ -63,6 +67,11 @@ export class StorySocket {
   /** False when the socket is down (the caller then cancels over HTTP). */
   cancel() {
     return Boolean(this.#story) && this.#send({ type: "story.cancel", story_id: this.#story });
+  }
+
+  /** Any frame; false when the socket is down (nothing is queued: on.open says when it is up). */
+  send(frame) {
+    return this.#send(frame);
   }
 
   /** Stops for good (sign-out): no reconnect. */
@@ -129,6 +138,7 @@ export class StorySocket {
     }, PONG_WAIT_MS / 2);
     if (this.#pending) this.#send(this.#pending);
     else if (this.#story) this.#send({ type: "story.resume", story_id: this.#story, cursor: this.#cursor });
+    this.#on.open?.();
   }
 
   #schedule() {
@@ -156,6 +166,7 @@ export class StorySocket {
     }
     this.#retries = 0;
     if (e.type === "pong") return;
+    if (this.#on.claim?.(e)) return; // a live document's
     if (e.type === "story.accepted" && e.request_id && e.request_id === this.#pending?.request_id) {
       this.#pending = null;
       this.#story = e.story_id;

@@ -1,111 +1,22 @@
-// The live editor page in Debian's Chromium, driven by playwright-core. The page is loaded
-// through a TCP proxy this script can cut, so a dropped connection is a real one: the page
-// has no test hooks. tests/e2e/test_browser.py starts the service and runs this script;
-// its exit code decides the test.
+// The live editor page's story mode in Debian's Chromium, driven by playwright-core
+// through harness.mjs: the page is loaded through a TCP proxy this script can cut, so a
+// dropped connection is a real one (the page has no test hooks). tests/e2e/test_browser.py
+// starts the service and runs this script; its exit code decides the test.
 //
-// Environment: AMPLIFY_BASE_URL (the service), AMPLIFY_STORY (the text to submit),
-// ARTIFACTS_DIR (screenshots), CHROMIUM (default /usr/bin/chromium), and DOCS_SCREENSHOT
+// Environment: harness.mjs's, AMPLIFY_STORY (the text to submit), and DOCS_SCREENSHOT
 // (a path: also write the screenshot there, for the README).
 
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import net from "node:net";
-import { tmpdir } from "node:os";
+import { copyFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { chromium } from "playwright-core";
+import { ARTIFACTS, BASE, WAIT_MS, run } from "./harness.mjs";
 
-const BASE = new URL(process.env.AMPLIFY_BASE_URL ?? "http://127.0.0.1:8080");
 const STORY = process.env.AMPLIFY_STORY ?? 'Mara walked in. "Stay," she said quietly.';
-const ARTIFACTS = process.env.ARTIFACTS_DIR ?? "test-artifacts";
-const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
-const WAIT_MS = 20000;
-// Chromium's own complaints while the proxy refuses connections: expected then, and only then.
-const NETWORK_ERROR = /WebSocket connection to .* failed|net::ERR_/;
-let networkDown = false;
 
-let passed = 0;
-async function step(name, work) {
-  const started = Date.now();
-  await work();
-  passed += 1;
-  console.log(`ok ${passed} - ${name} (${Date.now() - started} ms)`);
-}
+await run("editor", async ({ page, proxy, step, problems, sockets, received, network }) => {
+  const text = (selector) => page.locator(selector).textContent();
 
-/** A loopback TCP proxy to the service; cut() drops every connection and refuses new ones. */
-async function proxyTo(target) {
-  const open = new Set();
-  let refusing = false;
-  const server = net.createServer((client) => {
-    if (refusing) return client.destroy();
-    const upstream = net.connect(Number(target.port), target.hostname);
-    for (const [a, b] of [
-      [client, upstream],
-      [upstream, client],
-    ]) {
-      open.add(a);
-      a.pipe(b);
-      a.on("error", () => b.destroy());
-      a.on("close", () => {
-        open.delete(a);
-        b.destroy();
-      });
-    }
-  });
-  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
-  return {
-    url: `http://127.0.0.1:${server.address().port}`,
-    cut(forMs) {
-      refusing = true;
-      for (const s of open) s.resetAndDestroy?.() ?? s.destroy();
-      setTimeout(() => (refusing = false), forMs);
-    },
-    close: () => server.close(),
-  };
-}
-
-const proxy = await proxyTo(BASE);
-const profile = mkdtempSync(join(tmpdir(), "amplify-chromium-"));
-const launched = Date.now();
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: CHROMIUM,
-  headless: true,
-  viewport: { width: 1280, height: 900 },
-  args: [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--autoplay-policy=no-user-gesture-required",
-  ],
-});
-console.log(`# chromium ${context.browser()?.version() ?? ""} started in ${Date.now() - launched} ms`);
-const page = context.pages()[0] ?? (await context.newPage());
-page.setDefaultTimeout(WAIT_MS);
-
-// What the page and its sockets do, seen from outside.
-const problems = [];
-page.on("pageerror", (err) => problems.push(`page error: ${err.message}`));
-page.on("console", (msg) => {
-  if (msg.type() === "error" && !(networkDown && NETWORK_ERROR.test(msg.text())))
-    problems.push(`console: ${msg.text()}`);
-});
-const sockets = []; // one {received: [events], sent: [frames]} per WebSocket the page opened
-page.on("websocket", (ws) => {
-  const record = { received: [], sent: [] };
-  sockets.push(record);
-  ws.on("framereceived", (f) => record.received.push(JSON.parse(f.payload)));
-  ws.on("framesent", (f) => record.sent.push(JSON.parse(f.payload)));
-});
-const received = () => sockets.flatMap((s) => s.received);
-const text = (selector) => page.locator(selector).textContent();
-
-let failed = false;
-try {
   await page.goto(`${proxy.url}/`);
 
   await step("modules: code points <-> UTF-16, overlapping spans", async () => {
@@ -217,14 +128,14 @@ try {
       "too late: the rewrite is complete",
     );
     cutAt = sockets.length;
-    networkDown = true;
+    network.down = true;
     proxy.cut(1500);
     await page.locator('#connection[data-state="waiting"]').waitFor();
   });
 
   await step("the page reconnects, resumes after its last cursor, and finishes", async () => {
     await page.locator('#connection[data-state="open"]').waitFor();
-    networkDown = false;
+    network.down = false;
     await page.locator("#progress").filter({ hasText: "Done." }).waitFor({ timeout: 40000 });
     const before = sockets[cutAt - 1].received.filter((e) => e.cursor);
     const resumes = sockets.slice(cutAt).flatMap((s) => s.sent.filter((f) => f.type === "story.resume"));
@@ -362,19 +273,7 @@ try {
   await step("no page errors, no blocked resources (the CSP allows everything the page does)", async () => {
     assert.deepEqual(problems, []);
   });
-} catch (err) {
-  failed = true;
-  console.log(`not ok ${passed + 1} - ${err.stack ?? err}`);
-  if (problems.length) console.log(`# ${problems.join("\n# ")}`);
-  mkdirSync(ARTIFACTS, { recursive: true });
-  await page.screenshot({ path: join(ARTIFACTS, "editor-failure.png") }).catch(() => {});
-} finally {
-  await context.close();
-  proxy.close();
-  rmSync(profile, { recursive: true, force: true });
-}
-console.log(`${passed} passed, ${failed ? 1 : 0} failed`);
-process.exit(failed ? 1 : 0);
+});
 
 /** GET /v1/stories/{id} once its status is final: the store follows the stream, and may lag
  * it. Any answer but 200 (a 404 or 405 too: the route exists) fails at once. */
