@@ -205,3 +205,27 @@ async def test_refusals_change_nothing_and_keep_the_socket(
         await w.until(lambda: w.of("error", code="rate_limited"), "rate_limited")
         limited = w.of("error", code="rate_limited")[0]
         assert limited["retryable"] is True
+
+
+async def test_documents_per_user_are_limited_and_a_delete_frees_one(
+    service: StartService, session: aiohttp.ClientSession
+) -> None:
+    svc = await service(**FAST, max_documents_per_user=2)
+    token = await sign_up(session, svc.base, "ada")
+    headers = {"Authorization": f"Bearer {token}"}
+    async with writer(session, svc.base, token) as w:
+        first = await w.open("one")
+        await w.open("two")
+        await w.send({"type": "doc.open", "text": "three", "request_id": "r3"})
+        await w.until(lambda: w.of("error", request_id="r3"), "the refusal")
+        refused = w.of("error", request_id="r3")[0]
+        assert refused["code"] == "rate_limited" and refused["retryable"] is True
+        async with session.delete(
+            f"{svc.base}/v1/documents/{first.doc_id}", headers=headers
+        ) as res:
+            assert res.status == 204
+        await w.open("three")
+        # The deleted one is gone for reopening too.
+        await w.send({"type": "doc.open", "doc_id": first.doc_id, "request_id": "r4"})
+        await w.until(lambda: w.of("error", request_id="r4"), "not_found")
+        assert w.of("error", request_id="r4")[0]["code"] == "not_found"
