@@ -18,6 +18,9 @@ from pathlib import Path
 import aiohttp
 
 COMMAND = str(Path(sys.executable).parent / "amplify-stream")
+# The checkout the benchmark runs from: its service code is what the processes run, even
+# when the venv's editable install points at another worktree.
+ROOT = Path(__file__).resolve().parent.parent
 KAFKA = os.environ.get("AMPLIFY_TEST_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
 PASSWORD = "benchmark password"
 
@@ -76,6 +79,7 @@ def _env(data_dir: Path, port: int, gemini_port: int, **extra: str) -> dict[str,
         AMPLIFY_LOGIN_ATTEMPTS_PER_MINUTE_PER_ADDRESS="100000",
         NO_PROXY="127.0.0.1,localhost",
     )
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     env.update(extra)
     return env
 
