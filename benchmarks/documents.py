@@ -213,6 +213,9 @@ async def typing_latency(stack: Stack, writers: int = WRITERS) -> dict[str, Any]
             await asyncio.gather(monitor, *readers, return_exceptions=True)
 
     acks: list[float] = []
+    # Per 5 s of the run by send time: steady queueing, or a backlog that grows.
+    windows: dict[int, list[float]] = {}
+    began_ms = began * 1000
     analyzed: list[float] = []
     edits = unacked = superseded = passes = 0
     errors: Counter[str] = Counter()
@@ -221,6 +224,7 @@ async def typing_latency(stack: Stack, writers: int = WRITERS) -> dict[str, Any]
         for version, sent in w.sent.items():
             if version in w.acked:
                 acks.append(w.acked[version] - sent)
+                windows.setdefault(int((sent - began_ms) // 5000), []).append(acks[-1])
             else:
                 unacked += 1
         for version in w.burst_ends:
@@ -250,6 +254,7 @@ async def typing_latency(stack: Stack, writers: int = WRITERS) -> dict[str, Any]
         "unacked": unacked,
         "errors": dict(errors),
         "ack_ms": percentiles(acks),
+        "ack_p99_ms_by_5s": [percentiles(windows[k]).get("p99") for k in sorted(windows)],
         "bursts": len(analyzed) + superseded,
         "superseded": superseded,
         "passes": passes,
