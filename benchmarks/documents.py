@@ -265,4 +265,10 @@ async def typing_latency(stack: Stack, writers: int = WRITERS) -> dict[str, Any]
         "cpu_ms_per_edit": per_edit,
         "service_cpu_ms_per_edit": service,
         "client_loop_lag_ms": percentiles(lag) | {"max": round(max(lag, default=0.0), 1)},
+        # Cores busy with work that is none of the stack's, the broker's or the client's
+        # (the machine is shared): what the figure had to share the 2 cores with.
+        "other_work_cores": {
+            "idle": round(idle.get("others", 0.0) / idle_s, 2),
+            "run": round(cpu.get("others", 0.0) / run_s, 2),
+        },
     }

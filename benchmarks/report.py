@@ -128,6 +128,8 @@ def _document_rows(d: dict[str, Any]) -> list[str]:
         ack_met = ack["p99"] <= 3 * floor["p99"] and not d["unacked"]
     misses = f", {d['unacked']} never acknowledged" if d["unacked"] else ""
     errors = f", errors {d['errors']}" if d["errors"] else ""
+    if other := d.get("other_work_cores"):
+        errors += f"; other work on the machine meanwhile: {other['run']:g} cores"
     return [
         _row(
             f"keystroke to doc.ack, {who} (ms p50/p95/p99)",
