@@ -219,11 +219,18 @@ async def _bounded(runs: Iterable[Coroutine[Any, Any, None]]) -> bool:
     return not pending
 
 
-async def kafka_floor(streams: int, tokens_per_s: float, seconds: float) -> dict[str, Any]:
+async def kafka_floor(
+    streams: int, tokens_per_s: float, seconds: float, *, acks: int | str = 1
+) -> dict[str, Any]:
     """Raw aiokafka produce-to-consume latency on the same broker: the same record sizes
-    and rate as ``streams`` streams at ``tokens_per_s``, one key per stream."""
+    and rate as ``streams`` streams at ``tokens_per_s``, one key per stream. ``acks=1``
+    with a 2 ms linger is the stream topic's producer; ``acks="all"`` (idempotent, no
+    linger) is the commands' producer."""
     topic = f"bench-floor-{uuid.uuid4().hex[:8]}"
-    producer = AIOKafkaProducer(bootstrap_servers=KAFKA, acks=1, linger_ms=2)
+    if acks == "all":
+        producer = AIOKafkaProducer(bootstrap_servers=KAFKA, acks="all", enable_idempotence=True)
+    else:
+        producer = AIOKafkaProducer(bootstrap_servers=KAFKA, acks=acks, linger_ms=2)
     consumer = AIOKafkaConsumer(
         topic, bootstrap_servers=KAFKA, auto_offset_reset="latest", fetch_max_wait_ms=20
     )
@@ -266,9 +273,13 @@ async def kafka_floor(streams: int, tokens_per_s: float, seconds: float) -> dict
         await producer.stop()
         await consumer.stop()
     per_record = {role: round(sec * 1000 / max(1, len(samples)), 3) for role, sec in cpu.items()}
-    return {"streams": streams, "cpu_s": cpu, "cpu_ms_per_record": per_record} | percentiles(
-        samples
-    )
+    return {
+        "streams": streams,
+        "rate": round(streams * tokens_per_s),
+        "acks": acks,
+        "cpu_s": cpu,
+        "cpu_ms_per_record": per_record,
+    } | percentiles(samples)
 
 
 async def direct_baseline(gemini_base: str, streams: int, words: int) -> dict[str, Any]:

@@ -23,9 +23,10 @@ def markdown(r: dict[str, Any]) -> str:
         "| figure | ours | baseline (same run) | target | |",
         "|---|---|---|---|---|",
     ]
-    lines += _latency_rows(r["token_latency"], "")
-    held = r["max_streams_p99_under_50ms"]
-    lines.append(_row("most streams with p99 < 50 ms", str(held), "", ">= 500", held >= 500))
+    if "token_latency" in r:
+        lines += _latency_rows(r["token_latency"], "")
+        held = r["max_streams_p99_under_50ms"]
+        lines.append(_row("most streams with p99 < 50 ms", str(held), "", ">= 500", held >= 500))
     if chunked := r.get("token_latency_chunked"):
         n = chunked["tokens_per_chunk"]
         lines += _latency_rows(chunked["levels"], f", {n} tokens a chunk")
@@ -64,16 +65,17 @@ def markdown(r: dict[str, Any]) -> str:
                 held >= 500,
             )
         )
-    pipe, serial = r["first_audio_pipelined"], r["first_audio_serial"]
-    lines.append(
-        _row(
-            "time to first audio, 500 words (ms)",
-            f"{pipe['first_audio_ms']} (rewrite done at {pipe['rewrite_done_ms']})",
-            f"serial {serial['first_audio_ms']}",
-            "<= 1/3 of serial",
-            pipe["first_audio_ms"] * 3 <= serial["first_audio_ms"],
+    if "first_audio_pipelined" in r and "first_audio_serial" in r:
+        pipe, serial = r["first_audio_pipelined"], r["first_audio_serial"]
+        lines.append(
+            _row(
+                "time to first audio, 500 words (ms)",
+                f"{pipe['first_audio_ms']} (rewrite done at {pipe['rewrite_done_ms']})",
+                f"serial {serial['first_audio_ms']}",
+                "<= 1/3 of serial",
+                pipe["first_audio_ms"] * 3 <= serial["first_audio_ms"],
+            )
         )
-    )
     if sug := r.get("suggestions"):
         lines.append(
             _row(
@@ -87,29 +89,88 @@ def markdown(r: dict[str, Any]) -> str:
                 < (sug["rewrite_end_ms"] - sug["first_delta_ms"]) / 5,
             )
         )
-    sock = r["idle_sockets"]
-    lines.append(
-        _row(
-            f"gateway memory per idle socket ({sock['sockets']} sockets)",
-            f"{sock['kib_per_socket']} KiB",
-            f"RSS {sock['rss_before_kib']} -> {sock['rss_after_kib']} KiB",
-            "<= 64 KiB",
-            sock["kib_per_socket"] <= 64,
+    if doc := r.get("documents"):
+        lines += _document_rows(doc)
+    if sock := r.get("idle_sockets"):
+        lines.append(
+            _row(
+                f"gateway memory per idle socket ({sock['sockets']} sockets)",
+                f"{sock['kib_per_socket']} KiB",
+                f"RSS {sock['rss_before_kib']} -> {sock['rss_after_kib']} KiB",
+                "<= 64 KiB",
+                sock["kib_per_socket"] <= 64,
+            )
         )
-    )
-    sub = r["submit"]
-    lines.append(
+    if sub := r.get("submit"):
+        lines.append(
+            _row(
+                f"POST /v1/stories at {sub['rate']:g}/s over {sub.get('users', 1)} users "
+                "(ms p50/p95/p99)",
+                f"{sub['p50']} / {sub['p95']} / {sub['p99']}",
+                f"statuses {sub['statuses']}",
+                "",
+                None,
+            )
+        )
+    lines += _cpu_table(r)
+    if doc:
+        lines += _document_cpu_table(doc)
+    return "\n".join(lines) + "\n"
+
+
+def _document_rows(d: dict[str, Any]) -> list[str]:
+    """Live documents: keystroke to doc.ack against the raw round trip of the same run,
+    and the analysis after the idle time."""
+    ack, floor, late = d["ack_ms"], d["kafka_floor"], d["analyzed_after_idle_ms"]
+    who = f"{d['writers']} documents typed into at {d['keys_per_s']:g} keys/s"
+    ack_met = None
+    if "p99" in ack and "p99" in floor:
+        ack_met = ack["p99"] <= 3 * floor["p99"] and not d["unacked"]
+    misses = f", {d['unacked']} never acknowledged" if d["unacked"] else ""
+    errors = f", errors {d['errors']}" if d["errors"] else ""
+    if other := d.get("other_work_cores"):
+        errors += f"; other work on the machine meanwhile: {other['run']:g} cores"
+    return [
         _row(
-            f"POST /v1/stories at {sub['rate']:g}/s over {sub.get('users', 1)} users "
-            "(ms p50/p95/p99)",
-            f"{sub['p50']} / {sub['p95']} / {sub['p99']}",
-            f"statuses {sub['statuses']}",
+            f"keystroke to doc.ack, {who} (ms p50/p95/p99)",
+            f"{_pcts(ack)} over {d['edits']} edits ({d['edits_per_s']:g}/s){misses}{errors}",
+            f"raw aiokafka round trip, acks=all, {floor.get('rate', '?')} records/s: "
+            f"{_pcts(floor)}",
+            "p99 <= 3x the raw p99",
+            ack_met,
+        ),
+        _row(
+            f"last key to doc.analyzed less the {d['idle_ms']} ms idle time, {who} "
+            f"in bursts of {d['words_per_burst']} words (ms p50/p95/p99)",
+            f"{_pcts(late)} over {late['n']} bursts ({d['superseded']} superseded)",
+            "",
+            "p99 <= 100 ms",
+            "p99" in late and late["p99"] <= 100 and not d["superseded"],
+        ),
+        _row(
+            "service CPU per edit, gateway + documents worker, idle subtracted (ms)",
+            str(d["service_cpu_ms_per_edit"]),
+            f"raw round trip's client: {floor.get('cpu_ms_per_record', {}).get('client', '-')}"
+            " ms per record",
             "",
             None,
-        )
-    )
-    lines += _cpu_table(r)
-    return "\n".join(lines) + "\n"
+        ),
+    ]
+
+
+def _document_cpu_table(d: dict[str, Any]) -> list[str]:
+    roles = list(d["cpu_ms_per_edit"])
+    idle = d["idle_cpu_s"]
+    return [
+        "",
+        f"Live documents: CPU ms per edit by process, less each one's idle rate (measured "
+        f"over {idle['seconds']:g} s with the documents open); `client` is the writers' "
+        f"event loop (its lag p99 {d['client_loop_lag_ms'].get('p99', '-')} ms):",
+        "",
+        "| edits | " + " | ".join(roles) + " |",
+        "|---" * (len(roles) + 1) + "|",
+        f"| {d['edits']} | " + " | ".join(str(d["cpu_ms_per_edit"][r]) for r in roles) + " |",
+    ]
 
 
 def _latency_rows(levels: list[dict[str, Any]], label: str) -> list[str]:
@@ -147,7 +208,7 @@ def _latency_rows(levels: list[dict[str, Any]], label: str) -> list[str]:
 def _cpu_table(r: dict[str, Any]) -> list[str]:
     """CPU milliseconds per streamed word, by process, for each concurrency level: the
     cost, which a shared machine's wall-clock figures only hint at."""
-    levels = [x for x in r["token_latency"] if x["service"].get("cpu_ms_per_word")]
+    levels = [x for x in r.get("token_latency", []) if x["service"].get("cpu_ms_per_word")]
     if not levels:
         return []
     roles = list(levels[0]["service"]["cpu_ms_per_word"])

@@ -18,6 +18,9 @@ from pathlib import Path
 import aiohttp
 
 COMMAND = str(Path(sys.executable).parent / "amplify-stream")
+# The checkout the benchmark runs from: its service code is what the processes run, even
+# when the venv's editable install points at another worktree.
+ROOT = Path(__file__).resolve().parent.parent
 KAFKA = os.environ.get("AMPLIFY_TEST_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
 PASSWORD = "benchmark password"
 
@@ -76,6 +79,7 @@ def _env(data_dir: Path, port: int, gemini_port: int, **extra: str) -> dict[str,
         AMPLIFY_LOGIN_ATTEMPTS_PER_MINUTE_PER_ADDRESS="100000",
         NO_PROXY="127.0.0.1,localhost",
     )
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     env.update(extra)
     return env
 
@@ -96,26 +100,42 @@ async def running_stack(
 ) -> AsyncIterator[Stack]:
     """Fake Gemini, ``enhancers`` enhancer processes (members of one group), a narrator
     and a gateway process; all stopped on exit."""
+    roles = [("fake-gemini", ["fake", "gemini"])]
+    roles += [
+        ("enhancer" if n == 0 else f"enhancer{n + 1}", ["worker", "enhancer"])
+        for n in range(enhancers)
+    ]
+    roles.append(("narrator", ["worker", "narrator"]))
+    async with _processes(
+        roles,
+        AMPLIFY_FAKE_GEMINI_FIRST_TOKEN_MS=str(first_token_ms),
+        AMPLIFY_FAKE_GEMINI_TOKENS_PER_S=str(tokens_per_s),
+        **extra,
+    ) as stack:
+        yield stack
+
+
+@contextlib.asynccontextmanager
+async def documents_stack(**extra: str) -> AsyncIterator[Stack]:
+    """Live documents: a gateway and a documents worker (the owner of every document),
+    with the local analyzer; both stopped on exit."""
+    async with _processes(
+        [("documents", ["worker", "documents"])], AMPLIFY_ENHANCER_PROVIDER="local", **extra
+    ) as stack:
+        yield stack
+
+
+@contextlib.asynccontextmanager
+async def _processes(roles: list[tuple[str, list[str]]], **extra: str) -> AsyncIterator[Stack]:
+    """Each of ``roles`` (name, command arguments) as a process, then the gateway; yields
+    once the gateway is ready and every worker is in its group."""
     port, gemini_port = free_port(), free_port()
     with tempfile.TemporaryDirectory(prefix="amplify-bench-") as tmp:
-        env = _env(
-            Path(tmp),
-            port,
-            gemini_port,
-            AMPLIFY_FAKE_GEMINI_FIRST_TOKEN_MS=str(first_token_ms),
-            AMPLIFY_FAKE_GEMINI_TOKENS_PER_S=str(tokens_per_s),
-            **extra,
-        )
+        env = _env(Path(tmp), port, gemini_port, **extra)
         procs: list[asyncio.subprocess.Process] = []
         pids: dict[str, int] = {}
         drains: list[asyncio.Task[None]] = []
         try:
-            roles = [("fake-gemini", ["fake", "gemini"])]
-            roles += [
-                ("enhancer" if n == 0 else f"enhancer{n + 1}", ["worker", "enhancer"])
-                for n in range(enhancers)
-            ]
-            roles.append(("narrator", ["worker", "narrator"]))
             workers = []
             for role, args in roles:
                 proc = await asyncio.create_subprocess_exec(
