@@ -15,9 +15,8 @@ from dataclasses import dataclass, field
 from amplify_stream.events import Focus
 from amplify_stream.text.edits import (
     Change,
+    InvalidChange,
     LiveSpan,
-    apply_change,
-    apply_changes,
     code_point_index,
     shift,
     utf16_length,
@@ -122,29 +121,43 @@ class DocumentState:
         than ``max_chars``."""
         if version != self.version + 1:
             return Conflict(self.version)
-        after = apply_changes(self.text, changes)  # raises before anything changes
-        if max_chars is not None and len(after) > max_chars:
-            raise TextTooLong(f"the text would be {len(after)} characters (at most {max_chars})")
-        retracted: list[str] = []
+        # Every change placed first (each on what the one before leaves): one that
+        # cannot apply raises before anything changes.
+        text, placed = self.text, []
         for change in changes:
-            retracted += self._apply(change)
+            if change.start_utf16 > change.end_utf16:
+                raise InvalidChange(
+                    f"a change starts after its end ({change.start_utf16} > {change.end_utf16})"
+                )
+            start = code_point_index(text, change.start_utf16)
+            end = code_point_index(text, change.end_utf16)
+            placed.append((change, start, end, text))
+            text = text[:start] + change.text + text[end:]
+        if max_chars is not None and len(text) > max_chars:
+            raise TextTooLong(f"the text would be {len(text)} characters (at most {max_chars})")
+        retracted: list[str] = []
+        for change, start, end, before in placed:
+            retracted += self._apply(change, start, end, before)
+        self.text = text
         self.version = version
         return Applied(version, retracted)
 
-    def _apply(self, change: Change) -> list[str]:
-        start = code_point_index(self.text, change.start_utf16)
-        end = code_point_index(self.text, change.end_utf16)
-        first = self.text.count("\n", 0, start)
-        last = first + self.text.count("\n", start, end)
+    def _apply(self, change: Change, start: int, end: int, before: str) -> list[str]:
+        """The paragraphs and spans after ``change`` (at code points ``start``-``end`` of
+        the text ``before`` it)."""
+        first = before.count("\n", 0, start)
+        last = first + before.count("\n", start, end)
         # The paragraphs the change touches become as many as it leaves, none current.
         self.current[first : last + 1] = [False] * (1 + change.text.count("\n"))
-        spans, retracted = shift([s.span for s in self.live.values()], change)
-        for sid in retracted:
-            del self.live[sid]
-        for span in spans:
-            self.live[span.id] = self.live[span.id].moved(span)
-        self.text = apply_change(self.text, change)
-        return retracted
+        if self.live:
+            spans, retracted = shift([s.span for s in self.live.values()], change)
+            for sid in retracted:
+                del self.live[sid]
+            for span in spans:
+                if (live := self.live[span.id]).start_utf16 != span.start_utf16:
+                    self.live[span.id] = live.moved(span)
+            return retracted
+        return []
 
     # ------------------------------------------------------------ analysis
 

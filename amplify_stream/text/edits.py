@@ -43,7 +43,9 @@ class LiveSpan:
 
 
 def utf16_length(text: str) -> int:
-    return len(text) + sum(1 for c in text if ord(c) > 0xFFFF)
+    if text.isascii():  # O(1) in CPython: the string knows
+        return len(text)
+    return len(text.encode("utf-16-le")) // 2
 
 
 def code_point_index(text: str, offset_utf16: int) -> int:
@@ -51,6 +53,12 @@ def code_point_index(text: str, offset_utf16: int) -> int:
     it is outside the text or between the two halves of a surrogate pair."""
     if offset_utf16 < 0:
         raise InvalidChange(f"offset {offset_utf16} is negative")
+    # A keystroke's hot path: in text without characters beyond the BMP (checked in C:
+    # ASCII in O(1), else by the UTF-16 length) a code point is one unit.
+    if text.isascii() or len(text.encode("utf-16-le")) == 2 * len(text):
+        if offset_utf16 > len(text):
+            raise InvalidChange(f"offset {offset_utf16} is past the end of the text ({len(text)})")
+        return offset_utf16
     units = 0
     for index, char in enumerate(text):
         if units == offset_utf16:
