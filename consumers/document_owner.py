@@ -121,7 +121,8 @@ class DocumentOwner(Worker[DocumentCommand]):
         part = self._parts.get(owned.tp)
         if part is None or part.loading is None:
             return False
-        await asyncio.wait({part.loading})
+        if not part.loading.done():
+            await asyncio.wait({part.loading})
         return not part.loading.cancelled() and part.loading.exception() is None
 
     async def _load(self, part: _Partition) -> None:

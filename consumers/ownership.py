@@ -144,7 +144,9 @@ class Ownership:
         first."""
         if self._fencing is not None:
             # wait(), not await: the fence ending (cancelled by a revocation) is an answer.
-            await asyncio.wait({self._fencing})
+            # Asked before every record: once it is done, no waiting is set up at all.
+            if not self._fencing.done():
+                await asyncio.wait({self._fencing})
             if self._fencing.cancelled() or self._fencing.exception() is not None:
                 return False
         return not self.lost
