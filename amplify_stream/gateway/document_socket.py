@@ -22,7 +22,8 @@ import itertools
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import orjson
 
@@ -41,8 +42,8 @@ _OPENED = b"doc.opened"
 _ERROR = b"error"
 _NOT_FOUND = b'"code":"not_found"'
 
-Send = Callable[[str, int | None], Awaitable[None]]
-Fail = Callable[[AmplifyError, str | None, str | None], Awaitable[None]]
+Send = Callable[[str, int | None], Coroutine[Any, Any, None]]
+Fail = Callable[[AmplifyError, str | None, str | None], Coroutine[Any, Any, None]]
 
 
 class SocketDocuments:
@@ -108,19 +109,20 @@ class SocketDocuments:
             self._watch(self._documents.watch(message.doc_id))
         sent = await self._documents.edit(self._user_id, self.reply_to, message)
         self._edits.setdefault(message.doc_id, {})[message.version] = received
-        task = asyncio.create_task(self._landed(sent, message))
+        # The edit's record lands in the log, or the client hears that it did not (and
+        # that nothing of it was applied: the owner never sees an edit that did not land).
+        # A callback, not a task per keystroke: only a failure costs a task.
+        landed = asyncio.ensure_future(sent)
+        landed.add_done_callback(lambda f: self._landed(f, message))
+
+    def _landed(self, sent: asyncio.Future[Position], message: DocEdit) -> None:
+        if sent.cancelled() or (exc := sent.exception()) is None:
+            return
+        log.warning("edit not written: %r", exc)
+        failure = NotReady("the event bus is unavailable; the edit was not applied")
+        task = asyncio.create_task(self._fail(failure, message.request_id, message.doc_id))
         self._landing.add(task)
         task.add_done_callback(self._landing.discard)
-
-    async def _landed(self, sent: Awaitable[Position], message: DocEdit) -> None:
-        """The edit's record is in the log, or the client hears that it is not (and that
-        nothing of it was applied: the owner never sees an edit that did not land)."""
-        try:
-            await sent
-        except Exception as exc:
-            log.warning("edit not written: %r", exc)
-            failure = NotReady("the event bus is unavailable; the edit was not applied")
-            await self._fail(failure, message.request_id, message.doc_id)
 
     def close(self, message: DocClose) -> None:
         if (task := self._watchers.pop(message.doc_id, None)) is not None:

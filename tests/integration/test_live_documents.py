@@ -11,7 +11,10 @@ import random
 from collections.abc import Awaitable, Callable
 
 import aiohttp
+import pytest
 
+from amplify_stream.bus.memory import MemoryBus
+from amplify_stream.gateway import keys
 from amplify_stream.text.edits import Change, utf16_length
 from tests.integration.conftest import Service
 from tests.live_documents import check_marks, writer
@@ -229,3 +232,36 @@ async def test_documents_per_user_are_limited_and_a_delete_frees_one(
         await w.send({"type": "doc.open", "doc_id": first.doc_id, "request_id": "r4"})
         await w.until(lambda: w.of("error", request_id="r4"), "not_found")
         assert w.of("error", request_id="r4")[0]["code"] == "not_found"
+
+
+@pytest.mark.parametrize("bus_kind", ["memory"], indirect=True)
+async def test_an_edit_the_bus_does_not_take_is_refused_and_not_applied(
+    service: StartService, session: aiohttp.ClientSession
+) -> None:
+    svc = await service(**FAST)
+    token = await sign_up(session, svc.base, "ada")
+    bus = svc.app[keys.BUS]
+    assert isinstance(bus, MemoryBus)
+    async with writer(session, svc.base, token) as w:
+        doc = await w.open("abc")
+        await w.settled()
+        bus.set_reachable(False)
+        await w.send(
+            {
+                "type": "doc.edit",
+                "doc_id": doc.doc_id,
+                "version": 1,
+                "request_id": "e1",
+                "changes": [{"start_utf16": 3, "end_utf16": 3, "text": "d"}],
+            }
+        )
+        await w.until(lambda: w.of("error", request_id="e1"), "the refusal")
+        refused = w.of("error", request_id="e1")[0]
+        assert (refused["code"], refused["retryable"], refused["doc_id"]) == (
+            "unavailable",
+            True,
+            doc.doc_id,
+        )
+        bus.set_reachable(True)
+        again = await w.reopen(doc.doc_id)
+        assert (again.text, again.version) == ("abc", 0)

@@ -9,10 +9,10 @@ import asyncio
 import json
 from typing import Any
 
-from amplify_stream.bus.base import Record
+from amplify_stream.bus.base import BusUnavailable, Record
 from amplify_stream.errors import AmplifyError
 from amplify_stream.events import headers_for
-from amplify_stream.events.documents import DocOpen
+from amplify_stream.events.documents import DocChange, DocEdit, DocOpen
 from amplify_stream.gateway.document_socket import REPLY_TO, SocketDocuments
 from amplify_stream.gateway.relay import Subscription
 from amplify_stream.metrics import Metrics
@@ -112,4 +112,37 @@ async def test_only_the_awaited_open_is_answered() -> None:
         "doc.analyzed",
         "doc.retracted",
     ]
+    await socket.aclose()
+
+
+async def test_an_edit_whose_record_does_not_land_is_refused_to_the_client() -> None:
+    """The broker refuses an edit after it was queued (Kafka: the send's future fails):
+    the client hears ``unavailable`` for that edit, and nothing else happens."""
+    failures: list[tuple[str, str | None, str | None]] = []
+
+    async def send(text: str, at: int | None) -> None:
+        pass
+
+    async def fail(error: AmplifyError, request_id: str | None, doc_id: str | None) -> None:
+        failures.append((error.code, request_id, doc_id))
+
+    class Refusing(FakeDocuments):
+        def watch(self, doc_id: str) -> Subscription:
+            return self.sub
+
+        async def edit(self, user_id: str, reply_to: str, message: DocEdit) -> asyncio.Future[Any]:
+            refused: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            asyncio.get_running_loop().call_later(
+                0.01, refused.set_exception, BusUnavailable("gone")
+            )
+            return refused
+
+    socket = SocketDocuments(Refusing(), "u1", send, fail, Metrics())  # type: ignore[arg-type]
+    change = DocChange(start_utf16=0, end_utf16=0, text="x")
+    await socket.edit(
+        DocEdit(type="doc.edit", doc_id=DOC, version=1, changes=[change], request_id="e1")
+    )
+    for _ in range(20):
+        await asyncio.sleep(0.01)
+    assert failures == [("unavailable", "e1", DOC)]
     await socket.aclose()
