@@ -27,6 +27,7 @@ from typing import Any
 from aiohttp import web
 
 from amplify_stream.config import Settings
+from amplify_stream.heap import freeze_startup_heap
 from amplify_stream.logs import configure_logging
 
 
@@ -62,6 +63,7 @@ def _serve(settings: Settings, app: web.Application) -> None:
     url = f"http://{settings.host}:{settings.port}/"
 
     async def announce(_: web.Application) -> None:
+        freeze_startup_heap()
         print(f"amplify-stream is ready: open the live editor at {url}", flush=True)
 
     app.on_startup.append(announce)
@@ -123,6 +125,7 @@ async def _run_worker(settings: Settings, role: str) -> None:
                 await stack.enter_async_context(
                     serving_probes(worker, task, host=settings.host, port=settings.metrics_port)
                 )
+            freeze_startup_heap()
             print(f"{role} running in group {worker.group_id}", flush=True)
             # Until SIGTERM; a worker that crashes ends the process (non-zero), so that
             # its supervisor starts a new one.
