@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from amplify_stream.documents.local_pass import PassFindings
+from amplify_stream.documents.local_pass import PassFindings, insights_of
 from amplify_stream.documents.snapshot import from_snapshot, suggestion_event, to_snapshot
 from amplify_stream.documents.state import Applied, DocumentState, TextTooLong
-from amplify_stream.events import ALL_FOCUS, ErrorEvent, now_rfc3339
+from amplify_stream.events import ALL_FOCUS, ErrorEvent, Focus, now_rfc3339
 from amplify_stream.events.documents import (
     DocAck,
     DocAnalyzed,
@@ -28,7 +28,11 @@ from amplify_stream.events.documents import (
     DocumentOpenRequested,
     DocumentSnapshot,
 )
+from amplify_stream.providers.base import InsightFound
 from amplify_stream.text.edits import Change, InvalidChange
+
+# The insights a document's watchers last heard, by focus: (summary, metrics).
+Told = dict[Focus, tuple[str, dict[str, float]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +64,9 @@ class PartitionDocuments:
     dirty: set[str] = field(default_factory=set)
     deleted: dict[str, str] = field(default_factory=dict)  # doc_id -> user_id
     outcomes: list[DocumentAnalyzedOutcome] = field(default_factory=list)
+    # Per document, the insights its watchers last heard, so that a pass tells only the
+    # ones that changed (not kept in snapshots: a new owner's first pass tells them all).
+    told: dict[str, Told] = field(default_factory=dict)
 
     # ------------------------------------------------------------ snapshots
 
@@ -125,6 +132,7 @@ class PartitionDocuments:
             return Folded([_not_found(command)])
         answers = [Answer(_opened(doc, command), command.reply_to)]
         answers += [Answer(suggestion_event(doc, s), command.reply_to) for s in doc.live.values()]
+        answers += [Answer(insight_event(doc, i), command.reply_to) for i in insights_of(doc)]
         if doc.analyzed_version == doc.version:
             answers.append(Answer(analyzed(doc, reanalyzed=0), command.reply_to))
         return Folded(answers)
@@ -162,14 +170,16 @@ class PartitionDocuments:
         doc = self.docs.get(command.doc_id)
         if doc is not None and doc.user_id == command.user_id:
             self.forget(command.doc_id)
+            self.told.pop(command.doc_id, None)
             self.dirty.discard(command.doc_id)
             self.deleted[command.doc_id] = command.user_id
         return Folded([])
 
 
-def pass_answers(doc: DocumentState, found: PassFindings) -> list[Answer]:
+def pass_answers(doc: DocumentState, found: PassFindings, told: Told) -> list[Answer]:
     """What a finished pass tells every watcher: what it retracted, what it added (beyond
-    what it emitted as it went), the insights of this version, and ``doc.analyzed``."""
+    what it emitted as it went), the insights that changed since ``told`` (updated), and
+    ``doc.analyzed``."""
     result = found.result
     answers: list[Answer] = []
     if result.retracted:
@@ -177,20 +187,22 @@ def pass_answers(doc: DocumentState, found: PassFindings) -> list[Answer]:
             Answer(DocRetracted(doc_id=doc.doc_id, version=doc.version, ids=result.retracted))
         )
     answers += [Answer(suggestion_event(doc, s)) for s in result.added]
-    answers += [
-        Answer(
-            DocInsight(
-                doc_id=doc.doc_id,
-                version=doc.version,
-                focus=i.focus,
-                summary=i.summary,
-                metrics=i.metrics or None,
-            )
-        )
-        for i in found.insights
-    ]
+    for i in found.insights:
+        if told.get(i.focus) != (said := (i.summary, i.metrics)):
+            told[i.focus] = said
+            answers.append(Answer(insight_event(doc, i)))
     answers.append(Answer(analyzed(doc, reanalyzed=result.reanalyzed)))
     return answers
+
+
+def insight_event(doc: DocumentState, insight: InsightFound) -> DocInsight:
+    return DocInsight(
+        doc_id=doc.doc_id,
+        version=doc.version,
+        focus=insight.focus,
+        summary=insight.summary,
+        metrics=insight.metrics or None,
+    )
 
 
 def analyzed(doc: DocumentState, *, reanalyzed: int) -> DocAnalyzed:

@@ -229,7 +229,7 @@ class DocumentOwner(Worker[DocumentCommand]):
             log.exception("analysis pass of %s failed", doc_id)
             return
         result = found.result
-        answers = pass_answers(doc, found)
+        answers = pass_answers(doc, found, part.docs.told.setdefault(doc_id, {}))
         self._outbox.put_nowait((part.ownership, answers))
         analysis_ms = (time.monotonic() - began) * 1000
         per_focus = dict.fromkeys(doc.focus, 0)

@@ -38,6 +38,12 @@ def local_pass(doc: DocumentState) -> PassFindings:
     return PassFindings(result, whole.insights)
 
 
+def insights_of(doc: DocumentState) -> tuple[InsightFound, ...]:
+    """The document's insights now, from every paragraph's cached facts (what a pass of
+    any provider reports; a reopen tells them without a pass)."""
+    return document_findings(paragraph_facts(doc.paragraphs, doc.focus), doc.focus).insights
+
+
 def paragraph_facts(paragraphs: Sequence[str], focus: tuple[Focus, ...]) -> list[ParagraphFacts]:
     """Every paragraph's local facts, through the process's cache: what the
     document-level findings are made of, whatever provider reads the paragraphs."""

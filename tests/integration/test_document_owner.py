@@ -171,6 +171,10 @@ async def test_a_new_owner_rebuilds_the_document(bus: Bus, doc_settings: Setting
             await log.until("error")
             reopened = log.of("doc.opened")[-1]
             assert (reopened["text"], reopened["version"]) == ("Abcde", 3)
+            # A reopen tells the insights of the text now, to the socket that asked.
+            await log.until("doc.insight", count=4, version=3)
+            told = [(e, to) for e, to in log.events if e["type"] == "doc.insight"]
+            assert [to for e, to in told if e["version"] == 3][-4:] == [ME] * 4
             assert log.of("error")[-1]["code"] == "not_found"  # another user's document
             await log.until("doc.analyzed", version=3)
     # One document.analyzed outcome per pass, committed with the state that records it.

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from amplify_stream.client.live import Frame, LiveDocument
-from amplify_stream.documents.local_pass import local_pass
+from amplify_stream.documents.local_pass import insights_of, local_pass
 from amplify_stream.events.documents import (
     DocChange,
     DocumentEdited,
@@ -60,7 +60,8 @@ class Owner:
 
     def analyze(self) -> None:
         doc = self.docs.docs[self.doc_id]
-        self.outbox.extend(frame_of(a) for a in pass_answers(doc, local_pass(doc)))
+        told = self.docs.told.setdefault(self.doc_id, {})
+        self.outbox.extend(frame_of(a) for a in pass_answers(doc, local_pass(doc), told))
 
 
 @settings(max_examples=150, deadline=None)
@@ -119,6 +120,9 @@ def test_the_client_and_the_owner_agree(data: st.DataObject) -> None:
     for mark in client.marks.values():
         assert client.quote_of(mark) == mark.event["quote"]
     assert client.analyzed["suggestions"] == len(client.marks)
+    # Insights are told only when they change, and the client still holds this text's.
+    heard = {f: (e["summary"], e.get("metrics")) for f, e in client.insights.items()}
+    assert heard == {i.focus: (i.summary, i.metrics or None) for i in insights_of(doc)}
     assert client.analyzed["paragraphs"] == client.text.count("\n") + 1
     if snapshot is not None:
         # A new owner: the snapshot, then the log after the place committed with it.
