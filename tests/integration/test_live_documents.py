@@ -228,6 +228,10 @@ async def test_documents_per_user_are_limited_and_a_delete_frees_one(
         ) as res:
             assert res.status == 204
         await w.open("three")
+        # Its owner tombstones it on its topics: the last record of its key on the edit
+        # log and on the snapshots topic has no value (compaction then forgets it).
+        for topic in (svc.topics.documents, svc.topics.snapshots):
+            await tombstoned(svc, topic, first.doc_id)
         # The deleted one is gone for reopening too.
         await w.send({"type": "doc.open", "doc_id": first.doc_id, "request_id": "r4"})
         await w.until(lambda: w.of("error", request_id="r4"), "not_found")
@@ -265,3 +269,17 @@ async def test_an_edit_the_bus_does_not_take_is_refused_and_not_applied(
         bus.set_reachable(True)
         again = await w.reopen(doc.doc_id)
         assert (again.text, again.version) == ("abc", 0)
+
+
+async def tombstoned(svc: Service, topic: str, doc_id: str) -> None:
+    """Until the last committed record of ``doc_id`` on ``topic`` is a tombstone."""
+    bus = svc.app[keys.BUS]
+    partition = bus.partition_for(topic, doc_id, svc.settings.topic_partitions)
+    async with asyncio.timeout(20):
+        while True:
+            end = (await bus.end_offsets(topic))[partition]
+            records = await bus.read_range(topic, partition, 0, end, isolation="read_committed")
+            mine = [r for r in records if r.key == doc_id]
+            if mine and mine[-1].value == b"":
+                return
+            await asyncio.sleep(0.2)
