@@ -171,6 +171,7 @@ class PartitionDocuments:
         if doc is not None and doc.user_id == command.user_id:
             self.forget(command.doc_id)
             self.told.pop(command.doc_id, None)
+            self.snapshot_offsets.pop(command.doc_id, None)
             self.dirty.discard(command.doc_id)
             self.deleted[command.doc_id] = command.user_id
         return Folded([])

@@ -27,6 +27,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import ValidationError
+
 from amplify_stream.bus import is_bus_error
 from amplify_stream.bus.base import Position, Record, TopicPartition
 from amplify_stream.documents.analyzers import DocumentAnalyzer
@@ -123,7 +125,13 @@ class DocumentOwner(Worker[DocumentCommand]):
             return False
         if not part.loading.done():
             await asyncio.wait({part.loading})
-        return not part.loading.cancelled() and part.loading.exception() is None
+        if part.loading.cancelled():
+            return False
+        if (failure := part.loading.exception()) is not None:
+            # Not the bus (that is retried): skipping the partition's records would leave
+            # its writers unanswered. The worker stops; its supervisor starts it again.
+            raise RuntimeError(f"the snapshots of {owned.tp} could not be loaded") from failure
+        return True
 
     async def _load(self, part: _Partition) -> None:
         """The newest snapshot of each document of the partition (after the fence: an
@@ -149,8 +157,13 @@ class DocumentOwner(Worker[DocumentCommand]):
         for record in records:
             if not record.value:
                 part.docs.forget(record.key)
-            else:
+                continue
+            try:
                 part.docs.load(DocumentSnapshot.model_validate_json(record.value))
+            except ValidationError:
+                # One unreadable snapshot must not keep the partition's other documents
+                # from their writers; that document answers not_found until it is fixed.
+                log.exception("snapshot at %s of %s unreadable, skipped", record.cursor, part.tp)
         log.info("%s: %d documents from their snapshots", part.tp, len(part.docs.docs))
         # Documents whose last change the snapshot holds but no pass read yet.
         for doc_id, doc in part.docs.docs.items():
@@ -188,6 +201,7 @@ class DocumentOwner(Worker[DocumentCommand]):
             self.metrics.doc_edits.labels(result).inc()
         if isinstance(event, DocumentDeleted):
             part.stop_pass(event.doc_id)
+            part.changed_at.pop(event.doc_id, None)
         if folded.changed is not None:
             self._schedule(part, folded.changed)
         if folded.answers:

@@ -9,6 +9,7 @@ ends in the same state, conflicts included.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -201,7 +202,7 @@ class DocumentState:
     def _add(self, f: Finding, quote: str, at: int) -> LiveSuggestion:
         self._ids += 1
         live = LiveSuggestion(
-            f"{self.doc_id[:8]}-{self._ids}",
+            self._new_id(f, quote, at),
             f.focus,
             quote,
             f.message,
@@ -211,6 +212,23 @@ class DocumentState:
         )
         self.live[live.id] = live
         return live
+
+    def _new_id(self, f: Finding, quote: str, at: int) -> str:
+        """An id made of what the suggestion is and where and when it was found, not of
+        a counter: the owner that takes a document over after a crash runs again the
+        passes its predecessor ran after the last snapshot, and gives what they found the
+        same ids (a client that heard them hears the same again, not a second mark), and
+        whatever it finds differently (a model's answer) gets ids of its own, never one
+        the predecessor gave to something else."""
+        what = "\x1f".join((f.focus, f.message, f.replacement or "", quote, str(at)))
+        digest = hashlib.blake2b(what.encode(), digest_size=6).hexdigest()
+        made = f"{self.doc_id[:8]}-{self.version}-{digest}"
+        # The same finding twice at one place (a paragraph's and a document-level one):
+        # ids stay unique, deterministically.
+        n = 1
+        while (unique := made if n == 1 else f"{made}.{n}") in self.live:
+            n += 1
+        return unique
 
     def _in_paragraph(self, u_start: int, u_end: int) -> Iterator[LiveSuggestion]:
         """The live suggestions of one paragraph's findings (document-level ones aside)."""

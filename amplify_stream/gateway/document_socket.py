@@ -104,10 +104,18 @@ class SocketDocuments:
 
     async def edit(self, message: DocEdit) -> None:
         received = time.monotonic()
-        if message.doc_id not in self._watchers:
-            # An edit of a document not opened here: its answers still come here.
-            self._watch(self._documents.watch(message.doc_id))
-        sent = await self._documents.edit(self._user_id, self.reply_to, message)
+        watched_here = message.doc_id in self._watchers
+        if not watched_here:
+            # An edit of a document not opened here: its answers still come here, once
+            # the gateway knows it is the user's (another's is not_found, and nothing of
+            # it is watched: its suggestions carry no reply-to).
+            self._watch(await self._documents.watch_own(self._user_id, message.doc_id))
+        try:
+            sent = await self._documents.edit(self._user_id, self.reply_to, message)
+        except BaseException:
+            if not watched_here:
+                self.close(DocClose(type="doc.close", doc_id=message.doc_id))
+            raise
         self._edits.setdefault(message.doc_id, {})[message.version] = received
         # The edit's record lands in the log, or the client hears that it did not (and
         # that nothing of it was applied: the owner never sees an edit that did not land).

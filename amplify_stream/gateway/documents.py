@@ -107,7 +107,10 @@ class Documents:
             raise NotReady("the event bus is unavailable; try again") from exc
         return sub
 
-    def watch(self, doc_id: str) -> Subscription:
+    async def watch_own(self, user_id: str, doc_id: str) -> Subscription:
+        """The relay's records of one of the user's documents (``NotFound`` for another's)."""
+        if not await self._store.exists_for_user(doc_id, user_id):
+            raise NotFound("document not found")
         return self._relay.subscribe(doc_id)
 
     def unwatch(self, sub: Subscription) -> None:

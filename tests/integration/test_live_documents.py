@@ -198,8 +198,16 @@ async def test_refusals_change_nothing_and_keep_the_socket(
         await other.send(
             {"type": "doc.edit", "doc_id": doc.doc_id, "version": 2, "changes": [edit]}
         )
-        await other.until(lambda: len(other.of("error")) == 2, "bob's refusals")
-        assert [e["code"] for e in other.of("error")] == ["not_found", "not_found"]
+        backwards = {"start_utf16": 3, "end_utf16": 1, "text": ""}
+        await other.send(
+            {"type": "doc.edit", "doc_id": doc.doc_id, "version": 2, "changes": [backwards]}
+        )
+        await other.until(lambda: len(other.of("error")) == 3, "bob's refusals")
+        assert [e["code"] for e in other.of("error")] == ["not_found"] * 3
+        # And bob hears nothing of ada's document afterwards: not her passes' suggestions.
+        await w.type(" Mara was very angry.", keys_per_s=15)
+        await w.settled()
+        assert {f["type"] for f in other.frames} == {"error"}
         # Past the edit rate: rate_limited, nothing of it applied.
         for _ in range(40):
             await w.edit(Change(0, 0, "z"))

@@ -127,7 +127,7 @@ async def test_an_edit_whose_record_does_not_land_is_refused_to_the_client() -> 
         failures.append((error.code, request_id, doc_id))
 
     class Refusing(FakeDocuments):
-        def watch(self, doc_id: str) -> Subscription:
+        async def watch_own(self, user_id: str, doc_id: str) -> Subscription:
             return self.sub
 
         async def edit(self, user_id: str, reply_to: str, message: DocEdit) -> asyncio.Future[Any]:
