@@ -14,8 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSche
 
 from amplify_stream.events import ErrorInfo, Focus, InsightFields, SuggestionFields
 from amplify_stream.events.documents import LiveSuggestionRecord
+from amplify_stream.store.pages import MAX_PAGE_SIZE
 from amplify_stream.store.records import DocumentRecord, StoryRecord
-from amplify_stream.store.stories import MAX_PAGE_SIZE, Status
+from amplify_stream.store.stories import Status
 
 
 def rfc3339(value: datetime) -> str:

@@ -35,12 +35,13 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from amplify_stream.config import Settings
 from amplify_stream.errors import NotReady
+from amplify_stream.store.sessions import StoreSessions
 
 log = logging.getLogger(__name__)
 
@@ -173,9 +174,9 @@ def create_engine(settings: Settings) -> AsyncEngine:
     return engine
 
 
-def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+def session_factory(engine: AsyncEngine) -> StoreSessions:
     # expire_on_commit=False: reading a row after commit must not need another query.
-    return async_sessionmaker(engine, expire_on_commit=False)
+    return StoreSessions(engine, expire_on_commit=False)
 
 
 async def create_schema(engine: AsyncEngine) -> None:

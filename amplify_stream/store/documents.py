@@ -7,13 +7,11 @@ its projection, for reading: a snapshot behind the owner by up to ``doc_snapshot
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, and_, case, delete, func, or_, select
+from sqlalchemy import CursorResult, and_, case, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -23,8 +21,9 @@ from amplify_stream.events import Focus
 from amplify_stream.events.documents import DocumentSnapshot
 from amplify_stream.store.db import Document
 from amplify_stream.store.errors import open_session
+from amplify_stream.store.pages import newest_first, page_size
 from amplify_stream.store.records import DocumentRecord
-from amplify_stream.store.stories import MAX_PAGE_SIZE
+from amplify_stream.store.sessions import writing
 
 # Bulk DELETE: no ORM objects are loaded in these sessions, nothing to synchronize.
 _NO_SYNC = {"synchronize_session": False}
@@ -35,19 +34,11 @@ class DocumentStore:
         self._sessions = sessions
         bind = sessions.kw.get("bind")
         self._dialect = "" if bind is None else bind.dialect.name
-        # SQLite has one writer at a time: this store's writers take turns in the event
-        # loop, as StoryStore's do (see there why not in SQLite's busy handler).
-        self._write_turn = asyncio.Lock() if self._dialect == "sqlite" else None
 
-    @contextlib.asynccontextmanager
-    async def _writing(self) -> AsyncIterator[AsyncSession]:
-        """A session in a transaction, committed on exit: the one way rows are written."""
-        async with contextlib.AsyncExitStack() as stack:
-            if self._write_turn is not None:
-                await stack.enter_async_context(self._write_turn)
-            session = await stack.enter_async_context(open_session(self._sessions))
-            await stack.enter_async_context(session.begin())
-            yield session
+    def _writing(self) -> contextlib.AbstractAsyncContextManager[AsyncSession]:
+        """The one way rows are written (``store.sessions.writing``: the engine's turn of
+        writers, shared with the story store's)."""
+        return writing(self._sessions)
 
     async def create(
         self, doc_id: str, user_id: str, *, title: str | None, focus: list[Focus], text: str
@@ -100,13 +91,13 @@ class DocumentStore:
         ``before`` is a doc_id, normally the last one of the previous page: the page starts
         right after it. ``NotFound`` when the user has no such document.
         """
-        return await self._newest_first(user_id, max(1, min(limit, MAX_PAGE_SIZE)), before)
+        return await self._newest_first(user_id, page_size(limit), before)
 
     async def page_for_user(
         self, user_id: str, *, limit: int = 20, before: str | None = None
     ) -> tuple[list[DocumentRecord], str | None]:
         """``list_for_user``, and the ``before`` of the next page (None on the last page)."""
-        limit = max(1, min(limit, MAX_PAGE_SIZE))
+        limit = page_size(limit)
         # One row more than asked tells whether a next page exists.
         docs = await self._newest_first(user_id, limit + 1, before)
         if len(docs) > limit:
@@ -116,29 +107,10 @@ class DocumentStore:
     async def _newest_first(
         self, user_id: str, limit: int, before: str | None
     ) -> list[DocumentRecord]:
-        stmt = select(Document).where(Document.user_id == user_id)
-        async with open_session(self._sessions) as session:
-            if before is not None:
-                anchor = (
-                    await session.execute(
-                        select(Document.updated_at, Document.doc_id).where(
-                            Document.doc_id == before, Document.user_id == user_id
-                        )
-                    )
-                ).one_or_none()
-                if anchor is None:
-                    raise NotFound("document not found")
-                updated_at, anchor_id = anchor
-                # Keyset on (updated_at, doc_id), the id breaking ties. A document edited
-                # while the client pages moves to the front: it is not seen twice below.
-                stmt = stmt.where(
-                    or_(
-                        Document.updated_at < updated_at,
-                        and_(Document.updated_at == updated_at, Document.doc_id < anchor_id),
-                    )
-                )
-            stmt = stmt.order_by(Document.updated_at.desc(), Document.doc_id.desc()).limit(limit)
-            rows = (await session.scalars(stmt)).all()
+        # A document edited while the client pages moves to the front: not seen twice.
+        rows = await newest_first(
+            self._sessions, Document, Document.updated_at, Document.doc_id, user_id, limit, before
+        )
         return [DocumentRecord.of(row) for row in rows]
 
     async def delete(self, doc_id: str) -> None:

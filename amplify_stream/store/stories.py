@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any, Literal, cast
 
-from sqlalchemy import CursorResult, and_, delete, func, or_, select, update
+from sqlalchemy import CursorResult, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql.dml import Update
@@ -27,12 +25,13 @@ from amplify_stream.events import (
 )
 from amplify_stream.store.db import Story, ping
 from amplify_stream.store.errors import open_session
+from amplify_stream.store.pages import newest_first, page_size
 from amplify_stream.store.records import StoryRecord
+from amplify_stream.store.sessions import writing
 
 Status = Literal["queued", "running", "completed", "failed", "cancelled"]
 TERMINAL: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
 ACTIVE: frozenset[str] = frozenset({"queued", "running"})
-MAX_PAGE_SIZE = 100
 # Bulk UPDATE/DELETE: no ORM objects are loaded in these sessions, nothing to synchronize.
 _NO_SYNC = {"synchronize_session": False}
 
@@ -40,24 +39,10 @@ _NO_SYNC = {"synchronize_session": False}
 class StoryStore:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
-        # SQLite has one writer at a time. Writers of this process take turns here, in
-        # the event loop, rather than in SQLite's busy handler on pooled connections:
-        # there a writer sleeps (up to 100 ms a try) while the lock-holder's commit waits
-        # for its turn of a busy loop, and past the busy timeout a submission failed
-        # with "database is locked" (1% of them at 200 submissions/s).
-        bind = sessions.kw.get("bind")
-        sqlite = bind is not None and bind.dialect.name == "sqlite"
-        self._write_turn = asyncio.Lock() if sqlite else None
 
-    @contextlib.asynccontextmanager
-    async def _writing(self) -> AsyncIterator[AsyncSession]:
-        """A session in a transaction, committed on exit: the one way rows are written."""
-        async with contextlib.AsyncExitStack() as stack:
-            if self._write_turn is not None:
-                await stack.enter_async_context(self._write_turn)
-            session = await stack.enter_async_context(open_session(self._sessions))
-            await stack.enter_async_context(session.begin())
-            yield session
+    def _writing(self) -> contextlib.AbstractAsyncContextManager[AsyncSession]:
+        """The one way rows are written (``store.sessions.writing``)."""
+        return writing(self._sessions)
 
     async def create_story(
         self,
@@ -132,13 +117,13 @@ class StoryStore:
         ``before`` is a story id, normally the last one of the previous page: the page
         starts right after it. ``NotFound`` when the user has no such story.
         """
-        return await self._newest_first(user_id, max(1, min(limit, MAX_PAGE_SIZE)), before)
+        return await self._newest_first(user_id, page_size(limit), before)
 
     async def page_for_user(
         self, user_id: str, *, limit: int = 20, before: str | None = None
     ) -> tuple[list[StoryRecord], str | None]:
         """``list_for_user``, and the ``before`` of the next page (None on the last page)."""
-        limit = max(1, min(limit, MAX_PAGE_SIZE))
+        limit = page_size(limit)
         # One row more than asked tells whether a next page exists.
         stories = await self._newest_first(user_id, limit + 1, before)
         if len(stories) > limit:
@@ -148,29 +133,9 @@ class StoryStore:
     async def _newest_first(
         self, user_id: str, limit: int, before: str | None
     ) -> list[StoryRecord]:
-        stmt = select(Story).where(Story.user_id == user_id)
-        async with open_session(self._sessions) as session:
-            if before is not None:
-                anchor = (
-                    await session.execute(
-                        select(Story.created_at, Story.id).where(
-                            Story.id == before, Story.user_id == user_id
-                        )
-                    )
-                ).one_or_none()
-                if anchor is None:
-                    raise NotFound("story not found")
-                created_at, anchor_id = anchor
-                # Keyset on (created_at, id): stable while new stories arrive, and the id
-                # breaks ties between stories created in the same microsecond.
-                stmt = stmt.where(
-                    or_(
-                        Story.created_at < created_at,
-                        and_(Story.created_at == created_at, Story.id < anchor_id),
-                    )
-                )
-            stmt = stmt.order_by(Story.created_at.desc(), Story.id.desc()).limit(limit)
-            rows = (await session.scalars(stmt)).all()
+        rows = await newest_first(
+            self._sessions, Story, Story.created_at, Story.id, user_id, limit, before
+        )
         return [StoryRecord.of(row) for row in rows]
 
     async def delete(self, story_id: str) -> bool:
