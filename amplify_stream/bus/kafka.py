@@ -37,8 +37,6 @@ from amplify_stream.bus.partitioner import partition_for_key
 from amplify_stream.config import Settings
 
 PING_TIMEOUT_S = 2.0
-# The consumer default (500 ms) would add up to half a second to every idle-to-busy hop.
-FETCH_MAX_WAIT_MS = 20
 # A member that joins or leaves is noticed by the others at their next heartbeat.
 HEARTBEAT_INTERVAL_MS = 1000
 
@@ -51,6 +49,7 @@ class KafkaBus(Bus):
         self._default_partitions = settings.topic_partitions
         self._linger_ms = settings.stream_linger_ms
         self._session_timeout_ms = settings.kafka_session_timeout_ms
+        self._fetch_max_wait_ms = settings.kafka_fetch_max_wait_ms
         self._request_timeout_ms = settings.kafka_request_timeout_ms
         self._transaction_timeout_ms = settings.kafka_transaction_timeout_ms
         self._admin: AIOKafkaAdminClient | None = None
@@ -142,7 +141,7 @@ class KafkaBus(Bus):
             "enable_auto_commit": False,
             "auto_offset_reset": "earliest",
             "isolation_level": isolation,
-            "fetch_max_wait_ms": FETCH_MAX_WAIT_MS,
+            "fetch_max_wait_ms": self._fetch_max_wait_ms,
             "heartbeat_interval_ms": min(HEARTBEAT_INTERVAL_MS, self._session_timeout_ms // 3),
             "session_timeout_ms": self._session_timeout_ms,
             "request_timeout_ms": max(self._request_timeout_ms, self._session_timeout_ms + 1000),
@@ -184,7 +183,7 @@ class KafkaBus(Bus):
             # Only for an offset outside the log (past retention, or not written yet).
             auto_offset_reset="earliest",
             isolation_level=isolation,
-            fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+            fetch_max_wait_ms=self._fetch_max_wait_ms,
         )
         try:
             with bus_errors(self._servers):

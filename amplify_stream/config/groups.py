@@ -46,6 +46,9 @@ class BusSettings(BaseModel):
     stream_linger_ms: int = 2
     # A worker that stops heartbeating loses its stories to another after this long.
     kafka_session_timeout_ms: int = 10_000
+    # How long an idle fetch waits at the broker. A record wakes it at once; the wait only
+    # sets how often an idle consumer asks again (each ask costs it and the broker CPU).
+    kafka_fetch_max_wait_ms: int = Field(default=500, ge=1, le=30_000)
     kafka_request_timeout_ms: int = 15_000
     # An open transaction of a killed worker holds read_committed readers back this long.
     kafka_transaction_timeout_ms: int = 10_000
