@@ -42,7 +42,7 @@ _OPENED = b"doc.opened"
 _ERROR = b"error"
 _NOT_FOUND = b'"code":"not_found"'
 
-Send = Callable[[str, int | None], Coroutine[Any, Any, None]]
+Send = Callable[[str | bytes, int | None], Coroutine[Any, Any, None]]
 Fail = Callable[[AmplifyError, str | None, str | None], Coroutine[Any, Any, None]]
 
 

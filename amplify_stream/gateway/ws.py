@@ -1,8 +1,10 @@
 """The WebSocket ``/v1/stream``: submit, resume, cancel and ping, with story events relayed
 to the socket as they are produced.
 
-Only the handler reads the socket. Each watched story runs in its own task that puts
-frames into the outbox; one sender task writes them, so frames never interleave.
+Only the handler reads the socket. Each watched story runs in its own task. A frame is
+written straight to the socket when nothing waits before it (the common case: a word, and
+the socket keeps up); otherwise it joins the outbox, which one sender task writes in
+order. aiohttp writes a frame without yielding in between, so frames never interleave.
 """
 
 from __future__ import annotations
@@ -110,7 +112,9 @@ class _Session:
         self._claims = claims
         self._stories = stories
         # Frames, with the time their record was produced (relayed events only).
-        self._outbox: asyncio.Queue[tuple[str, int | None]] = asyncio.Queue(OUTBOX_LIMIT)
+        self._outbox: asyncio.Queue[tuple[bytes, int | None]] = asyncio.Queue(OUTBOX_LIMIT)
+        # Writes awaiting the socket's drain: a frame may skip the outbox only when none.
+        self._writing = 0
         self._watchers: dict[str, asyncio.Task[None]] = {}
         self._documents = SocketDocuments(
             documents, claims.user_id, self._queue, self._doc_error, metrics
@@ -131,8 +135,28 @@ class _Session:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _queue(self, frame: str, produced_ms: int | None) -> None:
-        await self._outbox.put((frame, produced_ms))
+    async def _queue(self, frame: str | bytes, produced_ms: int | None) -> None:
+        """Send ``frame`` after every frame queued before it; ``produced_ms`` is when its
+        record was produced (relayed events, for the relay-latency histogram)."""
+        data = frame.encode() if isinstance(frame, str) else frame
+        if self._writing or not self._outbox.empty():
+            await self._outbox.put((data, produced_ms))
+            return
+        # Nothing ahead of it: one write, no hop through the sender task.
+        await self._write(data, produced_ms)
+
+    async def _write(self, frame: bytes, produced_ms: int | None) -> None:
+        if self._ws.closed:
+            return  # the client comes back with its cursor
+        self._writing += 1
+        try:
+            await self._ws.send_frame(frame, WSMsgType.TEXT)
+        except ConnectionResetError:
+            return  # closing under us: the same
+        finally:
+            self._writing -= 1
+        if produced_ms is not None:
+            observe_relay(self._metrics, produced_ms)
 
     async def _doc_error(
         self, exc: AmplifyError, request_id: str | None, doc_id: str | None
@@ -144,9 +168,7 @@ class _Session:
             frame, produced_ms = await self._outbox.get()
             if self._ws.closed:
                 return
-            await self._ws.send_str(frame)
-            if produced_ms is not None:
-                observe_relay(self._metrics, produced_ms)
+            await self._write(frame, produced_ms)
 
     async def _on_text(self, data: str) -> None:
         request_id: str | None = None
@@ -176,9 +198,7 @@ class _Session:
             elif isinstance(message, DocClose):
                 self._documents.close(message)
             elif isinstance(message, Ping):
-                await self._outbox.put(
-                    (Pong(request_id=message.request_id).model_dump_json(), None)
-                )
+                await self._queue(Pong(request_id=message.request_id).model_dump_json(), None)
         except AmplifyError as exc:
             await self._error(exc, request_id, raw_story_id(data), doc_id=raw_field(data, "doc_id"))
 
@@ -193,7 +213,7 @@ class _Session:
         reply = StoryAccepted(
             story_id=accepted.story_id, user_id=self._claims.user_id, request_id=message.request_id
         )
-        await self._outbox.put((reply.model_dump_json(), None))
+        await self._queue(reply.model_dump_json(), None)
         self._watch(accepted)
 
     def _watch(self, accepted: Accepted) -> None:
@@ -214,8 +234,7 @@ class _Session:
         story_id_var.set(accepted.story_id)
         try:
             async for record in self._stories.watch(accepted):
-                frame = with_cursor(record.value, record.cursor).decode()
-                await self._outbox.put((frame, record.timestamp_ms))
+                await self._queue(with_cursor(record.value, record.cursor), record.timestamp_ms)
         except AmplifyError as exc:
             await self._error(exc, story_id=accepted.story_id)
         except asyncio.CancelledError:
@@ -242,7 +261,7 @@ class _Session:
             story_id=story_id,
             doc_id=doc_id,
         )
-        await self._outbox.put((event.model_dump_json(exclude_none=True), None))
+        await self._queue(event.model_dump_json(exclude_none=True), None)
 
 
 def valid_request_id(raw: Any) -> str | None:
