@@ -167,7 +167,8 @@ async def test_closing_the_reader_closes_the_connection(client: Client) -> None:
 
 # ------------------------------------------------------------------ scripted answers
 
-Script = list[dict[str, Any] | str]  # events, or "abort" to drop the connection
+# Events, "abort" to drop the connection, or bytes written as they are.
+Script = list[dict[str, Any] | str | bytes]
 
 
 @pytest.fixture
@@ -188,7 +189,11 @@ async def scripted() -> AsyncIterator[Callable[..., Awaitable[tuple[str, list[di
                         assert request.transport is not None
                         request.transport.abort()
                         return response
-                    await response.write(b"data: " + orjson.dumps(event) + b"\r\n\r\n")
+                    if isinstance(event, bytes):
+                        await response.write(event)
+                        await asyncio.sleep(0.01)  # its own read, most likely
+                    else:
+                        await response.write(b"data: " + orjson.dumps(event) + b"\r\n\r\n")
                 await response.write_eof()
                 return response
 
@@ -306,3 +311,29 @@ async def test_no_continuation_when_it_is_turned_off(client: Client, scripted: A
     config = CONFIG.model_copy(update={"automatic_continuation": False})
     chunks = await read_all(await client(base), config)
     assert [c.finish_reason for c in chunks] == ["CONTINUATION"] and len(bodies) == 1
+
+
+async def test_events_split_anyhow_and_a_plain_json_error(client: Client, scripted: Any) -> None:
+    whole = orjson.dumps(event("Once upon a time", usage=(5, 4)))
+    base, _ = await scripted(
+        [
+            # An event over several reads, its JSON over two data lines (cut where JSON
+            # allows a line break, as SSE joins them with one).
+            b"data: " + whole[:7],
+            whole[7:15] + b"\ndata:" + whole[15:] + b"\r\n",
+            b"\r\n",
+            b"data: " + orjson.dumps(event(" there", "STOP", (5, 5))),  # no blank line: EOF
+        ],
+        [
+            event("Once", usage=(5, 1)),
+            b'{"error": {\n  "code": 503,\n  "status": "UNAVAILABLE"\n}}\n',
+        ],
+    )
+    made = await client(base)
+    assert await rewrite(made) == [
+        "Once upon a time",
+        " there",
+        UsageReport(input_tokens=5, output_tokens=5),
+    ]
+    with pytest.raises(genai_errors.ServerError, match="503 UNAVAILABLE"):
+        await rewrite(made)
