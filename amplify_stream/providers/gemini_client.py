@@ -9,8 +9,9 @@ stream (``BaseApiClient._async_request`` runs ``_async_request_once(stream=True)
 429/5xx at the start are retried by the SDK and no retry loop is needed here. A stream
 that breaks midway is never retried: that is a ``ProviderError``.
 
-Stopping a call: cancel the task that reads its stream. The SDK only releases a stream's
-connection then, not when the stream is ``aclose``d.
+Stopping a call: cancel the task that reads its stream. On the SDK's public path (the
+fallback of ``gemini_stream.py``) only that releases the stream's connection, not an
+``aclose``; the reader of ``gemini_stream.py`` releases it either way.
 """
 
 from __future__ import annotations
