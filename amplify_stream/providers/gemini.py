@@ -1,16 +1,16 @@
 """The Gemini enhancement provider, through the google-genai SDK.
 
-Two calls stream concurrently (``generate_content_stream``): the rewrite as plain text,
+Two calls stream concurrently (read by ``gemini_stream.py``): the rewrite as plain text,
 the analysis as structured JSON (a response schema), each finding given the moment its
 object closes (``gemini_analysis.py``). Both run as tasks feeding one queue, so every
 wait is bounded by the idle timeout and cancelling the consumer cancels (and awaits) both
 calls, which closes their HTTP connections: the SDK only releases a stream's connection
 when the task reading it is cancelled, not when the stream is ``aclose``d.
 
-Client setup, the structured call, retries and error mapping: ``gemini_client.py``.
+Client setup, the streamed calls, retries and error mapping: ``gemini_client.py``.
 (A stream the model ends with ``CONTINUATION``, at its per-request token limit, the SDK
-resumes from its continuation token: the text goes on where it stopped, so the parser
-sees one text.)
+resumes from its continuation token, ``gemini_stream.py``: the text goes on where it
+stopped, so the parser sees one text.)
 """
 
 from __future__ import annotations
@@ -33,15 +33,11 @@ from amplify_stream.providers.base import (
 )
 from amplify_stream.providers.gemini_analysis import FOCUS_GUIDE, AnalysisStream, StoryAnalysis
 from amplify_stream.providers.gemini_client import (
-    check_blocked,
-    check_finished,
     close_client,
     create_client,
-    finish_reason,
     provider_error,
     stream_findings,
-    text_of,
-    usage_report,
+    stream_text,
 )
 
 REWRITE_INSTRUCTION = (
@@ -170,19 +166,13 @@ class GeminiProvider(EnhancementProvider):
             system_instruction=REWRITE_INSTRUCTION, temperature=0.3
         )
         try:
-            stream = await self._client.aio.models.generate_content_stream(
-                model=self.model, contents=_prompt(request), config=config
-            )
-            usage: types.GenerateContentResponseUsageMetadata | None = None
-            finish: types.FinishReason | None = None
-            async for chunk in stream:
-                check_blocked(chunk, "rewrite")
-                usage = chunk.usage_metadata or usage  # running totals: keep the last
-                finish = finish_reason(chunk) or finish
-                if text := text_of(chunk):
+            async for text in stream_text(
+                self._client, self.model, _prompt(request), config, "rewrite"
+            ):
+                if isinstance(text, UsageReport):
+                    out.put_nowait(_Done(text))
+                elif text:
                     out.put_nowait(_Delta(text))
-            check_finished(finish, "rewrite")
-            out.put_nowait(_Done(usage_report(usage)))
         except Exception as exc:  # the consumer maps it: it knows whether deltas went out
             out.put_nowait(_Failed(exc))
 

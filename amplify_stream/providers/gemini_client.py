@@ -1,6 +1,7 @@
 """The google-genai client as every Gemini path of the service uses it (the story's
-provider, a live document's passes): its configuration, one streamed structured call read
-finding by finding, what a chunk says, and how a failure maps to the service's errors.
+provider, a live document's passes): its configuration, one streamed call read as text or
+finding by finding (its chunks read by ``gemini_stream.py``), and how a failure maps to the
+service's errors.
 
 Retries: ``HttpRetryOptions`` wraps the whole request, including the opening of an async
 stream (``BaseApiClient._async_request`` runs ``_async_request_once(stream=True)`` under
@@ -8,8 +9,9 @@ stream (``BaseApiClient._async_request`` runs ``_async_request_once(stream=True)
 429/5xx at the start are retried by the SDK and no retry loop is needed here. A stream
 that breaks midway is never retried: that is a ``ProviderError``.
 
-Stopping a call: cancel the task that reads its stream. The SDK only releases a stream's
-connection then, not when the stream is ``aclose``d.
+Stopping a call: cancel the task that reads its stream. On the SDK's public path (the
+fallback of ``gemini_stream.py``) only that releases the stream's connection, not an
+``aclose``; the reader of ``gemini_stream.py`` releases it either way.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from amplify_stream.config import Settings
 from amplify_stream.errors import AmplifyError, ProviderError, ProviderUnavailable
 from amplify_stream.providers.base import Piece, UsageReport
 from amplify_stream.providers.gemini_analysis import AnalysisStream
+from amplify_stream.providers.gemini_stream import STOP, stream_chunks
 
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 
@@ -76,50 +79,37 @@ async def stream_findings(
     still says the call is alive), then, once the answer has ended and checked out, the
     call's usage. Raises what the SDK raises (map it with ``provider_error``) or
     ``ProviderError`` for an answer cut short, refused or malformed."""
-    stream = await client.aio.models.generate_content_stream(
-        model=model, contents=contents, config=config
-    )
-    usage: types.GenerateContentResponseUsageMetadata | None = None
-    finish: types.FinishReason | None = None
-    async for chunk in stream:
-        check_blocked(chunk, what)
-        usage = chunk.usage_metadata or usage  # running totals: keep the last
-        finish = finish_reason(chunk) or finish
-        yield analysis.feed(text_of(chunk))
-    check_finished(finish, what)
-    analysis.finish()
-    yield usage_report(usage)
+    async for text in stream_text(client, model, contents, config, what):
+        if isinstance(text, UsageReport):
+            analysis.finish()
+            yield text
+        else:
+            yield analysis.feed(text)
 
 
-def text_of(response: types.GenerateContentResponse) -> str:
-    if not response.candidates or response.candidates[0].content is None:
-        return ""
-    parts = response.candidates[0].content.parts or []
-    return "".join(p.text for p in parts if p.text and not p.thought)
-
-
-def finish_reason(response: types.GenerateContentResponse) -> types.FinishReason | None:
-    return response.candidates[0].finish_reason if response.candidates else None
-
-
-def check_blocked(response: types.GenerateContentResponse, what: str) -> None:
-    feedback = response.prompt_feedback
-    if feedback is not None and feedback.block_reason is not None:
-        raise ProviderError(f"Gemini refused the {what}: {feedback.block_reason.value}")
-
-
-def check_finished(finish: types.FinishReason | None, what: str) -> None:
+async def stream_text(
+    client: genai.Client,
+    model: str,
+    contents: str,
+    config: types.GenerateContentConfig,
+    what: str,
+) -> AsyncIterator[str | UsageReport]:
+    """One streamed call: each chunk's text (maybe empty: the chunk still says the call is
+    alive), then, once the answer has ended whole, the call's usage. Raises what the SDK
+    raises (map it with ``provider_error``) or ``ProviderError`` for an answer cut short
+    or refused."""
+    usage: UsageReport | None = None
+    finish: str | None = None
+    async for chunk in stream_chunks(client, model, contents, config):
+        if chunk.block_reason is not None:
+            raise ProviderError(f"Gemini refused the {what}: {chunk.block_reason}")
+        usage = chunk.usage or usage  # running totals: keep the last
+        finish = chunk.finish_reason or finish
+        yield chunk.text
     # Anything but STOP (MAX_TOKENS, SAFETY, no reason at all) leaves the text cut short.
-    if finish != types.FinishReason.STOP:
-        reason = finish.value if finish is not None else "no finish reason"
-        raise ProviderError(f"Gemini's {what} ended early ({reason})")
-
-
-def usage_report(usage: types.GenerateContentResponseUsageMetadata | None) -> UsageReport:
-    if usage is None:
-        return UsageReport(input_tokens=0, output_tokens=0)
-    output = (usage.candidates_token_count or 0) + (usage.thoughts_token_count or 0)
-    return UsageReport(input_tokens=usage.prompt_token_count or 0, output_tokens=output)
+    if finish != STOP:
+        raise ProviderError(f"Gemini's {what} ended early ({finish or 'no finish reason'})")
+    yield usage or UsageReport(input_tokens=0, output_tokens=0)
 
 
 def provider_error(exc: Exception, *, started: bool) -> AmplifyError:
