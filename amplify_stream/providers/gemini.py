@@ -90,6 +90,16 @@ class GeminiProvider(EnhancementProvider):
         self._client = create_client(settings)
         self.model = settings.gemini_model
         self._idle_timeout_s = settings.gemini_idle_timeout_s
+        # Kept, not made per call: the stream reader converts a config once (gemini_stream).
+        self._rewrite_config = types.GenerateContentConfig(
+            system_instruction=REWRITE_INSTRUCTION, temperature=0.3
+        )
+        self._analysis_config = types.GenerateContentConfig(
+            system_instruction=ANALYSIS_INSTRUCTION,
+            temperature=0.3,
+            response_mime_type="application/json",
+            response_schema=StoryAnalysis,
+        )
 
     async def stream(self, request: EnhancementRequest) -> AsyncIterator[Piece]:
         """Deltas, suggestions and insights as they come (neither call waits for the
@@ -162,9 +172,7 @@ class GeminiProvider(EnhancementProvider):
             ) from None
 
     async def _rewrite(self, request: EnhancementRequest, out: asyncio.Queue[_Event]) -> None:
-        config = types.GenerateContentConfig(
-            system_instruction=REWRITE_INSTRUCTION, temperature=0.3
-        )
+        config = self._rewrite_config
         try:
             async for text in stream_text(
                 self._client, self.model, _prompt(request), config, "rewrite"
@@ -178,12 +186,7 @@ class GeminiProvider(EnhancementProvider):
 
     async def _analyse(self, request: EnhancementRequest, out: asyncio.Queue[_Event]) -> None:
         """Streamed, like the rewrite: each finding goes out once its object is whole."""
-        config = types.GenerateContentConfig(
-            system_instruction=ANALYSIS_INSTRUCTION,
-            temperature=0.3,
-            response_mime_type="application/json",
-            response_schema=StoryAnalysis,
-        )
+        config = self._analysis_config
         analysis = AnalysisStream(request.focus)
         prompt = _prompt(request, with_focus=True)
         try:

@@ -25,6 +25,7 @@ over from it and its usage is added to this part's.
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, replace
 from typing import Any, cast
@@ -251,12 +252,37 @@ def _request(
     api: Any, model: str, contents: str, config: types.GenerateContentConfig
 ) -> tuple[str, dict[str, object], types.HttpOptions | None]:
     """Path, body and per-call HTTP options, as ``AsyncModels._generate_content_stream``
-    makes them for the Gemini Developer API."""
-    parameters = types._GenerateContentParameters(model=model, contents=contents, config=config)
+    makes them for the Gemini Developer API: the config's part once per config (below),
+    the contents every call."""
+    path, fixed = _config_part(api, model, config)
+    parameters = types._GenerateContentParameters(model=model, contents=contents)
+    body = genai_models._GenerateContentParameters_to_mldev(api, parameters, None, parameters)
+    told = _common.encode_unserializable_types(_common.convert_to_dict(body["contents"]))
+    return path, {"contents": told} | fixed, config.http_options
+
+
+# The converted config (and path) of each config in use, newest last. Converting one costs
+# milliseconds (the response schema's JSON Schema is made anew each time), and callers
+# keep their configs as constants; the entry holds the config, so its id is not reused.
+_CONFIG_PARTS: OrderedDict[tuple[int, str], tuple[object, str, dict[str, object]]] = OrderedDict()
+_CONFIG_PARTS_KEPT = 32
+
+
+def _config_part(
+    api: Any, model: str, config: types.GenerateContentConfig
+) -> tuple[str, dict[str, object]]:
+    key = (id(config), model)
+    if (entry := _CONFIG_PARTS.get(key)) is not None and entry[0] is config:
+        _CONFIG_PARTS.move_to_end(key)
+        return entry[1], entry[2]
+    parameters = types._GenerateContentParameters(model=model, contents="-", config=config)
     body = genai_models._GenerateContentParameters_to_mldev(api, parameters, None, parameters)
     path = "{model}:streamGenerateContent?alt=sse".format_map(body["_url"])
     if query := body.get("_query"):
         path = f"{path}?{urlencode(query)}"
-    body.pop("config", None)
-    body = _common.encode_unserializable_types(_common.convert_to_dict(body))
-    return path, body, config.http_options
+    rest = {k: v for k, v in body.items() if k not in ("_url", "_query", "config", "contents")}
+    fixed = _common.encode_unserializable_types(_common.convert_to_dict(rest))
+    _CONFIG_PARTS[key] = (config, path, fixed)
+    while len(_CONFIG_PARTS) > _CONFIG_PARTS_KEPT:
+        _CONFIG_PARTS.popitem(last=False)
+    return path, fixed
