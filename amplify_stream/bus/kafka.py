@@ -33,7 +33,7 @@ from amplify_stream.bus.kafka_clients import (
 )
 from amplify_stream.bus.kafka_errors import bus_errors
 from amplify_stream.bus.kafka_topics import KafkaTopics
-from amplify_stream.bus.partitioner import partition_for_key
+from amplify_stream.bus.partitioner import keyed_partitioner, partition_for_key
 from amplify_stream.config import Settings
 
 PING_TIMEOUT_S = 2.0
@@ -113,6 +113,7 @@ class KafkaBus(Bus):
         config: dict[str, Any] = {
             "client_id": client_id,
             "request_timeout_ms": self._request_timeout_ms,
+            "partitioner": keyed_partitioner,
         }
         if low_latency:
             if transactional_id is not None:
