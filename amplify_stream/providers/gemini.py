@@ -163,6 +163,8 @@ class GeminiProvider(EnhancementProvider):
         await close_client(self._client)
 
     async def _next(self, queue: asyncio.Queue[_Event]) -> _Event:
+        if not queue.empty():
+            return queue.get_nowait()  # no timer to arm for what is already here
         try:
             async with asyncio.timeout(self._idle_timeout_s):
                 return await queue.get()
