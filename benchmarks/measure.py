@@ -659,6 +659,13 @@ async def story_rate(
                 task.cancel()
             await asyncio.gather(*readers, return_exceptions=True)
     lags = [done[rid] - at for rid, at in sent.items() if rid in done]
+    # A queue that grows: the lag of the last quarter's submissions over the first's.
+    quarter = max(1, total // 4)
+    first = [done[str(i)] - sent[str(i)] for i in range(quarter) if str(i) in done]
+    last = [done[str(i)] - sent[str(i)] for i in range(total - quarter, total) if str(i) in done]
+    growth = None
+    if first and last:
+        growth = round(percentiles(last)["p50"] - percentiles(first)["p50"], 1)
     # The last completion: how long the service took to finish what it was given.
     finished_s = (max(done.values()) / 1000 - began) if done else None
     per_story = per_unit(cpu["net_cpu_s"], len(done))
@@ -674,6 +681,7 @@ async def story_rate(
         "finished_in_s": round(finished_s, 2) if finished_s is not None else None,
         "completions_per_s": round(len(done) / finished_s, 1) if finished_s else 0.0,
         "lag_ms": percentiles(lags),
+        "lag_growth_ms": growth,
         "cpu": cpu,
         "cpu_ms_per_story": per_story,
         "pipeline_ms_per_story": pipeline(per_story),
