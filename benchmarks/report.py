@@ -480,7 +480,7 @@ def _cpu_table(r: dict[str, Any]) -> list[str]:
     for chunk, levels in series:
         for level in levels:
             if cost := level["service"].get("cpu_ms_per_word"):
-                rows.append((f"{level['streams']} streams, {chunk} a chunk", cost))
+                rows.append((f"{level['streams']} streams, {_chunks(chunk)}", cost))
             if raw := level["kafka_floor"].get("cpu_ms_per_record"):
                 rows.append(
                     (f"raw round trip at {level['kafka_floor']['rate']}/s, per record", raw)
@@ -499,21 +499,31 @@ def _cpu_table(r: dict[str, Any]) -> list[str]:
 def _by_process_table(
     title: str, first: str, rows: list[tuple[str, dict[str, float]]]
 ) -> list[str]:
+    """A row of CPU ms by process for each of ``rows``, and the pipeline's sum (a row may
+    give its own ``pipeline``: the raw round trip's is its client and broker)."""
     roles: list[str] = []
     for _, cost in rows:
-        roles += [role for role in cost if role not in roles]
-    roles.append("pipeline")
+        roles += [role for role in cost if role not in roles and role != "pipeline"]
     lines = [
         "",
         title,
         "",
-        f"| {first} | " + " | ".join(roles) + " |",
-        "|---" * (len(roles) + 1) + "|",
+        f"| {first} | " + " | ".join(roles) + " | pipeline (raw: client + broker) |",
+        "|---" * (len(roles) + 2) + "|",
     ]
     for name, cost in rows:
-        cost = cost | {"pipeline": pipeline(cost)}
-        lines.append(f"| {name} | " + " | ".join(str(cost.get(role, "")) for role in roles) + " |")
+        cells = [str(cost.get(role, "")) for role in roles]
+        cells.append(str(cost.get("pipeline", pipeline(cost))))
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return lines
+
+
+def _raw_row(floor: dict[str, Any]) -> tuple[str, dict[str, float]] | None:
+    """The raw round trip's CPU per record; its ``pipeline`` is client and broker."""
+    if "cpu_ms_per_record" not in floor:
+        return None
+    cost = floor["cpu_ms_per_record"] | {"pipeline": floor.get("raw_ms_per_record", "")}
+    return f"raw round trip at {floor['rate']}/s, per record", cost
 
 
 def _held_cpu_table(r: dict[str, Any]) -> list[str]:
@@ -522,9 +532,9 @@ def _held_cpu_table(r: dict[str, Any]) -> list[str]:
         n = series["tokens_per_chunk"]
         for level in series["levels"]:
             if cost := level.get("cpu_ms_per_word"):
-                rows.append((f"{level['streams']} held, {n} a chunk", cost))
-        if raw := series.get("kafka_floor", {}).get("cpu_ms_per_record"):
-            rows.append((f"raw round trip at {series['kafka_floor']['rate']}/s, per record", raw))
+                rows.append((f"{level['streams']} held, {_chunks(n)}", cost))
+        if row := _raw_row(series.get("kafka_floor", {})):
+            rows.append(row)
     if not rows:
         return []
     return _by_process_table(

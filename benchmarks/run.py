@@ -41,7 +41,7 @@ STACK_IDLE_S = 10.0
 # chunk. The 1-stream level is longer, for enough samples for its p99 against the floor's.
 BURST_LEVELS = [1, 50, 200]
 BURST_WORDS = 90  # about 3 s of tokens at 30/s per stream
-SINGLE_STREAM_WORDS = 300
+SINGLE_STREAM_WORDS = 240
 # The burst with chunks of several tokens as Gemini streams them (one token a chunk is the
 # finest pacing, and the SDK parses every chunk). Its 500 level is left out: the held
 # series' 500 (the headline) says more about that load.
