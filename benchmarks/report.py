@@ -474,17 +474,15 @@ def _cpu_table(r: dict[str, Any]) -> list[str]:
     """CPU milliseconds per streamed word, by process, for each level all at once: the
     cost, which a shared machine's wall-clock figures only hint at."""
     rows: list[tuple[str, dict[str, float]]] = []
-    series = [("1", r.get("token_latency", []))]
+    series = [(1, r.get("token_latency", []))]
     if chunked := r.get("token_latency_chunked"):
-        series.append((str(chunked["tokens_per_chunk"]), chunked["levels"]))
+        series.append((chunked["tokens_per_chunk"], chunked["levels"]))
     for chunk, levels in series:
         for level in levels:
             if cost := level["service"].get("cpu_ms_per_word"):
                 rows.append((f"{level['streams']} streams, {_chunks(chunk)}", cost))
-            if raw := level["kafka_floor"].get("cpu_ms_per_record"):
-                rows.append(
-                    (f"raw round trip at {level['kafka_floor']['rate']}/s, per record", raw)
-                )
+            if row := _raw_row(level["kafka_floor"]):
+                rows.append(row)
     if not rows:
         return []
     return _by_process_table(
