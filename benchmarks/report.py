@@ -57,7 +57,7 @@ def markdown(r: dict[str, Any]) -> str:
         held = chunked["max_streams_p99_under_50ms"]
         lines.append(
             _row(
-                f"most streams all at once with p99 < 50 ms, {n} tokens a chunk",
+                f"most streams all at once with p99 < 50 ms, {_chunks(n)}",
                 str(held),
                 "",
                 "",
@@ -83,7 +83,7 @@ def markdown(r: dict[str, Any]) -> str:
         want = HELD_TARGETS.get(n)
         lines.append(
             _row(
-                f"most streams held with p99 < 50 ms, {n} tokens a chunk",
+                f"most streams held with p99 < 50 ms, {_chunks(n)}",
                 str(held),
                 "",
                 f">= {want}" if want else "",
