@@ -58,8 +58,8 @@ FLOOR_S = 4.0
 HELD_LEVELS = {1: [20, 50, 100], CHUNK_TOKENS: [100, 200, 500]}
 HELD_RAMP_S = 5.0
 HELD_WORDS = 450
-# A held level streams for about 20 s; one that takes this long did not keep up.
-HELD_LIMIT_S = 45.0
+# A held level streams for about 21 s; one that takes this long did not keep up.
+HELD_LIMIT_S = 35.0
 
 # Fixed cost per story: many one-word stories (their relay is next to nothing), CPU each.
 # A story is two model calls (the rewrite, and the analysis, whose suggestions and insights
