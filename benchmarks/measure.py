@@ -1,15 +1,22 @@
 """The measurements: added token latency through the service and its two baselines, time
-to first audio, memory per idle socket, and submission latency under a steady rate."""
+to first audio, memory per idle socket, submission latency under a steady rate, and
+stories followed from submit to completion at a steady rate (their CPU each).
+
+CPU is counted by process over a measured window, less each process's idle rate measured
+just before it (``idle_cpu``): what the load cost, not what the processes spend anyway."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import sys
 import time
 import uuid
+from collections import Counter
 from collections.abc import Coroutine, Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +28,12 @@ from benchmarks.stack import KAFKA, CpuMeter, Stack, cpu_seconds, free_port, rss
 
 # One concurrency level may take this long; a machine that cannot keep up says so.
 RUN_LIMIT_S = 75.0
+# The idle rate of each process, measured over this long before a measured window.
+IDLE_S = 3.0
+# Reported apart from the pipeline's CPU: the fake provider, the load client (this
+# process) and the rest of the machine. The pipeline is every other process measured:
+# gateway, workers and the broker.
+APART = ("fake-gemini", "client", "others")
 
 WORDS = [
     "the",
@@ -100,7 +113,74 @@ def percentiles(samples: list[float]) -> dict[str, float]:
     return {"n": len(ordered), "p50": pick(0.50), "p95": pick(0.95), "p99": pick(0.99)}
 
 
-async def service_token_latency(stack: Stack, streams: int, words: int) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Idle:
+    """CPU seconds per second of each process with no load."""
+
+    rates: dict[str, float]
+    seconds: float
+
+    def net(self, spent: dict[str, float], seconds: float) -> dict[str, float]:
+        """``spent`` over ``seconds`` less what each process spends idle in that time."""
+        return {
+            role: round(max(0.0, cpu - self.rates.get(role, 0.0) * seconds), 3)
+            for role, cpu in spent.items()
+        }
+
+
+async def idle_cpu(pids: dict[str, int], seconds: float = IDLE_S) -> Idle:
+    """Each process's CPU rate over ``seconds`` of no load (``pids``, the broker, this
+    client and the rest of the machine, as ``CpuMeter`` counts them)."""
+    meter = CpuMeter(pids)
+    meter.start()
+    began = time.monotonic()
+    await asyncio.sleep(seconds)
+    spent = meter.stop()
+    took = time.monotonic() - began
+    return Idle({role: cpu / took for role, cpu in spent.items()}, round(took, 1))
+
+
+class Window:
+    """CPU by process from ``start`` to ``stop``, and the same less the idle rates."""
+
+    def __init__(self, pids: dict[str, int], idle: Idle | None) -> None:
+        self._meter = CpuMeter(pids)
+        self._idle = idle
+        self._began = 0.0
+
+    def start(self) -> None:
+        self._meter.start()
+        self._began = time.monotonic()
+
+    def stop(self) -> dict[str, Any]:
+        spent = self._meter.stop()
+        seconds = time.monotonic() - self._began
+        net = self._idle.net(spent, seconds) if self._idle else spent
+        return {
+            "seconds": round(seconds, 2),
+            "cpu_s": spent,
+            "net_cpu_s": net,
+            "idle_cpu_per_s": (
+                {role: round(rate, 4) for role, rate in self._idle.rates.items()}
+                if self._idle
+                else {}
+            ),
+        }
+
+
+def per_unit(net: dict[str, float], units: int) -> dict[str, float]:
+    """CPU milliseconds per unit of work by process."""
+    return {role: round(cpu * 1000 / max(1, units), 3) for role, cpu in net.items()}
+
+
+def pipeline(by_role: dict[str, float]) -> float:
+    """The pipeline's part: every process but those reported apart (``APART``)."""
+    return round(sum(v for role, v in by_role.items() if role not in APART), 3)
+
+
+async def service_token_latency(
+    stack: Stack, streams: int, words: int, idle: Idle | None = None
+) -> dict[str, Any]:
     """Added latency of every token: client receive time minus the ``at`` of the
     enhancement.delta that carried it (stamped by the enhancer the moment the provider
     yielded the piece). Percentiles are per word, so pieces that went out together in
@@ -135,7 +215,7 @@ async def service_token_latency(stack: Stack, streams: int, words: int) -> dict[
                         finished += 1
                         return
 
-        meter = CpuMeter(stack.pids)
+        meter = Window(stack.pids, idle)
         meter.start()
         started = time.monotonic()
         timed_out = not await _bounded(one(i) for i in range(streams))
@@ -150,22 +230,30 @@ async def service_token_latency(stack: Stack, streams: int, words: int) -> dict[
         # Each delta once, however many words it carries (how the figure was counted
         # before deltas were coalesced).
         "per_delta": percentiles(per_delta),
-        # CPU by process (the broker's and other work's too): the cost, where latency on
-        # a shared 2-core machine only says whether it kept up.
-        "cpu_s": cpu,
-        "cpu_ms_per_word": {
-            role: round(seconds * 1000 / max(1, received_words), 3) for role, seconds in cpu.items()
-        },
+        # CPU by process (the broker's and other work's too), less each one's idle rate:
+        # the cost, where latency on a shared 2-core machine only says whether it kept up.
+        "cpu_s": cpu["cpu_s"],
+        "cpu": cpu,
+        "cpu_ms_per_word": (per_word := per_unit(cpu["net_cpu_s"], received_words)),
+        "pipeline_ms_per_word": pipeline(per_word),
     } | percentiles(samples)
 
 
 async def held_streams_latency(
-    stack: Stack, streams: int, words: int, ramp_s: float, tokens_per_s: float
+    stack: Stack,
+    streams: int,
+    words: int,
+    ramp_s: float,
+    tokens_per_s: float,
+    *,
+    idle: Idle | None = None,
+    limit_s: float = RUN_LIMIT_S,
 ) -> dict[str, Any]:
     """Added latency while ``streams`` streams are held at once: they start one after
     another over ``ramp_s`` (so their start-up work is spread, as arrivals are), each long
     enough to outlast the ramp, and only what arrives while all of them stream counts
-    (from the last start plus a second, to the earliest end less a second)."""
+    (from the last start plus a second, to the earliest end less a second). The CPU of
+    that window, per word received in it, is the steady cost of relaying a word."""
     samples: list[tuple[float, float, int]] = []  # (received, latency, words)
     finished = 0
     stream_s = words / tokens_per_s
@@ -192,27 +280,44 @@ async def held_streams_latency(
                         finished += 1
                         return
 
-        meter = CpuMeter(stack.pids)
-        meter.start()
-        timed_out = not await _bounded(one(i) for i in range(streams))
-        cpu = meter.stop()
-    window = (began + (ramp_s + 1) * 1000, began + (stream_s - 1) * 1000)
+        window = (began + (ramp_s + 1) * 1000, began + (stream_s - 1) * 1000)
+
+        async def in_window() -> dict[str, Any]:
+            await asyncio.sleep(max(0.0, window[0] / 1000 - time.time()))
+            meter = Window(stack.pids, idle)
+            meter.start()
+            await asyncio.sleep(max(0.0, window[1] / 1000 - time.time()))
+            return meter.stop()
+
+        whole = Window(stack.pids, idle)
+        whole.start()
+        steady = asyncio.create_task(in_window())
+        timed_out = not await _bounded((one(i) for i in range(streams)), limit_s)
+        cpu = whole.stop()
+        window_cpu = await steady
     held = [lat for at, lat, n in samples if window[0] <= at <= window[1] for _ in range(n)]
+    window_words = sum(n for at, _, n in samples if window[0] <= at <= window[1])
     return {
         "streams": streams,
         "finished": finished,
         "timed_out": timed_out,
         "ramp_s": ramp_s,
         "window_s": round((window[1] - window[0]) / 1000, 1),
-        "cpu_s": cpu,
+        "cpu_s": cpu["cpu_s"],
+        "cpu": cpu,
+        # The steady cost: CPU while all stream, per word received meanwhile.
+        "window_words": window_words,
+        "window_cpu": window_cpu,
+        "cpu_ms_per_word": (per_word := per_unit(window_cpu["net_cpu_s"], window_words)),
+        "pipeline_ms_per_word": pipeline(per_word),
     } | percentiles(held)
 
 
-async def _bounded(runs: Iterable[Coroutine[Any, Any, None]]) -> bool:
-    """Run all at once within ``RUN_LIMIT_S``; False when the machine could not keep up
+async def _bounded(runs: Iterable[Coroutine[Any, Any, None]], limit_s: float = RUN_LIMIT_S) -> bool:
+    """Run all at once within ``limit_s``; False when the machine could not keep up
     (the samples gathered so far still count, and the result says it timed out)."""
     tasks = [asyncio.create_task(run) for run in runs]
-    _, pending = await asyncio.wait(tasks, timeout=RUN_LIMIT_S)
+    _, pending = await asyncio.wait(tasks, timeout=limit_s)
     for task in pending:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
@@ -220,12 +325,19 @@ async def _bounded(runs: Iterable[Coroutine[Any, Any, None]]) -> bool:
 
 
 async def kafka_floor(
-    streams: int, tokens_per_s: float, seconds: float, *, acks: int | str = 1
+    streams: int,
+    tokens_per_s: float,
+    seconds: float,
+    *,
+    acks: int | str = 1,
+    idle_s: float = IDLE_S,
 ) -> dict[str, Any]:
     """Raw aiokafka produce-to-consume latency on the same broker: the same record sizes
     and rate as ``streams`` streams at ``tokens_per_s``, one key per stream. ``acks=1``
     with a 2 ms linger is the stream topic's producer; ``acks="all"`` (idempotent, no
-    linger) is the commands' producer."""
+    linger) is the commands' producer. Its CPU per record, this client's (producer and
+    consumer) and the broker's, each less its idle rate with both clients started: the
+    raw cost the service's CPU per relayed record compares with."""
     topic = f"bench-floor-{uuid.uuid4().hex[:8]}"
     if acks == "all":
         producer = AIOKafkaProducer(bootstrap_servers=KAFKA, acks="all", enable_idempotence=True)
@@ -237,7 +349,6 @@ async def kafka_floor(
     await producer.start()
     await producer.send_and_wait(topic, b"warm-up")  # creates the topic
     await consumer.start()
-    await asyncio.sleep(1)
     samples: list[float] = []
     padding = "x" * 200  # about the size of a delta event
     done = asyncio.Event()
@@ -260,25 +371,31 @@ async def kafka_floor(
             await asyncio.sleep(interval)
 
     reader = asyncio.create_task(consume())
-    meter = CpuMeter({})
-    meter.start()
     try:
+        await asyncio.sleep(1)
+        idle = await idle_cpu({}, idle_s)
+        meter = Window({}, idle)
+        meter.start()
         await asyncio.gather(*(produce(k) for k in range(streams)))
         await producer.flush()
         await asyncio.sleep(1)
+        cpu = meter.stop()
     finally:
         done.set()
         await reader
-        cpu = meter.stop()
         await producer.stop()
         await consumer.stop()
-    per_record = {role: round(sec * 1000 / max(1, len(samples)), 3) for role, sec in cpu.items()}
+    per_record = per_unit(cpu["net_cpu_s"], len(samples))
     return {
         "streams": streams,
         "rate": round(streams * tokens_per_s),
         "acks": acks,
-        "cpu_s": cpu,
+        "cpu_s": cpu["cpu_s"],
+        "cpu": cpu,
         "cpu_ms_per_record": per_record,
+        # The raw cost of a record: the client's (producing and consuming it) and the
+        # broker's, idle subtracted.
+        "raw_ms_per_record": round(per_record["client"] + per_record.get("kafka", 0.0), 3),
     } | percentiles(samples)
 
 
@@ -459,3 +576,115 @@ async def submit_latency(
         "answered_in_s": round(time.monotonic() - began, 1),
         "cpu_s": cpu,
     } | percentiles(samples)
+
+
+async def stack_idle(stack: Stack, seconds: float) -> dict[str, Any]:
+    """The CPU of the whole stack with no load: gateway, workers and the broker (the
+    fake provider and this client apart), in cores."""
+    idle = await idle_cpu(stack.pids, seconds)
+    cores = {role: round(rate, 4) for role, rate in idle.rates.items()}
+    return {"seconds": idle.seconds, "cores": cores, "pipeline_cores": pipeline(cores)}
+
+
+async def story_rate(
+    stack: Stack,
+    rate: float,
+    seconds: float,
+    words: int,
+    *,
+    users: int = 20,
+    idle: Idle | None = None,
+    drain_s: float = 15.0,
+) -> dict[str, Any]:
+    """Stories of ``words`` words submitted at a steady rate (open loop) on one socket
+    each of ``users`` accounts, round-robin, each followed to its ``story.completed``
+    (without narration). Per story: submit to completed; CPU per story by process, from
+    the first submission to the last completion (or ``drain_s`` after the last
+    submission), less the idle rates."""
+    sent: dict[str, float] = {}  # request id -> monotonic ms
+    story_of: dict[str, str] = {}  # story id -> request id
+    done: dict[str, float] = {}  # request id -> monotonic ms
+    statuses: Counter[str] = Counter()
+    total = int(rate * seconds)
+    all_done = asyncio.Event()
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+        run = uuid.uuid4().hex[:6]
+        tokens = await asyncio.gather(
+            *(stack.token(session, f"bench{run}r{n}") for n in range(users))
+        )
+        sockets = await asyncio.gather(
+            *(
+                session.ws_connect(stack.ws_url, headers={"Authorization": f"Bearer {t}"})
+                for t in tokens
+            )
+        )
+
+        async def read(ws: aiohttp.ClientWebSocketResponse) -> None:
+            async for msg in ws:
+                if msg.type != aiohttp.WSMsgType.TEXT:
+                    continue
+                event = orjson.loads(msg.data)
+                kind = event["type"]
+                if kind == "story.accepted":
+                    story_of[event["story_id"]] = event["request_id"]
+                elif kind == "error":
+                    statuses[f"error {event.get('code')}"] += 1
+                elif kind == "story.completed" and event["story_id"] in story_of:
+                    done[story_of[event["story_id"]]] = time.monotonic() * 1000
+                    statuses[event["status"]] += 1
+                    if len(done) == total:
+                        all_done.set()
+
+        readers = [asyncio.create_task(read(ws)) for ws in sockets]
+        meter = Window(stack.pids, idle)
+        try:
+            meter.start()
+            began = time.monotonic()
+            for i in range(total):
+                if (delay := began + i / rate - time.monotonic()) > 0:
+                    await asyncio.sleep(delay)
+                sent[str(i)] = time.monotonic() * 1000
+                text = story(words, i)
+                frame = {"type": "story.submit", "text": text, "audio": False, "request_id": str(i)}
+                await sockets[i % users].send_str(orjson.dumps(frame).decode())
+            submitted_s = time.monotonic() - began
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(drain_s):
+                    await all_done.wait()
+            cpu = meter.stop()
+        finally:
+            for ws in sockets:
+                await ws.close()
+            for task in readers:
+                task.cancel()
+            await asyncio.gather(*readers, return_exceptions=True)
+    lags = [done[rid] - at for rid, at in sent.items() if rid in done]
+    # A queue that grows: the lag of the last quarter's submissions over the first's.
+    quarter = max(1, total // 4)
+    first = [done[str(i)] - sent[str(i)] for i in range(quarter) if str(i) in done]
+    last = [done[str(i)] - sent[str(i)] for i in range(total - quarter, total) if str(i) in done]
+    growth = None
+    if first and last:
+        growth = round(percentiles(last)["p50"] - percentiles(first)["p50"], 1)
+    # The last completion: how long the service took to finish what it was given; and the
+    # pace of completions, from the first to the last (a story's own time left out).
+    finished_s = (max(done.values()) / 1000 - began) if done else None
+    spread_s = (max(done.values()) - min(done.values())) / 1000 if len(done) > 1 else 0.0
+    per_story = per_unit(cpu["net_cpu_s"], len(done))
+    return {
+        "rate": rate,
+        "seconds": seconds,
+        "words": words,
+        "users": users,
+        "stories": total,
+        "completed": len(done),
+        "statuses": dict(statuses),
+        "submitted_in_s": round(submitted_s, 2),
+        "finished_in_s": round(finished_s, 2) if finished_s is not None else None,
+        "completions_per_s": round((len(done) - 1) / spread_s, 1) if spread_s else 0.0,
+        "lag_ms": percentiles(lags),
+        "lag_growth_ms": growth,
+        "cpu": cpu,
+        "cpu_ms_per_story": per_story,
+        "pipeline_ms_per_story": pipeline(per_story),
+    }

@@ -1,15 +1,20 @@
 """``make bench``: every figure, each next to its baselines from the same run, written to
 ``benchmarks/results/<date>.json``, ``<date>.md`` and ``<date>.png``.
 
-    python -m benchmarks.run [--quick]
+    python -m benchmarks.run [--quick] [--only FIGURE,...]
+
+Every level of a series runs on a fresh stack (no backlog or warm state of the level
+before), and its CPU is counted less each process's idle rate, measured just before it.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,22 +25,57 @@ from benchmarks.stack import Stack, documents_stack, running_stack
 RESULTS = Path(__file__).resolve().parent / "results"
 TOKENS_PER_S = 30.0
 FIRST_TOKEN_MS = 200
-TARGET_P99_MS = 50.0
 # Enhancer processes (one consumer group): the provider SDK's per-chunk parsing is most of
 # the service's CPU, and one process can use one core only. With four partitions each of
 # the two takes half the stories (three would split them two to one).
 ENHANCERS = 2
 STACK_ENV = {"AMPLIFY_TOPIC_PARTITIONS": "4"}
-# The second series: the same 30 tokens/s, in chunks of several tokens as Gemini streams
-# them (one token a chunk is the finest pacing, and the SDK parses every chunk).
+# From a fresh stack's readiness to its idle measurement: the workers' groups settle.
+LEVEL_SETTLE_S = 1.0
+
+# The whole stack with no load: after it settles, over this long.
+STACK_SETTLE_S = 5.0
+STACK_IDLE_S = 10.0
+
+# "All at once" (the burst figure): every stream submitted at the same moment, one token a
+# chunk. The 1-stream level is longer, for enough samples for its p99 against the floor's.
+BURST_LEVELS = [1, 50, 200]
+BURST_WORDS = 90  # about 3 s of tokens at 30/s per stream
+SINGLE_STREAM_WORDS = 240
+# The burst with chunks of several tokens as Gemini streams them (one token a chunk is the
+# finest pacing, and the SDK parses every chunk): only with --only, as the held series at
+# the same chunking (the headline) says more about that load, within make bench's 15 min.
 CHUNK_TOKENS = 8
-CHUNKED_LEVELS = [200, 500]
-# Streams held at once (started over HELD_RAMP_S, each HELD_WORDS long), by chunking: the
-# most of them with p99 under 50 ms is the "held" figure.
-HELD_LEVELS = {1: [20, 50], CHUNK_TOKENS: [100, 200, 500]}
+CHUNKED_LEVELS = [200]
+# The raw aiokafka round trip beside a level, for this long (the 1-stream level: as long
+# as its stream, for as many samples).
+FLOOR_S = 4.0
+
+# "Held" (the headline): streams started over HELD_RAMP_S, each HELD_WORDS long, measured
+# while all stream. The levels reach the targets (report.HELD_TARGETS); the top level of
+# each series is also where the pipeline's CPU per word is set against the raw round
+# trip's CPU per record at the same record rate.
+HELD_LEVELS = {1: [20, 50, 100], CHUNK_TOKENS: [100, 200, 500]}
 HELD_RAMP_S = 5.0
 HELD_WORDS = 450
+# A held level streams for about 21 s; one that takes this long did not keep up.
+HELD_LIMIT_S = 35.0
 
+# Fixed cost per story: many one-word stories (their relay is next to nothing), CPU each.
+# A story is two model calls (the rewrite, and the analysis, whose suggestions and insights
+# the fake streams at the same pace: about 3.5 s of a story's time whatever its length);
+# these figures run the fake at CHUNK_TOKENS tokens a chunk, as Gemini streams.
+STORY_COST_RATE = 25.0
+STORY_COST_S = 8.0
+# Pipeline throughput: short stories submitted at each rate in turn; the highest at which
+# completions keep up is the figure. Kept up: every story completed, the lag of the last
+# quarter's submissions at most THROUGHPUT_GROWTH_MS over the first quarter's (no queue
+# building), and submit to completed p99 within THROUGHPUT_LAG_X times a story's time alone.
+THROUGHPUT_RATES = [20.0, 40.0, 80.0]
+THROUGHPUT_S = 6.0
+THROUGHPUT_WORDS = 12
+THROUGHPUT_GROWTH_MS = 1000.0
+THROUGHPUT_LAG_X = 2.0
 
 # Suggestions as they are found: one story at the pace of the issue that asked for it.
 SUGGESTION_WORDS = 500
@@ -45,17 +85,30 @@ SUGGESTION_TOKENS_PER_S = 20.0
 DOCUMENTS_ENV = {"AMPLIFY_DOC_IDLE_MS": "300"}
 # The raw round trip beside them, for as long as it takes to gather a few thousand records.
 DOCUMENTS_FLOOR_S = 8.0
+# What the documents figure was before issue 15's work (benchmarks/results/2026-12-02.md
+# as committed in 88c37e6; a run on that date overwrites the file): its baseline.
+DOCUMENTS_BEFORE = {
+    "run": "2026-12-02 (before issue 15)",
+    "edits_per_s": 795.3,
+    "ack_p99_ms": 23.61,
+    "service_cpu_ms_per_edit": 1.118,
+}
 
 FIGURES = (
+    "idle_stack",
     "first_audio",
-    "suggestions",
-    "documents",
     "idle_sockets",
-    "submit",
     "token_latency",
     "token_latency_chunked",
     "held_streams",
+    "story_cost",
+    "throughput",
+    "suggestions",
+    "documents",
+    "submit",
 )
+# Figures make bench leaves out (run them with --only).
+ONLY_ASKED = {"token_latency_chunked"}
 
 
 async def run(
@@ -69,10 +122,8 @@ async def run(
 ) -> dict[str, Any]:
     """Every figure; ``only``, ``levels`` and ``baselines=False`` pick a part of them
     (for a quick look at one figure while working on it)."""
-    wanted = set(FIGURES) if only is None else only
+    wanted = set(FIGURES) - ONLY_ASKED if only is None else only
     env = STACK_ENV | (env or {})
-    levels = levels or ([1, 50] if quick else [1, 50, 200, 500])
-    words = 60 if quick else 90  # about 2-3 s of tokens at 30/s per stream
     results: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": "2 cores, 24 GiB",
@@ -80,68 +131,123 @@ async def run(
         "first_token_ms": FIRST_TOKEN_MS,
     }
     started = time.monotonic()
-    # The first stack only for the figures that run on it.
-    if wanted & {"first_audio", "idle_sockets", "token_latency"}:
-        async with running_stack(
-            first_token_ms=FIRST_TOKEN_MS, tokens_per_s=TOKENS_PER_S, enhancers=enhancers, **env
-        ) as stack:
-            # The light figures first: a saturated level leaves a backlog behind it.
+    took: dict[str, float] = {}
+
+    def done(figure: str, since: float) -> None:
+        took[figure] = round(time.monotonic() - since, 1)
+
+    if wanted & {"idle_stack", "first_audio", "idle_sockets"}:
+        since = time.monotonic()
+        async with _stack(env, enhancers) as stack:
+            if "idle_stack" in wanted:
+                await asyncio.sleep(STACK_SETTLE_S)
+                results["idle_stack"] = await measure.stack_idle(
+                    stack, STACK_IDLE_S / 2 if quick else STACK_IDLE_S
+                )
+                _show(results["idle_stack"])
             if "first_audio" in wanted:
                 results["first_audio_pipelined"] = await measure.first_audio(stack, 500)
-                print(json.dumps(results["first_audio_pipelined"]), flush=True)
+                _show(results["first_audio_pipelined"])
             if "idle_sockets" in wanted:
                 results["idle_sockets"] = await measure.idle_socket_memory(
                     stack, 1000 if quick else 5000
                 )
-                print(json.dumps(results["idle_sockets"]), flush=True)
-            latency = []
-            for streams in levels if "token_latency" in wanted else []:
-                latency.append(await _latency_level(stack, streams, words, TOKENS_PER_S, baselines))
-                print(json.dumps(latency[-1]), flush=True)
-                if latency[-1]["service"]["timed_out"]:
-                    break  # the machine is saturated: higher levels would only say so again
-            if "token_latency" in wanted:
-                results["token_latency"] = latency
-                results["max_streams_p99_under_50ms"] = _most_held(latency)
-    if "token_latency_chunked" in wanted:
-        results["token_latency_chunked"] = await _chunked_series(
-            levels or CHUNKED_LEVELS, words, baselines, env, enhancers
+                _show(results["idle_sockets"])
+        done("idle_stack, first_audio, idle_sockets", since)
+    if "token_latency" in wanted:
+        since = time.monotonic()
+        burst = levels or ([1, 50] if quick else BURST_LEVELS)
+        results["token_latency"] = await _burst_series(burst, 1, quick, baselines, env, enhancers)
+        results["max_streams_p99_under_50ms"] = _most_held(
+            [x["service"] for x in results["token_latency"]]
         )
+        done("token_latency", since)
+    if "token_latency_chunked" in wanted:
+        since = time.monotonic()
+        chunked = await _burst_series(
+            levels or CHUNKED_LEVELS, CHUNK_TOKENS, quick, baselines, env, enhancers
+        )
+        results["token_latency_chunked"] = {
+            "tokens_per_chunk": CHUNK_TOKENS,
+            "levels": chunked,
+            "max_streams_p99_under_50ms": _most_held([x["service"] for x in chunked]),
+        }
+        done("token_latency_chunked", since)
     if "held_streams" in wanted:
+        since = time.monotonic()
+        held_levels = {1: [20], CHUNK_TOKENS: [100]} if quick else HELD_LEVELS
         results["held_streams"] = [
-            await _held_series(chunk, held_levels, env, enhancers)
-            for chunk, held_levels in HELD_LEVELS.items()
+            await _held_series(chunk, series, env, enhancers, baselines)
+            for chunk, series in held_levels.items()
         ]
+        done("held_streams", since)
+    if "story_cost" in wanted:
+        since = time.monotonic()
+        results["story_cost"] = await _story_cost(env, enhancers, quick)
+        done("story_cost", since)
+    if "throughput" in wanted:
+        since = time.monotonic()
+        results["throughput"] = await _throughput(env, enhancers, quick)
+        done("throughput", since)
+    # ---- Accept capacity (benchmarks/accept.py, written apart): a gateway alone
+    # (stack.gateway_stack, workers paused) taking POST /v1/stories. Wire it in here as
+    # results["accept"] = {"per_core_rate", "p99_ms", "gateway_ms_per_story", "levels",
+    # ...}; report.py's Targets table reads those keys and says "not run" without them.
+    # ----
     if "suggestions" in wanted:
-        async with running_stack(
-            first_token_ms=FIRST_TOKEN_MS,
-            tokens_per_s=SUGGESTION_TOKENS_PER_S,
-            enhancers=enhancers,
-            **env,
-        ) as stack:
+        since = time.monotonic()
+        async with _stack(env, enhancers, tokens_per_s=SUGGESTION_TOKENS_PER_S) as stack:
             results["suggestions"] = await measure.suggestion_timing(stack, SUGGESTION_WORDS)
             results["suggestions"]["tokens_per_s"] = SUGGESTION_TOKENS_PER_S
-            print(json.dumps(results["suggestions"]), flush=True)
+            _show(results["suggestions"])
+        done("suggestions", since)
     if "documents" in wanted:
+        since = time.monotonic()
         results["documents"] = await _documents_figure(env, baselines)
+        done("documents", since)
     if wanted & {"first_audio", "submit"}:
-        # A fresh stack, with no backlog of the saturated levels: the serial baseline of
-        # first audio (the same narration, started only once the rewrite is whole) and
-        # then the submissions (which leave 2,000 stories' work behind them).
-        async with running_stack(
-            first_token_ms=FIRST_TOKEN_MS,
-            tokens_per_s=TOKENS_PER_S,
-            enhancers=enhancers,
-            **(env | {"AMPLIFY_NARRATE_AFTER_REWRITE": "true"}),
-        ) as fresh:
+        # The serial baseline of first audio (the same narration, started only once the
+        # rewrite is whole) and then the submissions (which leave 2,000 stories' work
+        # behind them).
+        since = time.monotonic()
+        serial_env = env | {"AMPLIFY_NARRATE_AFTER_REWRITE": "true"}
+        async with _stack(serial_env, enhancers) as fresh:
             if "first_audio" in wanted:
                 results["first_audio_serial"] = await measure.first_audio(fresh, 500)
-                print(json.dumps(results["first_audio_serial"]), flush=True)
+                _show(results["first_audio_serial"])
             if "submit" in wanted:
                 results["submit"] = await measure.submit_latency(fresh, 200, 3 if quick else 10)
-                print(json.dumps(results["submit"]), flush=True)
+                _show(results["submit"])
+        done("first_audio serial, submit", since)
     results["seconds"] = round(time.monotonic() - started, 1)
+    results["seconds_by_figure"] = took
     return results
+
+
+def _show(figure: dict[str, Any]) -> None:
+    print(json.dumps(figure), flush=True)
+
+
+def _stack(
+    env: dict[str, str], enhancers: int, *, chunk: int = 1, tokens_per_s: float = TOKENS_PER_S
+) -> contextlib.AbstractAsyncContextManager[Stack]:
+    """A fresh stack: the fake Gemini at ``tokens_per_s`` in chunks of ``chunk`` tokens."""
+    return running_stack(
+        first_token_ms=FIRST_TOKEN_MS,
+        tokens_per_s=tokens_per_s,
+        enhancers=enhancers,
+        **(env | {"AMPLIFY_FAKE_GEMINI_TOKENS_PER_CHUNK": str(chunk)}),
+    )
+
+
+@contextlib.asynccontextmanager
+async def _idle_stack(
+    env: dict[str, str], enhancers: int, *, chunk: int = 1
+) -> AsyncIterator[tuple[Stack, measure.Idle]]:
+    """A fresh stack, settled, with each process's idle rate measured."""
+    async with _stack(env, enhancers, chunk=chunk) as stack:
+        await asyncio.sleep(LEVEL_SETTLE_S)
+        yield stack, await measure.idle_cpu(stack.pids)
 
 
 async def _documents_figure(env: dict[str, str], baselines: bool) -> dict[str, Any]:
@@ -150,90 +256,164 @@ async def _documents_figure(env: dict[str, str], baselines: bool) -> dict[str, A
     gateway produces an edit's command (acks from all replicas, idempotent)."""
     async with documents_stack(**(DOCUMENTS_ENV | env)) as stack:
         figure = await documents.typing_latency(stack)
-        print(json.dumps(figure), flush=True)
+        _show(figure)
+        figure["before"] = DOCUMENTS_BEFORE
         figure["kafka_floor"] = {}
         if baselines:
             figure["kafka_floor"] = await measure.kafka_floor(
                 figure["writers"], documents.KEYS_PER_S, seconds=DOCUMENTS_FLOOR_S, acks="all"
             )
-            print(json.dumps(figure["kafka_floor"]), flush=True)
+            _show(figure["kafka_floor"])
     return figure
 
 
-async def _latency_level(
-    stack: Stack, streams: int, words: int, rate: float, baselines: bool
-) -> dict[str, Any]:
-    """One concurrency level: the service, then its floor and direct baseline."""
-    service = await measure.service_token_latency(stack, streams, words)
-    floor: dict[str, Any] = {}
-    direct: dict[str, Any] = {}
-    if baselines:
-        floor = await measure.kafka_floor(streams, rate, seconds=4)
-        direct = await measure.direct_baseline(stack.env["AMPLIFY_GEMINI_BASE_URL"], streams, words)
-    return {"streams": streams, "service": service, "kafka_floor": floor, "direct": direct}
-
-
-async def _chunked_series(
-    levels: list[int], words: int, baselines: bool, env: dict[str, str], enhancers: int
-) -> dict[str, Any]:
-    """Token latency with ``CHUNK_TOKENS`` tokens a chunk, on a fresh stack; the floor
-    at the same record rate (a record a chunk)."""
-    latency = []
-    async with running_stack(
-        first_token_ms=FIRST_TOKEN_MS,
-        tokens_per_s=TOKENS_PER_S,
-        enhancers=enhancers,
-        **(env | {"AMPLIFY_FAKE_GEMINI_TOKENS_PER_CHUNK": str(CHUNK_TOKENS)}),
-    ) as stack:
-        for streams in levels:
-            level = await _latency_level(
-                stack, streams, words, TOKENS_PER_S / CHUNK_TOKENS, baselines
+async def _burst_series(
+    levels: list[int],
+    chunk: int,
+    quick: bool,
+    baselines: bool,
+    env: dict[str, str],
+    enhancers: int,
+) -> list[dict[str, Any]]:
+    """All at once: each level on a fresh stack, then the raw round trip at the same record
+    rate (a record a chunk) with the stack gone, and the direct baseline."""
+    found = []
+    for streams in levels:
+        words = (SINGLE_STREAM_WORDS // (2 if quick else 1)) if streams == 1 else BURST_WORDS
+        floor: dict[str, Any] = {}
+        direct: dict[str, Any] = {}
+        async with _idle_stack(env, enhancers, chunk=chunk) as (stack, idle):
+            service = await measure.service_token_latency(stack, streams, words, idle)
+            if baselines:
+                direct = await measure.direct_baseline(
+                    stack.env["AMPLIFY_GEMINI_BASE_URL"], streams, words
+                )
+        if baselines:
+            floor = await measure.kafka_floor(
+                streams,
+                TOKENS_PER_S / chunk,
+                seconds=words / TOKENS_PER_S if streams == 1 else FLOOR_S,
             )
-            latency.append(level)
-            print(json.dumps(level), flush=True)
-            if level["service"]["timed_out"]:
-                break
-    return {
-        "tokens_per_chunk": CHUNK_TOKENS,
-        "levels": latency,
-        "max_streams_p99_under_50ms": _most_held(latency),
-    }
+        level = {"streams": streams, "service": service, "kafka_floor": floor, "direct": direct}
+        found.append(level)
+        _show(level)
+        if service["timed_out"]:
+            break  # the machine is saturated: higher levels would only say so again
+    return found
 
 
-def _most_held(latency: list[dict[str, Any]]) -> int:
+def _most_held(levels: list[dict[str, Any]]) -> int:
     """The most streams of a series whose token latency p99 stayed under the target."""
     held = [
         x["streams"]
-        for x in latency
-        if x["service"].get("p99", 1e9) < TARGET_P99_MS and not x["service"]["timed_out"]
+        for x in levels
+        if x.get("p99", 1e9) < report.TARGET_P99_MS and not x["timed_out"]
     ]
     return max(held, default=0)
 
 
 async def _held_series(
-    chunk: int, levels: list[int], env: dict[str, str], enhancers: int
+    chunk: int, levels: list[int], env: dict[str, str], enhancers: int, baselines: bool
 ) -> dict[str, Any]:
-    """Streams held at once, ``chunk`` tokens a chunk, on a fresh stack."""
+    """Streams held at once, ``chunk`` tokens a chunk, each level on a fresh stack; then
+    the raw round trip at the top level's record rate, for its CPU per record."""
     found = []
-    async with running_stack(
-        first_token_ms=FIRST_TOKEN_MS,
-        tokens_per_s=TOKENS_PER_S,
-        enhancers=enhancers,
-        **(env | {"AMPLIFY_FAKE_GEMINI_TOKENS_PER_CHUNK": str(chunk)}),
-    ) as stack:
-        for streams in levels:
+    for streams in levels:
+        async with _idle_stack(env, enhancers, chunk=chunk) as (stack, idle):
             level = await measure.held_streams_latency(
-                stack, streams, HELD_WORDS, HELD_RAMP_S, TOKENS_PER_S
+                stack,
+                streams,
+                HELD_WORDS,
+                HELD_RAMP_S,
+                TOKENS_PER_S,
+                idle=idle,
+                limit_s=HELD_LIMIT_S,
             )
-            found.append(level)
-            print(json.dumps(level), flush=True)
-            if level["timed_out"]:
-                break
-    held = [x["streams"] for x in found if x.get("p99", 1e9) < TARGET_P99_MS and not x["timed_out"]]
+        found.append(level)
+        _show(level)
+        if level["timed_out"]:
+            break
+    floor: dict[str, Any] = {}
+    if baselines and found:
+        floor = await measure.kafka_floor(found[-1]["streams"], TOKENS_PER_S / chunk, FLOOR_S)
+        _show(floor)
     return {
         "tokens_per_chunk": chunk,
         "levels": found,
-        "max_streams_p99_under_50ms": max(held, default=0),
+        "max_streams_p99_under_50ms": _most_held(found),
+        # The raw round trip at the top level's record rate (a record a chunk).
+        "kafka_floor": floor,
+    }
+
+
+@contextlib.asynccontextmanager
+async def _story_stack(
+    env: dict[str, str], enhancers: int, words: int
+) -> AsyncIterator[tuple[Stack, measure.Idle, float]]:
+    """A fresh stack for stories at a rate: one story of ``words`` words alone first (its
+    submit to completed, and the stack's connections warmed), then the idle rates."""
+    async with _stack(env, enhancers, chunk=CHUNK_TOKENS) as stack:
+        await asyncio.sleep(LEVEL_SETTLE_S)
+        alone = await measure.story_rate(stack, 1.0, 1.0, words, users=1)
+        yield stack, await measure.idle_cpu(stack.pids), alone["lag_ms"].get("p50", 0.0)
+
+
+async def _story_cost(env: dict[str, str], enhancers: int, quick: bool) -> dict[str, Any]:
+    """One-word stories at a steady rate on a fresh stack: the CPU each story costs the
+    gateway and the enhancers, whatever its length."""
+    async with _story_stack(env, enhancers, 1) as (stack, idle, alone_ms):
+        figure = await measure.story_rate(
+            stack, STORY_COST_RATE, STORY_COST_S / (2 if quick else 1), 1, idle=idle
+        )
+    per_story = figure["cpu_ms_per_story"]
+    figure["tokens_per_chunk"] = CHUNK_TOKENS
+    figure["alone_ms"] = alone_ms
+    figure["gateway_ms_per_story"] = per_story.get("gateway", 0.0)
+    figure["enhancer_ms_per_story"] = round(
+        sum(v for role, v in per_story.items() if role.startswith("enhancer")), 3
+    )
+    _show(figure)
+    return figure
+
+
+async def _throughput(env: dict[str, str], enhancers: int, quick: bool) -> dict[str, Any]:
+    """Short stories at each rate of ``THROUGHPUT_RATES`` in turn, each on a fresh stack,
+    until completions no longer keep up."""
+    steps = []
+    for rate in THROUGHPUT_RATES[:2] if quick else THROUGHPUT_RATES:
+        async with _story_stack(env, enhancers, THROUGHPUT_WORDS) as (stack, idle, alone_ms):
+            step = await measure.story_rate(
+                stack,
+                rate,
+                THROUGHPUT_S / (2 if quick else 1),
+                THROUGHPUT_WORDS,
+                idle=idle,
+                drain_s=max(10.0, 3 * alone_ms / 1000),
+            )
+        growth = step["lag_growth_ms"]
+        step["alone_ms"] = alone_ms
+        step["kept_up"] = (
+            step["completed"] == step["stories"]
+            and set(step["statuses"]) <= {"completed"}
+            and growth is not None
+            and growth <= THROUGHPUT_GROWTH_MS
+            and step["lag_ms"].get("p99", 1e9) <= THROUGHPUT_LAG_X * alone_ms
+        )
+        steps.append(step)
+        _show(step)
+        if not step["kept_up"]:
+            break
+    kept = [s for s in steps if s["kept_up"]]
+    best = max(kept, key=lambda s: s["rate"], default=None)
+    return {
+        "words": THROUGHPUT_WORDS,
+        "tokens_per_chunk": CHUNK_TOKENS,
+        "growth_bound_ms": THROUGHPUT_GROWTH_MS,
+        "lag_bound_x": THROUGHPUT_LAG_X,
+        "steps": steps,
+        "sustained_rate": best["rate"] if best else 0.0,
+        "completions_per_s": best["completions_per_s"] if best else 0.0,
+        "pipeline_ms_per_story": best["pipeline_ms_per_story"] if best else None,
     }
 
 
@@ -243,10 +423,12 @@ def main() -> None:
     parser.add_argument(
         "--only",
         help=f"comma-separated figures to run, of {', '.join(FIGURES)} "
-        "(prints them and their rows of the table; writes no results files)",
+        f"(prints them and their rows of the table; writes no results files; "
+        f"{', '.join(sorted(ONLY_ASKED))} only when named here)",
     )
     parser.add_argument(
-        "--levels", help="comma-separated stream counts for token_latency (e.g. 200)"
+        "--levels",
+        help="comma-separated stream counts for token_latency and token_latency_chunked",
     )
     parser.add_argument(
         "--no-baselines", action="store_true", help="skip the floor and direct baselines"
