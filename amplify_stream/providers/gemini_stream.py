@@ -255,9 +255,9 @@ def _request(
     makes them for the Gemini Developer API: the config's part once per config (below),
     the contents every call."""
     path, fixed = _config_part(api, model, config)
-    parameters = types._GenerateContentParameters(model=model, contents=contents)
-    body = genai_models._GenerateContentParameters_to_mldev(api, parameters, None, parameters)
-    told = _common.encode_unserializable_types(_common.convert_to_dict(body["contents"]))
+    # What the SDK makes of a prompt that is one string (its user turn, one text part):
+    # written here, as its conversion builds and validates models for it on every call.
+    told = [{"parts": [{"text": contents}], "role": "user"}]
     return path, {"contents": told} | fixed, config.http_options
 
 
