@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from types import SimpleNamespace
@@ -74,6 +75,8 @@ def without_private_sdk(monkeypatch: pytest.MonkeyPatch) -> None:
     """As if google-genai no longer had the private request builder the reader uses."""
     monkeypatch.setattr(gemini_stream, "genai_models", SimpleNamespace())
     monkeypatch.setattr(gemini_stream, "_fallback_logged", False)
+    # Nothing converted by it before: in such a process it never converted anything.
+    monkeypatch.setattr(gemini_stream, "_CONFIG_PARTS", OrderedDict())
 
 
 async def read_all(made: genai.Client, config: types.GenerateContentConfig = CONFIG) -> list[Chunk]:
