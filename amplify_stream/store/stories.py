@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from datetime import UTC, datetime
 from typing import Any, Literal, cast
 
-from sqlalchemy import CursorResult, delete, func, select, update
+from sqlalchemy import CursorResult, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql.dml import Update
@@ -24,7 +25,7 @@ from amplify_stream.events import (
     StoryOptions,
 )
 from amplify_stream.store.db import Story, ping
-from amplify_stream.store.errors import open_session
+from amplify_stream.store.errors import open_connection, open_session
 from amplify_stream.store.pages import newest_first, page_size
 from amplify_stream.store.records import StoryRecord
 from amplify_stream.store.sessions import writing
@@ -32,6 +33,11 @@ from amplify_stream.store.sessions import writing
 Status = Literal["queued", "running", "completed", "failed", "cancelled"]
 TERMINAL: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
 ACTIVE: frozenset[str] = frozenset({"queued", "running"})
+_COUNT_ACTIVE = (
+    select(func.count())
+    .select_from(Story)
+    .where(Story.user_id == bindparam("user_id"), Story.status.in_(ACTIVE))
+)
 # Bulk UPDATE/DELETE: no ORM objects are loaded in these sessions, nothing to synchronize.
 _NO_SYNC = {"synchronize_session": False}
 
@@ -39,6 +45,12 @@ _NO_SYNC = {"synchronize_session": False}
 class StoryStore:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
+        # Group commit of new stories: the submissions that arrive while a batch is being
+        # written go out together in the next one (one INSERT, one commit), written by
+        # one task, so that a batch's submitters all wake at once when it is in (a lock
+        # would wake them one loop turn after another).
+        self._queued: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
+        self._inserter: asyncio.Task[None] | None = None
 
     def _writing(self) -> contextlib.AbstractAsyncContextManager[AsyncSession]:
         """The one way rows are written (``store.sessions.writing``)."""
@@ -53,32 +65,82 @@ class StoryStore:
         stream_partition: int,
         stream_offset: int,
     ) -> StoryRecord:
-        """A queued story. ``Conflict`` when the id, or this user's idempotency key, is taken."""
-        row = Story(
-            id=story_id,
-            user_id=user_id,
-            title=options.title,
-            text=options.text,
-            focus=list(options.focus),
-            rewrite=options.rewrite,
-            audio=options.audio,
-            voice=options.voice,
-            idempotency_key=options.idempotency_key,
-            status="queued",
-            created_at=datetime.now(UTC),
-            suggestions=[],
-            insights=[],
-            stream_partition=stream_partition,
-            stream_offset=stream_offset,
-        )
+        """A queued story. ``Conflict`` when the id, or this user's idempotency key, is taken.
+
+        Written in a batch with the stories submitted meanwhile: one writer's turn for many
+        (each turn is a few trips through the event loop, which under load is what bounds
+        the rate, not the database), and a Core INSERT, not an ORM flush (by profile ten
+        times the statement's cost)."""
+        values: dict[str, Any] = {
+            "id": story_id,
+            "user_id": user_id,
+            "title": options.title,
+            "text": options.text,
+            "focus": list(options.focus),
+            "rewrite": options.rewrite,
+            "audio": options.audio,
+            "voice": options.voice,
+            "idempotency_key": options.idempotency_key,
+            "status": "queued",
+            "created_at": datetime.now(UTC),
+            "suggestions": [],
+            "insights": [],
+            "stream_partition": stream_partition,
+            "stream_offset": stream_offset,
+        }
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queued.append((values, done))
+        if self._inserter is None or self._inserter.done():
+            self._inserter = asyncio.create_task(self._insert_queued())
+        try:
+            await done
+        except asyncio.CancelledError:
+            # Not yet taken into a batch: it never will be.
+            done.cancel()
+            raise
+        return StoryRecord.of(Story(**values))
+
+    async def _insert_queued(self) -> None:
+        try:
+            while self._queued:
+                batch, self._queued = self._queued, []
+                await self._insert(batch)
+        except BaseException:
+            # Cancelled (the loop is closing): no submitter waits for ever.
+            for _, done in self._queued:
+                done.cancel()
+            self._queued = []
+            raise
+
+    async def _insert(self, batch: list[tuple[dict[str, Any], asyncio.Future[None]]]) -> None:
+        """Write ``batch`` in one transaction and settle each one's future; on a conflict,
+        each row alone, so that only the rows in conflict fail."""
+        batch = [(values, done) for values, done in batch if not done.done()]
+        if not batch:
+            return
         try:
             async with self._writing() as session:
-                session.add(row)
+                await (await session.connection()).execute(insert(Story), [v for v, _ in batch])
         except IntegrityError:
+            if len(batch) > 1:
+                for one in batch:
+                    await self._insert([one])
+                return
             # Two submits racing with one idempotency key: the loser lands here and can
             # answer with by_idempotency_key().
-            raise Conflict("a story with this id or idempotency key already exists") from None
-        return StoryRecord.of(row)
+            batch[0][1].set_exception(
+                Conflict("a story with this id or idempotency key already exists")
+            )
+        except Exception as exc:
+            for _, done in batch:
+                done.set_exception(exc)
+        except BaseException:
+            for _, done in batch:
+                done.cancel()
+            raise
+        else:
+            for _, done in batch:
+                done.set_result(None)
 
     async def ping(self) -> None:
         """Readiness: ``NotReady`` unless the database answers now."""
@@ -94,14 +156,11 @@ class StoryStore:
         return StoryRecord.of(row)
 
     async def count_active(self, user_id: str) -> int:
-        """How many of the user's stories are not completed yet (queued or running)."""
-        stmt = (
-            select(func.count())
-            .select_from(Story)
-            .where(Story.user_id == user_id, Story.status.in_(ACTIVE))
-        )
-        async with open_session(self._sessions) as session:
-            return int(await session.scalar(stmt) or 0)
+        """How many of the user's stories are not completed yet (queued or running).
+
+        Asked at every submission: one statement built once, on a bare connection."""
+        async with open_connection(self._sessions.kw["bind"]) as conn:
+            return int(await conn.scalar(_COUNT_ACTIVE, {"user_id": user_id}) or 0)
 
     async def by_idempotency_key(self, user_id: str, key: str) -> StoryRecord | None:
         stmt = select(Story).where(Story.user_id == user_id, Story.idempotency_key == key)
