@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from datetime import UTC, datetime
 from typing import Any, Literal, cast
@@ -24,6 +23,7 @@ from amplify_stream.events import (
     StoryCompletedOutcome,
     StoryOptions,
 )
+from amplify_stream.store.batches import Batched
 from amplify_stream.store.db import Story, ping
 from amplify_stream.store.errors import open_connection, open_session
 from amplify_stream.store.pages import newest_first, page_size
@@ -34,9 +34,9 @@ Status = Literal["queued", "running", "completed", "failed", "cancelled"]
 TERMINAL: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
 ACTIVE: frozenset[str] = frozenset({"queued", "running"})
 _COUNT_ACTIVE = (
-    select(func.count())
-    .select_from(Story)
-    .where(Story.user_id == bindparam("user_id"), Story.status.in_(ACTIVE))
+    select(Story.user_id, func.count())
+    .where(Story.user_id.in_(bindparam("user_ids", expanding=True)), Story.status.in_(ACTIVE))
+    .group_by(Story.user_id)
 )
 # Bulk UPDATE/DELETE: no ORM objects are loaded in these sessions, nothing to synchronize.
 _NO_SYNC = {"synchronize_session": False}
@@ -45,12 +45,8 @@ _NO_SYNC = {"synchronize_session": False}
 class StoryStore:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
-        # Group commit of new stories: the submissions that arrive while a batch is being
-        # written go out together in the next one (one INSERT, one commit), written by
-        # one task, so that a batch's submitters all wake at once when it is in (a lock
-        # would wake them one loop turn after another).
-        self._queued: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
-        self._inserter: asyncio.Task[None] | None = None
+        self._insert = Batched(self._insert_rows)
+        self._count_active = Batched(self._count_active_of)
 
     def _writing(self) -> contextlib.AbstractAsyncContextManager[AsyncSession]:
         """The one way rows are written (``store.sessions.writing``)."""
@@ -88,59 +84,22 @@ class StoryStore:
             "stream_partition": stream_partition,
             "stream_offset": stream_offset,
         }
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queued.append((values, done))
-        if self._inserter is None or self._inserter.done():
-            self._inserter = asyncio.create_task(self._insert_queued())
-        try:
-            await done
-        except asyncio.CancelledError:
-            # Not yet taken into a batch: it never will be.
-            done.cancel()
-            raise
+        await self._insert(values)
         return StoryRecord.of(Story(**values))
 
-    async def _insert_queued(self) -> None:
-        try:
-            while self._queued:
-                batch, self._queued = self._queued, []
-                await self._insert(batch)
-        except BaseException:
-            # Cancelled (the loop is closing): no submitter waits for ever.
-            for _, done in self._queued:
-                done.cancel()
-            self._queued = []
-            raise
-
-    async def _insert(self, batch: list[tuple[dict[str, Any], asyncio.Future[None]]]) -> None:
-        """Write ``batch`` in one transaction and settle each one's future; on a conflict,
-        each row alone, so that only the rows in conflict fail."""
-        batch = [(values, done) for values, done in batch if not done.done()]
-        if not batch:
-            return
+    async def _insert_rows(self, rows: list[dict[str, Any]]) -> list[Conflict | None]:
+        """One INSERT of ``rows``; on a conflict, each row alone, so that only the rows
+        in conflict fail."""
         try:
             async with self._writing() as session:
-                await (await session.connection()).execute(insert(Story), [v for v, _ in batch])
+                await (await session.connection()).execute(insert(Story), rows)
         except IntegrityError:
-            if len(batch) > 1:
-                for one in batch:
-                    await self._insert([one])
-                return
+            if len(rows) > 1:
+                return [(await self._insert_rows([row]))[0] for row in rows]
             # Two submits racing with one idempotency key: the loser lands here and can
             # answer with by_idempotency_key().
-            batch[0][1].set_exception(
-                Conflict("a story with this id or idempotency key already exists")
-            )
-        except Exception as exc:
-            for _, done in batch:
-                done.set_exception(exc)
-        except BaseException:
-            for _, done in batch:
-                done.cancel()
-            raise
-        else:
-            for _, done in batch:
-                done.set_result(None)
+            return [Conflict("a story with this id or idempotency key already exists")]
+        return [None] * len(rows)
 
     async def ping(self) -> None:
         """Readiness: ``NotReady`` unless the database answers now."""
@@ -158,9 +117,15 @@ class StoryStore:
     async def count_active(self, user_id: str) -> int:
         """How many of the user's stories are not completed yet (queued or running).
 
-        Asked at every submission: one statement built once, on a bare connection."""
+        Asked at every submission: counted with the other users' asked meanwhile, in one
+        statement built once, on a bare connection."""
+        return await self._count_active(user_id)
+
+    async def _count_active_of(self, user_ids: list[str]) -> list[int]:
         async with open_connection(self._sessions.kw["bind"]) as conn:
-            return int(await conn.scalar(_COUNT_ACTIVE, {"user_id": user_id}) or 0)
+            result = await conn.execute(_COUNT_ACTIVE, {"user_ids": sorted(set(user_ids))})
+            counts: dict[str, int] = {user: n for user, n in result.tuples()}
+        return [counts.get(user, 0) for user in user_ids]
 
     async def by_idempotency_key(self, user_id: str, key: str) -> StoryRecord | None:
         stmt = select(Story).where(Story.user_id == user_id, Story.idempotency_key == key)
