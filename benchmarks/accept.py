@@ -136,6 +136,7 @@ async def accept_capacity(
         "answered_in_s": round(wall, 2),
         "gateway_idle_cores": round(idle, 4),
         "gateway_cores": round(cpu["gateway"] / wall, 3),
+        "accepted_per_core": round(accepted / max(cpu["gateway"], 1e-9), 1),
         "gateway_cpu_ms_per_story": round(1000 * gateway_net / max(1, accepted), 3),
         "client_cpu_ms_per_story": round(1000 * cpu["client"] / max(1, len(tasks)), 3),
         "cpu_s": cpu,
@@ -159,8 +160,8 @@ async def accept_figure(
     moderate: float = MODERATE_RATE,
     **env: str,
 ) -> dict[str, Any]:
-    """Step the rate up on one gateway-only stack, stopping after the first step that
-    fails (p99 at or over the limit, or anything but 202)."""
+    """Step the rate up on one gateway-only stack, stopping after the first step past
+    ``moderate`` that fails (p99 at or over the limit, or anything but 202)."""
     steps: list[dict[str, Any]] = []
     async with gateway_stack(**(STACK_ENV | env)) as stack:
         connector = aiohttp.TCPConnector(limit=POOL)
@@ -176,18 +177,14 @@ async def accept_figure(
                     stack, rate=rate, seconds=seconds, users=users, session=session, tokens=tokens
                 )
                 steps.append(step)
-                if not passed(step):
+                if rate >= moderate and not passed(step):
                     break
     good = [s for s in steps if passed(s)]
-    best = max(
-        good, key=lambda s: s["accepted_per_s"] / max(s["gateway_cores"], 1e-9), default=None
-    )
+    best = max(good, key=lambda s: s["accepted_per_core"], default=None)
     at_moderate = next((s for s in steps if s["rate"] == moderate), None)
     return {
         "p99_limit_ms": P99_LIMIT_MS,
-        "accepted_per_gateway_core": (
-            None if best is None else round(best["accepted_per_s"] / best["gateway_cores"], 1)
-        ),
+        "accepted_per_gateway_core": (None if best is None else best["accepted_per_core"]),
         "at_rate": None if best is None else best["rate"],
         "highest_rate_passed": max((s["rate"] for s in good), default=None),
         "gateway_cpu_ms_per_story": (
