@@ -184,7 +184,7 @@ async def accept_figure(
     at_moderate = next((s for s in steps if s["rate"] == moderate), None)
     return {
         "p99_limit_ms": P99_LIMIT_MS,
-        "accepted_per_gateway_core": (None if best is None else best["accepted_per_core"]),
+        "accepted_per_gateway_core": None if best is None else best["accepted_per_core"],
         "at_rate": None if best is None else best["rate"],
         "highest_rate_passed": max((s["rate"] for s in good), default=None),
         "gateway_cpu_ms_per_story": (
