@@ -28,7 +28,7 @@ from amplify_stream.store.db import Story, ping
 from amplify_stream.store.errors import open_connection, open_session
 from amplify_stream.store.pages import newest_first, page_size
 from amplify_stream.store.records import StoryRecord
-from amplify_stream.store.sessions import writing
+from amplify_stream.store.sessions import writing, writing_core
 
 Status = Literal["queued", "running", "completed", "failed", "cancelled"]
 TERMINAL: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
@@ -91,8 +91,8 @@ class StoryStore:
         """One INSERT of ``rows``; on a conflict, each row alone, so that only the rows
         in conflict fail."""
         try:
-            async with self._writing() as session:
-                await (await session.connection()).execute(insert(Story), rows)
+            async with writing_core(self._sessions) as conn:
+                await conn.execute(insert(Story), rows)
         except IntegrityError:
             if len(rows) > 1:
                 return [(await self._insert_rows([row]))[0] for row in rows]
