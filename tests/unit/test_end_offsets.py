@@ -36,6 +36,21 @@ async def test_concurrent_callers_share_one_read_reused_while_fresh() -> None:
     assert await asyncio.gather(*(ends.get() for _ in range(20))) == [{0: 1}] * 20
     assert await ends.get() == {0: 1} and bus.reads == 1
     await asyncio.sleep(0.25)
+    await ends.get()
+    await asyncio.sleep(0.02)
+    assert await ends.get() == {0: 2} and bus.reads == 2
+
+
+async def test_a_stale_reading_is_given_out_while_a_newer_one_is_read() -> None:
+    bus = CountingBus()
+    ends = recent(bus, max_age_s=0.05)
+    assert await ends.get() == {0: 1}
+    await asyncio.sleep(0.06)
+    # No wait for the broker: the old reading, and a read started.
+    assert await ends.get() == {0: 1}
+    await asyncio.sleep(0)
+    assert bus.reads == 2
+    await asyncio.sleep(0.02)
     assert await ends.get() == {0: 2} and bus.reads == 2
 
 
