@@ -126,6 +126,14 @@ async def documents_stack(**extra: str) -> AsyncIterator[Stack]:
 
 
 @contextlib.asynccontextmanager
+async def gateway_stack(**extra: str) -> AsyncIterator[Stack]:
+    """A gateway alone: what it accepts stays on the commands topic, as while every
+    worker is down, so its accept path is measured apart from the pipeline."""
+    async with _processes([], **extra) as stack:
+        yield stack
+
+
+@contextlib.asynccontextmanager
 async def _processes(roles: list[tuple[str, list[str]]], **extra: str) -> AsyncIterator[Stack]:
     """Each of ``roles`` (name, command arguments) as a process, then the gateway; yields
     once the gateway is ready and every worker is in its group."""

@@ -62,7 +62,6 @@ def create_app(settings: Settings) -> web.Application:
     app[keys.LIMITS] = Limiter(settings)
     app.cleanup_ctx.extend([_store, _bus, _gateway])
     app.on_shutdown.append(_close_sockets)
-    app.on_cleanup.append(_close_limits)
     app[keys.OPENAPI] = api_docs.DocumentCache()
     for table in (
         health.routes,
@@ -150,7 +149,3 @@ async def _gateway(app: web.Application) -> AsyncIterator[None]:
 
 async def _close_sockets(app: web.Application) -> None:
     await app[keys.SOCKETS].close_all()
-
-
-async def _close_limits(app: web.Application) -> None:
-    await app[keys.LIMITS].close()

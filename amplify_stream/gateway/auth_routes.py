@@ -48,7 +48,7 @@ class InvalidAccount(AmplifyError):
     )
 )
 async def register(request: web.Request) -> web.Response:
-    await request.app[keys.LIMITS].auth_attempt(request.remote)
+    request.app[keys.LIMITS].auth_attempt(request.remote)
     creds = parse(Credentials, await read_json(request), InvalidAccount)
     password_hash = await request.app[keys.PASSWORDS].hash(creds.password)
     user = await request.app[keys.USERS].create(creds.username, password_hash)
@@ -72,7 +72,7 @@ async def register(request: web.Request) -> web.Response:
 )
 async def token(request: web.Request) -> web.Response:
     limits = request.app[keys.LIMITS]
-    await limits.auth_attempt(request.remote)
+    limits.auth_attempt(request.remote)
     if request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
         try:
             data: object = dict(await request.post())
@@ -82,7 +82,7 @@ async def token(request: web.Request) -> web.Response:
     else:
         data = await read_json(request)
     creds = parse(Credentials, data, Unauthorized)
-    await limits.login_attempt(creds.username)
+    limits.login_attempt(creds.username)
     user = await request.app[keys.USERS].by_username(creds.username)
     # Verified against a dummy hash when the user is unknown: the same cost either way.
     ok = await request.app[keys.PASSWORDS].verify(

@@ -2,18 +2,18 @@
 sign-in attempts (per username and per client address). A refusal is ``RateLimited``
 (429 with ``Retry-After`` over HTTP, ``error`` ``rate_limited`` on the socket).
 
-The rates use the ``limits`` library rather than hand-written counters: its moving
-window is exact (never more than N in any 60 s, no double burst across the edge of a
-fixed window), a hit is atomic under a per-key lock in its asyncio memory storage, its
-window stats give the time until a slot frees (the ``Retry-After``), and expired keys
-are dropped by the storage itself. The same strategies run on Redis, Memcached or
-MongoDB storage, chosen by URL (``limits.storage.storage_from_string``).
+The rates are moving windows (``MovingWindow``): exact, never more than N in any window,
+no double burst across the edge of a fixed one, and the time until a slot frees is the
+``Retry-After``. Written here rather than with the ``limits`` library: its asyncio memory
+storage sweeps every key after a hit (a thread hop per key, most of a millisecond per
+story at 50 users by profile, growing with the users), where a window here is the times
+of a key's last N hits and O(1) a hit.
 
-Per process: the storage is in memory, so with several gateway processes each counts on
-its own and a client spread over N gateways gets up to N times a rate. A shared storage
-URL would be a later setting. The running-stories limit needs no storage: it counts the
-user's stories not yet completed in the store, which every gateway shares (only two
-gateways admitting one user's stories at the same instant could both pass it).
+Per process: the windows are in memory, so with several gateway processes each counts on
+its own and a client spread over N gateways gets up to N times a rate. The running-stories
+limit needs no window: it counts the user's stories not yet completed in the store, which
+every gateway shares (only two gateways admitting one user's stories at the same instant
+could both pass it).
 """
 
 from __future__ import annotations
@@ -23,11 +23,8 @@ import contextlib
 import math
 import time
 import weakref
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
-
-from limits import RateLimitItem, RateLimitItemPerSecond
-from limits.aio.storage import MemoryStorage
-from limits.aio.strategies import MovingWindowRateLimiter
 
 from amplify_stream.config import Settings
 from amplify_stream.errors import RateLimited
@@ -37,12 +34,42 @@ from amplify_stream.errors import RateLimited
 RUNNING_RETRY_AFTER_S = 5
 
 
+class MovingWindow:
+    """At most ``limit`` hits of one key in any ``window_s`` seconds. A key keeps the
+    times of its last ``limit`` hits: a hit is refused while the oldest of them is still
+    in the window, and a refused hit takes no slot."""
+
+    def __init__(self, limit: int, window_s: float) -> None:
+        self._limit = limit
+        self._window = float(window_s)
+        self._hits: dict[str, deque[float]] = {}
+        self._swept = time.monotonic()
+
+    def hit(self, key: str) -> float | None:
+        """None when admitted (and counted); else the seconds until a slot frees."""
+        now = time.monotonic()
+        hits = self._hits.get(key)
+        if hits is None:
+            hits = self._hits[key] = deque(maxlen=self._limit)
+        elif len(hits) == self._limit and now - hits[0] < self._window:
+            return hits[0] + self._window - now
+        hits.append(now)  # at ``limit`` the oldest, out of the window, falls off
+        if now - self._swept >= self._window:
+            # Keys with no hit in the window are as if never seen: dropped, once a window.
+            self._swept = now
+            self._hits = {k: h for k, h in self._hits.items() if now - h[-1] < self._window}
+        return None
+
+    def tracked(self) -> int:
+        """How many keys are kept (the sweep's measure)."""
+        return len(self._hits)
+
+
 class EditRate:
     """Edits per second per user: a token bucket (``rate`` a second, bursts up to
     ``rate``). Written here, not with ``limits``: an edit is the hottest command of the
-    gateway (a writer's keystrokes), and the library's memory storage keeps a timestamp
-    per hit and sweeps them (milliseconds per hit with many users, by profile), where a
-    bucket is two floats per user and O(1) per edit."""
+    gateway (a writer's keystrokes), and a bucket is two floats per user where a window
+    keeps a time per hit."""
 
     def __init__(self, rate: int) -> None:
         self._rate = float(rate)
@@ -68,17 +95,9 @@ class Limiter:
     """Every limit of one gateway process. ``window_s`` is for tests (60 in service)."""
 
     def __init__(self, settings: Settings, *, window_s: int = 60) -> None:
-        self._storage = MemoryStorage()
-        self._window = MovingWindowRateLimiter(self._storage)
-        self._submissions = RateLimitItemPerSecond(
-            settings.submissions_per_minute, window_s, namespace="submit"
-        )
-        self._login_user = RateLimitItemPerSecond(
-            settings.login_attempts_per_minute_per_user, window_s, namespace="login-user"
-        )
-        self._auth_address = RateLimitItemPerSecond(
-            settings.login_attempts_per_minute_per_address, window_s, namespace="auth-address"
-        )
+        self._submissions = MovingWindow(settings.submissions_per_minute, window_s)
+        self._login_user = MovingWindow(settings.login_attempts_per_minute_per_user, window_s)
+        self._auth_address = MovingWindow(settings.login_attempts_per_minute_per_address, window_s)
         self._max_running = settings.max_running_per_user
         self._max_documents = settings.max_documents_per_user
         self.edits = EditRate(settings.doc_edits_per_second)
@@ -92,7 +111,8 @@ class Limiter:
     async def admit_story(
         self, user_id: str, count_active: Callable[[str], Awaitable[int]]
     ) -> AsyncIterator[None]:
-        """Admit one new story of ``user_id``, or raise ``RateLimited``; the body writes it.
+        """Admit one new story of ``user_id``, or raise ``RateLimited``; the body writes
+        its row (and no more: the user's next submission waits for it).
 
         The user's submissions in this process go through one at a time, so two of them
         cannot both pass the count of running stories before either is written.
@@ -106,7 +126,7 @@ class Limiter:
                     f"{self._max_running}); submit again when one completes",
                     retry_after=RUNNING_RETRY_AFTER_S,
                 )
-            await self._hit(self._submissions, "too many stories submitted", user_id)
+            _hit(self._submissions, "too many stories submitted", user_id)
             yield
 
     @contextlib.asynccontextmanager
@@ -126,30 +146,19 @@ class Limiter:
                 )
             yield
 
-    async def auth_attempt(self, address: str | None) -> None:
+    def auth_attempt(self, address: str | None) -> None:
         """Count a sign-in or registration from ``address``; a success resets nothing."""
-        await self._hit(
-            self._auth_address, "too many sign-in attempts from this address", address or "-"
-        )
+        _hit(self._auth_address, "too many sign-in attempts from this address", address or "-")
 
-    async def login_attempt(self, username: str) -> None:
+    def login_attempt(self, username: str) -> None:
         """Count a sign-in attempt for ``username``, before its password is checked, so
         parallel guesses cannot slip past the limit while bcrypt runs."""
-        await self._hit(
-            self._login_user, "too many sign-in attempts for this account", username.lower()
-        )
+        _hit(self._login_user, "too many sign-in attempts for this account", username.lower())
 
-    async def close(self) -> None:
-        """Stop the storage's expiry task (started on the first hit)."""
-        timer = self._storage.timer
-        if timer is not None and not timer.done():
-            timer.cancel()
-            # wait(), not await: the timer's cancellation is not ours to re-raise.
-            await asyncio.wait([timer])
 
-    async def _hit(self, item: RateLimitItem, message: str, key: str) -> None:
-        if await self._window.hit(item, key):
-            return
-        stats = await self._window.get_window_stats(item, key)
-        retry_after = max(1, math.ceil(stats.reset_time - time.time()))
-        raise RateLimited(f"{message}; try again in {retry_after} s", retry_after=retry_after)
+def _hit(window: MovingWindow, message: str, key: str) -> None:
+    wait = window.hit(key)
+    if wait is None:
+        return
+    retry_after = max(1, math.ceil(wait))
+    raise RateLimited(f"{message}; try again in {retry_after} s", retry_after=retry_after)

@@ -23,6 +23,7 @@ from amplify_stream.errors import (
     StoryTooLarge,
 )
 from amplify_stream.events import StoryCancelled, StoryOptions, StorySubmitted
+from amplify_stream.gateway.end_offsets import RecentEndOffsets
 from amplify_stream.gateway.limits import Limiter
 from amplify_stream.gateway.relay import RelayHub, Subscription
 from amplify_stream.store.stories import StoryStore
@@ -30,6 +31,10 @@ from amplify_stream.topics import Topics
 from producers.stories import StoryCommands
 
 log = logging.getLogger(__name__)
+
+# How old the end offsets a new story starts after may be (``end_offsets.py``): a
+# catch-up read goes over at most this much more of the log.
+END_OFFSETS_MAX_AGE_S = 1.0
 
 
 @dataclass(slots=True)
@@ -61,6 +66,9 @@ class Stories:
         self._commands = commands
         self._relay = relay
         self._limiter = limiter
+        ends = {"max_age_s": END_OFFSETS_MAX_AGE_S, "timeout_s": settings.bus_timeout_s}
+        self._stream_ends = RecentEndOffsets(bus, topics.stream, **ends)
+        self._outcome_ends = RecentEndOffsets(bus, topics.outcomes, **ends)
 
     def check_limits(self, options: StoryOptions) -> None:
         if len(options.text) > self._settings.max_story_chars:
@@ -87,30 +95,11 @@ class Stories:
         existing = await self._existing(user_id, options)
         if existing is not None:
             return existing
-        async with self._limiter.admit_story(user_id, self._store.count_active):
-            return await self._accept(user_id, options)
-
-    async def _history_start(self, story_id: str) -> tuple[tuple[int, int], int]:
-        """The story's stream partition and first offset there, and its first offset on
-        the outcome topic; 503 (nothing accepted) when the bus does not answer in time."""
-        try:
-            async with asyncio.timeout(self._settings.bus_timeout_s):
-                stream_ends, outcome_ends = await asyncio.gather(
-                    self._bus.end_offsets(self._topics.stream),
-                    self._bus.end_offsets(self._topics.outcomes),
-                )
-        except (TimeoutError, BusUnavailable) as exc:
-            raise NotReady("the event bus is unavailable; nothing was accepted") from exc
-        partition = self._bus.partition_for(self._topics.stream, story_id, len(stream_ends))
-        outcomes = self._bus.partition_for(self._topics.outcomes, story_id, len(outcome_ends))
-        return (partition, stream_ends.get(partition, 0)), outcome_ends.get(outcomes, 0)
-
-    async def _accept(self, user_id: str, options: StoryOptions) -> Accepted:
         story_id = str(uuid.uuid4())
-        start, outcomes_start = await self._history_start(story_id)
-        partition, offset = start
-        sub = self._relay.subscribe(story_id)
-        try:
+        (partition, offset), outcomes_start = await self._history_start(story_id)
+        # Held by the user's next submission until this row is written, so that its
+        # count sees this one; not while the command is produced.
+        async with self._limiter.admit_story(user_id, self._store.count_active):
             try:
                 await self._store.create_story(
                     story_id=story_id,
@@ -124,27 +113,48 @@ class Stories:
                 existing = await self._existing(user_id, options)
                 if existing is None:
                     raise
-                self._relay.unsubscribe(sub)
                 return existing
-            command = StorySubmitted(
-                story_id=story_id,
-                user_id=user_id,
-                stream_offset=offset,
-                outcomes_offset=outcomes_start,
-                **options.model_dump(),
+        command = StorySubmitted(
+            story_id=story_id,
+            user_id=user_id,
+            stream_offset=offset,
+            outcomes_offset=outcomes_start,
+            **options.model_dump(),
+        )
+        return Accepted(story_id, partition, offset - 1, await self._publish(command))
+
+    async def _history_start(self, story_id: str) -> tuple[tuple[int, int], int]:
+        """The story's stream partition and first offset there, and its first offset on
+        the outcome topic; 503 (nothing accepted) when the bus does not answer in time."""
+        try:
+            stream_ends, outcome_ends = await asyncio.gather(
+                self._stream_ends.get(), self._outcome_ends.get()
             )
+        except (TimeoutError, BusUnavailable) as exc:
+            raise NotReady("the event bus is unavailable; nothing was accepted") from exc
+        partition = self._bus.partition_for(self._topics.stream, story_id, len(stream_ends))
+        outcomes = self._bus.partition_for(self._topics.outcomes, story_id, len(outcome_ends))
+        return (partition, stream_ends.get(partition, 0)), outcome_ends.get(outcomes, 0)
+
+    async def _publish(self, command: StorySubmitted) -> Subscription:
+        """Produce the command of a story whose row is written; subscribed first, so no
+        event can slip by before the watcher starts."""
+        sub = self._relay.subscribe(command.story_id)
+        try:
             try:
                 async with asyncio.timeout(self._settings.bus_timeout_s):
                     await self._commands.submit(command)
             except Exception as exc:
                 # Not on the bus means not accepted: forget the row, the client retries.
-                await self._store.delete(story_id)
-                log.warning("story not accepted: the bus refused it", extra={"story_id": story_id})
+                await self._store.delete(command.story_id)
+                log.warning(
+                    "story not accepted: the bus refused it", extra={"story_id": command.story_id}
+                )
                 raise NotReady("the event bus is unavailable; nothing was accepted") from exc
         except BaseException:
             self._relay.unsubscribe(sub)
             raise
-        return Accepted(story_id, partition, offset - 1, sub)
+        return sub
 
     async def _existing(self, user_id: str, options: StoryOptions) -> Accepted | None:
         # ``is None``: "" is a key too, as the store's unique index sees it.

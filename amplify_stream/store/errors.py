@@ -9,10 +9,10 @@ is, for the store's own handling.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 
 class StoreUnavailable(Exception):
@@ -30,9 +30,24 @@ def _unavailable(exc: Exception) -> bool:
 @contextlib.asynccontextmanager
 async def open_session(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
     """A session of ``sessions``, whose database failures leave as ``StoreUnavailable``."""
-    try:
+    with _unavailable_as_store_error():
         async with sessions() as session:
             yield session
+
+
+@contextlib.asynccontextmanager
+async def open_connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection of ``engine``, for a Core statement on a hot path (none of a
+    session's bookkeeping), whose database failures leave as ``StoreUnavailable``."""
+    with _unavailable_as_store_error():
+        async with engine.connect() as conn:
+            yield conn
+
+
+@contextlib.contextmanager
+def _unavailable_as_store_error() -> Iterator[None]:
+    try:
+        yield
     except Exception as exc:
         if not _unavailable(exc):
             raise

@@ -1,4 +1,5 @@
-"""An engine's sessions, and the one way the stores write through them.
+"""An engine's sessions, and the one way the stores write through them (a session, or
+a bare connection for Core statements, in the same turn).
 
 SQLite has one writer at a time. The writers of a process take turns in the event loop
 (one lock per engine, shared by every store built on its sessions) rather than in
@@ -14,9 +15,9 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
-from amplify_stream.store.errors import open_session
+from amplify_stream.store.errors import open_connection, open_session
 
 
 class StoreSessions(async_sessionmaker[AsyncSession]):
@@ -30,10 +31,28 @@ class StoreSessions(async_sessionmaker[AsyncSession]):
 @contextlib.asynccontextmanager
 async def writing(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
     """A session in a transaction, committed on exit, in the engine's turn of writers."""
-    async with contextlib.AsyncExitStack() as stack:
-        turn = sessions.write_turn if isinstance(sessions, StoreSessions) else None
-        if turn is not None:
-            await stack.enter_async_context(turn)
-        session = await stack.enter_async_context(open_session(sessions))
-        await stack.enter_async_context(session.begin())
+    async with _turn(sessions), open_session(sessions) as session, session.begin():
         yield session
+
+
+@contextlib.asynccontextmanager
+async def writing_core(
+    sessions: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[AsyncConnection]:
+    """``writing`` for Core statements on a hot path: a bare connection, none of a
+    session's bookkeeping."""
+    async with (
+        _turn(sessions),
+        open_connection(sessions.kw["bind"]) as conn,
+        conn.begin(),
+    ):
+        yield conn
+
+
+def _turn(
+    sessions: async_sessionmaker[AsyncSession],
+) -> contextlib.AbstractAsyncContextManager[Any]:
+    """The engine's turn of writers (SQLite), or nothing to wait for."""
+    if isinstance(sessions, StoreSessions) and sessions.write_turn is not None:
+        return sessions.write_turn
+    return contextlib.nullcontext()

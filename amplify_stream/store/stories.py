@@ -6,7 +6,7 @@ import contextlib
 from datetime import UTC, datetime
 from typing import Any, Literal, cast
 
-from sqlalchemy import CursorResult, delete, func, select, update
+from sqlalchemy import CursorResult, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql.dml import Update
@@ -23,15 +23,21 @@ from amplify_stream.events import (
     StoryCompletedOutcome,
     StoryOptions,
 )
+from amplify_stream.store.batches import Batched
 from amplify_stream.store.db import Story, ping
-from amplify_stream.store.errors import open_session
+from amplify_stream.store.errors import open_connection, open_session
 from amplify_stream.store.pages import newest_first, page_size
 from amplify_stream.store.records import StoryRecord
-from amplify_stream.store.sessions import writing
+from amplify_stream.store.sessions import writing, writing_core
 
 Status = Literal["queued", "running", "completed", "failed", "cancelled"]
 TERMINAL: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
 ACTIVE: frozenset[str] = frozenset({"queued", "running"})
+_COUNT_ACTIVE = (
+    select(Story.user_id, func.count())
+    .where(Story.user_id.in_(bindparam("user_ids", expanding=True)), Story.status.in_(ACTIVE))
+    .group_by(Story.user_id)
+)
 # Bulk UPDATE/DELETE: no ORM objects are loaded in these sessions, nothing to synchronize.
 _NO_SYNC = {"synchronize_session": False}
 
@@ -39,6 +45,8 @@ _NO_SYNC = {"synchronize_session": False}
 class StoryStore:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
+        self._insert = Batched(self._insert_rows)
+        self._count_active = Batched(self._count_active_of)
 
     def _writing(self) -> contextlib.AbstractAsyncContextManager[AsyncSession]:
         """The one way rows are written (``store.sessions.writing``)."""
@@ -53,32 +61,45 @@ class StoryStore:
         stream_partition: int,
         stream_offset: int,
     ) -> StoryRecord:
-        """A queued story. ``Conflict`` when the id, or this user's idempotency key, is taken."""
-        row = Story(
-            id=story_id,
-            user_id=user_id,
-            title=options.title,
-            text=options.text,
-            focus=list(options.focus),
-            rewrite=options.rewrite,
-            audio=options.audio,
-            voice=options.voice,
-            idempotency_key=options.idempotency_key,
-            status="queued",
-            created_at=datetime.now(UTC),
-            suggestions=[],
-            insights=[],
-            stream_partition=stream_partition,
-            stream_offset=stream_offset,
-        )
+        """A queued story. ``Conflict`` when the id, or this user's idempotency key, is taken.
+
+        Written in a batch with the stories submitted meanwhile: one writer's turn for many
+        (each turn is a few trips through the event loop, which under load is what bounds
+        the rate, not the database), and a Core INSERT, not an ORM flush (by profile ten
+        times the statement's cost)."""
+        values: dict[str, Any] = {
+            "id": story_id,
+            "user_id": user_id,
+            "title": options.title,
+            "text": options.text,
+            "focus": list(options.focus),
+            "rewrite": options.rewrite,
+            "audio": options.audio,
+            "voice": options.voice,
+            "idempotency_key": options.idempotency_key,
+            "status": "queued",
+            "created_at": datetime.now(UTC),
+            "suggestions": [],
+            "insights": [],
+            "stream_partition": stream_partition,
+            "stream_offset": stream_offset,
+        }
+        await self._insert(values)
+        return StoryRecord.of(Story(**values))
+
+    async def _insert_rows(self, rows: list[dict[str, Any]]) -> list[Conflict | None]:
+        """One INSERT of ``rows``; on a conflict, each row alone, so that only the rows
+        in conflict fail."""
         try:
-            async with self._writing() as session:
-                session.add(row)
+            async with writing_core(self._sessions) as conn:
+                await conn.execute(insert(Story), rows)
         except IntegrityError:
+            if len(rows) > 1:
+                return [(await self._insert_rows([row]))[0] for row in rows]
             # Two submits racing with one idempotency key: the loser lands here and can
             # answer with by_idempotency_key().
-            raise Conflict("a story with this id or idempotency key already exists") from None
-        return StoryRecord.of(row)
+            return [Conflict("a story with this id or idempotency key already exists")]
+        return [None] * len(rows)
 
     async def ping(self) -> None:
         """Readiness: ``NotReady`` unless the database answers now."""
@@ -94,14 +115,17 @@ class StoryStore:
         return StoryRecord.of(row)
 
     async def count_active(self, user_id: str) -> int:
-        """How many of the user's stories are not completed yet (queued or running)."""
-        stmt = (
-            select(func.count())
-            .select_from(Story)
-            .where(Story.user_id == user_id, Story.status.in_(ACTIVE))
-        )
-        async with open_session(self._sessions) as session:
-            return int(await session.scalar(stmt) or 0)
+        """How many of the user's stories are not completed yet (queued or running).
+
+        Asked at every submission: counted with the other users' asked meanwhile, in one
+        statement built once, on a bare connection."""
+        return await self._count_active(user_id)
+
+    async def _count_active_of(self, user_ids: list[str]) -> list[int]:
+        async with open_connection(self._sessions.kw["bind"]) as conn:
+            result = await conn.execute(_COUNT_ACTIVE, {"user_ids": sorted(set(user_ids))})
+            counts: dict[str, int] = {user: n for user, n in result.tuples()}
+        return [counts.get(user, 0) for user in user_ids]
 
     async def by_idempotency_key(self, user_id: str, key: str) -> StoryRecord | None:
         stmt = select(Story).where(Story.user_id == user_id, Story.idempotency_key == key)
