@@ -141,6 +141,7 @@ def markdown(r: dict[str, Any]) -> str:
     lines += _held_cpu_table(r)
     lines += _story_tables(r)
     lines += _idle_table(r)
+    lines += _accept_table(r)
     if doc:
         lines += _document_cpu_table(doc)
     if took := r.get("seconds_by_figure"):
@@ -595,6 +596,26 @@ def _idle_table(r: dict[str, Any]) -> list[str]:
         "|---" * len(cores) + "|",
         "| " + " | ".join(f"{v * 100:.2f}" for v in cores.values()) + " |",
     ]
+
+
+def _accept_table(r: dict[str, Any]) -> list[str]:
+    if not (a := r.get("accept")) or not a.get("steps"):
+        return []
+    rows = [
+        "",
+        "POST /v1/stories on a gateway alone (workers paused), by offered rate:",
+        "",
+        "| offered /s | accepted /s | p50 / p95 / p99 ms | gateway cores | gateway CPU ms per "
+        "story | stories per gateway core |",
+        "|---|---|---|---|---|---|",
+    ]
+    for step in a["steps"]:
+        rows.append(
+            f"| {step['rate']:g} | {step.get('accepted_per_s', '-')} | {_pcts(step)} | "
+            f"{step.get('gateway_cores', '-')} | {step.get('gateway_cpu_ms_per_story', '-')} | "
+            f"{step.get('accepted_per_core', '-')} |"
+        )
+    return rows
 
 
 def plot(r: dict[str, Any], path: Path) -> None:
