@@ -24,6 +24,8 @@ import aiohttp
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from amplify_stream.bus.kafka_topics import delete_topics
+from amplify_stream.config.groups import BusSettings
 from benchmarks.stack import KAFKA, CpuMeter, Stack, cpu_seconds, free_port, rss_kib
 
 # One concurrency level may take this long; a machine that cannot keep up says so.
@@ -343,8 +345,12 @@ async def kafka_floor(
         producer = AIOKafkaProducer(bootstrap_servers=KAFKA, acks="all", enable_idempotence=True)
     else:
         producer = AIOKafkaProducer(bootstrap_servers=KAFKA, acks=acks, linger_ms=2)
+    # The service's fetch wait (its default setting), so that both poll alike when idle.
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=KAFKA, auto_offset_reset="latest", fetch_max_wait_ms=20
+        topic,
+        bootstrap_servers=KAFKA,
+        auto_offset_reset="latest",
+        fetch_max_wait_ms=BusSettings().kafka_fetch_max_wait_ms,
     )
     await producer.start()
     await producer.send_and_wait(topic, b"warm-up")  # creates the topic
@@ -385,6 +391,7 @@ async def kafka_floor(
         await reader
         await producer.stop()
         await consumer.stop()
+        await delete_topics(KAFKA, topic)
     per_record = per_unit(cpu["net_cpu_s"], len(samples))
     return {
         "streams": streams,

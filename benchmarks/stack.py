@@ -17,6 +17,8 @@ from pathlib import Path
 
 import aiohttp
 
+from amplify_stream.bus.kafka_topics import delete_topics
+
 COMMAND = str(Path(sys.executable).parent / "amplify-stream")
 # The checkout the benchmark runs from: its service code is what the processes run, even
 # when the venv's editable install points at another worktree.
@@ -182,6 +184,8 @@ async def _processes(roles: list[tuple[str, list[str]]], **extra: str) -> AsyncI
                 except TimeoutError:
                     proc.kill()
                     await proc.wait()
+            # The next stack starts on a broker as clean as this one found it.
+            await delete_topics(KAFKA, env["AMPLIFY_TOPIC_PREFIX"] + ".")
 
 
 async def _drain(proc: asyncio.subprocess.Process, joined: asyncio.Future[None]) -> None:

@@ -18,10 +18,10 @@ from typing import Any
 
 import asyncpg
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
 from sqlalchemy.engine import URL, make_url
 
 from amplify_stream.bus import Bus, BusUnavailable, create_bus
+from amplify_stream.bus.kafka_topics import delete_topics
 from amplify_stream.config import Settings
 
 KAFKA_BOOTSTRAP_ENV = "AMPLIFY_TEST_KAFKA_BOOTSTRAP"
@@ -200,15 +200,3 @@ async def bus(settings: Settings) -> AsyncIterator[Bus]:
         await instance.close()
         if settings.bus == "kafka":
             await delete_topics(settings.kafka_bootstrap_servers, f"{settings.topic_prefix}.")
-
-
-async def delete_topics(servers: str, prefix: str) -> None:
-    """A shared broker would collect thousands of test topics otherwise."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=servers)
-    try:
-        await admin.start()
-        names = [name for name in await admin.list_topics() if name.startswith(prefix)]
-        if names:
-            await admin.delete_topics(names)
-    finally:
-        await admin.close()

@@ -91,3 +91,16 @@ def _configs(spec: TopicSpec) -> dict[str, str]:
     if spec.retention_ms is not None:
         return {"retention.ms": str(spec.retention_ms)}
     return {}
+
+
+async def delete_topics(servers: str, prefix: str) -> None:
+    """Every topic whose name starts with ``prefix``: what a finished test or benchmark
+    stack leaves on a shared broker (thousands of idle partitions cost it CPU)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=servers)
+    try:
+        await admin.start()
+        names = [name for name in await admin.list_topics() if name.startswith(prefix)]
+        if names:
+            await admin.delete_topics(names)
+    finally:
+        await admin.close()
