@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 
 RETRY_INITIAL_S = 0.5
 LAG_REPORT_S = 5.0
+# How long a poll waits for records when there are none. Records end the wait at once; the
+# wait only paces an idle worker's loop, and the commit of work finished meanwhile.
+POLL_WAIT_MS = 500
 RETRY_MAX_S = 5.0
 
 E = TypeVar("E")
@@ -164,7 +167,7 @@ class Worker(abc.ABC, Generic[E]):
             while True:
                 await self._slots.acquire()
                 self._slots.release()
-                records = await self._consumer.getmany(timeout_ms=100, max_records=64)
+                records = await self._consumer.getmany(timeout_ms=POLL_WAIT_MS, max_records=64)
                 # The assignment the records were fetched under. One that ends while they
                 # wait for a slot (a rebalance runs beside this loop) takes its records
                 # with it: the partition's next assignment, maybe to this worker again,
