@@ -124,7 +124,7 @@ class StoryStore:
     async def _count_active_of(self, user_ids: list[str]) -> list[int]:
         async with open_connection(self._sessions.kw["bind"]) as conn:
             result = await conn.execute(_COUNT_ACTIVE, {"user_ids": sorted(set(user_ids))})
-            counts: dict[str, int] = {user: n for user, n in result.tuples()}
+            counts: dict[str, int] = {user: n for user, n in result}
         return [counts.get(user, 0) for user in user_ids]
 
     async def by_idempotency_key(self, user_id: str, key: str) -> StoryRecord | None:
