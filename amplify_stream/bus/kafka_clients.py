@@ -7,6 +7,8 @@ configuration and builds the client in ``start``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -29,6 +31,8 @@ from amplify_stream.bus.base import (
 from amplify_stream.bus.kafka_errors import bus_errors, to_bus_error
 from amplify_stream.bus.kafka_membership import observe_heartbeats
 from amplify_stream.bus.membership import Membership, clock
+
+log = logging.getLogger(__name__)
 
 
 async def start_or_close(
@@ -67,10 +71,22 @@ def to_kafka(offsets: dict[TopicPartition, int]) -> dict[KafkaTopicPartition, in
 
 
 class KafkaProducer(Producer):
+    """An aiokafka producer behind the port.
+
+    aiokafka's sender task ends for good on some broker answers (an idempotent producer's
+    ``OutOfOrderSequenceNumber`` after a broker restart left a gap in its sequence: no
+    KIP-360 epoch bump); every send after it would wait for ever. A producer that is not
+    transactional is then replaced by a new one (a new producer id) at its next send. A
+    transactional one is not: its ending (fenced, above all) is the worker's to handle.
+    The sender task is private to aiokafka (``_sender.sender_task``); without it nothing
+    is replaced, as before.
+    """
+
     def __init__(self, servers: str, config: dict[str, Any]) -> None:
         self._servers = servers
         self._config = config
         self._producer: AIOKafkaProducer | None = None
+        self._replacing: asyncio.Lock | None = None
 
     @property
     def _client(self) -> AIOKafkaProducer:
@@ -98,6 +114,8 @@ class KafkaProducer(Producer):
         timestamp_ms: int | None = None,
     ) -> Awaitable[Position]:
         # Queues the record; the broker's answer arrives on the returned future.
+        if self._sender_ended():
+            await self._replace()
         with bus_errors(self._servers):
             sent = await self._client.send(
                 topic,
@@ -111,6 +129,26 @@ class KafkaProducer(Producer):
     async def flush(self) -> None:
         with bus_errors(self._servers):
             await self._client.flush()
+
+    def _sender_ended(self) -> bool:
+        if self._producer is None or "transactional_id" in self._config:
+            return False
+        task = getattr(getattr(self._producer, "_sender", None), "sender_task", None)
+        return isinstance(task, asyncio.Task) and task.done()
+
+    async def _replace(self) -> None:
+        self._replacing = self._replacing or asyncio.Lock()
+        async with self._replacing:
+            if not self._sender_ended():
+                return  # another send replaced it meanwhile
+            ended, self._producer = self._producer, None
+            assert ended is not None
+            task = ended._sender.sender_task
+            reason = task.exception() if not task.cancelled() else "cancelled"
+            log.warning("the Kafka producer's sender ended (%r): starting a new producer", reason)
+            with contextlib.suppress(Exception):
+                await ended.stop()
+            await self.start()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:

@@ -6,9 +6,13 @@ is still a correct start: it only makes a later catch-up read (a cursor's, the w
 outcome history) go over a little more of the log. Read per story it cost a ListOffsets
 round trip to the broker for each topic and each story (by profile, the broker's and the
 gateway's CPU); here a reading serves every story for ``max_age_s``, and concurrent
-callers share one read. Past that age a reading is still given out while a new one is
-read in the background, up to ``STALE_S``: no story waits for the broker then (each
-refresh held up every story that came meanwhile, by measure the p99 of the accept).
+callers share one read.
+
+Past that age every caller waits for the next read (shared), never going on with an old
+reading: while the bus is down, stories are refused (503) before anything is produced.
+Produced into a producer that cannot reach the broker, their records would wait in it,
+and clog it after the broker is back (serving old readings meanwhile left the gateway
+refusing every story for seconds after a broker restart: tests/faults/test_broker_outage).
 """
 
 from __future__ import annotations
@@ -17,10 +21,6 @@ import asyncio
 import time
 
 from amplify_stream.bus.base import Bus
-
-# How old a reading may be given out while a new one is read; past it callers wait (so a
-# bus that stopped answering is noticed, and a catch-up never reads far back).
-STALE_S = 30.0
 
 
 class RecentEndOffsets:
@@ -34,18 +34,14 @@ class RecentEndOffsets:
         self._reading: asyncio.Task[dict[int, int]] | None = None
 
     async def get(self) -> dict[int, int]:
-        """Partition -> end offset, read at most ``max_age_s`` ago (``STALE_S`` while a
-        newer reading is on its way); raises as the bus's ``end_offsets`` does
-        (``TimeoutError`` after ``timeout_s``)."""
-        age = time.monotonic() - self._read_at
-        if self._ends is not None and age < self._max_age_s:
+        """Partition -> end offset, read at most ``max_age_s`` ago; raises as the bus's
+        ``end_offsets`` does (``TimeoutError`` after ``timeout_s``)."""
+        if self._ends is not None and time.monotonic() - self._read_at < self._max_age_s:
             return self._ends
         if self._reading is None:
             self._reading = asyncio.create_task(self._read())
-            # A background read's failure is no one's to raise: the next caller reads.
+            # Raised to its callers; retrieved here too, for when every caller gave up.
             self._reading.add_done_callback(_consume_failure)
-        if self._ends is not None and age < STALE_S:
-            return self._ends
         # Shielded: a caller that gives up does not cancel the others' read.
         return await asyncio.shield(self._reading)
 

@@ -41,17 +41,13 @@ async def test_concurrent_callers_share_one_read_reused_while_fresh() -> None:
     assert await ends.get() == {0: 2} and bus.reads == 2
 
 
-async def test_a_stale_reading_is_given_out_while_a_newer_one_is_read() -> None:
+async def test_past_its_age_a_reading_is_not_given_out_callers_wait_for_the_next() -> None:
     bus = CountingBus()
     ends = recent(bus, max_age_s=0.05)
     assert await ends.get() == {0: 1}
     await asyncio.sleep(0.06)
-    # No wait for the broker: the old reading, and a read started.
-    assert await ends.get() == {0: 1}
-    await asyncio.sleep(0)
+    assert await asyncio.gather(ends.get(), ends.get()) == [{0: 2}, {0: 2}]
     assert bus.reads == 2
-    await asyncio.sleep(0.02)
-    assert await ends.get() == {0: 2} and bus.reads == 2
 
 
 async def test_a_failed_read_fails_its_callers_and_the_next_call_reads_again() -> None:
@@ -62,6 +58,19 @@ async def test_a_failed_read_fails_its_callers_and_the_next_call_reads_again() -
         await ends.get()
     bus.fail = False
     assert await ends.get() == {0: 2}
+
+
+async def test_while_the_bus_fails_every_caller_is_refused_none_gets_an_old_reading() -> None:
+    bus = CountingBus()
+    ends = recent(bus, max_age_s=0.05)
+    assert await ends.get() == {0: 1}
+    await asyncio.sleep(0.06)
+    bus.fail = True
+    for _ in range(3):
+        with pytest.raises(BusUnavailable):
+            await ends.get()
+    bus.fail = False
+    assert await ends.get() == {0: 5}
 
 
 async def test_a_caller_that_gives_up_does_not_cancel_the_others_read() -> None:

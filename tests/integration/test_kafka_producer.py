@@ -1,0 +1,74 @@
+"""A Kafka producer whose aiokafka sender ended (as on an idempotent producer's
+``OutOfOrderSequenceNumber`` after a broker restart) is replaced at its next send, not
+left queueing records that never go out; a transactional one is left to its owner."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from amplify_stream.bus import Bus
+from amplify_stream.bus.kafka_clients import KafkaProducer
+
+pytestmark = [
+    pytest.mark.parametrize("bus_kind", ["kafka"], indirect=True),
+    pytest.mark.timeout(60),
+]
+
+
+async def end_sender(producer: KafkaProducer) -> Any:
+    """What the sender's fatal error does to it, here by cancelling its task."""
+    client = producer._producer
+    assert client is not None
+    task = client._sender.sender_task
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert task.done()
+    return client
+
+
+async def test_a_producer_whose_sender_ended_is_replaced_and_delivers(
+    bus: Bus, unique_topic: Callable[..., str]
+) -> None:
+    topic = unique_topic()
+    producer = bus.producer()
+    assert isinstance(producer, KafkaProducer)
+    await producer.start()
+    try:
+        first = await producer.send_and_wait(topic, "k", b"before")
+        ended = await end_sender(producer)
+        second = await asyncio.wait_for(producer.send_and_wait(topic, "k", b"after"), 20)
+        assert producer._producer is not ended
+    finally:
+        await producer.stop()
+    got: list[bytes | None] = []
+    async with asyncio.timeout(20), bus.read(topic, {first.partition: first.offset}) as records:
+        async for record in records:
+            got.append(record.value)
+            if len(got) == 2:
+                break
+    assert got == [b"before", b"after"]
+    assert second.offset > first.offset
+
+
+async def test_a_transactional_producer_is_not_replaced(
+    bus: Bus, unique_topic: Callable[..., str]
+) -> None:
+    topic = unique_topic()
+    producer = bus.producer(transactional_id=f"{topic}-tx")
+    assert isinstance(producer, KafkaProducer)
+    await producer.start()
+    try:
+        async with producer.transaction():
+            await producer.send_and_wait(topic, "k", b"one")
+        ended = await end_sender(producer)
+        # Outside a transaction aiokafka refuses the send; what matters is that the
+        # producer was not swapped for a new one (which would also start a new epoch).
+        with pytest.raises(Exception):  # noqa: B017
+            await producer.send(topic, "k", b"two")
+        assert producer._producer is ended
+    finally:
+        await producer.stop()
