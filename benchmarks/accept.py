@@ -27,8 +27,8 @@ from typing import Any
 import aiohttp
 import orjson
 
-from benchmarks.measure import percentiles, story
-from benchmarks.stack import CpuMeter, Stack, cpu_seconds, gateway_stack
+from benchmarks.measure import Window, idle_cpu, percentiles, story
+from benchmarks.stack import Stack, gateway_stack
 
 RATES = (100, 200, 300, 400, 600)
 STEP_S = 5.0
@@ -51,13 +51,6 @@ async def tokens_for(stack: Stack, session: aiohttp.ClientSession, users: int) -
     return list(
         await asyncio.gather(*(stack.token(session, f"acc{run}u{n}") for n in range(users)))
     )
-
-
-async def idle_cpu_rate(pid: int, seconds: float = IDLE_S) -> float:
-    """CPU seconds a second the process spends with nothing asked of it."""
-    before, began = cpu_seconds(pid), time.monotonic()
-    await asyncio.sleep(seconds)
-    return (cpu_seconds(pid) - before) / (time.monotonic() - began)
 
 
 async def accept_capacity(
@@ -106,9 +99,10 @@ async def accept_capacity(
             return
         samples.append((time.monotonic() - began) * 1000)
 
-    idle = await idle_cpu_rate(stack.gateway_pid)
-    meter = CpuMeter({"gateway": stack.gateway_pid})
-    meter.start()
+    gateway = {"gateway": stack.gateway_pid}
+    idle = await idle_cpu(gateway, IDLE_S)
+    window = Window(gateway, idle)
+    window.start()
     began = time.monotonic()
     tasks = []
     late = 0
@@ -122,9 +116,10 @@ async def accept_capacity(
     sent_in = time.monotonic() - began
     await asyncio.gather(*tasks)
     wall = time.monotonic() - began
-    cpu = meter.stop()
+    measured = window.stop()
+    cpu = measured["cpu_s"]
     accepted = statuses["202"]
-    gateway_net = max(0.0, cpu["gateway"] - idle * wall)
+    gateway_net = measured["net_cpu_s"]["gateway"]
     return {
         "rate": rate,
         "seconds": seconds,
@@ -134,7 +129,7 @@ async def accept_capacity(
         "sent_late": late,
         "accepted_per_s": round(accepted / wall, 1),
         "answered_in_s": round(wall, 2),
-        "gateway_idle_cores": round(idle, 4),
+        "gateway_idle_cores": round(idle.rates["gateway"], 4),
         "gateway_cores": round(cpu["gateway"] / wall, 3),
         "accepted_per_core": round(accepted / max(cpu["gateway"], 1e-9), 1),
         "gateway_cpu_ms_per_story": round(1000 * gateway_net / max(1, accepted), 3),

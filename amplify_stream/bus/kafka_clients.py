@@ -86,7 +86,7 @@ class KafkaProducer(Producer):
         self._servers = servers
         self._config = config
         self._producer: AIOKafkaProducer | None = None
-        self._replacing: asyncio.Lock | None = None
+        self._replacing = asyncio.Lock()
 
     @property
     def _client(self) -> AIOKafkaProducer:
@@ -137,7 +137,6 @@ class KafkaProducer(Producer):
         return isinstance(task, asyncio.Task) and task.done()
 
     async def _replace(self) -> None:
-        self._replacing = self._replacing or asyncio.Lock()
         async with self._replacing:
             if not self._sender_ended():
                 return  # another send replaced it meanwhile
