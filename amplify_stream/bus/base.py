@@ -207,9 +207,12 @@ class Bus(abc.ABC):
         transactional_id: str | None = None,
         low_latency: bool = False,
         client_id: str = "amplify",
+        request_timeout_s: float | None = None,
     ) -> Producer:
         """``low_latency``: lingers a few ms and acks from the leader only (the stream
-        topic). Otherwise acks from all replicas, idempotent (commands, outcomes)."""
+        topic). Otherwise acks from all replicas, idempotent (commands, outcomes).
+        ``request_timeout_s``: how long one request may wait for the broker before its
+        connection is renewed and it is sent again (default: the bus's own setting)."""
 
     @abc.abstractmethod
     def group_consumer(

@@ -109,10 +109,15 @@ class KafkaBus(Bus):
         transactional_id: str | None = None,
         low_latency: bool = False,
         client_id: str = "amplify",
+        request_timeout_s: float | None = None,
     ) -> Producer:
         config: dict[str, Any] = {
             "client_id": client_id,
-            "request_timeout_ms": self._request_timeout_ms,
+            "request_timeout_ms": (
+                self._request_timeout_ms
+                if request_timeout_s is None
+                else round(request_timeout_s * 1000)
+            ),
             "partitioner": keyed_partitioner,
         }
         if low_latency:

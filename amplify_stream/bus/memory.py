@@ -78,6 +78,7 @@ class MemoryBus(Bus):
         transactional_id: str | None = None,
         low_latency: bool = False,
         client_id: str = "amplify",
+        request_timeout_s: float | None = None,
     ) -> Producer:
         if low_latency and transactional_id is not None:
             raise ValueError("a transactional producer cannot be low_latency (acks=1)")

@@ -121,7 +121,13 @@ async def _bus(app: web.Application) -> AsyncIterator[None]:
 
 async def _gateway(app: web.Application) -> AsyncIterator[None]:
     bus, topics = app[keys.BUS], app[keys.TOPICS]
-    producer = bus.producer(client_id="gateway-commands")
+    # A command the gateway gave up on after bus_timeout_s is not worth a request waiting
+    # longer: one that hangs (a connection a restarting broker took and never answered)
+    # is renewed at the callers' pace, not after the bus's 15 s with every story queued
+    # behind it (aiokafka sends one request at a time to a broker).
+    producer = bus.producer(
+        client_id="gateway-commands", request_timeout_s=app[keys.SETTINGS].bus_timeout_s
+    )
     await producer.start()
     relay = RelayHub(bus, topics.stream)
     await relay.start()
