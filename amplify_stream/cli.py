@@ -199,6 +199,11 @@ def _add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
     asyncapi.add_argument("--check", action="store_true", help="fail when it is out of date")
     submit.add_parser(sub)
     watch.add_parser(sub)
+    sub.add_parser(
+        "lsp",
+        help="a language server on stdio: live suggestions in your own editor "
+        "(AMPLIFY_URL, AMPLIFY_TOKEN)",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -213,6 +218,10 @@ def main(argv: list[str] | None = None) -> int:
         from amplify_stream.commands import submit
 
         return submit.run(args)
+    if args.command == "lsp":  # a client too; stdout is the protocol's
+        from amplify_stream.lsp.server import main as lsp_main
+
+        return lsp_main()
     settings = Settings()
     _configure_logging(settings)
     if args.command == "watch":

@@ -27,6 +27,9 @@ $BIN/amplify-stream asyncapi --check
 echo "== browser"
 scripts/browser.sh
 
+echo "== editor"
+scripts/neovim.sh
+
 echo "== kafka"
 if scripts/kafka.sh running; then
   echo "using the broker already on $AMPLIFY_TEST_KAFKA_BOOTSTRAP"

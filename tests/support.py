@@ -155,3 +155,12 @@ def assert_story_stream(events: list[dict[str, Any]], text: str) -> dict[str, An
     }
     assert events[-1]["status"] == "completed"
     return completed
+
+
+def record_timing(line: str) -> None:
+    """A measured time, appended to ``test-artifacts/lsp.txt`` for the notes (a record,
+    never an assertion: this machine is shared)."""
+    folder = Path(__file__).resolve().parents[1] / "test-artifacts"
+    folder.mkdir(exist_ok=True)
+    with (folder / "lsp.txt").open("a") as out:
+        out.write(line + "\n")

@@ -28,6 +28,9 @@ from amplify_stream.client.errors import ClientError, http_error
 from amplify_stream.client.feed import StoryFeed
 from amplify_stream.client.stream import StoryStream
 
+# Where the client commands look when neither an option nor AMPLIFY_URL names the service.
+DEFAULT_URL = "http://127.0.0.1:8080"
+
 
 class AmplifyClient:
     def __init__(
@@ -70,6 +73,11 @@ class AmplifyClient:
         return self._session
 
     # ------------------------------------------------------------ HTTP
+
+    @property
+    def stream_url(self) -> str:
+        """The WebSocket of section 1 (and 6)."""
+        return self.base_url.replace("http", "ws", 1) + "/v1/stream"
 
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"} if self.token else {}
@@ -114,6 +122,9 @@ class AmplifyClient:
     async def download_audio(self, story_id: str) -> bytes:
         audio: bytes = await self._request("GET", f"/v1/stories/{story_id}/audio")
         return audio
+
+    async def delete_document(self, doc_id: str) -> None:
+        await self._request("DELETE", f"/v1/documents/{doc_id}")
 
     async def cancel(self, story_id: str) -> None:
         await self._request("POST", f"/v1/stories/{story_id}/cancel")

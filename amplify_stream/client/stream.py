@@ -106,10 +106,9 @@ class StoryStream:
 
     async def _one_socket(self) -> AsyncGenerator[Event, None]:
         client = self._client
-        url = client.base_url.replace("http", "ws", 1) + "/v1/stream"
         try:
             async with client.session.ws_connect(
-                url,
+                client.stream_url,
                 headers=client.auth_headers(),
                 heartbeat=20,
                 timeout=aiohttp.ClientWSTimeout(ws_close=5),

@@ -23,10 +23,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from amplify_stream.client import AmplifyClient, ClientError, StoryStream
+from amplify_stream.client.api import DEFAULT_URL
 from amplify_stream.events import ALL_FOCUS
 from amplify_stream.speech import mp3
-
-DEFAULT_URL = "http://127.0.0.1:8080"
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -1,0 +1,332 @@
+"""The editor's open files as live documents of the service (docs/protocol.md section 6).
+
+Each file is mirrored by a ``LiveDocument``: the editor's text, the version the service
+will give it, and the live suggestions with their spans moved by every change as it is
+typed (the section's shifting rule), so a diagnostic never points at text that moved.
+
+The editor's text is the truth. Whenever the service's copy may differ from it (a socket
+that dropped, a ``version_conflict``, a refused edit), the file is opened again by its
+``doc_id`` and the difference between the text ``doc.opened`` gives and the editor's is
+sent as one edit. While that is under way the file's changes are applied here only, and
+the events still arriving for the old version are ignored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from lsprotocol import types
+
+from amplify_stream.client.live import Frame, LiveDocument, Mark
+from amplify_stream.lsp.markup import Kind, non_prose, overlaps
+from amplify_stream.lsp.positions import UTF16, LineIndex
+from amplify_stream.text.edits import Change, apply_change, utf16_length
+
+log = logging.getLogger(__name__)
+
+SOURCE = "amplify"
+# A document the service could not open (the bus down, a limit) is tried again after this.
+RETRY_OPEN_S = 2.0
+_TITLE_CHARS = 200
+
+
+@dataclass
+class OpenFile:
+    uri: str
+    kind: Kind
+    text: str  # the editor's
+    version: int  # the editor's version of ``text``
+    doc_id: str | None = None
+    # The service's document as this server holds it (None until first opened); its text
+    # is always ``text``: the editor's changes are applied to it as they come.
+    live: LiveDocument | None = None
+    # Every change in ``live`` was sent on the current socket.
+    synced: bool = False
+    # The request_id of the ``doc.open`` in flight.
+    opening: str | None = None
+    # Why the service does not check this file (too large), when it does not.
+    stopped: str | None = None
+
+
+class Files:
+    def __init__(
+        self,
+        send: Callable[[Frame], bool],
+        publish: Callable[[str, int, list[types.Diagnostic]], None],
+        tell: Callable[[types.MessageType, str], None],
+        delete: Callable[[str], None],
+    ) -> None:
+        """``send`` a frame on the socket (False when there is none); ``publish`` a
+        file's diagnostics; ``tell`` the writer something; ``delete`` a document."""
+        self._send = send
+        self._publish = publish
+        self._tell = tell
+        self._delete = delete
+        self.encoding: str = UTF16
+        self._files: dict[str, OpenFile] = {}
+        self._by_doc: dict[str, OpenFile] = {}
+        self._by_request: dict[str, OpenFile] = {}
+        self._requests = itertools.count(1)
+        self._dirty: set[str] = set()
+        self._flush_scheduled = False
+
+    def get(self, uri: str) -> OpenFile | None:
+        return self._files.get(uri)
+
+    # ------------------------------------------------------------ the editor
+
+    def did_open(self, uri: str, kind: Kind, text: str, version: int) -> None:
+        file = OpenFile(uri, kind, text, version)
+        self._files[uri] = file
+        self._open(file)
+
+    def did_change(
+        self, uri: str, version: int, changes: Sequence[types.TextDocumentContentChangeEvent]
+    ) -> None:
+        file = self._files.get(uri)
+        if file is None:
+            return
+        edits = []
+        text = file.text
+        for event in changes:
+            if isinstance(event, types.TextDocumentContentChangePartial):
+                index = LineIndex.of(text, self.encoding)
+                start = index.offset_utf16(event.range.start)
+                end = index.offset_utf16(event.range.end)
+                change = Change(start, end, event.text)
+            else:  # the whole text
+                change = Change(0, utf16_length(text), event.text)
+            text = apply_change(text, change)
+            edits.append(change)
+        file.text, file.version = text, version
+        if file.live is not None and edits:
+            frame = file.live.edit(edits, request_id=self._request_id())
+            if file.synced and not self._send(frame):
+                file.synced = False
+        self._changed(file)
+
+    def did_close(self, uri: str) -> None:
+        file = self._files.pop(uri, None)
+        if file is None:
+            return
+        self._publish(uri, file.version, [])
+        self._forget(file)
+
+    def close_all(self) -> None:
+        for uri in list(self._files):
+            self.did_close(uri)
+
+    # ------------------------------------------------------------ the service
+
+    def connected(self) -> None:
+        """A new socket: every file is opened again on it."""
+        for file in self._files.values():
+            self._open(file)
+
+    def disconnected(self) -> None:
+        for file in self._files.values():
+            file.synced, file.opening = False, None
+        self._by_request.clear()
+
+    def receive(self, frame: Frame) -> None:
+        kind = frame.get("type")
+        if kind == "doc.opened":
+            self._opened(frame)
+        elif kind == "error":
+            self._refused(frame)
+        elif isinstance(kind, str) and kind.startswith("doc."):
+            file = self._by_doc.get(frame.get("doc_id", ""))
+            if file is None or not file.synced or file.live is None:
+                return  # another file's, or of a version before the file was reopened
+            file.live.receive(frame)
+            if kind != "doc.ack":
+                self._changed(file)
+
+    def _opened(self, frame: Frame) -> None:
+        file = self._by_request.pop(frame.get("request_id") or "", None)
+        if file is None or file.opening != frame.get("request_id"):
+            return
+        if self._files.get(file.uri) is not file:
+            # Closed while it was being opened: the service forgets it too.
+            self._send({"type": "doc.close", "doc_id": frame["doc_id"]})
+            self._delete(frame["doc_id"])
+            return
+        file.opening = None
+        file.doc_id = frame["doc_id"]
+        self._by_doc[file.doc_id] = file
+        live = file.live = LiveDocument.opened(frame)
+        file.synced = True
+        if live.text != file.text:
+            # What the editor changed that the service does not have: one edit.
+            self._send(live.edit([_difference(live.text, file.text)], self._request_id()))
+        self._changed(file)
+
+    def _refused(self, frame: Frame) -> None:
+        code, message = frame.get("code"), frame.get("message", "")
+        request_id = frame.get("request_id") or ""
+        file = self._by_request.pop(request_id, None) or self._by_doc.get(frame.get("doc_id") or "")
+        if file is None or self._files.get(file.uri) is not file:
+            return
+        log.info("the service refused a frame of %s: %s %s", file.uri, code, message)
+        if file.opening is not None and file.opening != request_id:
+            return  # about an edit before the reopen under way, which settles it
+        answers_open = file.opening == request_id
+        file.synced, file.opening = False, None
+        if code == "story_too_large":
+            file.stopped = message
+            self._tell(types.MessageType.Warning, f"{_name(file.uri)} is not checked: {message}")
+            self._changed(file)
+        elif code == "not_found":
+            # Deleted elsewhere: a new document for the file.
+            if file.doc_id is not None:
+                self._by_doc.pop(file.doc_id, None)
+            file.doc_id, file.live = None, None
+            self._open(file)
+        elif code in ("rate_limited", "unavailable") or answers_open:
+            delay = float(frame.get("retry_after") or RETRY_OPEN_S)
+            asyncio.get_running_loop().call_later(delay, self._reopen, file)
+        else:
+            # version_conflict, or an edit refused: the service's copy is not the
+            # editor's; it is opened again and told the difference.
+            self._open(file)
+
+    def _reopen(self, file: OpenFile) -> None:
+        if self._files.get(file.uri) is file and not file.synced and file.opening is None:
+            self._open(file)
+
+    # ------------------------------------------------------------ internals
+
+    def _open(self, file: OpenFile) -> None:
+        if file.stopped is not None:
+            return
+        request_id = self._request_id()
+        frame: dict[str, Any] = {"type": "doc.open", "request_id": request_id}
+        if file.doc_id is not None:
+            frame["doc_id"] = file.doc_id
+        else:
+            frame |= {"text": file.text, "title": _name(file.uri)[:_TITLE_CHARS]}
+        file.synced = False
+        if self._send(frame):
+            file.opening = request_id
+            self._by_request[request_id] = file
+
+    def _forget(self, file: OpenFile) -> None:
+        if file.doc_id is not None:
+            self._by_doc.pop(file.doc_id, None)
+            self._send({"type": "doc.close", "doc_id": file.doc_id})
+            # The file is the document; the service's copy goes with the editor's.
+            self._delete(file.doc_id)
+        # A doc.open in flight is answered to no file: ``_opened`` deletes it.
+
+    def _request_id(self) -> str:
+        return f"lsp-{next(self._requests)}"
+
+    def _changed(self, file: OpenFile) -> None:
+        """Publish the file's diagnostics once this turn of the loop is over (a reopen
+        brings many frames at once)."""
+        self._dirty.add(file.uri)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        dirty, self._dirty = self._dirty, set()
+        for uri in dirty:
+            file = self._files.get(uri)
+            if file is not None:
+                self._publish(uri, file.version, self.diagnostics(file))
+
+    # ------------------------------------------------------------ what the editor shows
+
+    def marks(self, file: OpenFile) -> list[Mark]:
+        """The file's live suggestions, less those on markup, in text order."""
+        if file.live is None or file.stopped is not None:
+            return []
+        markup = non_prose(file.text, file.kind)
+        found = [
+            m for m in file.live.marks.values() if not overlaps(markup, m.start_utf16, m.end_utf16)
+        ]
+        return sorted(found, key=lambda m: (m.start_utf16, m.end_utf16, m.id))
+
+    def diagnostics(self, file: OpenFile) -> list[types.Diagnostic]:
+        index = LineIndex.of(file.text, self.encoding)
+        return [_diagnostic(index, m) for m in self.marks(file)]
+
+    def fixes(self, file: OpenFile, within: types.Range) -> list[types.CodeAction]:
+        """A quick fix for each suggestion with a replacement that ``within`` touches."""
+        index = LineIndex.of(file.text, self.encoding)
+        lo, hi = index.offset_utf16(within.start), index.offset_utf16(within.end)
+        actions = []
+        for mark in self.marks(file):
+            replacement = mark.event.get("replacement")
+            touches = mark.start_utf16 <= hi and lo <= mark.end_utf16
+            if replacement is None or not touches:
+                continue
+            diagnostic = _diagnostic(index, mark)
+            edit = types.TextDocumentEdit(
+                text_document=types.OptionalVersionedTextDocumentIdentifier(
+                    uri=file.uri, version=file.version
+                ),
+                edits=[types.TextEdit(range=diagnostic.range, new_text=replacement)],
+            )
+            actions.append(
+                types.CodeAction(
+                    title=f'Replace "{mark.event["quote"]}" with "{replacement}"',
+                    kind=types.CodeActionKind.QuickFix,
+                    diagnostics=[diagnostic],
+                    edit=types.WorkspaceEdit(document_changes=[edit]),
+                    is_preferred=True,
+                )
+            )
+        return actions
+
+    def insights(self, file: OpenFile) -> list[Frame]:
+        if file.live is None:
+            return []
+        return [
+            {k: v for k, v in frame.items() if k in ("focus", "summary", "metrics", "version")}
+            for frame in file.live.insights.values()
+        ]
+
+
+def _diagnostic(index: LineIndex, mark: Mark) -> types.Diagnostic:
+    event = mark.event
+    message = event["message"]
+    if event.get("replacement") is not None:
+        message += f' (suggested: "{event["replacement"]}")'
+    return types.Diagnostic(
+        range=index.range_utf16(mark.start_utf16, mark.end_utf16),
+        message=message,
+        severity=types.DiagnosticSeverity.Information,
+        code=event["focus"],
+        source=SOURCE,
+        data={"id": mark.id, "replacement": event.get("replacement")},
+    )
+
+
+def _difference(old: str, new: str) -> Change:
+    """One change that turns ``old`` into ``new``: what lies between their common start
+    and common end (never splitting a surrogate pair: the strings are code points)."""
+    start = 0
+    limit = min(len(old), len(new))
+    while start < limit and old[start] == new[start]:
+        start += 1
+    end = 0
+    while end < limit - start and old[len(old) - 1 - end] == new[len(new) - 1 - end]:
+        end += 1
+    start16 = utf16_length(old[:start])
+    return Change(
+        start16, start16 + utf16_length(old[start : len(old) - end]), new[start : len(new) - end]
+    )
+
+
+def _name(uri: str) -> str:
+    return PurePosixPath(unquote(urlparse(uri).path)).name or uri

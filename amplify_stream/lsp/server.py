@@ -1,0 +1,200 @@
+"""``amplify-stream lsp``: live documents in the writer's own editor, over the Language
+Server Protocol on stdio (pygls).
+
+Every plain text, Markdown and reStructuredText file the editor opens becomes a live
+document of the service (docs/protocol.md section 6) on one WebSocket; its suggestions
+come back as diagnostics (source ``amplify``, the focus as the code), those with a
+replacement as quick fixes, and the insights as a hover on the first line and as the
+command ``amplify.insights``. The service is named by ``AMPLIFY_URL`` and the token by
+``AMPLIFY_TOKEN``, or by the editor's initialization options ``url`` and ``token``;
+never on the command line, where any user of the machine could read it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import sys
+from importlib.metadata import version
+from typing import Any
+
+from lsprotocol import types
+from pygls.lsp.server import LanguageServer
+
+from amplify_stream.client.api import DEFAULT_URL, AmplifyClient
+from amplify_stream.client.errors import ClientError
+from amplify_stream.logs import configure_logging
+from amplify_stream.lsp.files import Files
+from amplify_stream.lsp.link import ServiceLink
+from amplify_stream.lsp.markup import kind_of
+
+log = logging.getLogger(__name__)
+
+INSIGHTS_COMMAND = "amplify.insights"
+# How long a shutdown waits for the service to forget the closed files' documents.
+DELETE_WAIT_S = 5.0
+
+
+class WriterServer(LanguageServer):
+    def __init__(self) -> None:
+        super().__init__("amplify-stream", version("amplify-stream"))
+        self.files = Files(self._send, self._publish, self._tell, self._delete)
+        self.client: AmplifyClient | None = None
+        self.link: ServiceLink | None = None
+        self._link_task: asyncio.Task[None] | None = None
+        self._deleting: set[asyncio.Task[None]] = set()
+
+    def configure(self, options: Any) -> None:
+        """The service and the token: initialization options first, then the
+        environment."""
+        opts = options if isinstance(options, dict) else {}
+        url = opts.get("url") or os.environ.get("AMPLIFY_URL") or DEFAULT_URL
+        token = opts.get("token") or os.environ.get("AMPLIFY_TOKEN")
+        self.client = AmplifyClient(str(url), token=str(token) if token else None)
+        self.link = ServiceLink(
+            self.client,
+            on_open=self.files.connected,
+            on_frame=self.files.receive,
+            on_lost=self.files.disconnected,
+            on_refused=lambda why: self._tell(types.MessageType.Error, f"amplify: {why}"),
+        )
+
+    def start_link(self) -> None:
+        assert self.client is not None and self.link is not None
+        if not self.client.token:
+            self._tell(
+                types.MessageType.Error,
+                "amplify: no token; set AMPLIFY_TOKEN (or the initialization option token)",
+            )
+            return
+        self._link_task = asyncio.create_task(self.link.run())
+
+    async def stop(self) -> None:
+        """The editor is done: its files' documents are deleted, the socket closed."""
+        self.files.close_all()
+        if self._deleting:
+            await asyncio.wait(self._deleting, timeout=DELETE_WAIT_S)
+        if self._link_task is not None:
+            self._link_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._link_task
+        if self.client is not None:
+            await self.client.close()
+
+    # ------------------------------------------------------------ Files' callbacks
+
+    def _send(self, frame: dict[str, Any]) -> bool:
+        return self.link is not None and self.link.send(frame)
+
+    def _publish(self, uri: str, version: int, diagnostics: list[types.Diagnostic]) -> None:
+        self.text_document_publish_diagnostics(
+            types.PublishDiagnosticsParams(uri=uri, diagnostics=diagnostics, version=version)
+        )
+
+    def _tell(self, kind: types.MessageType, message: str) -> None:
+        self.window_show_message(types.ShowMessageParams(type=kind, message=message))
+
+    def _delete(self, doc_id: str) -> None:
+        if self.client is None:
+            return
+        task = asyncio.create_task(self._delete_document(self.client, doc_id))
+        self._deleting.add(task)
+        task.add_done_callback(self._deleting.discard)
+
+    @staticmethod
+    async def _delete_document(client: AmplifyClient, doc_id: str) -> None:
+        try:
+            await client.delete_document(doc_id)
+        except ClientError as exc:
+            if exc.code != "not_found":
+                log.warning("document %s not deleted: %s", doc_id, exc)
+
+
+server = WriterServer()
+
+
+@server.feature(types.INITIALIZE)
+def _initialize(ls: WriterServer, params: types.InitializeParams) -> None:
+    ls.configure(params.initialization_options)
+
+
+@server.feature(types.INITIALIZED)
+def _initialized(ls: WriterServer, params: types.InitializedParams) -> None:
+    encoding = ls.workspace.position_encoding
+    if encoding is not None:
+        # The enum's value: str() of a str enum is its name in Python 3.11.
+        ls.files.encoding = getattr(encoding, "value", encoding)
+    ls.start_link()
+
+
+@server.feature(types.SHUTDOWN)
+async def _shutdown(ls: WriterServer, params: None) -> None:
+    await ls.stop()
+
+
+# Synchronous on purpose: pygls runs each as it arrives, so changes keep their order.
+@server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+def _did_open(ls: WriterServer, params: types.DidOpenTextDocumentParams) -> None:
+    doc = params.text_document
+    kind = kind_of(doc.uri, doc.language_id)
+    if kind is not None:
+        ls.files.did_open(doc.uri, kind, doc.text, doc.version)
+
+
+@server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+def _did_change(ls: WriterServer, params: types.DidChangeTextDocumentParams) -> None:
+    doc = params.text_document
+    ls.files.did_change(doc.uri, doc.version, params.content_changes)
+
+
+@server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+def _did_close(ls: WriterServer, params: types.DidCloseTextDocumentParams) -> None:
+    ls.files.did_close(params.text_document.uri)
+
+
+@server.feature(
+    types.TEXT_DOCUMENT_CODE_ACTION,
+    types.CodeActionOptions(code_action_kinds=[types.CodeActionKind.QuickFix]),
+)
+def _code_action(ls: WriterServer, params: types.CodeActionParams) -> list[types.CodeAction]:
+    file = ls.files.get(params.text_document.uri)
+    return [] if file is None else ls.files.fixes(file, params.range)
+
+
+@server.feature(types.TEXT_DOCUMENT_HOVER)
+def _hover(ls: WriterServer, params: types.HoverParams) -> types.Hover | None:
+    file = ls.files.get(params.text_document.uri)
+    if file is None or params.position.line != 0:
+        return None
+    insights = ls.files.insights(file)
+    if not insights:
+        return None
+    lines = [f"**{i['focus']}**: {i['summary']}" + _metrics(i.get("metrics")) for i in insights]
+    return types.Hover(
+        contents=types.MarkupContent(
+            kind=types.MarkupKind.Markdown, value="\n\n".join(["*amplify*", *lines])
+        )
+    )
+
+
+@server.command(INSIGHTS_COMMAND)
+def _insights(ls: WriterServer, uri: str) -> list[dict[str, Any]]:
+    """The file's insights now (one per focus), for an editor to show as it likes."""
+    file = ls.files.get(uri)
+    return [] if file is None else ls.files.insights(file)
+
+
+def _metrics(metrics: Any) -> str:
+    if not isinstance(metrics, dict) or not metrics:
+        return ""
+    return " (" + ", ".join(f"{k} {v}" for k, v in metrics.items()) + ")"
+
+
+def main() -> int:
+    # stdout is the protocol's: every log line goes to stderr, which editors keep.
+    configure_logging(os.environ.get("AMPLIFY_LOG_LEVEL", "INFO"), stream=sys.stderr)
+    logging.getLogger("pygls").setLevel(logging.WARNING)
+    server.start_io()
+    return 0

@@ -1,0 +1,98 @@
+"""A real editor: Neovim (Debian's 0.7, headless) with ``amplify-stream lsp`` attached to
+a Markdown file, against ``amplify-stream serve`` as a user starts it. A sentence with a
+known problem is typed key by key after CJK and an emoji, and the diagnostics appear at
+its words: Neovim turns the server's UTF-16 positions into byte columns itself, so a
+wrong conversion on either side shows here."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.e2e.conftest import Proc, base_env, wait_ready
+from tests.support import free_port, record_timing, sign_up
+
+Start = Callable[..., Awaitable[Proc]]
+
+SCRIPT = Path(__file__).parent / "neovim" / "attach_and_type.lua"
+NVIM = os.environ.get("AMPLIFY_NVIM", "nvim")
+FIRST_LINE = "🌊 The harbour 港口. "
+SENTENCE = "Mara was very angry at the wall."
+
+
+@pytest.mark.editor
+@pytest.mark.timeout(180)
+async def test_neovim_shows_the_diagnostic_where_the_words_are(
+    processes: Start, tmp_path: Path
+) -> None:
+    if shutil.which(NVIM) is None:
+        pytest.fail(f"{NVIM} is missing: run scripts/neovim.sh", pytrace=False)
+    port = free_port()
+    env = base_env(tmp_path, AMPLIFY_PORT=str(port))
+    serve = await processes("serve", ["serve"], env)
+    base = f"http://127.0.0.1:{port}"
+    await serve.wait_for_line(f"open the live editor at {base}/")
+    await wait_ready(base)
+    async with aiohttp.ClientSession() as session:
+        token = await sign_up(session, base, "ada")
+
+    page = tmp_path / "harbour.md"
+    page.write_text(FIRST_LINE + "\n\n```\nShe was very angry in code.\n```\n", encoding="utf-8")
+    out = tmp_path / "nvim.json"
+    nvim_env = {
+        **env,
+        "AMPLIFY_URL": base,
+        "AMPLIFY_TOKEN": token,
+        "AMPLIFY_LSP_CMD": json.dumps([sys.executable, "-m", "amplify_stream.cli", "lsp"]),
+        "AMPLIFY_SENTENCE": SENTENCE,
+        "AMPLIFY_WANT": "2",
+        "AMPLIFY_NVIM_OUT": str(out),
+        "HOME": str(tmp_path),  # no user configuration, no shada of the machine's user
+    }
+    nvim = await asyncio.create_subprocess_exec(
+        NVIM,
+        "--headless",
+        "--clean",
+        "-n",
+        str(page),
+        "-c",
+        f"luafile {SCRIPT}",
+        env=nvim_env,
+        cwd=tmp_path,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        async with asyncio.timeout(120):
+            printed, _ = await nvim.communicate()
+    except TimeoutError:
+        nvim.kill()
+        printed, _ = await nvim.communicate()
+        pytest.fail(f"nvim did not finish: {printed.decode(errors='replace')[-2000:]}")
+    assert out.is_file(), printed.decode(errors="replace")[-2000:]
+    result = json.loads(out.read_text())
+    assert "error" not in result, result
+    assert result["appeared"], result
+    assert result["line"] == FIRST_LINE + SENTENCE
+
+    by_quote = {}
+    line = result["line"].encode("utf-8")
+    for d in result["diagnostics"]:
+        assert d["lnum"] == 0 == d["end_lnum"], d  # nothing in the code block
+        by_quote[line[d["col"] : d["end_col"]].decode("utf-8")] = d
+    assert set(by_quote) == {"was very angry", "very angry"}, result["diagnostics"]
+    assert by_quote["very angry"]["source"] == "amplify"
+    assert "'very' props up 'angry'" in by_quote["very angry"]["message"]
+    record_timing(
+        f"last keystroke to its diagnostic (Neovim 0.7 headless, serve on the memory bus, "
+        f"default doc_idle_ms 300): {result['ms'] / 1000:.3f}s"
+    )

@@ -1,0 +1,317 @@
+"""``amplify-stream lsp`` driven as an editor drives it (pytest-lsp, the server in its own
+process over stdio) against the whole service on both buses: a file opened, a sentence
+typed key by key, diagnostics at the right positions in text with emoji and CJK (UTF-16
+and UTF-32 positions), markup left alone, a quick fix applied, insights on hover, and the
+connection to the service cut and recovered without a stale diagnostic."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import pytest
+from lsprotocol import types
+from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
+from yarl import URL
+
+from tests.integration.conftest import Service
+from tests.proxy import CuttingProxy, cutting_proxy
+from tests.support import record_timing, sign_up
+
+StartService = Callable[..., Awaitable[Service]]
+
+FAST = {"doc_idle_ms": 150, "doc_snapshot_ms": 200}
+
+
+def position(text: str, index: int, encoding: str = "utf-16") -> types.Position:
+    """The test's own reckoning of an LSP position: code point ``index`` of ``text``
+    (lines split at ``\\n`` only: the test's texts have no other breaks)."""
+    before = text[:index]
+    line = before.count("\n")
+    column = before[before.rfind("\n") + 1 :]
+    units = len(column) if encoding == "utf-32" else len(column.encode("utf-16-le")) // 2
+    return types.Position(line=line, character=units)
+
+
+class Editor:
+    """What an editor does with one file, and what it has been told about it."""
+
+    def __init__(self, client: LanguageClient, uri: str, encoding: str) -> None:
+        self.client = client
+        self.uri = uri
+        self.encoding = encoding
+        self.text = ""
+        self.version = 0
+        # When each publishDiagnostics of the file arrived, and what it said.
+        self.published: list[tuple[float, list[types.Diagnostic]]] = []
+
+    def open(self, text: str, language: str) -> None:
+        self.text, self.version = text, 1
+        self.client.text_document_did_open(
+            types.DidOpenTextDocumentParams(
+                text_document=types.TextDocumentItem(
+                    uri=self.uri, language_id=language, version=self.version, text=text
+                )
+            )
+        )
+
+    def replace(self, start: int, end: int, new: str) -> None:
+        """One incremental change: code points ``[start, end)`` become ``new``."""
+        change = types.TextDocumentContentChangePartial(
+            range=types.Range(
+                start=position(self.text, start, self.encoding),
+                end=position(self.text, end, self.encoding),
+            ),
+            text=new,
+        )
+        self.text = self.text[:start] + new + self.text[end:]
+        self.version += 1
+        self.client.text_document_did_change(
+            types.DidChangeTextDocumentParams(
+                text_document=types.VersionedTextDocumentIdentifier(
+                    uri=self.uri, version=self.version
+                ),
+                content_changes=[change],
+            )
+        )
+
+    async def type(self, at: int, words: str, every_s: float = 0.01) -> None:
+        for i, char in enumerate(words):
+            self.replace(at + i, at + i, char)
+            await asyncio.sleep(every_s)
+
+    @property
+    def diagnostics(self) -> list[types.Diagnostic]:
+        return list(self.client.diagnostics.get(self.uri, []))
+
+    def quoted(self) -> dict[str, types.Diagnostic]:
+        """Each diagnostic by the text it covers in the editor's text now."""
+        return {self.slice(d.range): d for d in self.diagnostics}
+
+    def slice(self, r: types.Range) -> str:
+        lines = self.text.split("\n")
+
+        def index(p: types.Position) -> int:
+            before = sum(len(line) + 1 for line in lines[: p.line])
+            line = lines[p.line]
+            if self.encoding == "utf-32":
+                return before + p.character
+            units = 0
+            for i, char in enumerate(line):
+                if units == p.character:
+                    return before + i
+                units += 2 if ord(char) > 0xFFFF else 1
+            assert units == p.character, f"{p} is not on a character of {line!r}"
+            return before + len(line)
+
+        return self.text[index(r.start) : index(r.end)]
+
+    async def until(
+        self, condition: Callable[[dict[str, types.Diagnostic]], bool], what: str, timeout=30.0
+    ) -> dict[str, types.Diagnostic]:
+        try:
+            async with asyncio.timeout(timeout):
+                while not condition(self.quoted()):
+                    await self.client.wait_for_notification(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
+        except TimeoutError:
+            raise AssertionError(
+                f"timed out waiting for {what}; diagnostics: {self.quoted()}"
+            ) from None
+        return self.quoted()
+
+
+async def start_editor(
+    base: str, token: str, *, encodings: list[str] | None = None, by_options: bool = False
+) -> LanguageClient:
+    """The language server in its own process, initialized as VS Code does (or offering
+    ``encodings``), configured by the environment (or the initialization options)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("AMPLIFY_URL", "AMPLIFY_TOKEN")}
+    options: Any = None
+    if by_options:
+        options = {"url": base, "token": token}
+    else:
+        env |= {"AMPLIFY_URL": base, "AMPLIFY_TOKEN": token}
+    config = ClientServerConfig(
+        server_command=[sys.executable, "-m", "amplify_stream.cli", "lsp"], server_env=env
+    )
+    client = await config.start()
+    capabilities = client_capabilities("visual-studio-code")
+    if encodings is not None:
+        capabilities.general = types.GeneralClientCapabilities(position_encodings=encodings)
+    result = await client.initialize_session(
+        types.InitializeParams(capabilities=capabilities, initialization_options=options)
+    )
+    expected = encodings[0] if encodings else "utf-16"
+    assert result.capabilities.position_encoding == expected
+    return client
+
+
+@pytest.fixture
+async def editors() -> AsyncIterator[list[LanguageClient]]:
+    started: list[LanguageClient] = []
+    yield started
+    for client in started:
+        await client.shutdown_session()
+        await client.stop()
+
+
+STORY = "🌊 The harbour 港口 was quiet.\n"
+SENTENCE = "Mara was very angry at the wall."
+
+
+async def test_typed_sentence_gets_diagnostics_and_a_quick_fix(
+    service: StartService, session: aiohttp.ClientSession, editors: list[LanguageClient]
+) -> None:
+    svc = await service(**FAST)
+    token = await sign_up(session, svc.base, "ada")
+    client = await start_editor(svc.base, token)
+    editors.append(client)
+    editor = Editor(client, "file:///tmp/harbour.md", "utf-16")
+    code = "\n```\nShe was very angry in code.\n```\nSee `was very angry` here.\n"
+    editor.open(STORY + "港口 🌊 " + code, "markdown")
+    # Typed on the second line, after CJK and an emoji: UTF-16 columns differ from code
+    # points there.
+    at = len(STORY) + len("港口 🌊 ")
+    started = time.monotonic()
+    await editor.type(at, SENTENCE)
+    typed = time.monotonic()
+    found = await editor.until(
+        lambda q: {"was very angry", "very angry"} <= set(q), "the sentence's diagnostics"
+    )
+    arrived = time.monotonic()
+    record_timing(
+        f"last keystroke to its diagnostic (pytest-lsp, {svc.settings.bus} bus, doc_idle_ms "
+        f"{FAST['doc_idle_ms']}): {arrived - typed:.3f}s"
+    )
+    line = STORY.count("\n")
+    angry = found["very angry"]
+    column = len((f"港口 🌊 {SENTENCE}"[: f"港口 🌊 {SENTENCE}".index("very")]).encode("utf-16-le"))
+    assert angry.range.start == types.Position(line=line, character=column // 2)
+    assert (angry.source, angry.code) == ("amplify", "plot")
+    assert angry.severity == types.DiagnosticSeverity.Information
+    assert found["was very angry"].code == "character"
+    # Nothing in the fenced block or the inline code: the same words there are markup.
+    assert len(editor.diagnostics) == 2, editor.quoted()
+    assert started < typed
+
+    # The quick fix of the suggestion with a replacement, applied as an editor applies it.
+    actions = await client.text_document_code_action_async(
+        types.CodeActionParams(
+            text_document=types.TextDocumentIdentifier(uri=editor.uri),
+            range=angry.range,
+            context=types.CodeActionContext(diagnostics=[angry]),
+        )
+    )
+    assert actions is not None
+    fixes = [a for a in actions if isinstance(a, types.CodeAction) and a.edit]
+    assert len(fixes) == 1 and fixes[0].kind == types.CodeActionKind.QuickFix, actions
+    edit = fixes[0].edit
+    assert edit is not None and edit.document_changes
+    change = edit.document_changes[0]
+    assert isinstance(change, types.TextDocumentEdit)
+    assert change.text_document.version == editor.version
+    (text_edit,) = change.edits
+    assert isinstance(text_edit, types.TextEdit)
+    start = editor.text.index("very angry")
+    editor.replace(start, start + len("very angry"), text_edit.new_text)
+    assert SENTENCE.replace("very angry", "angry") in editor.text
+    # The fixed words' diagnostics go at once (the change overlaps them), and the
+    # service's next pass agrees.
+    await editor.until(lambda q: "very angry" not in q, "the fixed diagnostic gone", 5)
+    await editor.until(lambda q: "was angry" in q or not q, "the pass after the fix", 30)
+
+    # Insights on a hover over the first line; and the command.
+    hover = await client.text_document_hover_async(
+        types.HoverParams(
+            text_document=types.TextDocumentIdentifier(uri=editor.uri),
+            position=types.Position(line=0, character=0),
+        )
+    )
+    assert hover is not None and isinstance(hover.contents, types.MarkupContent)
+    assert "**" in hover.contents.value
+    insights = await client.workspace_execute_command_async(
+        types.ExecuteCommandParams(command="amplify.insights", arguments=[editor.uri])
+    )
+    assert insights and {i["focus"] for i in insights} <= {
+        "plot",
+        "character",
+        "dialogue",
+        "setting",
+    }
+
+
+async def test_utf32_positions_when_the_editor_offers_them(
+    service: StartService, session: aiohttp.ClientSession, editors: list[LanguageClient]
+) -> None:
+    svc = await service(**FAST)
+    token = await sign_up(session, svc.base, "ada")
+    client = await start_editor(svc.base, token, encodings=["utf-32", "utf-16"])
+    editors.append(client)
+    editor = Editor(client, "file:///tmp/notes.txt", "utf-32")
+    editor.open("🌊🌊 港口 ", "plaintext")
+    await editor.type(len(editor.text), SENTENCE, every_s=0)
+    found = await editor.until(lambda q: "very angry" in q, "the diagnostic")
+    assert found["very angry"].range.start.character == len("🌊🌊 港口 Mara was ")
+
+
+async def test_the_service_goes_away_and_comes_back(
+    service: StartService, session: aiohttp.ClientSession, editors: list[LanguageClient]
+) -> None:
+    svc = await service(**FAST)
+    token = await sign_up(session, svc.base, "ada")
+    url = URL(svc.base)
+    assert url.host is not None and url.port is not None
+    async with cutting_proxy(url.host, url.port) as (proxy, port):
+        client = await start_editor(f"http://127.0.0.1:{port}", token, by_options=True)
+        editors.append(client)
+        editor = Editor(client, "file:///tmp/chapter.rst", "utf-16")
+        directive = ".. note:: It was very cold, ``was very cold``.\n\n"
+        editor.open(f"Chapter\n=======\n\n{directive}", "restructuredtext")
+        await editor.type(len(editor.text), SENTENCE, every_s=0)
+        await editor.until(lambda q: set(q) == {"was very angry", "very angry"}, "diagnostics")
+        # Nothing on the directive's line: reStructuredText markup.
+        assert all(d.range.start.line == 5 for d in editor.diagnostics), editor.quoted()
+        connections = proxy.connections
+        await _cut_while_typing(proxy, editor)
+        # Typed while the link was down: the diagnostics moved with the text at once.
+        moved = editor.quoted()
+        assert set(moved) <= {"was very angry", "very angry"}, moved
+        # Back: the file is opened again, the service told the difference, and a new
+        # sentence gets its diagnostics.
+        await editor.type(len(editor.text), " Tom was very sad.", every_s=0)
+        await editor.until(lambda q: "was very sad" in q, "the new sentence's diagnostic", 30)
+        assert proxy.connections > connections
+        assert set(editor.quoted()) >= {"was very angry", "very angry", "was very sad"}
+    # The service holds the editor's text (its store's copy follows the owner's
+    # snapshots: a moment behind).
+    headers = {"Authorization": f"Bearer {token}"}
+    async with session.get(f"{svc.base}/v1/documents", headers=headers) as res:
+        listed = (await res.json())["documents"]
+    assert [d["title"] for d in listed] == ["chapter.rst"]
+    stored = ""
+    for _ in range(100):
+        async with session.get(
+            f"{svc.base}/v1/documents/{listed[0]['doc_id']}", headers=headers
+        ) as res:
+            stored = (await res.json())["text"]
+        if stored == editor.text:
+            break
+        await asyncio.sleep(0.1)
+    assert stored == editor.text
+
+
+async def _cut_while_typing(proxy: CuttingProxy, editor: Editor) -> None:
+    proxy.cut()
+    start = editor.text.index("Mara")
+    editor.replace(start, start, "Dawn. ")
+    moved = position(editor.text, editor.text.index("very angry"))
+    await editor.until(
+        lambda q: "very angry" in q and q["very angry"].range.start == moved,
+        "the diagnostics moved by the typing",
+        5,
+    )
