@@ -123,6 +123,21 @@ class AmplifyClient:
         audio: bytes = await self._request("GET", f"/v1/stories/{story_id}/audio")
         return audio
 
+    async def document_ids(self, title_prefix: str = "") -> list[str]:
+        """Every document of the caller whose title starts with ``title_prefix``."""
+        found, before = [], None
+        while True:
+            path = "/v1/documents?limit=100" + (f"&before={before}" if before else "")
+            page = await self._request("GET", path)
+            found += [
+                d["doc_id"]
+                for d in page["documents"]
+                if (d.get("title") or "").startswith(title_prefix)
+            ]
+            before = page.get("next")
+            if not before:
+                return found
+
     async def delete_document(self, doc_id: str) -> None:
         await self._request("DELETE", f"/v1/documents/{doc_id}")
 

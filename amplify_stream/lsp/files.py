@@ -35,6 +35,10 @@ SOURCE = "amplify"
 # A document the service could not open (the bus down, a limit) is tried again after this.
 RETRY_OPEN_S = 2.0
 _TITLE_CHARS = 200
+# The titles of the documents this server makes: how a later one knows the leftovers of
+# a server that ended without closing its files (an editor killed), to delete them when
+# the per-user count of documents is reached.
+TITLE_PREFIX = "editor: "
 
 
 @dataclass
@@ -53,6 +57,8 @@ class OpenFile:
     opening: str | None = None
     # Why the service does not check this file (too large), when it does not.
     stopped: str | None = None
+    # The last creation was refused for the count of documents, and leftovers deleted.
+    collected: bool = False
 
 
 class Files:
@@ -62,13 +68,17 @@ class Files:
         publish: Callable[[str, int, list[types.Diagnostic]], None],
         tell: Callable[[types.MessageType, str], None],
         delete: Callable[[str], None],
+        collect: Callable[[set[str], Callable[[], None]], None],
     ) -> None:
         """``send`` a frame on the socket (False when there is none); ``publish`` a
-        file's diagnostics; ``tell`` the writer something; ``delete`` a document."""
+        file's diagnostics; ``tell`` the writer something; ``delete`` a document;
+        ``collect`` the documents of earlier servers (all but the ids given), then call
+        back."""
         self._send = send
         self._publish = publish
         self._tell = tell
         self._delete = delete
+        self._collect = collect
         self.encoding: str = UTF16
         self._files: dict[str, OpenFile] = {}
         self._by_doc: dict[str, OpenFile] = {}
@@ -158,7 +168,7 @@ class Files:
             self._send({"type": "doc.close", "doc_id": frame["doc_id"]})
             self._delete(frame["doc_id"])
             return
-        file.opening = None
+        file.opening, file.collected = None, False
         file.doc_id = frame["doc_id"]
         self._by_doc[file.doc_id] = file
         live = file.live = LiveDocument.opened(frame)
@@ -189,6 +199,8 @@ class Files:
                 self._by_doc.pop(file.doc_id, None)
             file.doc_id, file.live = None, None
             self._open(file)
+        elif code == "rate_limited" and answers_open and file.doc_id is None:
+            self._refused_creation(file, message)
         elif code in ("rate_limited", "unavailable") or answers_open:
             delay = float(frame.get("retry_after") or RETRY_OPEN_S)
             asyncio.get_running_loop().call_later(delay, self._reopen, file)
@@ -196,6 +208,18 @@ class Files:
             # version_conflict, or an edit refused: the service's copy is not the
             # editor's; it is opened again and told the difference.
             self._open(file)
+
+    def _refused_creation(self, file: OpenFile, message: str) -> None:
+        """The user holds as many documents as they may: the leftovers of servers that
+        ended without closing their files go, once, and the file is tried again; if the
+        count is still reached, the writer is told and the file is not checked."""
+        if file.collected:
+            file.stopped = message
+            self._tell(types.MessageType.Warning, f"{_name(file.uri)} is not checked: {message}")
+            self._changed(file)
+            return
+        file.collected = True
+        self._collect(set(self._by_doc), lambda: self._reopen(file))
 
     def _reopen(self, file: OpenFile) -> None:
         if self._files.get(file.uri) is file and not file.synced and file.opening is None:
@@ -211,7 +235,7 @@ class Files:
         if file.doc_id is not None:
             frame["doc_id"] = file.doc_id
         else:
-            frame |= {"text": file.text, "title": _name(file.uri)[:_TITLE_CHARS]}
+            frame |= {"text": file.text, "title": (TITLE_PREFIX + _name(file.uri))[:_TITLE_CHARS]}
         file.synced = False
         if self._send(frame):
             file.opening = request_id

@@ -17,6 +17,7 @@ import contextlib
 import logging
 import os
 import sys
+from collections.abc import Callable
 from importlib.metadata import version
 from typing import Any
 
@@ -26,7 +27,7 @@ from pygls.lsp.server import LanguageServer
 from amplify_stream.client.api import DEFAULT_URL, AmplifyClient
 from amplify_stream.client.errors import ClientError
 from amplify_stream.logs import configure_logging
-from amplify_stream.lsp.files import Files
+from amplify_stream.lsp.files import TITLE_PREFIX, Files
 from amplify_stream.lsp.link import ServiceLink
 from amplify_stream.lsp.markup import kind_of
 
@@ -40,7 +41,7 @@ DELETE_WAIT_S = 5.0
 class WriterServer(LanguageServer):
     def __init__(self) -> None:
         super().__init__("amplify-stream", version("amplify-stream"))
-        self.files = Files(self._send, self._publish, self._tell, self._delete)
+        self.files = Files(self._send, self._publish, self._tell, self._delete, self._collect)
         self.client: AmplifyClient | None = None
         self.link: ServiceLink | None = None
         self._link_task: asyncio.Task[None] | None = None
@@ -102,6 +103,29 @@ class WriterServer(LanguageServer):
         task = asyncio.create_task(self._delete_document(self.client, doc_id))
         self._deleting.add(task)
         task.add_done_callback(self._deleting.discard)
+
+    def _collect(self, keep: set[str], then: Callable[[], None]) -> None:
+        if self.client is None:
+            return
+        task = asyncio.create_task(self._collect_documents(self.client, keep, then))
+        self._deleting.add(task)
+        task.add_done_callback(self._deleting.discard)
+
+    async def _collect_documents(
+        self, client: AmplifyClient, keep: set[str], then: Callable[[], None]
+    ) -> None:
+        """Delete this user's editor documents that no file here holds: those of servers
+        that ended without closing their files. A running server whose document goes
+        this way makes a new one at its next edit (``not_found``)."""
+        try:
+            left = [d for d in await client.document_ids(TITLE_PREFIX) if d not in keep]
+            log.warning("deleting %d documents left by earlier editor sessions", len(left))
+            for doc_id in left:
+                await self._delete_document(client, doc_id)
+        except ClientError as exc:
+            log.warning("could not list the documents to delete: %s", exc)
+        finally:
+            then()
 
     @staticmethod
     async def _delete_document(client: AmplifyClient, doc_id: str) -> None:

@@ -20,6 +20,7 @@ from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 from yarl import URL
 
 from tests.integration.conftest import Service
+from tests.live_documents import writer
 from tests.proxy import CuttingProxy, cutting_proxy
 from tests.support import record_timing, sign_up
 
@@ -292,7 +293,7 @@ async def test_the_service_goes_away_and_comes_back(
     headers = {"Authorization": f"Bearer {token}"}
     async with session.get(f"{svc.base}/v1/documents", headers=headers) as res:
         listed = (await res.json())["documents"]
-    assert [d["title"] for d in listed] == ["chapter.rst"]
+    assert [d["title"] for d in listed] == ["editor: chapter.rst"]
     stored = ""
     for _ in range(100):
         async with session.get(
@@ -315,3 +316,41 @@ async def _cut_while_typing(proxy: CuttingProxy, editor: Editor) -> None:
         "the diagnostics moved by the typing",
         5,
     )
+
+
+async def test_documents_left_by_a_killed_server_make_room(
+    service: StartService, session: aiohttp.ClientSession, editors: list[LanguageClient]
+) -> None:
+    """An editor killed without closing its files leaves their documents; once the user
+    holds the most they may, the next server deletes those (only those) and goes on."""
+    svc = await service(**FAST, max_documents_per_user=3)
+    token = await sign_up(session, svc.base, "ada")
+    async with writer(session, svc.base, token) as w:
+        await w.open("My novel.", title="My novel")
+    killed = await start_editor(svc.base, token)
+    for name in ("a", "b"):
+        Editor(killed, f"file:///tmp/{name}.txt", "utf-16").open("Some words.", "plaintext")
+    headers = {"Authorization": f"Bearer {token}"}
+
+    async def titles() -> list[str]:
+        async with session.get(f"{svc.base}/v1/documents", headers=headers) as res:
+            return sorted(d["title"] for d in (await res.json())["documents"])
+
+    for _ in range(100):
+        if len(await titles()) == 3:
+            break
+        await asyncio.sleep(0.1)
+    assert await titles() == ["My novel", "editor: a.txt", "editor: b.txt"]
+    # Killed as a crashed editor's server ends: no shutdown, nothing deleted.
+    assert killed._server is not None
+    killed._server.kill()
+    await killed.stop()
+    assert await titles() == ["My novel", "editor: a.txt", "editor: b.txt"]
+
+    client = await start_editor(svc.base, token)
+    editors.append(client)
+    editor = Editor(client, "file:///tmp/c.txt", "utf-16")
+    editor.open("Now ", "plaintext")
+    await editor.type(len(editor.text), SENTENCE, every_s=0)
+    await editor.until(lambda q: "very angry" in q, "the new file's diagnostics")
+    assert await titles() == ["My novel", "editor: c.txt"]

@@ -25,7 +25,12 @@ class Service:
         self.published: list[list[types.Diagnostic]] = []
         self.told: list[str] = []
         self.deleted: list[str] = []
-        self.files = Files(self.send, self.publish, self.tell, self.deleted.append)
+        self.collected: list[set[str]] = []
+        self.files = Files(self.send, self.publish, self.tell, self.deleted.append, self.collect)
+
+    def collect(self, keep: set[str], then: Any) -> None:
+        self.collected.append(keep)
+        then()
 
     def send(self, frame: dict[str, Any]) -> bool:
         if self.up:
@@ -152,3 +157,20 @@ async def test_closed_while_opening_deletes_and_too_large_stops() -> None:
     opens = len([f for f in svc.sent if f["type"] == "doc.open"])
     svc.files.connected()
     assert len([f for f in svc.sent if f["type"] == "doc.open"]) == opens
+
+
+async def test_the_count_of_documents_reached_collects_leftovers_once() -> None:
+    svc = Service()
+    svc.files.did_open(URI, Kind.PLAIN, "abc", 1)
+    assert svc.last("doc.open")["title"] == "editor: a.txt"
+    refusal = {
+        "type": "error",
+        "code": "rate_limited",
+        "message": "you hold 100",
+        "retryable": True,
+        "retry_after": 1,
+    }
+    svc.files.receive(refusal | {"request_id": svc.last("doc.open")["request_id"]})
+    assert svc.collected == [set()]  # and opened again at once
+    svc.files.receive(refusal | {"request_id": svc.last("doc.open")["request_id"]})
+    assert len(svc.collected) == 1 and "not checked" in svc.told[-1]
