@@ -73,13 +73,18 @@ def to_kafka(offsets: dict[TopicPartition, int]) -> dict[KafkaTopicPartition, in
 class KafkaProducer(Producer):
     """An aiokafka producer behind the port.
 
-    aiokafka's sender task ends for good on some broker answers (an idempotent producer's
-    ``OutOfOrderSequenceNumber`` after a broker restart left a gap in its sequence: no
-    KIP-360 epoch bump); every send after it would wait for ever. A producer that is not
-    transactional is then replaced by a new one (a new producer id) at its next send. A
-    transactional one is not: its ending (fenced, above all) is the worker's to handle.
-    The sender task is private to aiokafka (``_sender.sender_task``); without it nothing
-    is replaced, as before.
+    An idempotent producer that is not transactional is replaced by a new one (a new
+    producer id, its sequences from 0) at its next send when its sequence may have a gap,
+    which aiokafka never mends (it has no KIP-360 epoch bump): when a record of it
+    failed. aiokafka numbered the record's batch when it took it to send or to expire (a
+    partition without a leader for ``request_timeout_ms``, as while a broker restarts),
+    so the broker answers every later batch of that partition ``OutOfOrderSequenceNumber``
+    and the producer never delivers to it again. Any producer that is not transactional
+    is also replaced when its sender task ended (on some of those answers): every send
+    would wait for ever. A transactional producer is not replaced: its failures (fenced,
+    above all) are the worker's to handle, and a new one would be a new epoch. The sender
+    task is private to aiokafka (``_sender.sender_task``); without it only failed records
+    replace a producer.
     """
 
     def __init__(self, servers: str, config: dict[str, Any]) -> None:
@@ -87,6 +92,14 @@ class KafkaProducer(Producer):
         self._config = config
         self._producer: AIOKafkaProducer | None = None
         self._replacing = asyncio.Lock()
+        self._transactional = "transactional_id" in config
+        self._idempotent = bool(config.get("enable_idempotence"))
+        # Started and not stopped: a producer that went is made again at the next send.
+        self._running = False
+        # A record of the current producer failed: its sequence may have a gap.
+        self._failed = False
+        # Replaced producers, stopping (their pending records fail or go out).
+        self._retiring: set[asyncio.Task[None]] = set()
 
     @property
     def _client(self) -> AIOKafkaProducer:
@@ -95,11 +108,18 @@ class KafkaProducer(Producer):
         return self._producer
 
     async def start(self) -> None:
+        await self._open()
+        self._running = True
+
+    async def _open(self) -> None:
         producer = AIOKafkaProducer(bootstrap_servers=self._servers, **self._config)
         await start_or_close(producer.start, producer.stop, self._servers)
         self._producer = producer
 
     async def stop(self) -> None:
+        self._running = False
+        if self._retiring:
+            await asyncio.wait(self._retiring)
         if self._producer is not None:
             producer, self._producer = self._producer, None
             with bus_errors(self._servers):
@@ -114,40 +134,55 @@ class KafkaProducer(Producer):
         timestamp_ms: int | None = None,
     ) -> Awaitable[Position]:
         # Queues the record; the broker's answer arrives on the returned future.
-        if self._sender_ended():
+        if self._needs_replacing():
             await self._replace()
+        client = self._client
         with bus_errors(self._servers):
-            sent = await self._client.send(
+            sent = await client.send(
                 topic,
                 value=value,
                 key=key.encode(),
                 headers=list(headers),
                 timestamp_ms=timestamp_ms,
             )
-        return _position_future(sent, self._servers)
+        return _position_future(sent, self._servers, lambda: self._record_failed(client))
 
     async def flush(self) -> None:
         with bus_errors(self._servers):
             await self._client.flush()
 
-    def _sender_ended(self) -> bool:
-        if self._producer is None or "transactional_id" in self._config:
+    def _record_failed(self, client: AIOKafkaProducer) -> None:
+        if client is self._producer:
+            self._failed = True
+
+    def _needs_replacing(self) -> bool:
+        if not self._running or self._transactional:
             return False
-        task = getattr(getattr(self._producer, "_sender", None), "sender_task", None)
-        return isinstance(task, asyncio.Task) and task.done()
+        producer = self._producer
+        return (
+            producer is None  # a replacement that could not start: tried again
+            or _sender_ended(producer)
+            or (self._idempotent and self._failed)
+        )
 
     async def _replace(self) -> None:
         async with self._replacing:
-            if not self._sender_ended():
+            if not self._needs_replacing():
                 return  # another send replaced it meanwhile
-            ended, self._producer = self._producer, None
-            assert ended is not None
-            task = ended._sender.sender_task
-            reason = task.exception() if not task.cancelled() else "cancelled"
-            log.warning("the Kafka producer's sender ended (%r): starting a new producer", reason)
-            with contextlib.suppress(Exception):
-                await ended.stop()
-            await self.start()
+            old, self._producer = self._producer, None
+            if old is not None:
+                if _sender_ended(old):
+                    task = old._sender.sender_task
+                    why = repr(task.exception()) if not task.cancelled() else "cancelled"
+                    log.warning("the Kafka producer's sender ended (%s): a new producer", why)
+                else:
+                    log.warning("a record of the Kafka producer failed: a new producer")
+                self._failed = False
+                # Stopped aside: what it still holds goes out or fails meanwhile.
+                retiring = asyncio.create_task(_stop_quietly(old))
+                self._retiring.add(retiring)
+                retiring.add_done_callback(self._retiring.discard)
+            await self._open()  # raises BusUnavailable: the next send tries again
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
@@ -173,17 +208,32 @@ class KafkaProducer(Producer):
             await self._client.send_offsets_to_transaction(to_kafka(offsets), group_id)
 
 
-def _position_future(sent: asyncio.Future[Any], servers: str) -> asyncio.Future[Position]:
+def _sender_ended(producer: AIOKafkaProducer) -> bool:
+    task = getattr(getattr(producer, "_sender", None), "sender_task", None)
+    return isinstance(task, asyncio.Task) and task.done()
+
+
+async def _stop_quietly(producer: AIOKafkaProducer) -> None:
+    with contextlib.suppress(Exception):
+        await producer.stop()
+
+
+def _position_future(
+    sent: asyncio.Future[Any], servers: str, failed: Callable[[], None]
+) -> asyncio.Future[Position]:
     """Chain aiokafka's ``RecordMetadata`` future into a ``Position`` future (no task);
-    the broker's refusal arrives on it as the port's error."""
+    the broker's refusal arrives on it as the port's error, and ``failed`` is called."""
     position: asyncio.Future[Position] = asyncio.get_running_loop().create_future()
 
     def resolve(done: asyncio.Future[Any]) -> None:
+        exc = None if done.cancelled() else done.exception()  # retrieved, whoever waits
+        if exc is not None:
+            failed()
         if position.done():
             return
         if done.cancelled():
             position.cancel()
-        elif (exc := done.exception()) is not None:
+        elif exc is not None:
             position.set_exception(to_bus_error(exc, servers))
         else:
             meta = done.result()

@@ -121,10 +121,10 @@ async def _bus(app: web.Application) -> AsyncIterator[None]:
 
 async def _gateway(app: web.Application) -> AsyncIterator[None]:
     bus, topics = app[keys.BUS], app[keys.TOPICS]
-    # A command the gateway gave up on after bus_timeout_s is not worth a request waiting
-    # longer: one that hangs (a connection a restarting broker took and never answered)
-    # is renewed at the callers' pace, not after the bus's 15 s with every story queued
-    # behind it (aiokafka sends one request at a time to a broker).
+    # The gateway gives up on a command after bus_timeout_s (503, nothing accepted); its
+    # record gives up at the same time (a request renewed, a batch with no leader
+    # expired) rather than after the bus's 15 s, so a refused story is seldom delivered
+    # afterwards, and a producer whose record failed is replaced at once (KafkaProducer).
     producer = bus.producer(
         client_id="gateway-commands", request_timeout_s=app[keys.SETTINGS].bus_timeout_s
     )

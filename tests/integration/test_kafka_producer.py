@@ -1,6 +1,8 @@
 """A Kafka producer whose aiokafka sender ended (as on an idempotent producer's
 ``OutOfOrderSequenceNumber`` after a broker restart) is replaced at its next send, not
-left queueing records that never go out; a transactional one is left to its owner."""
+left queueing records that never go out; so is an idempotent one a record of which
+failed (its sequence has a gap the broker refuses for ever after); a transactional one
+is left to its owner."""
 
 from __future__ import annotations
 
@@ -9,8 +11,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from amplify_stream.bus import Bus
+from amplify_stream.bus.base import BusError
 from amplify_stream.bus.kafka_clients import KafkaProducer
 
 pytestmark = [
@@ -72,3 +76,39 @@ async def test_a_transactional_producer_is_not_replaced(
         assert producer._producer is ended
     finally:
         await producer.stop()
+
+
+async def test_an_idempotent_producer_a_record_of_which_failed_is_replaced(
+    bus: Bus, unique_topic: Callable[..., str], kafka_bootstrap: str
+) -> None:
+    """A record the broker refuses (here too large for its topic) leaves a gap in the
+    producer's sequence for its partition: without a new producer every later record of
+    that partition is refused as out of order."""
+    topic = unique_topic()
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        small = NewTopic(topic, 1, 1, topic_configs={"max.message.bytes": "2000"})
+        await admin.create_topics([small])
+    finally:
+        await admin.close()
+    producer = bus.producer()
+    assert isinstance(producer, KafkaProducer)
+    await producer.start()
+    try:
+        first = await asyncio.wait_for(producer.send_and_wait(topic, "k", b"small"), 20)
+        failed = producer._producer
+        with pytest.raises(BusError):
+            await asyncio.wait_for(producer.send_and_wait(topic, "k", b"x" * 5000), 20)
+        after = await asyncio.wait_for(producer.send_and_wait(topic, "k", b"after"), 20)
+        assert producer._producer is not failed
+    finally:
+        await producer.stop()
+    got: list[bytes | None] = []
+    async with asyncio.timeout(20), bus.read(topic, {first.partition: first.offset}) as records:
+        async for record in records:
+            got.append(record.value)
+            if len(got) == 2:
+                break
+    assert got == [b"small", b"after"]
+    assert after.offset == first.offset + 1
