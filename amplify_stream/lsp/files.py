@@ -59,6 +59,11 @@ class OpenFile:
     stopped: str | None = None
     # The last creation was refused for the count of documents, and leftovers deleted.
     collected: bool = False
+    # The live suggestions on markup, as the text was when the service last sent some:
+    # found again only then (a 50,000-character Markdown file takes ~45 ms to parse), not
+    # at each keystroke, which only moves or retracts marks.
+    on_markup: frozenset[str] = frozenset()
+    markup_stale: bool = True
 
 
 class Files:
@@ -157,7 +162,7 @@ class Files:
                 return  # another file's, or of a version before the file was reopened
             file.live.receive(frame)
             if kind != "doc.ack":
-                self._changed(file)
+                self._changed(file, suggestions_came=True)
 
     def _opened(self, frame: Frame) -> None:
         file = self._by_request.pop(frame.get("request_id") or "", None)
@@ -176,7 +181,7 @@ class Files:
         if live.text != file.text:
             # What the editor changed that the service does not have: one edit.
             self._send(live.edit([_difference(live.text, file.text)], self._request_id()))
-        self._changed(file)
+        self._changed(file, suggestions_came=True)
 
     def _refused(self, frame: Frame) -> None:
         code, message = frame.get("code"), frame.get("message", "")
@@ -252,9 +257,10 @@ class Files:
     def _request_id(self) -> str:
         return f"lsp-{next(self._requests)}"
 
-    def _changed(self, file: OpenFile) -> None:
+    def _changed(self, file: OpenFile, *, suggestions_came: bool = False) -> None:
         """Publish the file's diagnostics once this turn of the loop is over (a reopen
         brings many frames at once)."""
+        file.markup_stale |= suggestions_came
         self._dirty.add(file.uri)
         if not self._flush_scheduled:
             self._flush_scheduled = True
@@ -274,10 +280,14 @@ class Files:
         """The file's live suggestions, less those on markup, in text order."""
         if file.live is None or file.stopped is not None:
             return []
-        markup = non_prose(file.text, file.kind)
-        found = [
-            m for m in file.live.marks.values() if not overlaps(markup, m.start_utf16, m.end_utf16)
-        ]
+        marks = file.live.marks.values()
+        if file.markup_stale:
+            markup = non_prose(file.text, file.kind)
+            file.on_markup = frozenset(
+                m.id for m in marks if overlaps(markup, m.start_utf16, m.end_utf16)
+            )
+            file.markup_stale = False
+        found = [m for m in marks if m.id not in file.on_markup]
         return sorted(found, key=lambda m: (m.start_utf16, m.end_utf16, m.id))
 
     def diagnostics(self, file: OpenFile) -> list[types.Diagnostic]:

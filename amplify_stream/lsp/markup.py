@@ -143,4 +143,10 @@ def _rst(lines: list[str], starts: list[int]) -> Iterator[tuple[int, int]]:
 def _to_utf16(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     if text.isascii():
         return spans
-    return [(utf16_length(text[:s]), utf16_length(text[:e])) for s, e in spans]
+    # One walk over the text: each boundary's offset from the one before it.
+    offsets: dict[int, int] = {}
+    at = units = 0
+    for boundary in sorted({i for span in spans for i in span}):
+        units += utf16_length(text[at:boundary])
+        offsets[boundary], at = units, boundary
+    return [(offsets[s], offsets[e]) for s, e in spans]

@@ -10,6 +10,7 @@ and U+2028/U+2029, so a line number after any of them would not be the editor's.
 from __future__ import annotations
 
 import bisect
+import itertools
 import re
 from dataclasses import dataclass
 
@@ -49,13 +50,17 @@ def _column(line: str, character: int, encoding: str) -> int:
 
 @dataclass(frozen=True, slots=True)
 class LineIndex:
-    """Where each line of ``text`` starts (code point indices), for one text."""
+    """Where each line of ``text`` starts (code point indices, and UTF-16 offsets), for
+    one text: a conversion then reads one line, not the text before it (a diagnostic
+    near the end of a long chapter costs what one near its start does)."""
 
     text: str
     encoding: str
     starts: tuple[int, ...]
     # Where each line's content ends (before its line break).
     ends: tuple[int, ...]
+    # The UTF-16 offset of each line's start.
+    starts16: tuple[int, ...]
 
     @classmethod
     def of(cls, text: str, encoding: str = UTF16) -> LineIndex:
@@ -64,7 +69,13 @@ class LineIndex:
             ends.append(brk.start())
             starts.append(brk.end())
         ends.append(len(text))
-        return cls(text, encoding, tuple(starts), tuple(ends))
+        if text.isascii():
+            starts16 = starts
+        else:
+            starts16 = [0]
+            for before, start in itertools.pairwise(starts):
+                starts16.append(starts16[-1] + utf16_length(text[before:start]))
+        return cls(text, encoding, tuple(starts), tuple(ends), tuple(starts16))
 
     def offset(self, position: types.Position) -> int:
         """The code point index of ``position``; a line past the last is the text's end."""
@@ -74,7 +85,10 @@ class LineIndex:
         return start + _column(self.text[start:end], position.character, self.encoding)
 
     def offset_utf16(self, position: types.Position) -> int:
-        return utf16_length(self.text[: self.offset(position)])
+        if position.line >= len(self.starts):
+            return self.starts16[-1] + utf16_length(self.text[self.starts[-1] :])
+        start = self.starts[position.line]
+        return self.starts16[position.line] + utf16_length(self.text[start : self.offset(position)])
 
     def position(self, index: int) -> types.Position:
         """The position of code point index ``index``."""
@@ -84,7 +98,11 @@ class LineIndex:
         return types.Position(line=line, character=units(self.text[start:index], self.encoding))
 
     def position_utf16(self, offset_utf16: int) -> types.Position:
-        return self.position(code_point_index(self.text, offset_utf16))
+        line = max(bisect.bisect_right(self.starts16, offset_utf16) - 1, 0)
+        start = self.starts[line]
+        following = self.starts[line + 1] if line + 1 < len(self.starts) else len(self.text)
+        within = code_point_index(self.text[start:following], offset_utf16 - self.starts16[line])
+        return self.position(start + within)
 
     def range_utf16(self, start_utf16: int, end_utf16: int) -> types.Range:
         return types.Range(
