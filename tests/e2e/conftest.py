@@ -15,6 +15,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from tests.support import free_port
+
 KAFKA = os.environ.get("AMPLIFY_TEST_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
 COMMAND = str(Path(sys.executable).parent / "amplify-stream")
 # The checkout these tests are in. The command's own sys.path starts at the venv's bin, so
@@ -124,3 +126,30 @@ async def wait_ready(base: str, timeout: float = 60) -> None:
             except aiohttp.ClientError:
                 pass
             await asyncio.sleep(0.2)
+
+
+async def start_serve(
+    processes: Callable[..., Awaitable[Proc]], tmp_path: Path, **service_env: str
+) -> tuple[Proc, str, dict[str, str]]:
+    """``amplify-stream serve`` as a user starts it, ready: the process, its URL and the
+    environment it runs in."""
+    port = free_port()
+    env = base_env(tmp_path, AMPLIFY_PORT=str(port), **service_env)
+    serve = await processes("serve", ["serve"], env)
+    base = f"http://127.0.0.1:{port}"
+    await serve.wait_for_line(f"open the live editor at {base}/")
+    await wait_ready(base)
+    return serve, base, env
+
+
+async def run_to_end(process: asyncio.subprocess.Process, timeout: float) -> tuple[str, bool]:
+    """What a process printed (stdout, stderr into it), and whether it ended in time (one
+    that did not is killed)."""
+    try:
+        async with asyncio.timeout(timeout):
+            out, _ = await process.communicate()
+        return out.decode(errors="replace"), True
+    except TimeoutError:
+        process.kill()
+        out, _ = await process.communicate()
+        return out.decode(errors="replace"), False

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import Proc, base_env, wait_ready
-from tests.support import STORY, free_port
+from tests.e2e.conftest import Proc, run_to_end, start_serve
+from tests.support import STORY
 
 Start = Callable[..., Awaitable[Proc]]
 
@@ -89,12 +89,7 @@ async def _run_spec(
     missing = _missing()
     if missing:
         pytest.fail(f"missing {', '.join(missing)}: run scripts/browser.sh", pytrace=False)
-    port = free_port()
-    env = base_env(tmp_path, AMPLIFY_PORT=str(port), **service_env)
-    serve = await processes("serve", ["serve"], env)
-    base = f"http://127.0.0.1:{port}"
-    await serve.wait_for_line(f"open the live editor at {base}/")
-    await wait_ready(base)
+    serve, base, _ = await start_serve(processes, tmp_path, **service_env)
 
     spec = await asyncio.create_subprocess_exec(
         "node",
@@ -111,13 +106,7 @@ async def _run_spec(
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
-    try:
-        async with asyncio.timeout(180):
-            out, _ = await spec.communicate()
-    except TimeoutError:
-        spec.kill()
-        out, _ = await spec.communicate()
-    report = out.decode(errors="replace")
+    report, _ = await run_to_end(spec, 180)
     print(report)
     assert spec.returncode == 0, (
         f"{report}\n--- service output ---\n{''.join(serve.output)[-4000:]}"

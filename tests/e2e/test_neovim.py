@@ -17,8 +17,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.e2e.conftest import Proc, base_env, wait_ready
-from tests.support import free_port, record_timing, sign_up
+from tests.e2e.conftest import Proc, run_to_end, start_serve
+from tests.support import record_timing, sign_up
 
 Start = Callable[..., Awaitable[Proc]]
 
@@ -35,12 +35,7 @@ async def test_neovim_shows_the_diagnostic_where_the_words_are(
 ) -> None:
     if shutil.which(NVIM) is None:
         pytest.fail(f"{NVIM} is missing: run scripts/neovim.sh", pytrace=False)
-    port = free_port()
-    env = base_env(tmp_path, AMPLIFY_PORT=str(port))
-    serve = await processes("serve", ["serve"], env)
-    base = f"http://127.0.0.1:{port}"
-    await serve.wait_for_line(f"open the live editor at {base}/")
-    await wait_ready(base)
+    _, base, env = await start_serve(processes, tmp_path)
     async with aiohttp.ClientSession() as session:
         token = await sign_up(session, base, "ada")
 
@@ -71,14 +66,10 @@ async def test_neovim_shows_the_diagnostic_where_the_words_are(
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
-    try:
-        async with asyncio.timeout(120):
-            printed, _ = await nvim.communicate()
-    except TimeoutError:
-        nvim.kill()
-        printed, _ = await nvim.communicate()
-        pytest.fail(f"nvim did not finish: {printed.decode(errors='replace')[-2000:]}")
-    assert out.is_file(), printed.decode(errors="replace")[-2000:]
+    printed, ended = await run_to_end(nvim, 120)
+    if not ended:
+        pytest.fail(f"nvim did not finish: {printed[-2000:]}")
+    assert out.is_file(), printed[-2000:]
     result = json.loads(out.read_text())
     assert "error" not in result, result
     assert result["appeared"], result

@@ -14,13 +14,24 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from amplify_stream.bus import Bus
-from amplify_stream.bus.base import BusError
+from amplify_stream.bus.base import BusError, Position
 from amplify_stream.bus.kafka_clients import KafkaProducer
 
 pytestmark = [
     pytest.mark.parametrize("bus_kind", ["kafka"], indirect=True),
     pytest.mark.timeout(60),
 ]
+
+
+async def values_from(bus: Bus, topic: str, first: Position, n: int) -> list[bytes | None]:
+    """The values of ``n`` records of ``first``'s partition, from ``first`` on."""
+    got: list[bytes | None] = []
+    async with asyncio.timeout(20), bus.read(topic, {first.partition: first.offset}) as records:
+        async for record in records:
+            got.append(record.value)
+            if len(got) == n:
+                return got
+    return got
 
 
 async def end_sender(producer: KafkaProducer) -> Any:
@@ -48,13 +59,7 @@ async def test_a_producer_whose_sender_ended_is_replaced_and_delivers(
         assert producer._producer is not ended
     finally:
         await producer.stop()
-    got: list[bytes | None] = []
-    async with asyncio.timeout(20), bus.read(topic, {first.partition: first.offset}) as records:
-        async for record in records:
-            got.append(record.value)
-            if len(got) == 2:
-                break
-    assert got == [b"before", b"after"]
+    assert await values_from(bus, topic, first, 2) == [b"before", b"after"]
     assert second.offset > first.offset
 
 
@@ -104,11 +109,5 @@ async def test_an_idempotent_producer_a_record_of_which_failed_is_replaced(
         assert producer._producer is not failed
     finally:
         await producer.stop()
-    got: list[bytes | None] = []
-    async with asyncio.timeout(20), bus.read(topic, {first.partition: first.offset}) as records:
-        async for record in records:
-            got.append(record.value)
-            if len(got) == 2:
-                break
-    assert got == [b"small", b"after"]
+    assert await values_from(bus, topic, first, 2) == [b"small", b"after"]
     assert after.offset == first.offset + 1
