@@ -9,15 +9,8 @@ cd "$(dirname "$0")/.."
 CHROMIUM="${AMPLIFY_CHROMIUM:-/usr/bin/chromium}"
 DIR=tests/e2e/browser
 
-if [ ! -x "$CHROMIUM" ]; then
-  echo "installing chromium (Debian's package)"
-  sudo=""
-  if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
-  export DEBIAN_FRONTEND=noninteractive
-  $sudo apt-get update -q
-  # The fonts: page text and screenshots look the same on every machine.
-  $sudo apt-get install -y -q --no-install-recommends chromium fonts-dejavu-core
-fi
+# The fonts: page text and screenshots look the same on every machine.
+scripts/debian.sh need "$CHROMIUM" chromium fonts-dejavu-core
 "$CHROMIUM" --version 2>/dev/null
 
 if ! command -v node >/dev/null; then

@@ -25,8 +25,13 @@ CONTROLLER_PORT="${CONTROLLER_PORT:-9093}"
 KAFKA_KEEP_DATA="${KAFKA_KEEP_DATA:-0}"
 PIDFILE="$KAFKA_RUN/kafka.pid"
 
+# The broker runs on Java 17 and its jars come through Maven: Debian's packages when missing.
+need_java() { "$ROOT/scripts/debian.sh" need java openjdk-17-jre-headless; }
+
 fetch() {
+  need_java
   if [ -f "$KAFKA_HOME/libs/.complete" ]; then return 0; fi
+  "$ROOT/scripts/debian.sh" need mvn maven
   mkdir -p "$KAFKA_HOME/pom"
   cat >"$KAFKA_HOME/pom/pom.xml" <<POM
 <project xmlns="http://maven.apache.org/POM/4.0.0">

@@ -3,12 +3,5 @@
 # bookworm), installed when missing.
 set -euo pipefail
 NVIM="${AMPLIFY_NVIM:-nvim}"
-if ! command -v "$NVIM" >/dev/null; then
-  echo "installing neovim (Debian's package)"
-  sudo=""
-  if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
-  export DEBIAN_FRONTEND=noninteractive
-  $sudo apt-get update -q
-  $sudo apt-get install -y -q --no-install-recommends neovim
-fi
+"$(dirname "$0")/debian.sh" need "$NVIM" neovim
 "$NVIM" --version | head -1

@@ -43,24 +43,6 @@ psql_bin() {
   if [ -n "$BIN" ] && [ -x "$BIN/psql" ]; then echo "$BIN/psql"; else command -v psql; fi
 }
 
-install_postgres() {
-  local sudo=()
-  if [ "$(id -u)" != 0 ]; then
-    if ! command -v sudo >/dev/null; then
-      say "PostgreSQL is not installed and installing it needs root or sudo"; exit 1
-    fi
-    sudo=(sudo)
-  fi
-  say "installing Debian's postgresql package"
-  mkdir -p "$PG_RUN"
-  if ! { "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q &&
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
-      --no-install-recommends postgresql; } >"$PG_RUN/install.log" 2>&1; then
-    say "installing PostgreSQL failed; last lines of $PG_RUN/install.log:"
-    tail -n 30 "$PG_RUN/install.log" >&2; exit 1
-  fi
-}
-
 # PostgreSQL refuses to run as root: as root, the cluster belongs to the postgres user.
 as_owner() {
   if [ "$(id -u)" = 0 ]; then
@@ -86,7 +68,7 @@ running() {
 
 start() {
   if ! find_bin; then
-    install_postgres
+    "$ROOT/scripts/debian.sh" install postgresql
     find_bin || { say "no initdb/pg_ctl under /usr/lib/postgresql/*/bin after installing"; exit 1; }
   fi
   if [ "$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; then
