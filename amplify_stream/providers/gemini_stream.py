@@ -12,9 +12,11 @@ parsed by orjson (``_events``: a quarter of the CPU of the SDK's line handling a
 
 That transport is private to google-genai (``models._GenerateContentParameters_to_mldev``,
 ``BaseApiClient._build_request`` and ``_async_request``, the ``aiohttp`` response in its
-``HttpResponse``), so the SDK's version is pinned (pyproject.toml); should a piece be
-missing or have changed, the public ``generate_content_stream`` reads the answer instead
-and a warning says so, once.
+``HttpResponse``), and so is the shape of the answer it reads, so the SDK's version is
+pinned (pyproject.toml). Should a piece be missing or have changed, or an answer come in a
+shape ``read_chunk`` cannot read (a field of another type, say) before anything of it was
+given out, the public ``generate_content_stream`` reads the answers instead, from then on
+in this process, and a warning says why, once.
 
 Automatic continuation (``FinishReason.CONTINUATION``: the model stopped at its
 per-request limit and gave a ``continuationToken`` to go on from) is the SDK's: when a
@@ -24,6 +26,7 @@ over from it and its usage is added to this part's.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, AsyncIterator
@@ -57,10 +60,21 @@ class Chunk:
     continuation_token: str | None = None  # as the wire has it (base64)
 
 
+class UnreadableAnswer(Exception):
+    """An answer whose shape the reader here does not know (the SDK's models may)."""
+
+
 def read_chunk(event: dict[str, Any]) -> Chunk:
     """One SSE event's JSON (``GenerateContentResponse`` in the REST API's camelCase).
     An event that is an error (``{"error": {code, message, status}}``, a failure after the
-    stream opened) raises it as the SDK does."""
+    stream opened) raises it as the SDK does; one of another shape, ``UnreadableAnswer``."""
+    try:
+        return _read_chunk(event)
+    except (AttributeError, TypeError, KeyError, IndexError) as exc:
+        raise UnreadableAnswer(f"{type(exc).__name__}: {exc}") from exc
+
+
+def _read_chunk(event: dict[str, Any]) -> Chunk:
     if (error := event.get("error")) is not None:
         code = error.get("code") if isinstance(error, dict) else None
         genai_errors.APIError.raise_error(code if isinstance(code, int) else 500, event, None)
@@ -122,9 +136,19 @@ async def stream_chunks(
     go_on = config.automatic_continuation is not False
     token: str | None = None  # the last point the answer can go on from
     usage: UsageReport | None = None
+    given = False  # whether anything of this answer went out
+    unreadable = False
     try:
         async for event in segments:
-            chunk = read_chunk(event)
+            try:
+                chunk = read_chunk(event)
+            except UnreadableAnswer as exc:
+                if given:
+                    raise
+                _read_by_the_sdk(f"an answer in a shape it cannot read ({exc})")
+                unreadable = True
+                break
+            given = True
             usage = chunk.usage or usage
             if chunk.continuation_token:
                 token = chunk.continuation_token
@@ -141,6 +165,10 @@ async def stream_chunks(
         log.info("a Gemini stream broke (%r); going on from its continuation token", exc)
     finally:
         await segments.aclose()  # the connection goes back to the pool, or is closed
+    if unreadable:  # read again, from the start, by the SDK
+        async for chunk in _sdk_chunks(client, model, contents, config):
+            yield chunk
+        return
     if go_on and token:
         async for chunk in _go_on(client, model, contents, config, token, usage):
             yield chunk
@@ -180,7 +208,23 @@ async def _sdk_chunks(
         yield chunk_of_response(response)
 
 
+# Why the SDK's public path reads every answer in this process (None: the reader here does).
+_sdk_reads: str | None = None
 _fallback_logged = False
+
+
+def _read_by_the_sdk(why: str) -> None:
+    """From now on the SDK's public path reads the answers; said once, with the reason."""
+    global _sdk_reads, _fallback_logged
+    _sdk_reads = why
+    if not _fallback_logged:
+        _fallback_logged = True
+        log.warning(
+            "google-genai %s: the fast Gemini stream reader met %s; its public "
+            "generate_content_stream reads the answers instead",
+            genai.__version__,
+            why,
+        )
 
 
 async def _open(
@@ -189,8 +233,7 @@ async def _open(
     """The opened stream's events as JSON, or None where the SDK's public path must read
     it: Vertex AI, tools (the SDK calls functions itself) or this SDK lacking the private
     pieces used here."""
-    global _fallback_logged
-    if config.tools:
+    if config.tools or _sdk_reads:
         return None
     try:
         api = client.aio.models._api_client
@@ -200,20 +243,19 @@ async def _open(
         http_request = api._build_request("post", path, body, options)
         opening = api._async_request(http_request=http_request, http_options=options, stream=True)
     except (AttributeError, TypeError, KeyError) as exc:
-        if not _fallback_logged:
-            _fallback_logged = True
-            log.warning(
-                "google-genai %s lacks what the fast Gemini stream reader uses (%r): "
-                "its public generate_content_stream reads the answers instead",
-                genai.__version__,
-                exc,
-            )
+        _read_by_the_sdk(f"a private piece missing or changed ({exc!r})")
         return None
     response = await opening
     if isinstance(raw := getattr(response, "response_stream", None), aiohttp.ClientResponse):
         return _events(raw)
-    # Another transport (httpx): the SDK's own reading, json.loads per event.
-    return cast(AsyncGenerator[dict[str, Any], None], response.async_segments())
+    if callable(segments := getattr(response, "async_segments", None)):
+        # Another transport (httpx): the SDK's own reading, json.loads per event.
+        return cast(AsyncGenerator[dict[str, Any], None], segments())
+    _read_by_the_sdk(f"a response it cannot read ({type(response).__name__})")
+    with contextlib.suppress(Exception):  # whatever it holds, it is not read
+        if callable(close := getattr(raw, "close", None)):
+            close()
+    return None
 
 
 async def _events(response: aiohttp.ClientResponse) -> AsyncGenerator[dict[str, Any], None]:

@@ -51,6 +51,14 @@ def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
 
 
+@pytest.fixture(autouse=True)
+def _fast_reader(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts with the fast reader on, as a new process does (a fallback sticks
+    for the rest of the process; monkeypatch puts it back after the test)."""
+    monkeypatch.setattr(gemini_stream, "_sdk_reads", None)
+    monkeypatch.setattr(gemini_stream, "_fallback_logged", False)
+
+
 @pytest.fixture
 async def client() -> AsyncIterator[Client]:
     async with AsyncExitStack() as stack:
@@ -74,7 +82,6 @@ async def client() -> AsyncIterator[Client]:
 def without_private_sdk(monkeypatch: pytest.MonkeyPatch) -> None:
     """As if google-genai no longer had the private request builder the reader uses."""
     monkeypatch.setattr(gemini_stream, "genai_models", SimpleNamespace())
-    monkeypatch.setattr(gemini_stream, "_fallback_logged", False)
     # Nothing converted by it before: in such a process it never converted anything.
     monkeypatch.setattr(gemini_stream, "_CONFIG_PARTS", OrderedDict())
 
@@ -340,3 +347,38 @@ async def test_events_split_anyhow_and_a_plain_json_error(client: Client, script
     ]
     with pytest.raises(genai_errors.ServerError, match="503 UNAVAILABLE"):
         await rewrite(made)
+
+
+async def test_an_answer_in_a_shape_it_cannot_read_is_read_by_the_sdk(
+    client: Client, scripted: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Token counts as strings (as proto3 JSON writes 64-bit integers): the SDK's models
+    # read them, the fast reader cannot. Nothing had gone out, so the SDK asks again and
+    # reads the answer whole; the next call goes to the SDK straight away, warned once.
+    odd = event("Once upon a time", "STOP")
+    odd["usageMetadata"] = {"promptTokenCount": "5", "candidatesTokenCount": "4"}
+    base, bodies = await scripted([odd], [odd], [odd])
+    made = await client(base)
+    with caplog.at_level(logging.WARNING, logger=gemini_stream.__name__):
+        first = await rewrite(made)
+        second = await rewrite(made)
+    assert first == second == ["Once upon a time", UsageReport(input_tokens=5, output_tokens=4)]
+    assert len(bodies) == 3 and bodies[0] == bodies[1] == bodies[2]
+    (warning,) = caplog.records
+    assert "cannot read" in warning.getMessage() and "TypeError" in warning.getMessage()
+
+
+async def test_an_unreadable_event_after_text_went_out_fails_the_answer(
+    client: Client, scripted: Any
+) -> None:
+    # What went out cannot be taken back: the answer fails (and the story's attempt with
+    # it) rather than being told twice.
+    odd = event(" a time", "STOP")
+    odd["candidates"][0]["content"]["parts"] = "not a list of parts"
+    base, bodies = await scripted([event("Once upon", usage=(5, 2)), odd])
+    made = await client(base)
+    seen: list[str | UsageReport] = []
+    with pytest.raises(gemini_stream.UnreadableAnswer):
+        async for text in stream_text(made, "gemini-test-flash", PROMPT, CONFIG, "rewrite"):
+            seen.append(text)
+    assert seen == ["Once upon"] and len(bodies) == 1
