@@ -8,7 +8,10 @@ reverse proxy, every client shares the proxy's.
 
 from __future__ import annotations
 
+import logging
+
 from aiohttp import web
+from pydantic import SecretStr
 
 from amplify_stream.auth.models import Credentials, TokenResponse, UserOut
 from amplify_stream.errors import AmplifyError, InvalidMessage, Unauthorized
@@ -25,7 +28,10 @@ from amplify_stream.gateway.openapi import (
     describe,
     error,
 )
+from amplify_stream.store.errors import StoreUnavailable
+from amplify_stream.store.records import UserRecord
 
+log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 
 
@@ -90,6 +96,7 @@ async def token(request: web.Request) -> web.Response:
     )
     if user is None or not ok:
         raise Unauthorized("wrong username or password")
+    await _rehash_if_stale(request, user, creds.password)
     access_token, expires_in = request.app[keys.TOKENS].issue(user.id, user.username)
     body = TokenResponse(access_token=access_token, expires_in=expires_in)
     return json_response(body.model_dump())
@@ -110,3 +117,16 @@ async def me(request: web.Request) -> web.Response:
     if user is None:
         raise Unauthorized("the account no longer exists")
     return json_response(UserOut(id=user.id, username=user.username).model_dump())
+
+
+async def _rehash_if_stale(request: web.Request, user: UserRecord, password: SecretStr) -> None:
+    """A hash made at another cost (``AMPLIFY_BCRYPT_ROUNDS`` changed) is made again at
+    today's, now that the password is known; a failure only leaves the old one in place."""
+    passwords = request.app[keys.PASSWORDS]
+    if not passwords.needs_rehash(user.password_hash):
+        return
+    try:
+        fresh = await passwords.hash(password)
+        await request.app[keys.USERS].replace_password_hash(user.id, user.password_hash, fresh)
+    except (StoreUnavailable, ValueError) as exc:
+        log.warning("password hash not renewed at the new cost: %s", type(exc).__name__)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -50,3 +50,15 @@ class UserStore:
         async with open_session(self._sessions) as session:
             row = await session.get(User, user_id)
         return None if row is None else UserRecord.of(row)
+
+    async def replace_password_hash(self, user_id: str, old: str, new: str) -> bool:
+        """Store ``new`` where the user's hash is still ``old`` (a rehash at another cost
+        never overwrites a hash changed meanwhile); True when it was stored."""
+        stmt = (
+            update(User)
+            .where(User.id == user_id, User.password_hash == old)
+            .values(password_hash=new)
+        )
+        async with open_session(self._sessions) as session, session.begin():
+            result = await session.execute(stmt)
+        return bool(getattr(result, "rowcount", 0))

@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.serialization import (
 from pydantic import ValidationError
 
 from amplify_stream.config import Settings
+from amplify_stream.gateway import keys
 from amplify_stream.gateway.app import create_app
 from amplify_stream.logs import configure_logging
 from tests.integration.conftest import Service
@@ -551,3 +552,27 @@ def test_create_app_refuses_settings_changed_after_validation() -> None:
     settings.cors_origins = ["*"]  # assignment is not validated; create_app checks again
     with pytest.raises(ValueError, match="must not be \\*"):
         create_app(settings)
+
+
+@MEMORY_ONLY
+async def test_a_hash_made_at_another_cost_is_renewed_at_the_next_sign_in(
+    service: Callable[..., Awaitable[Service]], session: aiohttp.ClientSession
+) -> None:
+    creds = {"username": "ada", "password": PASSWORD}
+    old = await service(bcrypt_rounds=4)
+    async with session.post(f"{old.base}/v1/auth/register", json=creds) as res:
+        assert res.status == 201
+    await old.stop()
+    new = await service(bcrypt_rounds=5)  # the same database, a higher cost
+    users = new.app[keys.USERS]
+    before = await users.by_username("ada")
+    assert before is not None and before.password_hash.startswith("$2b$04$")
+    async with session.post(f"{new.base}/v1/auth/token", json=creds | {"password": "x"}) as res:
+        assert res.status == 401  # a wrong password renews nothing
+    assert (await users.by_username("ada")) == before
+    for _ in range(2):
+        async with session.post(f"{new.base}/v1/auth/token", json=creds) as res:
+            assert res.status == 200
+    after = await users.by_username("ada")
+    assert after is not None and after.password_hash.startswith("$2b$05$")
+    assert await new.app[keys.PASSWORDS].verify(PASSWORD, after.password_hash)
