@@ -189,10 +189,6 @@ PLACE_NOUNS = _words(
     tavern inn castle tower cave desert island farm barn square corridor stairs window
     door doorway roof shed"""
 )
-PLACE_PREPOSITIONS = _words(
-    "in at inside outside beneath under behind across through into onto near beside along "
-    "above below toward towards around"
-)
 # Before a capitalized word these mark a place ("in Lisbon"); "at" and "to" take people too.
 PLACE_NAME_PREPOSITIONS = _words("in into inside outside across through throughout near")
 TIME_WORDS = _words(
