@@ -2,10 +2,14 @@
 (``amplify.documents.v1``, key ``doc_id``), so each document has one owner at a time,
 whatever gateway its edits came through (docs/protocol.md section 6).
 
+The imperative shell of the live-document core (``amplify_stream/documents/``): it
+reads the log and the snapshots, times the passes and writes what the core answers.
+
 - Folding: each command is folded into its partition's documents in log order
-  (``consumers/document_log.py``), and the answers (``doc.ack``, ``version_conflict``,
-  ``doc.retracted``...) go to the stream topic, keyed by ``doc_id``, through one ordered
-  outbox: a client hears its document's events in the order they happened.
+  (``amplify_stream/documents/partition.py``), and the answers (``doc.ack``,
+  ``version_conflict``, ``doc.retracted``...) go to the stream topic, keyed by ``doc_id``,
+  through one ordered outbox: a client hears its document's events in the order they
+  happened.
 - Passes: after ``doc_idle_ms`` without an edit, a document's stale paragraphs are read
   again (``DocumentAnalyzer``); an edit meanwhile cancels the pass (at most one per
   document at a time) and waits for quiet again.
@@ -32,6 +36,12 @@ from pydantic import ValidationError
 from amplify_stream.bus import is_bus_error
 from amplify_stream.bus.base import Position, Record, TopicPartition
 from amplify_stream.documents.analyzers import DocumentAnalyzer
+from amplify_stream.documents.partition import (
+    Answer,
+    PartitionDocuments,
+    deleted_marker,
+    pass_answers,
+)
 from amplify_stream.documents.snapshot import suggestion_event
 from amplify_stream.documents.state import LiveSuggestion
 from amplify_stream.events import encode, headers_for
@@ -45,7 +55,6 @@ from amplify_stream.events.documents import (
     document_command_adapter,
 )
 from amplify_stream.providers.local.paragraphs import cached_paragraph
-from consumers.document_log import Answer, PartitionDocuments, deleted_marker, pass_answers
 from consumers.ownership import Ownership
 from consumers.worker import RETRY_INITIAL_S, RETRY_MAX_S, Worker, WorkerDeps
 from producers.lease import PartitionLost

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from amplify_stream.documents.local_pass import PassFindings, insights_of
+from amplify_stream.documents.analyzers import PassFindings
+from amplify_stream.documents.local_pass import insights_of
 from amplify_stream.documents.snapshot import from_snapshot, suggestion_event, to_snapshot
 from amplify_stream.documents.state import Applied, DocumentState, TextTooLong
 from amplify_stream.events import ALL_FOCUS, ErrorEvent, Focus, now_rfc3339
