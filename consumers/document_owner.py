@@ -39,6 +39,7 @@ from amplify_stream.documents.analyzers import DocumentAnalyzer
 from amplify_stream.documents.partition import (
     Answer,
     PartitionDocuments,
+    analyzed_outcome,
     deleted_marker,
     pass_answers,
 )
@@ -46,7 +47,6 @@ from amplify_stream.documents.snapshot import suggestion_event
 from amplify_stream.documents.state import LiveSuggestion
 from amplify_stream.events import encode, headers_for
 from amplify_stream.events.documents import (
-    DocumentAnalyzedOutcome,
     DocumentCommand,
     DocumentDeleted,
     DocumentEdited,
@@ -255,23 +255,10 @@ class DocumentOwner(Worker[DocumentCommand]):
         answers = pass_answers(doc, found, part.docs.told.setdefault(doc_id, {}))
         self._outbox.put_nowait((part.ownership, answers))
         analysis_ms = (time.monotonic() - began) * 1000
-        per_focus = dict.fromkeys(doc.focus, 0)
-        for s in doc.live.values():
-            per_focus[s.focus] = per_focus.get(s.focus, 0) + 1
         part.docs.dirty.add(doc_id)
+        timings = DocumentTimings(idle_ms=round(idle_ms, 3), analysis_ms=round(analysis_ms, 3))
         part.docs.outcomes.append(
-            DocumentAnalyzedOutcome(
-                doc_id=doc_id,
-                user_id=doc.user_id,
-                version=doc.version,
-                provider=self._analyzer.name,
-                suggestions=per_focus,
-                paragraphs=len(doc.current),
-                reanalyzed=result.reanalyzed,
-                timings=DocumentTimings(
-                    idle_ms=round(idle_ms, 3), analysis_ms=round(analysis_ms, 3)
-                ),
-            )
+            analyzed_outcome(doc, self._analyzer.name, result.reanalyzed, timings)
         )
         if found.skipped:
             name = self._analyzer.name
