@@ -31,8 +31,8 @@ def to_snapshot(doc: DocumentState, *, offset: int, created_at: str) -> Document
             for s in doc.live.values()
         ],
         current=list(doc.current),
-        ids=doc._ids,
-        across=sorted(doc._across),
+        ids=doc.ids,
+        across=sorted(doc.across),
         analyzed_version=doc.analyzed_version,
     )
 
@@ -52,10 +52,9 @@ def from_snapshot(snapshot: DocumentSnapshot) -> DocumentState:
             for s in snapshot.suggestions
         },
         current=list(snapshot.current),
-        _ids=snapshot.ids,
-        _across=set(snapshot.across),
+        analyzed_version=snapshot.analyzed_version,
     )
-    doc.analyzed_version = snapshot.analyzed_version
+    doc.restore(ids=snapshot.ids, across=snapshot.across)
     return doc
 
 
