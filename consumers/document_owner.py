@@ -2,10 +2,14 @@
 (``amplify.documents.v1``, key ``doc_id``), so each document has one owner at a time,
 whatever gateway its edits came through (docs/protocol.md section 6).
 
+The imperative shell of the live-document core (``amplify_stream/documents/``): it
+reads the log and the snapshots, times the passes and writes what the core answers.
+
 - Folding: each command is folded into its partition's documents in log order
-  (``consumers/document_log.py``), and the answers (``doc.ack``, ``version_conflict``,
-  ``doc.retracted``...) go to the stream topic, keyed by ``doc_id``, through one ordered
-  outbox: a client hears its document's events in the order they happened.
+  (``amplify_stream/documents/partition.py``), and the answers (``doc.ack``,
+  ``version_conflict``, ``doc.retracted``...) go to the stream topic, keyed by ``doc_id``,
+  through one ordered outbox: a client hears its document's events in the order they
+  happened.
 - Passes: after ``doc_idle_ms`` without an edit, a document's stale paragraphs are read
   again (``DocumentAnalyzer``); an edit meanwhile cancels the pass (at most one per
   document at a time) and waits for quiet again.
@@ -32,11 +36,17 @@ from pydantic import ValidationError
 from amplify_stream.bus import is_bus_error
 from amplify_stream.bus.base import Position, Record, TopicPartition
 from amplify_stream.documents.analyzers import DocumentAnalyzer
+from amplify_stream.documents.partition import (
+    Answer,
+    PartitionDocuments,
+    analyzed_outcome,
+    deleted_marker,
+    pass_answers,
+)
 from amplify_stream.documents.snapshot import suggestion_event
 from amplify_stream.documents.state import LiveSuggestion
 from amplify_stream.events import encode, headers_for
 from amplify_stream.events.documents import (
-    DocumentAnalyzedOutcome,
     DocumentCommand,
     DocumentDeleted,
     DocumentEdited,
@@ -45,7 +55,6 @@ from amplify_stream.events.documents import (
     document_command_adapter,
 )
 from amplify_stream.providers.local.paragraphs import cached_paragraph
-from consumers.document_log import Answer, PartitionDocuments, deleted_marker, pass_answers
 from consumers.ownership import Ownership
 from consumers.worker import RETRY_INITIAL_S, RETRY_MAX_S, Worker, WorkerDeps
 from producers.lease import PartitionLost
@@ -246,23 +255,10 @@ class DocumentOwner(Worker[DocumentCommand]):
         answers = pass_answers(doc, found, part.docs.told.setdefault(doc_id, {}))
         self._outbox.put_nowait((part.ownership, answers))
         analysis_ms = (time.monotonic() - began) * 1000
-        per_focus = dict.fromkeys(doc.focus, 0)
-        for s in doc.live.values():
-            per_focus[s.focus] = per_focus.get(s.focus, 0) + 1
         part.docs.dirty.add(doc_id)
+        timings = DocumentTimings(idle_ms=round(idle_ms, 3), analysis_ms=round(analysis_ms, 3))
         part.docs.outcomes.append(
-            DocumentAnalyzedOutcome(
-                doc_id=doc_id,
-                user_id=doc.user_id,
-                version=doc.version,
-                provider=self._analyzer.name,
-                suggestions=per_focus,
-                paragraphs=len(doc.current),
-                reanalyzed=result.reanalyzed,
-                timings=DocumentTimings(
-                    idle_ms=round(idle_ms, 3), analysis_ms=round(analysis_ms, 3)
-                ),
-            )
+            analyzed_outcome(doc, self._analyzer.name, result.reanalyzed, timings)
         )
         if found.skipped:
             name = self._analyzer.name

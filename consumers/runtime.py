@@ -13,7 +13,7 @@ from typing import Any
 from amplify_stream.audio_store import AudioStore
 from amplify_stream.bus.base import Bus, Producer
 from amplify_stream.config import Settings
-from amplify_stream.documents.analyzers import create_document_analyzer
+from amplify_stream.documents import create_document_analyzer
 from amplify_stream.metrics import Metrics
 from amplify_stream.providers import create_provider
 from amplify_stream.speech import create_speech_provider

@@ -20,12 +20,22 @@ Frame = dict[str, Any]
 
 @dataclass
 class Mark:
-    """A live suggestion, its span in the client's current text (UTF-16 units)."""
+    """A live suggestion as the client holds it: the ``doc.suggestion`` it came in, and its
+    span moved into the client's current text (UTF-16 units), which runs ahead of the
+    version the service sent it at."""
 
     id: str
     start_utf16: int
     end_utf16: int
     event: Frame
+
+    @classmethod
+    def at(cls, span: LiveSpan, event: Frame) -> Mark:
+        return cls(span.id, span.start_utf16, span.end_utf16, event)
+
+    @property
+    def span(self) -> LiveSpan:
+        return LiveSpan(self.id, self.start_utf16, self.end_utf16)
 
 
 @dataclass
@@ -65,11 +75,8 @@ class LiveDocument:
         return frame
 
     def _move(self, changes: list[Change]) -> None:
-        spans = [LiveSpan(m.id, m.start_utf16, m.end_utf16) for m in self.marks.values()]
-        kept, _ = shift_all(spans, changes)
-        self.marks = {
-            s.id: Mark(s.id, s.start_utf16, s.end_utf16, self.marks[s.id].event) for s in kept
-        }
+        kept, _ = shift_all([m.span for m in self.marks.values()], changes)
+        self.marks = {s.id: Mark.at(s, self.marks[s.id].event) for s in kept}
 
     def receive(self, frame: Frame) -> None:
         """Fold in an event of this document."""
@@ -92,7 +99,7 @@ class LiveDocument:
         since = [c for v in range(frame["version"] + 1, self.version + 1) for c in self.history[v]]
         kept, _ = shift_all([span], since)
         if kept:
-            self.marks[span.id] = Mark(span.id, kept[0].start_utf16, kept[0].end_utf16, frame)
+            self.marks[span.id] = Mark.at(kept[0], frame)
 
     def _forget_history(self) -> None:
         # Suggestions come for versions the service has read, never below the acked one

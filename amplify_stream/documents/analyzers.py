@@ -1,4 +1,5 @@
-"""The port of a live document's analysis pass, and how a process picks its backend.
+"""The port of a live document's analysis pass (its backends: ``local_pass.py``,
+``gemini_pass.py``; ``create_document_analyzer`` in ``__init__`` picks one).
 
 A pass reads the document's stale paragraphs, settles its live set on the document
 (``OpenPass``: a suggestion may go live, and to ``emit``, the moment it is found; the rest,
@@ -10,17 +11,25 @@ the document keeps what was emitted, and nothing else of the pass.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
-from amplify_stream.config import Settings
-from amplify_stream.documents.local_pass import PassFindings, local_pass
-from amplify_stream.documents.state import DocumentState, LiveSuggestion
+from amplify_stream.documents.state import DocumentState, LiveSuggestion, PassResult
+from amplify_stream.providers.base import InsightFound
 
 # Told of each suggestion a pass adds to the live set before the pass ends (a provider
 # that streams sends it on at once); the pass's result lists the rest.
 Emit = Callable[[LiveSuggestion], None]
+
+
+@dataclass(frozen=True, slots=True)
+class PassFindings:
+    result: PassResult
+    insights: tuple[InsightFound, ...]
+    # Suggestions the provider wrote but the pass left out (against the schema, or
+    # quoting what the paragraph does not hold): logged and counted, never sent.
+    skipped: int = 0
 
 
 class DocumentAnalyzer(Protocol):
@@ -32,25 +41,3 @@ class DocumentAnalyzer(Protocol):
         ...
 
     async def aclose(self) -> None: ...
-
-
-class LocalAnalyzer:
-    """The offline analyzer, paragraph by paragraph through its content cache: a pass
-    on one changed paragraph takes a millisecond or two, so it runs inline."""
-
-    name = "local"
-
-    async def analyze(self, doc: DocumentState, emit: Emit) -> PassFindings:
-        await asyncio.sleep(0)  # a pass superseded before it began does nothing
-        return local_pass(doc)
-
-    async def aclose(self) -> None:
-        return None
-
-
-def create_document_analyzer(settings: Settings) -> DocumentAnalyzer:
-    if settings.enhancement_provider_name == "gemini":
-        from amplify_stream.documents.gemini_pass import GeminiAnalyzer
-
-        return GeminiAnalyzer(settings)
-    return LocalAnalyzer()

@@ -28,8 +28,8 @@ from google.genai import types
 from pydantic import BaseModel, Field
 
 from amplify_stream.config import Settings
-from amplify_stream.documents.analyzers import Emit
-from amplify_stream.documents.local_pass import PassFindings, across, paragraph_facts
+from amplify_stream.documents.analyzers import Emit, PassFindings
+from amplify_stream.documents.local_pass import across, paragraph_facts
 from amplify_stream.documents.state import DocumentState, Finding
 from amplify_stream.errors import ProviderError
 from amplify_stream.events import Focus

@@ -10,7 +10,7 @@ ends in the same state, conflicts included.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from amplify_stream.events import Focus
@@ -103,14 +103,32 @@ class DocumentState:
     live: dict[str, LiveSuggestion] = field(default_factory=dict)
     # Per paragraph: read by a pass and untouched since (False: to be read again).
     current: list[bool] = field(default_factory=list)
-    _ids: int = 0
-    _across: set[str] = field(default_factory=set)  # live ids of document-level findings
     # The version the last finished pass read (None: never analyzed).
     analyzed_version: int | None = None
+    # Bookkeeping of the passes, read through ``ids`` and ``across`` and set again only
+    # by ``restore`` (from a snapshot).
+    _ids: int = field(default=0, init=False)
+    _across: set[str] = field(default_factory=set, init=False)
 
     def __post_init__(self) -> None:
         if not self.current:
             self.current = [False] * len(self.paragraphs)
+
+    @property
+    def ids(self) -> int:
+        """How many suggestions have gone live in this document, ever."""
+        return self._ids
+
+    @property
+    def across(self) -> frozenset[str]:
+        """The live ids of the document-level findings (each pass finds them anew)."""
+        return frozenset(self._across)
+
+    def restore(self, *, ids: int, across: Iterable[str]) -> None:
+        """The bookkeeping a snapshot kept (``ids``, ``across``), for the document made
+        again from it."""
+        self._ids = ids
+        self._across = set(across)
 
     # ------------------------------------------------------------ edits
 

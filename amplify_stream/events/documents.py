@@ -76,8 +76,10 @@ class DocAck(DocEvent):
     request_id: str | None = None
 
 
-class DocSuggestion(DocEvent):
-    type: Literal["doc.suggestion"] = "doc.suggestion"
+class DocumentSuggestionFields(_Model):
+    """A live suggestion: its span in the text of the document's ``version``, in code points
+    (``start``, ``end``) and in UTF-16 units (``start_utf16``, ``end_utf16``)."""
+
     id: str
     focus: Focus
     quote: str
@@ -87,6 +89,11 @@ class DocSuggestion(DocEvent):
     end_utf16: int
     message: str
     replacement: str | None = None
+
+
+# The fields after the envelope's (the schema's order): the fields' class comes first.
+class DocSuggestion(DocumentSuggestionFields, DocEvent):
+    type: Literal["doc.suggestion"] = "doc.suggestion"
 
 
 class DocRetracted(DocEvent):
@@ -153,6 +160,8 @@ document_command_adapter: TypeAdapter[DocumentCommand] = TypeAdapter(DocumentCom
 # ---------------------------------------------------------------- snapshots topic (compacted)
 
 
+# A live suggestion as its owner keeps it: its span in UTF-16 units only. (A comment, not
+# a docstring: the snapshot's schema has no description for it.)
 class LiveSuggestionRecord(_Model):
     id: str
     focus: Focus

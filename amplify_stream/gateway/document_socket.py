@@ -77,7 +77,7 @@ class SocketDocuments:
             sub = await self._documents.reopen(
                 self._user_id, reply_to, message.doc_id, message.request_id
             )
-        self._await(sub.story_id, reply_to)
+        self._await(sub.key, reply_to)
         self._watch(sub)
 
     def _open_reply_to(self) -> str:
@@ -140,7 +140,7 @@ class SocketDocuments:
         self._answering.pop(message.doc_id, None)
 
     def _watch(self, sub: Subscription) -> None:
-        doc_id = sub.story_id
+        doc_id = sub.key
         if (previous := self._watchers.pop(doc_id, None)) is not None:
             previous.cancel()
         task = asyncio.create_task(self._relay(sub), name=f"ws-doc:{doc_id}")
@@ -150,7 +150,7 @@ class SocketDocuments:
         )
 
     async def _relay(self, sub: Subscription) -> None:
-        doc_id = sub.story_id
+        doc_id = sub.key
         try:
             while True:
                 while not sub.overflowed:

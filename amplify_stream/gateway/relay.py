@@ -1,8 +1,9 @@
 """The relay: one reader of the whole stream topic per gateway, fanned out to the sockets
-that watch each story, plus catch-up from any cursor for clients that come back.
+that watch each key (a story's id, or a live document's), plus catch-up from any cursor
+for clients that come back to a story.
 
-Routing uses the record key (the story id) and the headers only: the relay never
-parses JSON, it splices the cursor into the bytes (``events.with_cursor``).
+Routing uses the record key and the headers only: the relay never parses JSON, it
+splices the cursor into the bytes (``events.with_cursor``).
 """
 
 from __future__ import annotations
@@ -23,14 +24,15 @@ _STARTS = (b"enhancement.started", b"audio.started")
 
 
 class Subscription:
-    """Live records of one story, buffered for one watcher.
+    """Live records of one key, buffered for one watcher.
 
     A watcher that falls ``limit`` records behind is marked overflowed rather than
-    holding the relay back; it catches up from the bus by cursor (nothing is lost).
+    holding the relay back; it catches up (a story's from the bus by cursor, a document's
+    by reopening it), so nothing is lost.
     """
 
-    def __init__(self, story_id: str, limit: int, *, live: bool = False) -> None:
-        self.story_id = story_id
+    def __init__(self, key: str, limit: int, *, live: bool = False) -> None:
+        self.key = key
         self.queue: asyncio.Queue[Record] = asyncio.Queue(limit)
         self.overflowed = False
         # Made while the hub's reader was running: every record written from then on
@@ -82,7 +84,7 @@ class RelayHub:
         self._bus = bus
         self._topic = topic
         self._queue_limit = queue_limit
-        self._subscribers: dict[str, set[Subscription]] = {}
+        self._subscribers: dict[str, set[Subscription]] = {}  # by key
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
 
@@ -120,35 +122,32 @@ class RelayHub:
                         sub.overflowed = True
                 await asyncio.sleep(1)
 
-    def subscribe(self, story_id: str) -> Subscription:
-        sub = Subscription(story_id, self._queue_limit, live=self._ready.is_set())
-        self._subscribers.setdefault(story_id, set()).add(sub)
+    def subscribe(self, key: str) -> Subscription:
+        sub = Subscription(key, self._queue_limit, live=self._ready.is_set())
+        self._subscribers.setdefault(key, set()).add(sub)
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
-        subs = self._subscribers.get(sub.story_id)
+        subs = self._subscribers.get(sub.key)
         if subs is not None:
             subs.discard(sub)
             if not subs:
-                del self._subscribers[sub.story_id]
-
-    @property
-    def watched_stories(self) -> int:
-        return len(self._subscribers)
+                del self._subscribers[sub.key]
 
     async def follow(
-        self, story_id: str, partition: int, after: int, sub: Subscription | None = None
+        self, key: str, partition: int, after: int, sub: Subscription | None = None
     ) -> AsyncIterator[Record]:
-        """Every record of the story in ``partition`` with an offset above ``after``,
-        exactly once and in order, from the log and then live, through ``story.completed``.
+        """Every record of ``key`` in ``partition`` with an offset above ``after``, exactly
+        once and in order, from the log and then live, through ``story.completed`` (a
+        story's: its key is the story id).
 
-        Pass ``sub`` when the caller subscribed before producing the story's first event:
-        then, if the hub's reader was running, the story has no history to read yet.
+        Pass ``sub`` when the caller subscribed before producing the key's first record:
+        then, if the hub's reader was running, the key has no history to read yet.
         """
-        # Reading the log costs a consumer of its own; a story subscribed to before its
+        # Reading the log costs a consumer of its own; a key subscribed to before its
         # first record, while the reader ran, has everything coming through the queue.
         skip_history = sub is not None and sub.live
-        sub = sub or self.subscribe(story_id)
+        sub = sub or self.subscribe(key)
         superseded = Superseded()
         last = after
         try:
@@ -161,7 +160,7 @@ class RelayHub:
                 else:
                     end = (await self._bus.end_offsets(self._topic)).get(partition, 0)
                 if last + 1 < end:
-                    async for record in self._history(story_id, partition, last + 1, end):
+                    async for record in self._history(key, partition, last + 1, end):
                         last = record.offset
                         if superseded(record):
                             continue
@@ -180,19 +179,19 @@ class RelayHub:
                         return
                 # Fell behind: start over from the log with a fresh subscription.
                 self.unsubscribe(sub)
-                sub = self.subscribe(story_id)
+                sub = self.subscribe(key)
         finally:
             self.unsubscribe(sub)
 
     async def _history(
-        self, story_id: str, partition: int, start: int, end: int
+        self, key: str, partition: int, start: int, end: int
     ) -> AsyncIterator[Record]:
         oldest = (await self._bus.begin_offsets(self._topic)).get(partition, 0)
         if start < oldest:
             raise CursorExpired("the events after this cursor are past retention")
         async with self._bus.read(self._topic, {partition: start}) as records:
             async for record in records:
-                if record.key == story_id:
+                if record.key == key:
                     yield record
                 if record.offset >= end - 1:
                     return

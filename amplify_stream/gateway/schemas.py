@@ -12,8 +12,9 @@ from typing import Annotated, Any, ClassVar, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
+from amplify_stream.documents.snapshot import as_heard, from_record
 from amplify_stream.events import ErrorInfo, Focus, InsightFields, SuggestionFields
-from amplify_stream.events.documents import LiveSuggestionRecord
+from amplify_stream.events.documents import DocumentSuggestionFields, LiveSuggestionRecord
 from amplify_stream.store.pages import MAX_PAGE_SIZE
 from amplify_stream.store.records import DocumentRecord, StoryRecord
 from amplify_stream.store.stories import Status
@@ -232,21 +233,6 @@ class DocumentList(ApiModel):
         return {"documents": [d.to_json() for d in self.documents], "next": self.next}
 
 
-class DocumentSuggestionFields(ApiModel):
-    """A live suggestion: its span in the text of the document's ``version``, in code points
-    (``start``, ``end``) and in UTF-16 units (``start_utf16``, ``end_utf16``)."""
-
-    id: str
-    focus: Focus
-    quote: str
-    start: int
-    end: int
-    start_utf16: int
-    end_utf16: int
-    message: str
-    replacement: str | None = None
-
-
 class DocumentDetail(ApiModel):
     """``GET /v1/documents/{doc_id}``: the document as its owner's last snapshot left it."""
 
@@ -263,7 +249,7 @@ class DocumentDetail(ApiModel):
     @classmethod
     def of(cls, doc: DocumentRecord) -> DocumentDetail:
         live = sorted(
-            (LiveSuggestionRecord.model_validate(s) for s in doc.suggestions),
+            (from_record(LiveSuggestionRecord.model_validate(s)) for s in doc.suggestions),
             key=lambda s: (s.start_utf16, s.end_utf16, s.id),
         )
         starts = _code_points(doc.text, [s.start_utf16 for s in live])
@@ -273,20 +259,7 @@ class DocumentDetail(ApiModel):
             version=doc.version,
             text=doc.text,
             focus=cast(list[Focus], list(doc.focus)),
-            suggestions=[
-                DocumentSuggestionFields(
-                    id=s.id,
-                    focus=s.focus,
-                    quote=s.quote,
-                    start=starts[s.start_utf16],
-                    end=starts[s.start_utf16] + len(s.quote),
-                    start_utf16=s.start_utf16,
-                    end_utf16=s.end_utf16,
-                    message=s.message,
-                    replacement=s.replacement,
-                )
-                for s in live
-            ],
+            suggestions=[as_heard(s, starts[s.start_utf16]) for s in live],
             updated_at=doc.updated_at,
         )
 

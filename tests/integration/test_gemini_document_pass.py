@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
+from amplify_stream.documents.analyzers import PassFindings
 from amplify_stream.documents.gemini_pass import GeminiAnalyzer
-from amplify_stream.documents.local_pass import PassFindings
 from amplify_stream.documents.state import DocumentState, LiveSuggestion
 from amplify_stream.errors import ProviderError
 from amplify_stream.fakes import gemini_model

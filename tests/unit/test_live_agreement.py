@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from amplify_stream.client.live import Frame, LiveDocument
 from amplify_stream.documents.local_pass import insights_of, local_pass
+from amplify_stream.documents.partition import Answer, PartitionDocuments, pass_answers
 from amplify_stream.events.documents import (
     DocChange,
     DocumentEdited,
@@ -24,7 +25,6 @@ from amplify_stream.events.documents import (
     DocumentSnapshot,
 )
 from amplify_stream.text.edits import Change
-from consumers.document_log import Answer, PartitionDocuments, pass_answers
 
 PIECES = ["a", "very ", "was very angry", "🌊", "港口", "\n", "Mara ", "Tom ", "", " ", "é"]
 START = "Mara was very angry.\nTom 港口 waited 🌊.\nIt was a dark night."

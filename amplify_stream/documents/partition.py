@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from amplify_stream.documents.local_pass import PassFindings, insights_of
+from amplify_stream.documents.analyzers import PassFindings
+from amplify_stream.documents.local_pass import insights_of
 from amplify_stream.documents.snapshot import from_snapshot, suggestion_event, to_snapshot
 from amplify_stream.documents.state import Applied, DocumentState, TextTooLong
 from amplify_stream.events import ALL_FOCUS, ErrorEvent, Focus, now_rfc3339
@@ -27,6 +28,7 @@ from amplify_stream.events.documents import (
     DocumentEdited,
     DocumentOpenRequested,
     DocumentSnapshot,
+    DocumentTimings,
 )
 from amplify_stream.providers.base import InsightFound
 from amplify_stream.text.edits import Change, InvalidChange
@@ -213,6 +215,25 @@ def analyzed(doc: DocumentState, *, reanalyzed: int) -> DocAnalyzed:
         suggestions=len(doc.live),
         paragraphs=len(doc.current),
         reanalyzed=reanalyzed,
+    )
+
+
+def analyzed_outcome(
+    doc: DocumentState, provider: str, reanalyzed: int, timings: DocumentTimings
+) -> DocumentAnalyzedOutcome:
+    """The ``document.analyzed`` outcome of a finished pass: the live set it left, by focus."""
+    per_focus = dict.fromkeys(doc.focus, 0)
+    for s in doc.live.values():
+        per_focus[s.focus] = per_focus.get(s.focus, 0) + 1
+    return DocumentAnalyzedOutcome(
+        doc_id=doc.doc_id,
+        user_id=doc.user_id,
+        version=doc.version,
+        provider=provider,
+        suggestions=per_focus,
+        paragraphs=len(doc.current),
+        reanalyzed=reanalyzed,
+        timings=timings,
     )
 
 
