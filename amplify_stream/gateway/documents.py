@@ -54,8 +54,6 @@ class Documents:
             raise StoryTooLarge(f"the text has {len(text)} characters; the limit is {limit}")
         if title is not None and len(title) > self._settings.max_title_chars:
             raise InvalidMessage(f"title: longer than {self._settings.max_title_chars} characters")
-        if message.focus is not None and len(set(message.focus)) != len(message.focus):
-            raise InvalidMessage("focus: names each area at most once")
         if "\x00" in text or (title is not None and "\x00" in title):
             raise InvalidMessage("text: must not contain NUL characters")
 

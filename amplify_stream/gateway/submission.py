@@ -80,8 +80,6 @@ class Stories:
             raise _invalid("title", f"longer than {self._settings.max_title_chars} characters")
         if not options.text.strip():
             raise _invalid("text", "the story is empty")
-        if len(set(options.focus)) != len(options.focus):
-            raise _invalid("focus", "names each area at most once")
         # PostgreSQL text cannot hold NUL; no writer means one either.
         for field in ("text", "title", "voice", "idempotency_key"):
             value = getattr(options, field)
