@@ -7,13 +7,15 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from amplify_stream.auth.passwords import MIN_PASSWORD_CHARS, bcrypt_problem
+from amplify_stream.events.common import ClientModel
 
 # ASCII only: no look-alike names (a Cyrillic "a" in "admin"). Stored lowercased.
 USERNAME_PATTERN = r"^[A-Za-z0-9._-]+$"
 
 
-class Credentials(BaseModel):
-    # Ignore extras: an OAuth2 password-flow form also sends grant_type, scope, client_id.
+class Credentials(ClientModel):
+    # Ignore extras (the contract's one exception): an OAuth2 password-flow form also
+    # sends grant_type, scope, client_id.
     # hide_input_in_errors keeps the password out of str(ValidationError) (logs, tracebacks);
     # errors() still holds it unless called with include_input=False.
     model_config = ConfigDict(extra="ignore", hide_input_in_errors=True)
