@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Literal, cast
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, PlainSerializer, WithJsonSchema
 
 from amplify_stream.events import ErrorInfo, Focus, InsightFields, SuggestionFields
 from amplify_stream.events.common import ClientModel
@@ -43,6 +43,11 @@ class ApiModel(BaseModel):
         """The answer's JSON: aliases applied, absent optional fields left out."""
         absent = {name for name in self.omit_when_none if getattr(self, name) is None}
         return self.model_dump(mode="json", by_alias=True, exclude=absent)
+
+
+# The ids this service gives stories and documents (opaque to clients): anything else is
+# none of the caller's, refused as such by the store's lookup.
+ID_FORMAT: dict[str, JsonValue] = {"format": "uuid"}
 
 
 class ClientQuery(ClientModel):
@@ -106,6 +111,7 @@ class StoryListQuery(ClientQuery):
         min_length=1,
         max_length=100,
         description="The page starts after this story: the ``next`` of the previous page.",
+        json_schema_extra=ID_FORMAT,
     )
 
 
@@ -205,6 +211,7 @@ class DocumentListQuery(ClientQuery):
         min_length=1,
         max_length=100,
         description="The page starts after this document: the ``next`` of the previous page.",
+        json_schema_extra=ID_FORMAT,
     )
 
 
