@@ -20,7 +20,15 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from amplify_stream.config import Settings
-from amplify_stream.events import SCHEMA_MODELS, SCHEMA_VERSION
+from amplify_stream.events import (
+    CONTENT_TYPE_HEADER,
+    EVENT_TYPE_HEADER,
+    RECORD_CONTENT_TYPE,
+    REPLY_TO_HEADER,
+    SCHEMA_MODELS,
+    SCHEMA_VERSION,
+    SCHEMA_VERSION_HEADER,
+)
 from amplify_stream.topics import Topics
 
 ASYNCAPI_VERSION = "3.0.0"
@@ -34,8 +42,6 @@ SOCKET_ONLY = frozenset({"pong", "story.accepted"})
 # A live document's records (docs/protocol.md section 6) are keyed by doc_id, not story_id.
 DOCUMENT_EVENTS_PREFIX = "doc."
 DOCUMENT_OUTCOMES = frozenset({"document.analyzed"})
-# Stream records that answer one socket's command carry its id in this header.
-REPLY_TO_HEADER = "reply-to"
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,9 +166,9 @@ def _message(
     doc = (model.__doc__ or "").strip()
     if doc:
         message["summary"] = " ".join(doc.split("\n\n")[0].split()).replace("``", "`")
-    message["contentType"] = "application/json"
+    message["contentType"] = RECORD_CONTENT_TYPE
     if channel is not None:
-        headers: dict[str, Any] = {"event-type": {"const": event_type}}
+        headers: dict[str, Any] = {EVENT_TYPE_HEADER: {"const": event_type}}
         if _replies(channel, event_type):
             headers[REPLY_TO_HEADER] = {"$ref": "#/components/schemas/ReplyToHeader"}
         message["headers"] = {
@@ -181,11 +187,11 @@ def _record_headers() -> dict[str, Any]:
     return {
         "type": "object",
         "description": "Headers of every record (Kafka header values are UTF-8 bytes).",
-        "required": ["event-type", "content-type", "schema-version"],
+        "required": [EVENT_TYPE_HEADER, CONTENT_TYPE_HEADER, SCHEMA_VERSION_HEADER],
         "properties": {
-            "event-type": {"type": "string", "description": "the value's `type`"},
-            "content-type": {"type": "string", "const": "application/json"},
-            "schema-version": {"type": "string", "const": SCHEMA_VERSION},
+            EVENT_TYPE_HEADER: {"type": "string", "description": "the value's `type`"},
+            CONTENT_TYPE_HEADER: {"type": "string", "const": RECORD_CONTENT_TYPE},
+            SCHEMA_VERSION_HEADER: {"type": "string", "const": SCHEMA_VERSION},
         },
     }
 

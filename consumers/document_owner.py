@@ -62,7 +62,6 @@ from producers.outcomes import OutRecord
 
 log = logging.getLogger(__name__)
 
-REPLY_TO_HEADER = "reply-to"
 # Commands fold in microseconds; many may wait for their partition's snapshots at once.
 CONCURRENCY = 4096
 HANDOVER_CHECKPOINT_S = 5.0
@@ -284,9 +283,7 @@ class DocumentOwner(Worker[DocumentCommand]):
                 continue
             for answer in answers:
                 event = answer.event
-                headers = headers_for(event.type)
-                if answer.reply_to is not None:
-                    headers.append((REPLY_TO_HEADER, answer.reply_to.encode()))
+                headers = headers_for(event.type, reply_to=answer.reply_to)
                 key = event.doc_id or ""
                 try:
                     sent = await producer.send(topic, key, encode(event), headers)

@@ -13,6 +13,7 @@ Only what the services rely on is here, with Kafka's semantics:
 from __future__ import annotations
 
 import abc
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
@@ -68,12 +69,18 @@ def format_cursor(partition: int, offset: int) -> str:
     return f"{partition}-{offset}"
 
 
+# What ``format_cursor`` writes, as a JSON Schema pattern: ASCII digits only (``isdigit``
+# would also take other scripts' digits, which no cursor of this service holds).
+CURSOR_PATTERN = r"^[0-9]+-[0-9]+$"
+_CURSOR = re.compile(r"([0-9]+)-([0-9]+)")
+
+
 def parse_cursor(cursor: str) -> tuple[int, int]:
     """``"2-41"`` -> ``(2, 41)``; ``ValueError`` for anything else."""
-    partition, sep, offset = cursor.partition("-")
-    if not sep or not partition.isdigit() or not offset.isdigit():
+    found = _CURSOR.fullmatch(cursor)
+    if found is None:
         raise ValueError(f"not a cursor: {cursor!r}")
-    return int(partition), int(offset)
+    return int(found[1]), int(found[2])
 
 
 @dataclass(frozen=True, slots=True)

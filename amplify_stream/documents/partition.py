@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from amplify_stream.documents.analyzers import PassFindings
 from amplify_stream.documents.local_pass import insights_of
 from amplify_stream.documents.snapshot import from_snapshot, suggestion_event, to_snapshot
-from amplify_stream.documents.state import Applied, DocumentState, TextTooLong
+from amplify_stream.documents.state import Applied, DocumentState
 from amplify_stream.events import ALL_FOCUS, ErrorEvent, Focus, now_rfc3339
 from amplify_stream.events.documents import (
     DocAck,
@@ -30,6 +30,7 @@ from amplify_stream.events.documents import (
     DocumentSnapshot,
     DocumentTimings,
 )
+from amplify_stream.events.text_limits import TextTooLong
 from amplify_stream.providers.base import InsightFound
 from amplify_stream.text.edits import Change, InvalidChange
 

@@ -14,6 +14,7 @@ from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from amplify_stream.events import Focus
+from amplify_stream.events.text_limits import check_length
 from amplify_stream.text.edits import (
     Change,
     InvalidChange,
@@ -22,10 +23,6 @@ from amplify_stream.text.edits import (
     shift,
     utf16_length,
 )
-
-
-class TextTooLong(ValueError):
-    """An edit that would make the text longer than allowed: nothing of it is applied."""
 
 
 class StalePass(RuntimeError):
@@ -152,8 +149,8 @@ class DocumentState:
             end = code_point_index(text, change.end_utf16)
             placed.append((change, start, end, text))
             text = text[:start] + change.text + text[end:]
-        if max_chars is not None and len(text) > max_chars:
-            raise TextTooLong(f"the text would be {len(text)} characters (at most {max_chars})")
+        if max_chars is not None:
+            check_length(text, max_chars)
         retracted: list[str] = []
         for change, start, end, before in placed:
             retracted += self._apply(change, start, end, before)

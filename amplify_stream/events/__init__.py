@@ -98,7 +98,12 @@ from amplify_stream.events.topics import (
 )
 from amplify_stream.events.wire import (
     ATTEMPT_HEADER,
+    CONTENT_TYPE_HEADER,
+    EVENT_TYPE_HEADER,
+    RECORD_CONTENT_TYPE,
+    REPLY_TO_HEADER,
     SCHEMA_MODELS,
+    SCHEMA_VERSION_HEADER,
     STREAM_EVENTS,
     TERMINAL_EVENT,
     encode,
@@ -111,9 +116,14 @@ from amplify_stream.events.wire import (
 __all__ = [
     "ALL_FOCUS",
     "ATTEMPT_HEADER",
+    "CONTENT_TYPE_HEADER",
     "DOC_EVENTS",
+    "EVENT_TYPE_HEADER",
+    "RECORD_CONTENT_TYPE",
+    "REPLY_TO_HEADER",
     "SCHEMA_MODELS",
     "SCHEMA_VERSION",
+    "SCHEMA_VERSION_HEADER",
     "STREAM_EVENTS",
     "TERMINAL_EVENT",
     "AudioChunk",

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import ConfigDict, Field, TypeAdapter
+from pydantic import Field, TypeAdapter
 
-from amplify_stream.events.common import ALL_FOCUS, Focus, _Model
+from amplify_stream.events.common import ALL_FOCUS, ClientModel, FocusList
 from amplify_stream.events.documents import DocClose, DocEdit, DocOpen
 
 # The live documents' frames (section 6) live with the rest of the documents' records;
@@ -15,15 +15,14 @@ from amplify_stream.events.documents import DocClose, DocEdit, DocOpen
 # ---------------------------------------------------------------- client -> server
 
 
-class StoryOptions(_Model):
-    """The body of ``story.submit`` and ``POST /v1/stories`` (limits checked by the gateway)."""
+class StoryOptions(ClientModel):
+    """The body of ``story.submit`` and ``POST /v1/stories`` (the limits that are settings
+    are checked by the gateway: ``events/text_limits.py``)."""
 
-    # Strict: a wrong JSON type is refused, not coerced ("rewrite": "no" is not false).
-    model_config = ConfigDict(extra="forbid", strict=True)
     request_id: str | None = Field(default=None, max_length=200)
     title: str | None = None
     text: str = Field(min_length=1)
-    focus: list[Focus] = Field(default_factory=lambda: list(ALL_FOCUS), min_length=1)
+    focus: FocusList = Field(default_factory=lambda: list(ALL_FOCUS))
     rewrite: bool = True
     audio: bool = True
     voice: str | None = Field(default=None, max_length=100)
@@ -34,20 +33,20 @@ class StorySubmit(StoryOptions):
     type: Literal["story.submit"]
 
 
-class StoryResume(_Model):
+class StoryResume(ClientModel):
     type: Literal["story.resume"]
     story_id: str = Field(max_length=100)
     cursor: str | None = Field(default=None, max_length=100)
     request_id: str | None = Field(default=None, max_length=200)
 
 
-class StoryCancel(_Model):
+class StoryCancel(ClientModel):
     type: Literal["story.cancel"]
     story_id: str = Field(max_length=100)
     request_id: str | None = Field(default=None, max_length=200)
 
 
-class Ping(_Model):
+class Ping(ClientModel):
     type: Literal["ping"]
     request_id: str | None = Field(default=None, max_length=200)
 

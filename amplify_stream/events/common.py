@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 SCHEMA_VERSION = "1"
 
@@ -40,6 +41,31 @@ StoryStatus = Literal["completed", "failed", "cancelled"]
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=False)
+
+
+class ClientModel(_Model):
+    """Base of everything a client sends: the socket's frames (docs/protocol.md sections
+    1 and 6) and the HTTP bodies and queries. Strict, as the contract's conventions say:
+    an unknown field is refused, and so is a value of the wrong JSON type, never
+    converted (``"rewrite": "yes"`` is not true, a ``version`` of ``"3"`` is not 3). The
+    exceptions override ``model_config`` and say why."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+def _each_once(focus: list[Focus]) -> list[Focus]:
+    if len(set(focus)) != len(focus):
+        raise PydanticCustomError("unique_items", "names each area at most once")
+    return focus
+
+
+# What a client picks of the four areas: at least one, each at most once (``uniqueItems``
+# in the schema; a duplicate is refused, not dropped).
+FocusList = Annotated[
+    list[Focus],
+    AfterValidator(_each_once),
+    Field(min_length=1, json_schema_extra={"uniqueItems": True}),
+]
 
 
 class Usage(_Model):

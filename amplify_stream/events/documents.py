@@ -6,19 +6,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import ConfigDict, Field, TypeAdapter
+from pydantic import Field, TypeAdapter
 
-from amplify_stream.events.common import Focus, _Model, now_rfc3339
+from amplify_stream.events.common import ClientModel, Focus, FocusList, _Model, now_rfc3339
 
 # ---------------------------------------------------------------- client -> server
 
 
-class _Strict(_Model):
-    # A wrong JSON type is refused, not coerced (a version of "3" is not 3).
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-
-class DocChange(_Strict):
+class DocChange(ClientModel):
     """Replaces ``[start_utf16, end_utf16)`` of the text the change before it left."""
 
     start_utf16: int = Field(ge=0)
@@ -26,17 +21,17 @@ class DocChange(_Strict):
     text: str
 
 
-class DocOpen(_Strict):
+class DocOpen(ClientModel):
     type: Literal["doc.open"]
     request_id: str | None = Field(default=None, max_length=200)
     # Absent: a new document (``text``, ``title``, ``focus`` its first state).
     doc_id: str | None = Field(default=None, max_length=100)
     text: str | None = None
     title: str | None = Field(default=None, max_length=200)
-    focus: list[Focus] | None = Field(default=None, min_length=1)
+    focus: FocusList | None = None
 
 
-class DocEdit(_Strict):
+class DocEdit(ClientModel):
     type: Literal["doc.edit"]
     request_id: str | None = Field(default=None, max_length=200)
     doc_id: str = Field(max_length=100)
@@ -44,7 +39,7 @@ class DocEdit(_Strict):
     changes: list[DocChange] = Field(min_length=1)
 
 
-class DocClose(_Strict):
+class DocClose(ClientModel):
     type: Literal["doc.close"]
     request_id: str | None = Field(default=None, max_length=200)
     doc_id: str = Field(max_length=100)

@@ -114,7 +114,15 @@ def encode(event: BaseModel) -> bytes:
     return event.model_dump_json(exclude={"cursor"}).encode()
 
 
+# The record headers of docs/protocol.md section 4 (and section 6's ``reply-to``): every
+# writer and reader of the topics names them through these.
+EVENT_TYPE_HEADER = "event-type"
+CONTENT_TYPE_HEADER = "content-type"
+SCHEMA_VERSION_HEADER = "schema-version"
 ATTEMPT_HEADER = "attempt"
+# On a live document's stream record that answers one socket: that socket's id.
+REPLY_TO_HEADER = "reply-to"
+RECORD_CONTENT_TYPE = "application/json"
 
 
 def stage_of(event_type: str) -> str:
@@ -123,17 +131,22 @@ def stage_of(event_type: str) -> str:
     return "narration" if event_type.startswith("audio.") else "enhancement"
 
 
-def headers_for(event_type: str, *, attempt: int | None = None) -> list[tuple[str, bytes]]:
+def headers_for(
+    event_type: str, *, attempt: int | None = None, reply_to: str | None = None
+) -> list[tuple[str, bytes]]:
     """The record headers of docs/protocol.md section 4; with ``attempt``, also
     ``attempt: <stage>:<n>``, so a reader (the gateway's relay) can drop a superseded
-    attempt's records without parsing them."""
+    attempt's records without parsing them; with ``reply_to``, the ``reply-to`` of an
+    answer meant for one socket (section 6)."""
     headers = [
-        ("event-type", event_type.encode()),
-        ("content-type", b"application/json"),
-        ("schema-version", SCHEMA_VERSION.encode()),
+        (EVENT_TYPE_HEADER, event_type.encode()),
+        (CONTENT_TYPE_HEADER, RECORD_CONTENT_TYPE.encode()),
+        (SCHEMA_VERSION_HEADER, SCHEMA_VERSION.encode()),
     ]
     if attempt is not None:
         headers.append((ATTEMPT_HEADER, f"{stage_of(event_type)}:{attempt}".encode()))
+    if reply_to is not None:
+        headers.append((REPLY_TO_HEADER, reply_to.encode()))
     return headers
 
 

@@ -16,6 +16,7 @@ from amplify_stream.auth.passwords import PasswordHasher
 from amplify_stream.auth.tokens import TokenService
 from amplify_stream.bus import create_bus
 from amplify_stream.config import Settings
+from amplify_stream.events.text_limits import TextLimits
 from amplify_stream.gateway import (
     api_docs,
     auth_routes,
@@ -62,7 +63,7 @@ def create_app(settings: Settings) -> web.Application:
     app[keys.LIMITS] = Limiter(settings)
     app.cleanup_ctx.extend([_store, _bus, _gateway])
     app.on_shutdown.append(_close_sockets)
-    app[keys.OPENAPI] = api_docs.DocumentCache()
+    app[keys.OPENAPI] = api_docs.DocumentCache(TextLimits.of(settings))
     for table in (
         health.routes,
         auth_routes.routes,

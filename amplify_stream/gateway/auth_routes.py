@@ -22,6 +22,7 @@ from amplify_stream.gateway.openapi import (
     FORM,
     JSON,
     RATE_LIMITED,
+    UNAVAILABLE,
     Auth,
     Operation,
     Reply,
@@ -48,8 +49,9 @@ class InvalidAccount(AmplifyError):
         replies={
             201: Reply("The account.", UserOut),
             409: error("The username is taken."),
-            422: error("Not a valid username or password (at least 8 characters)."),
+            422: error("Not a valid username or password (``invalid_account``)."),
             429: RATE_LIMITED,
+            503: UNAVAILABLE,
         },
     )
 )
@@ -72,7 +74,10 @@ async def register(request: web.Request) -> web.Response:
             200: Reply("A bearer token for the other routes.", TokenResponse),
             401: error("Wrong username or password."),
             429: RATE_LIMITED,
-            503: error("This gateway checks tokens but holds no key to issue them."),
+            503: error(
+                "This gateway checks tokens but holds no key to issue them, or the store "
+                "does not answer (``unavailable``)."
+            ),
         },
     )
 )
@@ -108,7 +113,7 @@ async def token(request: web.Request) -> web.Response:
         summary="The account of the access token",
         tag="accounts",
         auth=Auth.BEARER,
-        replies={200: Reply("The account.", UserOut)},
+        replies={200: Reply("The account.", UserOut), 503: UNAVAILABLE},
     )
 )
 async def me(request: web.Request) -> web.Response:

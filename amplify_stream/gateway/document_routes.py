@@ -14,7 +14,7 @@ from amplify_stream.errors import InvalidMessage, NotFound
 from amplify_stream.gateway import keys
 from amplify_stream.gateway.authn import authenticate
 from amplify_stream.gateway.http import json_response, parse
-from amplify_stream.gateway.openapi import Auth, Operation, Reply, describe, error
+from amplify_stream.gateway.openapi import UNAVAILABLE, Auth, Operation, Reply, describe, error
 from amplify_stream.gateway.schemas import (
     DocumentDetail,
     DocumentList,
@@ -39,6 +39,7 @@ _NOT_FOUND = error("No such document of yours.")
         replies={
             200: Reply("A page of documents.", DocumentList),
             400: error("Not a valid ``limit``, or ``before`` is not one of your documents."),
+            503: UNAVAILABLE,
         },
     )
 )
@@ -66,7 +67,7 @@ async def list_documents(request: web.Request) -> web.Response:
         ),
         tag="documents",
         auth=Auth.BEARER,
-        replies={200: Reply("The document.", DocumentDetail), 404: _NOT_FOUND},
+        replies={200: Reply("The document.", DocumentDetail), 404: _NOT_FOUND, 503: UNAVAILABLE},
     )
 )
 async def get_document(request: web.Request) -> web.Response:
@@ -89,7 +90,7 @@ async def get_document(request: web.Request) -> web.Response:
         replies={
             204: Reply("Deleted."),
             404: _NOT_FOUND,
-            503: error("The event bus is unavailable; nothing was deleted, try again."),
+            503: UNAVAILABLE,
         },
     )
 )

@@ -29,6 +29,7 @@ import orjson
 
 from amplify_stream.bus.base import Position
 from amplify_stream.errors import AmplifyError, NotReady
+from amplify_stream.events import EVENT_TYPE_HEADER, REPLY_TO_HEADER
 from amplify_stream.events.documents import DocClose, DocEdit, DocOpen
 from amplify_stream.gateway.documents import Documents
 from amplify_stream.gateway.relay import Subscription
@@ -36,7 +37,6 @@ from amplify_stream.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
-REPLY_TO = "reply-to"
 _ACK = b"doc.ack"
 _OPENED = b"doc.opened"
 _ERROR = b"error"
@@ -155,8 +155,8 @@ class SocketDocuments:
             while True:
                 while not sub.overflowed:
                     record = await sub.queue.get()
-                    to = record.header(REPLY_TO)
-                    kind = record.header("event-type")
+                    to = record.header(REPLY_TO_HEADER)
+                    kind = record.header(EVENT_TYPE_HEADER)
                     if to is not None and not self._for_this_socket(doc_id, kind, to):
                         continue
                     if kind == _ACK and to is not None:

@@ -15,7 +15,7 @@ from collections.abc import Awaitable
 
 from amplify_stream.bus.base import Position
 from amplify_stream.config import Settings
-from amplify_stream.errors import InvalidMessage, NotFound, NotReady, StoryTooLarge
+from amplify_stream.errors import InvalidMessage, NotFound, NotReady
 from amplify_stream.events import ALL_FOCUS
 from amplify_stream.events.documents import (
     DocEdit,
@@ -24,6 +24,7 @@ from amplify_stream.events.documents import (
     DocumentEdited,
     DocumentOpenRequested,
 )
+from amplify_stream.events.text_limits import DOCUMENT_TEXTS, TextLimits
 from amplify_stream.gateway.limits import Limiter
 from amplify_stream.gateway.relay import RelayHub, Subscription
 from amplify_stream.store.documents import DocumentStore
@@ -46,18 +47,10 @@ class Documents:
         self.commands = commands
         self._relay = relay
         self._limiter = limiter
+        self._text_limits = TextLimits.of(settings)
 
     def check_new(self, message: DocOpen) -> None:
-        text, title = message.text or "", message.title
-        limit = self._settings.max_story_chars
-        if len(text) > limit:
-            raise StoryTooLarge(f"the text has {len(text)} characters; the limit is {limit}")
-        if title is not None and len(title) > self._settings.max_title_chars:
-            raise InvalidMessage(f"title: longer than {self._settings.max_title_chars} characters")
-        if message.focus is not None and len(set(message.focus)) != len(message.focus):
-            raise InvalidMessage("focus: names each area at most once")
-        if "\x00" in text or (title is not None and "\x00" in title):
-            raise InvalidMessage("text: must not contain NUL characters")
+        self._text_limits.check(message, DOCUMENT_TEXTS, InvalidMessage)
 
     async def create(self, user_id: str, reply_to: str, message: DocOpen) -> Subscription:
         """A new document: its row, then its first command (``doc.opened`` answers)."""

@@ -25,6 +25,7 @@ from aiohttp import web
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
+from amplify_stream.events.text_limits import TextFields, TextLimits
 from amplify_stream.gateway.schemas import ErrorBody
 
 JSON = "application/json"
@@ -74,6 +75,10 @@ RATE_LIMITED = error(
     "Over a limit (``rate_limited``).",
     {"Retry-After": "Seconds to wait before trying again."},
 )
+UNAVAILABLE = error(
+    "The event bus or the store does not answer: nothing was done, try again "
+    "(``unavailable``, retryable)."
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +98,9 @@ class Operation:
     description: str | None = None
     body: type[BaseModel] | None = None
     body_media: tuple[str, ...] = (JSON,)
+    # The text rules the handler checks on the body beyond its model (their bounds are
+    # settings): the document states them with the running service's values.
+    body_texts: TextFields | None = None
     auth: Auth = Auth.NONE
     # The model the handler parses the query string with: one parameter per field.
     query: type[BaseModel] | None = None
@@ -136,7 +144,9 @@ def documented_routes(router: web.UrlDispatcher) -> Iterable[tuple[str, str, Ope
             yield route.method, route.resource.canonical, operation
 
 
-def document(router: web.UrlDispatcher) -> dict[str, Any]:
+def document(router: web.UrlDispatcher, limits: TextLimits | None = None) -> dict[str, Any]:
+    """The document of the described routes; ``limits``: the running service's, stated
+    on the bodies an operation checks them on (``body_texts``)."""
     routes = sorted(documented_routes(router), key=lambda r: (r[1], r[0]))
     models: list[tuple[type[BaseModel], JsonSchemaMode]] = []
     for _, _, op in routes:
@@ -145,6 +155,12 @@ def document(router: web.UrlDispatcher) -> dict[str, Any]:
         for reply in op.all_replies().values():
             models.extend((model, "serialization") for model in reply.models())
     refs, defs = models_json_schema(list(dict.fromkeys(models)), ref_template=_REF)
+    schemas: dict[str, Any] = defs.get("$defs", {})
+    if limits is not None:
+        for _, _, op in routes:
+            if op.body is not None and op.body_texts is not None:
+                name = refs[(op.body, "validation")]["$ref"].rsplit("/", 1)[1]
+                _state_limits(schemas[name], limits.json_schema(op.body_texts))
     paths: dict[str, dict[str, Any]] = {}
     for method, path, op in routes:
         paths.setdefault(path, {})[method.lower()] = _operation(method, path, op, refs)
@@ -160,13 +176,20 @@ def document(router: web.UrlDispatcher) -> dict[str, Any]:
         },
         "paths": paths,
         "components": {
-            "schemas": defs.get("$defs", {}),
+            "schemas": schemas,
             "securitySchemes": {
                 "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
                 "accessTokenQuery": {"type": "apiKey", "in": "query", "name": "access_token"},
             },
         },
     }
+
+
+def _state_limits(schema: dict[str, Any], keywords: Mapping[str, Mapping[str, Any]]) -> None:
+    """Add each field's keywords to its property (beside an ``anyOf`` with null, they
+    apply to the string)."""
+    for name, extra in keywords.items():
+        schema["properties"][name].update(extra)
 
 
 # (model, mode) -> its ``$ref``, as ``models_json_schema`` returns them.

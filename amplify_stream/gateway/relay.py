@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 
 from amplify_stream.bus.base import Bus, Record
 from amplify_stream.errors import CursorExpired
-from amplify_stream.events import ATTEMPT_HEADER, TERMINAL_EVENT
+from amplify_stream.events import ATTEMPT_HEADER, EVENT_TYPE_HEADER, TERMINAL_EVENT
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ class Subscription:
 
 
 def is_terminal(record: Record) -> bool:
-    return record.header("event-type") == _TERMINAL
+    return record.header(EVENT_TYPE_HEADER) == _TERMINAL
 
 
 class Superseded:
@@ -72,7 +72,7 @@ class Superseded:
         if attempt < self._newest.get(stage, 0):
             return True
         self._newest[stage] = attempt
-        if record.header("event-type") in _STARTS:
+        if record.header(EVENT_TYPE_HEADER) in _STARTS:
             if value in self._started:
                 return True
             self._started.add(value)

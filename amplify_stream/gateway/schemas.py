@@ -10,10 +10,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Literal, cast
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, PlainSerializer, WithJsonSchema
 
 from amplify_stream.documents.snapshot import as_heard, from_record
 from amplify_stream.events import ErrorInfo, Focus, InsightFields, SuggestionFields
+from amplify_stream.events.common import ClientModel
 from amplify_stream.events.documents import DocumentSuggestionFields, LiveSuggestionRecord
 from amplify_stream.store.pages import MAX_PAGE_SIZE
 from amplify_stream.store.records import DocumentRecord, StoryRecord
@@ -43,6 +44,18 @@ class ApiModel(BaseModel):
         """The answer's JSON: aliases applied, absent optional fields left out."""
         absent = {name for name in self.omit_when_none if getattr(self, name) is None}
         return self.model_dump(mode="json", by_alias=True, exclude=absent)
+
+
+# The ids this service gives stories and documents (opaque to clients): anything else is
+# none of the caller's, refused as such by the store's lookup.
+ID_FORMAT: dict[str, JsonValue] = {"format": "uuid"}
+
+
+class ClientQuery(ClientModel):
+    """A query string. Lax where the bodies are strict, as every value arrives as a string
+    (``limit=20`` is 20); parameters the contract does not name are ignored."""
+
+    model_config = ConfigDict(extra="ignore", strict=False)
 
 
 # ---------------------------------------------------------------- errors (section 3)
@@ -90,16 +103,16 @@ class StoryCancelling(ApiModel):
     status: Literal["cancelling"] = "cancelling"
 
 
-class StoryListQuery(BaseModel):
-    """The query of ``GET /v1/stories``; other parameters are ignored."""
+class StoryListQuery(ClientQuery):
+    """The query of ``GET /v1/stories``."""
 
-    model_config = ConfigDict(extra="ignore")
     limit: int = Field(default=20, ge=1, le=MAX_PAGE_SIZE, description="Stories per page.")
     before: str | None = Field(
         default=None,
         min_length=1,
         max_length=100,
         description="The page starts after this story: the ``next`` of the previous page.",
+        json_schema_extra=ID_FORMAT,
     )
 
 
@@ -190,16 +203,16 @@ class StoryDetail(ApiModel):
 # ---------------------------------------------------------------- live documents
 
 
-class DocumentListQuery(BaseModel):
-    """The query of ``GET /v1/documents``; other parameters are ignored."""
+class DocumentListQuery(ClientQuery):
+    """The query of ``GET /v1/documents``."""
 
-    model_config = ConfigDict(extra="ignore")
     limit: int = Field(default=20, ge=1, le=MAX_PAGE_SIZE, description="Documents per page.")
     before: str | None = Field(
         default=None,
         min_length=1,
         max_length=100,
         description="The page starts after this document: the ``next`` of the previous page.",
+        json_schema_extra=ID_FORMAT,
     )
 
 

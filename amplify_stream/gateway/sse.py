@@ -9,7 +9,7 @@ from aiohttp_sse import sse_response
 
 from amplify_stream.bus.base import Record
 from amplify_stream.errors import AmplifyError
-from amplify_stream.events import ErrorEvent, with_cursor
+from amplify_stream.events import EVENT_TYPE_HEADER, ErrorEvent, with_cursor
 from amplify_stream.gateway import keys
 from amplify_stream.metrics import observe_relay
 
@@ -34,7 +34,7 @@ async def stream_events(
             await response.send(first[1], event=first[0])
         try:
             async for record in records:
-                event_type = (record.header("event-type") or b"").decode()
+                event_type = (record.header(EVENT_TYPE_HEADER) or b"").decode()
                 data = with_cursor(record.value, record.cursor).decode()
                 await response.send(data, id=record.cursor, event=event_type)
                 observe_relay(request.app[keys.METRICS], record.timestamp_ms)

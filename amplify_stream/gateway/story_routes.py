@@ -8,13 +8,16 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from amplify_stream.bus.base import CURSOR_PATTERN
 from amplify_stream.errors import InvalidMessage, InvalidStory, NotFound
 from amplify_stream.events import STREAM_EVENTS, StoryAccepted, StoryOptions
+from amplify_stream.events.text_limits import STORY_TEXTS
 from amplify_stream.gateway import keys
 from amplify_stream.gateway.authn import authenticate
 from amplify_stream.gateway.http import json_response, parse, read_json
 from amplify_stream.gateway.openapi import (
     RATE_LIMITED,
+    UNAVAILABLE,
     Auth,
     Operation,
     Param,
@@ -42,7 +45,7 @@ def _wants_sse(request: web.Request) -> bool:
 
 
 _NOT_FOUND = error("No such story of yours.")
-_BUS_DOWN = error("The event bus is unavailable; nothing was done, try again.")
+_CURSOR = {"type": "string", "pattern": CURSOR_PATTERN}
 _EVENTS = Reply(
     "The story's events as Server-Sent Events (``id``: cursor, ``event``: type, ``data``: "
     "the JSON of docs/protocol.md section 1) until ``story.completed``.",
@@ -61,6 +64,7 @@ _EVENTS = Reply(
         tag="stories",
         auth=Auth.BEARER,
         body=StoryOptions,
+        body_texts=STORY_TEXTS,
         replies={
             200: _EVENTS,
             202: Reply(
@@ -69,10 +73,13 @@ _EVENTS = Reply(
                 headers={"Location": "The story's URL."},
             ),
             409: error("The story of this idempotency key was just withdrawn; try again."),
-            413: error("The story is longer than the limit (``story_too_large``)."),
+            413: error(
+                "The text is longer than the limit (``story_too_large``), or the body "
+                "larger than the gateway reads."
+            ),
             422: error("Not a valid story (``invalid_story``)."),
             429: RATE_LIMITED,
-            503: _BUS_DOWN,
+            503: UNAVAILABLE,
         },
     )
 )
@@ -107,6 +114,7 @@ async def submit(request: web.Request) -> web.StreamResponse:
         replies={
             200: Reply("A page of stories.", StoryList),
             400: error("Not a valid ``limit``, or ``before`` is not one of your stories."),
+            503: UNAVAILABLE,
         },
     )
 )
@@ -130,7 +138,7 @@ async def list_stories(request: web.Request) -> web.Response:
         summary="A story and its results",
         tag="stories",
         auth=Auth.BEARER,
-        replies={200: Reply("The story.", StoryDetail), 404: _NOT_FOUND},
+        replies={200: Reply("The story.", StoryDetail), 404: _NOT_FOUND, 503: UNAVAILABLE},
     )
 )
 async def get_story(request: web.Request) -> web.Response:
@@ -148,15 +156,23 @@ async def get_story(request: web.Request) -> web.Response:
         tag="stories",
         auth=Auth.BEARER_OR_QUERY,
         params=(
-            Param("Last-Event-ID", "header", "Resume after this cursor (EventSource sets it)."),
-            Param("cursor", "query", "Resume after this cursor."),
+            Param(
+                "Last-Event-ID",
+                "header",
+                "Resume after this cursor (EventSource sets it); wins over ``cursor``.",
+                _CURSOR,
+            ),
+            Param("cursor", "query", "Resume after this cursor: an event's ``cursor``.", _CURSOR),
         ),
         replies={
             200: _EVENTS,
-            400: error("The cursor is not one of this story's."),
+            400: error(
+                "The cursor is not one of this story's: not a cursor, of another partition, "
+                "or past the stream's end (``invalid_message``)."
+            ),
             404: _NOT_FOUND,
             410: error("The events after the cursor are past retention (``cursor_expired``)."),
-            503: _BUS_DOWN,
+            503: UNAVAILABLE,
         },
     )
 )
@@ -178,7 +194,7 @@ async def events(request: web.Request) -> web.StreamResponse:
         replies={
             202: Reply("The cancel command was published.", StoryCancelling),
             404: _NOT_FOUND,
-            503: _BUS_DOWN,
+            503: UNAVAILABLE,
         },
     )
 )
@@ -202,6 +218,7 @@ async def cancel(request: web.Request) -> web.Response:
                 schema={"type": "string", "format": "binary"},
             ),
             404: error("No such story of yours, or its narration is not ready."),
+            503: UNAVAILABLE,
         },
     )
 )

@@ -20,9 +20,9 @@ from amplify_stream.errors import (
     InvalidStory,
     NotFound,
     NotReady,
-    StoryTooLarge,
 )
 from amplify_stream.events import StoryCancelled, StoryOptions, StorySubmitted
+from amplify_stream.events.text_limits import STORY_TEXTS, TextLimits
 from amplify_stream.gateway.end_offsets import RecentEndOffsets
 from amplify_stream.gateway.limits import Limiter
 from amplify_stream.gateway.relay import RelayHub, Subscription
@@ -66,27 +66,13 @@ class Stories:
         self._commands = commands
         self._relay = relay
         self._limiter = limiter
+        self._text_limits = TextLimits.of(settings)
         ends = {"max_age_s": END_OFFSETS_MAX_AGE_S, "timeout_s": settings.bus_timeout_s}
         self._stream_ends = RecentEndOffsets(bus, topics.stream, **ends)
         self._outcome_ends = RecentEndOffsets(bus, topics.outcomes, **ends)
 
     def check_limits(self, options: StoryOptions) -> None:
-        if len(options.text) > self._settings.max_story_chars:
-            raise StoryTooLarge(
-                f"the story has {len(options.text)} characters; "
-                f"the limit is {self._settings.max_story_chars}"
-            )
-        if options.title is not None and len(options.title) > self._settings.max_title_chars:
-            raise _invalid("title", f"longer than {self._settings.max_title_chars} characters")
-        if not options.text.strip():
-            raise _invalid("text", "the story is empty")
-        if len(set(options.focus)) != len(options.focus):
-            raise _invalid("focus", "names each area at most once")
-        # PostgreSQL text cannot hold NUL; no writer means one either.
-        for field in ("text", "title", "voice", "idempotency_key"):
-            value = getattr(options, field)
-            if value is not None and "\x00" in value:
-                raise _invalid(field, "must not contain NUL characters")
+        self._text_limits.check(options, STORY_TEXTS, InvalidStory)
 
     async def submit(self, user_id: str, options: StoryOptions) -> Accepted:
         """Accept a new story, or the one of the same idempotency key. Anything refused
@@ -209,8 +195,3 @@ class Stories:
 
 
 __all__ = ["Accepted", "NotFound", "Stories"]
-
-
-def _invalid(field: str, problem: str) -> InvalidStory:
-    """A story rule broken by ``field``, named first (as the socket's field errors are)."""
-    return InvalidStory(f"{field}: {problem}", details=[{"loc": [field], "msg": problem}])

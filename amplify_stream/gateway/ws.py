@@ -54,6 +54,45 @@ routes = web.RouteTableDef()
 OUTBOX_LIMIT = 1024
 
 
+def _anycase(word: str) -> str:
+    """A JSON Schema pattern of ``word`` in any case (header values are case-insensitive)."""
+    return "^" + "".join(f"[{c.upper()}{c.lower()}]" for c in word) + "$"
+
+
+# The headers of an upgrade (RFC 6455 section 4.1), as aiohttp's handshake checks them;
+# without them the answer is 400.
+UPGRADE_HEADERS = (
+    Param(
+        "Upgrade",
+        "header",
+        "``websocket``.",
+        {"type": "string", "pattern": _anycase("websocket")},
+        True,
+    ),
+    Param(
+        "Connection",
+        "header",
+        "``Upgrade``.",
+        {"type": "string", "pattern": _anycase("upgrade")},
+        True,
+    ),
+    Param(
+        "Sec-WebSocket-Version",
+        "header",
+        "``13``.",
+        {"type": "string", "enum": ["13", "8", "7"]},
+        True,
+    ),
+    Param(
+        "Sec-WebSocket-Key",
+        "header",
+        "16 random bytes in base64.",
+        {"type": "string", "pattern": "^[A-Za-z0-9+/]{21}[AQgw]==$"},
+        True,
+    ),
+)
+
+
 @routes.get("/v1/stream")
 @describe(
     Operation(
@@ -65,6 +104,7 @@ OUTBOX_LIMIT = 1024
         tag="stream",
         auth=Auth.BEARER_OR_QUERY,
         params=(
+            *UPGRADE_HEADERS,
             Param(
                 "Sec-WebSocket-Protocol",
                 "header",
@@ -73,7 +113,7 @@ OUTBOX_LIMIT = 1024
         ),
         replies={
             101: Reply("Switching to the WebSocket protocol."),
-            400: error("Not a WebSocket upgrade request."),
+            400: error("Not a WebSocket upgrade request (the headers above)."),
             403: error("A page of an origin that is not allowed (``forbidden``)."),
         },
     )

@@ -11,9 +11,9 @@ from typing import Any
 
 from amplify_stream.bus.base import BusUnavailable, Record
 from amplify_stream.errors import AmplifyError
-from amplify_stream.events import headers_for
+from amplify_stream.events import REPLY_TO_HEADER, headers_for
 from amplify_stream.events.documents import DocChange, DocEdit, DocOpen
-from amplify_stream.gateway.document_socket import REPLY_TO, SocketDocuments
+from amplify_stream.gateway.document_socket import SocketDocuments
 from amplify_stream.gateway.relay import Subscription
 from amplify_stream.metrics import Metrics
 
@@ -45,7 +45,7 @@ class FakeDocuments:
 def record(kind: str, reply_to: str | None, **fields: Any) -> Record:
     headers = headers_for(kind)
     if reply_to is not None:
-        headers.append((REPLY_TO, reply_to.encode()))
+        headers.append((REPLY_TO_HEADER, reply_to.encode()))
     value = json.dumps({"type": kind, "doc_id": DOC, **fields}).encode()
     return Record("stream", 0, 0, DOC, value, tuple(headers))
 

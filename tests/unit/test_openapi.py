@@ -11,6 +11,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from openapi_spec_validator import validate
 
 from amplify_stream import errors
+from amplify_stream.bus.base import CURSOR_PATTERN
+from amplify_stream.events import StoryOptions
 from amplify_stream.gateway.app import create_app
 from amplify_stream.gateway.openapi import document
 from amplify_stream.gateway.schemas import ErrorBody
@@ -109,3 +111,49 @@ async def test_the_document_and_its_page_are_served(make_settings: SettingsFacto
         for missing in ("index.j2", "..%2Fswagger-ui.js", "nope.js"):
             res = await client.get(f"/static/swagger-ui/{missing}")
             assert res.status == 404, missing
+
+
+async def test_the_served_document_states_this_services_limits(
+    make_settings: SettingsFactory,
+) -> None:
+    """The text rules the handler checks beyond the body's model, with this service's
+    settings; the models' own schema (docs/schemas/) has none of them."""
+    settings = make_settings(max_story_chars=1234, max_title_chars=56)
+    async with TestClient(TestServer(create_app(settings))) as client:
+        served = await (await client.get("/openapi.json")).json()
+    body = served["components"]["schemas"]["StoryOptions"]["properties"]
+    assert (body["text"]["maxLength"], body["title"]["maxLength"]) == (1234, 56)
+    text = {"type": "string", "pattern": body["text"]["pattern"]}
+    assert not jsonschema.Draft202012Validator(text).is_valid(" \n\t")
+    assert not jsonschema.Draft202012Validator(text).is_valid("nul\x00")
+    assert jsonschema.Draft202012Validator(text).is_valid(" a story ")
+    assert body["focus"]["uniqueItems"] is True
+    assert "maxLength" not in StoryOptions.model_json_schema()["properties"]["text"]
+
+
+def test_operations_give_every_answer_they_can(doc: dict[str, Any]) -> None:
+    """Every route that reads the store or writes to the bus can answer 503."""
+    paths = doc["paths"]
+    for path, method in [
+        ("/v1/auth/register", "post"),
+        ("/v1/auth/token", "post"),
+        ("/v1/auth/me", "get"),
+        ("/v1/stories", "get"),
+        ("/v1/stories", "post"),
+        ("/v1/stories/{story_id}", "get"),
+        ("/v1/stories/{story_id}/events", "get"),
+        ("/v1/stories/{story_id}/cancel", "post"),
+        ("/v1/stories/{story_id}/audio", "get"),
+        ("/v1/documents", "get"),
+        ("/v1/documents/{doc_id}", "get"),
+        ("/v1/documents/{doc_id}", "delete"),
+    ]:
+        assert "503" in paths[path][method]["responses"], (method, path)
+    events = paths["/v1/stories/{story_id}/events"]["get"]
+    assert {"400", "401", "404", "410", "503"} <= set(events["responses"])
+    cursors = {p["name"]: p["schema"] for p in events["parameters"]}
+    assert (
+        cursors["cursor"]
+        == cursors["Last-Event-ID"]
+        == {"type": "string", "pattern": CURSOR_PATTERN}
+    )
