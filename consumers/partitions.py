@@ -2,7 +2,7 @@
 (``Ownership``), the progress of its records (which offset may be committed), and which
 records may have run before (replays after a rebalance or restart, and retries).
 
-Pure bookkeeping, no I/O: the worker asks the bus and the group, and tells this."""
+Bookkeeping only, no I/O: ``GroupMember`` asks the bus and the group, and tells this."""
 
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ class Partitions:
         return [owned for tp in partitions if (owned := self._owned.pop(tp, None)) is not None]
 
     def release_all(self) -> list[Ownership]:
-        """Every hold, forgotten (the worker stops; progress stays for the last commit)."""
+        """Every hold, forgotten: the worker stops (after its last commit)."""
         owned, self._owned = list(self._owned.values()), {}
         return owned
 

@@ -22,8 +22,8 @@ MAX_CLASS_LINES = 200
 MARKER = "Why one class:"
 # Over the limit, with a split waiting on another change in flight. Empty it; never grow it.
 PENDING_SPLIT = {
-    # Its documents core is moving to amplify_stream/documents/ now: a split (its outbox,
-    # its checkpoints) waits for that move rather than cutting across it.
+    # Split (its outbox, its checkpoints) once its documents core has moved to
+    # amplify_stream/documents/, not across that move.
     "consumers/document_owner.py:DocumentOwner",
 }
 
