@@ -55,6 +55,7 @@ from amplify_stream.events.documents import (
     document_command_adapter,
 )
 from amplify_stream.providers.local.paragraphs import cached_paragraph
+from amplify_stream.retry import retry_with_backoff
 from consumers.ownership import Ownership
 from consumers.worker import RETRY_INITIAL_S, RETRY_MAX_S, Worker, WorkerDeps
 from producers.lease import PartitionLost
@@ -121,7 +122,7 @@ class DocumentOwner(Worker[DocumentCommand]):
         if self._sender is None or self._sender.done():
             self._sender = asyncio.create_task(self._send_loop(), name="documents:outbox")
         for tp in partitions:
-            part = _Partition(tp, self._owned[tp], PartitionDocuments(self._max_chars))
+            part = _Partition(tp, self.ownership_of(tp), PartitionDocuments(self._max_chars))
             part.loading = asyncio.create_task(self._load(part), name=f"documents:load:{tp}")
             self._parts[tp] = part
 
@@ -147,21 +148,22 @@ class DocumentOwner(Worker[DocumentCommand]):
         if not await part.ownership.fenced():
             return
         topic, p = self.topics.snapshots, part.tp.partition
-        delay = RETRY_INITIAL_S
-        while True:
-            try:
-                begin = (await self._bus.begin_offsets(topic)).get(p, 0)
-                end = (await self._bus.end_offsets(topic)).get(p, 0)
-                records = await self._bus.read_range(
-                    topic, p, begin, end, isolation="read_committed"
-                )
-                break
-            except Exception as exc:
-                if not is_bus_error(exc):
-                    raise
-                log.warning("snapshots of %s not read, retrying: %r", part.tp, exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, RETRY_MAX_S)
+
+        async def read() -> list[Record]:
+            begin = (await self.bus.begin_offsets(topic)).get(p, 0)
+            end = (await self.bus.end_offsets(topic)).get(p, 0)
+            return await self.bus.read_range(topic, p, begin, end, isolation="read_committed")
+
+        async def not_read(exc: Exception, delay: float) -> None:
+            log.warning("snapshots of %s not read, retrying: %r", part.tp, exc)
+
+        records = await retry_with_backoff(
+            read,
+            retry_on=is_bus_error,
+            first_delay_s=RETRY_INITIAL_S,
+            max_delay_s=RETRY_MAX_S,
+            on_retry=not_read,
+        )
         for record in records:
             if not record.value:
                 part.docs.forget(record.key)
@@ -273,8 +275,7 @@ class DocumentOwner(Worker[DocumentCommand]):
     async def _send_loop(self) -> None:
         """Every answer in the order it was made, without waiting for the broker (the
         records of one key keep their order in the producer)."""
-        assert self._stream_producer is not None
-        producer, topic = self._stream_producer, self.topics.stream
+        producer, topic = self.stream_producer, self.topics.stream
         while True:
             ownership, answers = await self._outbox.get()
             try:
@@ -338,13 +339,10 @@ class DocumentOwner(Worker[DocumentCommand]):
             raise
         part.committed = offset
 
-    async def _shutdown(self) -> None:
-        try:
-            await super()._shutdown()
-        finally:
-            if self._sender is not None:
-                self._sender.cancel()
-                await asyncio.gather(self._sender, return_exceptions=True)
+    async def on_stop(self) -> None:
+        if self._sender is not None:
+            self._sender.cancel()
+            await asyncio.gather(self._sender, return_exceptions=True)
 
 
 def _check_sent(sent: asyncio.Future[Position]) -> None:

@@ -52,7 +52,7 @@ class Enhancer(Worker[Command]):
             return
         attempt = 1
         if self.may_have_run(record):
-            history = await story_history(self._bus, self.topics, event.story_id, event)
+            history = await story_history(self.bus, self.topics, event.story_id, event)
             if await self._already_done(event, history, writes):
                 return
             attempt = history.next_attempt("enhancement.started")

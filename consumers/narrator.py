@@ -83,7 +83,7 @@ class Narrator(Worker[SegmentEvent]):
         the bus is followed by another that reads the history again."""
         late = time.time() * 1000 - record.timestamp_ms > self._late_after_ms
         if self.may_have_run(record) or late:
-            history = await story_history(self._bus, self.topics, session.story_id, session.first)
+            history = await story_history(self.bus, self.topics, session.story_id, session.first)
             if (done := history.completed) is not None:
                 # Narrated and ended by a worker before us (which may have died before
                 # telling the clients).

@@ -26,6 +26,7 @@ from typing import Literal
 from amplify_stream.bus import is_bus_error
 from amplify_stream.bus.base import TopicPartition
 from amplify_stream.bus.membership import Membership
+from amplify_stream.retry import retry_with_backoff
 from producers.lease import PartitionLost
 from producers.outcomes import OutcomePublisher
 
@@ -117,26 +118,22 @@ class Ownership:
     async def _fence(self, outcomes: OutcomePublisher) -> None:
         """Until started: the partition's work waits for it, so it never gives up (short of
         the partition going, which ``outcomes.start`` raises as ``PartitionLost``)."""
-        delay = FENCE_RETRY_INITIAL_S
-        while True:
-            try:
-                await outcomes.start()
-                return
-            except PartitionLost:
-                raise
-            except Exception as exc:
-                if is_bus_error(exc):
-                    log.warning(
-                        "outcome producer of %s not started, retrying: %r", _name(self.tp), exc
-                    )
-                else:
-                    log.exception(
-                        "outcome producer of %s failed to start, retrying", _name(self.tp)
-                    )
-                with contextlib.suppress(Exception):
-                    await outcomes.stop()
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, FENCE_RETRY_MAX_S)
+
+        async def not_started(exc: Exception, delay: float) -> None:
+            if is_bus_error(exc):
+                log.warning("outcome producer of %s not started, retrying: %r", _name(self.tp), exc)
+            else:
+                log.exception("outcome producer of %s failed to start, retrying", _name(self.tp))
+            with contextlib.suppress(Exception):
+                await outcomes.stop()
+
+        await retry_with_backoff(
+            outcomes.start,
+            retry_on=lambda exc: not isinstance(exc, PartitionLost),
+            first_delay_s=FENCE_RETRY_INITIAL_S,
+            max_delay_s=FENCE_RETRY_MAX_S,
+            on_retry=not_started,
+        )
 
     async def fenced(self) -> bool:
         """Once every older producer of the partition's transactional id is fenced (at

@@ -10,7 +10,6 @@ store.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -22,6 +21,7 @@ from amplify_stream.bus.base import Record
 from amplify_stream.config import Settings
 from amplify_stream.events import OutcomeEvent
 from amplify_stream.events.documents import DocumentAnalyzedOutcome, DocumentSnapshot
+from amplify_stream.retry import retry_with_backoff
 from amplify_stream.store.db import create_engine, create_schema, session_factory
 from amplify_stream.store.documents import DocumentStore
 from amplify_stream.store.errors import StoreUnavailable
@@ -56,27 +56,28 @@ class Projector(Worker[Projected]):
         self.documents = documents
 
     async def handle(self, event: Projected, record: Record) -> None:
-        delay = RETRY_INITIAL_S
-        while True:
-            try:
-                changed = await self._apply(event)
-            except StoreUnavailable:
-                log.warning(
-                    "store unavailable; retrying the record",
-                    extra={"cursor": record.cursor, "retry_in_s": delay},
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, RETRY_MAX_S)
-                continue
-            except Exception as exc:
-                log.exception("record cannot be projected", extra={"cursor": record.cursor})
-                await self._dead_letter(record, f"{type(exc).__name__}: {exc}")
-                return
-            if not changed:
-                # A replay, an older snapshot, or a story or document this store does not
-                # hold: nothing to do either way.
-                log.debug("record changed nothing", extra={"cursor": record.cursor})
+        async def store_away(exc: Exception, delay: float) -> None:
+            log.warning(
+                "store unavailable; retrying the record",
+                extra={"cursor": record.cursor, "retry_in_s": delay},
+            )
+
+        try:
+            changed = await retry_with_backoff(
+                lambda: self._apply(event),
+                retry_on=lambda exc: isinstance(exc, StoreUnavailable),
+                first_delay_s=RETRY_INITIAL_S,
+                max_delay_s=RETRY_MAX_S,
+                on_retry=store_away,
+            )
+        except Exception as exc:
+            log.exception("record cannot be projected", extra={"cursor": record.cursor})
+            await self.dead_letter(record, f"{type(exc).__name__}: {exc}")
             return
+        if not changed:
+            # A replay, an older snapshot, or a story or document this store does not
+            # hold: nothing to do either way.
+            log.debug("record changed nothing", extra={"cursor": record.cursor})
 
     async def _apply(self, event: Projected) -> bool:
         if isinstance(event, DocumentSnapshot):

@@ -1,14 +1,15 @@
 """The Kafka bus: aiokafka against a real broker (the production engine).
 
 The bus owns one admin client (topics, metadata, ping) and one group-less consumer
-(offset queries); producers and consumers it makes are started by their owners.
+(offset queries); producers and consumers it makes are started by their owners. Reads
+outside any group are ``amplify_stream/bus/kafka_reads.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Literal
 
 from aiokafka import AIOKafkaConsumer
@@ -25,13 +26,9 @@ from amplify_stream.bus.base import (
     Record,
     TopicSpec,
 )
-from amplify_stream.bus.kafka_clients import (
-    KafkaGroupConsumer,
-    KafkaProducer,
-    start_or_close,
-    to_record,
-)
+from amplify_stream.bus.kafka_clients import KafkaGroupConsumer, KafkaProducer, start_or_close
 from amplify_stream.bus.kafka_errors import bus_errors
+from amplify_stream.bus.kafka_reads import assigned, follow, read_until
 from amplify_stream.bus.kafka_topics import KafkaTopics
 from amplify_stream.bus.partitioner import keyed_partitioner, partition_for_key
 from amplify_stream.config import Settings
@@ -168,67 +165,26 @@ class KafkaBus(Bus):
         isolation: Isolation = "read_uncommitted",
     ) -> AsyncIterator[AsyncIterator[Record]]:
         async with self._assigned(topic, start, isolation) as consumer:
-            records = _follow(consumer, self._servers)
+            records = follow(consumer, self._servers)
             try:
                 yield records
             finally:
                 await records.aclose()
-
-    @asynccontextmanager
-    async def _assigned(
-        self, topic: str, start: dict[int, int] | Literal["end"], isolation: Isolation
-    ) -> AsyncIterator[AIOKafkaConsumer]:
-        """A consumer outside any group, positioned at ``start``. Its setup and stop raise
-        the port's errors; the caller's own pass as they are."""
-        with bus_errors(self._servers):
-            partitions = (await self._topics.partitions([topic]))[topic]
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._servers,
-            group_id=None,
-            enable_auto_commit=False,
-            # Only for an offset outside the log (past retention, or not written yet).
-            auto_offset_reset="earliest",
-            isolation_level=isolation,
-            fetch_max_wait_ms=self._fetch_max_wait_ms,
-        )
-        try:
-            with bus_errors(self._servers):
-                await start_or_close(consumer.start, consumer.stop, self._servers)
-                if start == "end":
-                    tps = [KafkaTopicPartition(topic, p) for p in range(partitions)]
-                    consumer.assign(tps)
-                    await consumer.seek_to_end(*tps)
-                    # Resolve the end now: a record written after we yield must not be missed.
-                    for tp in tps:
-                        await consumer.position(tp)
-                else:
-                    if unknown := [p for p in start if not 0 <= p < partitions]:
-                        raise ValueError(f"topic {topic!r} has no partitions {unknown}")
-                    consumer.assign([KafkaTopicPartition(topic, p) for p in start])
-                    for p, offset in start.items():
-                        consumer.seek(KafkaTopicPartition(topic, p), offset)
-            yield consumer
-        finally:
-            with bus_errors(self._servers):
-                await consumer.stop()
 
     async def read_range(
         self, topic: str, partition: int, start: int, end: int, *, isolation: Isolation
     ) -> list[Record]:
         if start >= end:
             return []
-        found: list[Record] = []
         async with self._assigned(topic, {partition: start}, isolation) as consumer:
             tp = KafkaTopicPartition(topic, partition)
-            # The position, not the last record, tells when we are done: commit markers
-            # and aborted records take offsets but are never returned.
-            with bus_errors(self._servers):
-                while await consumer.position(tp) < end:
-                    batches = await consumer.getmany(tp, timeout_ms=200)
-                    for message in batches.get(tp, []):
-                        if message.offset < end:
-                            found.append(to_record(message))
-        return found
+            return await read_until(consumer, tp, end, self._servers)
+
+    def _assigned(
+        self, topic: str, start: dict[int, int] | Literal["end"], isolation: Isolation
+    ) -> AbstractAsyncContextManager[AIOKafkaConsumer]:
+        topics, wait_ms = self._topics, self._fetch_max_wait_ms
+        return assigned(topics, self._servers, wait_ms, topic, start, isolation)
 
     async def end_offsets(self, topic: str) -> dict[int, int]:
         with bus_errors(self._servers):
@@ -255,15 +211,6 @@ class KafkaBus(Bus):
     def partition_for(self, topic: str, key: str, partitions: int) -> int:
         # aiokafka's DefaultPartitioner (the producers' default) uses the same murmur2.
         return partition_for_key(key, partitions)
-
-
-async def _follow(consumer: AIOKafkaConsumer, servers: str) -> AsyncGenerator[Record, None]:
-    while True:
-        with bus_errors(servers):
-            batches = await consumer.getmany(timeout_ms=1000)
-        for messages in batches.values():
-            for message in messages:
-                yield to_record(message)
 
 
 async def _stop_consumer(consumer: AIOKafkaConsumer) -> None:

@@ -172,7 +172,7 @@ class KafkaProducer(Producer):
             old, self._producer = self._producer, None
             if old is not None:
                 if _sender_ended(old):
-                    task = old._sender.sender_task
+                    task = old._sender.sender_task  # noqa: SLF001 (see _sender_ended)
                     why = repr(task.exception()) if not task.cancelled() else "cancelled"
                     log.warning("the Kafka producer's sender ended (%s): a new producer", why)
                 else:

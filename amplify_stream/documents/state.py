@@ -127,6 +127,10 @@ class DocumentState:
         self._ids = ids
         self._across = set(across)
 
+    def found_across(self, ids: Iterable[str]) -> None:
+        """The live ids of the document-level findings of the pass that just finished."""
+        self._across = set(ids)
+
     # ------------------------------------------------------------ edits
 
     def edit(
@@ -214,7 +218,8 @@ class DocumentState:
 
     # ------------------------------------------------------------ the live set
 
-    def _add(self, f: Finding, quote: str, at: int) -> LiveSuggestion:
+    def add_found(self, f: Finding, quote: str, at: int) -> LiveSuggestion:
+        """``f`` live, its quote starting at UTF-16 offset ``at`` of the text (for a pass)."""
         self._ids += 1
         live = LiveSuggestion(
             self._new_id(f, quote, at),
@@ -245,7 +250,7 @@ class DocumentState:
             n += 1
         return unique
 
-    def _in_paragraph(self, u_start: int, u_end: int) -> Iterator[LiveSuggestion]:
+    def paragraph_live(self, u_start: int, u_end: int) -> Iterator[LiveSuggestion]:
         """The live suggestions of one paragraph's findings (document-level ones aside)."""
         for s in self.live.values():
             if s.id not in self._across and u_start <= s.start_utf16 and s.end_utf16 <= u_end:
@@ -281,11 +286,11 @@ class OpenPass:
         kept = self._kept.setdefault(index, set())
         u_start, u_end = self._span(index)
         if same := next(
-            (s for s in self._doc._in_paragraph(u_start, u_end) if _key(s) == key), None
+            (s for s in self._doc.paragraph_live(u_start, u_end) if _key(s) == key), None
         ):
             kept.add(same.id)
             return None
-        live = self._doc._add(f, quote, at)
+        live = self._doc.add_found(f, quote, at)
         kept.add(live.id)
         return live
 
@@ -301,18 +306,18 @@ class OpenPass:
         retracted: list[str] = []
         for index in sorted(read):
             kept = self._kept.get(index, set())
-            gone = [s.id for s in doc._in_paragraph(*self._span(index)) if s.id not in kept]
+            gone = [s.id for s in doc.paragraph_live(*self._span(index)) if s.id not in kept]
             for sid in gone:
                 del doc.live[sid]
             retracted += gone
             doc.current[index] = True
-        before = {_key(doc.live[sid]): sid for sid in doc._across if sid in doc.live}
+        before = {_key(doc.live[sid]): sid for sid in doc.across if sid in doc.live}
         added: list[LiveSuggestion] = []
         kept_across: set[str] = set()
         for index, f in across:
             quote, at = self._place(index, f)
             if (same := before.get((f.focus, f.message, f.replacement, quote, at))) is None:
-                live = doc._add(f, quote, at)
+                live = doc.add_found(f, quote, at)
                 added.append(live)
                 same = live.id
             kept_across.add(same)
@@ -320,7 +325,7 @@ class OpenPass:
             if sid not in kept_across:
                 retracted.append(sid)
                 del doc.live[sid]
-        doc._across = kept_across
+        doc.found_across(kept_across)
         doc.analyzed_version = doc.version
         return PassResult(doc.version, added, retracted, len(read))
 

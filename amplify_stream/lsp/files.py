@@ -9,6 +9,9 @@ that dropped, a ``version_conflict``, a refused edit), the file is opened again 
 ``doc_id`` and the difference between the text ``doc.opened`` gives and the editor's is
 sent as one edit. While that is under way the file's changes are applied here only, and
 the events still arriving for the old version are ignored.
+
+What the editor is shown of a file (diagnostics, quick fixes, insights) is
+``amplify_stream/lsp/editor_view.py``.
 """
 
 from __future__ import annotations
@@ -17,21 +20,21 @@ import asyncio
 import itertools
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import unquote, urlparse
 
 from lsprotocol import types
 
-from amplify_stream.client.live import Frame, LiveDocument, Mark
-from amplify_stream.lsp.markup import Kind, non_prose, overlaps
-from amplify_stream.lsp.positions import UTF16, LineIndex
-from amplify_stream.text.edits import Change, apply_change, utf16_length
+from amplify_stream.client.live import Frame, LiveDocument
+from amplify_stream.lsp.editor_view import diagnostics
+from amplify_stream.lsp.markup import Kind
+from amplify_stream.lsp.open_file import OpenFile
+from amplify_stream.lsp.positions import UTF16, service_changes
+from amplify_stream.text.edits import Change, utf16_length
 
 log = logging.getLogger(__name__)
 
-SOURCE = "amplify"
 # A document the service could not open (the bus down, a limit) is tried again after this.
 RETRY_OPEN_S = 2.0
 _TITLE_CHARS = 200
@@ -39,31 +42,6 @@ _TITLE_CHARS = 200
 # a server that ended without closing its files (an editor killed), to delete them when
 # the per-user count of documents is reached.
 TITLE_PREFIX = "editor: "
-
-
-@dataclass
-class OpenFile:
-    uri: str
-    kind: Kind
-    text: str  # the editor's
-    version: int  # the editor's version of ``text``
-    doc_id: str | None = None
-    # The service's document as this server holds it (None until first opened); its text
-    # is always ``text``: the editor's changes are applied to it as they come.
-    live: LiveDocument | None = None
-    # Every change in ``live`` was sent on the current socket.
-    synced: bool = False
-    # The request_id of the ``doc.open`` in flight.
-    opening: str | None = None
-    # Why the service does not check this file (too large), when it does not.
-    stopped: str | None = None
-    # The last creation was refused for the count of documents, and leftovers deleted.
-    collected: bool = False
-    # The live suggestions on markup, as the text was when the service last sent some:
-    # found again only then (a 50,000-character Markdown file takes ~45 ms to parse), not
-    # at each keystroke, which only moves or retracts marks.
-    on_markup: frozenset[str] = frozenset()
-    markup_stale: bool = True
 
 
 class Files:
@@ -108,19 +86,8 @@ class Files:
         file = self._files.get(uri)
         if file is None:
             return
-        edits = []
-        text = file.text
-        for event in changes:
-            if isinstance(event, types.TextDocumentContentChangePartial):
-                index = LineIndex.of(text, self.encoding)
-                start = index.offset_utf16(event.range.start)
-                end = index.offset_utf16(event.range.end)
-                change = Change(start, end, event.text)
-            else:  # the whole text
-                change = Change(0, utf16_length(text), event.text)
-            text = apply_change(text, change)
-            edits.append(change)
-        file.text, file.version = text, version
+        file.text, edits = service_changes(file.text, changes, self.encoding)
+        file.version = version
         if file.live is not None and edits:
             frame = file.live.edit(edits, request_id=self._request_id())
             if file.synced and not self._send(frame):
@@ -272,78 +239,7 @@ class Files:
         for uri in dirty:
             file = self._files.get(uri)
             if file is not None:
-                self._publish(uri, file.version, self.diagnostics(file))
-
-    # ------------------------------------------------------------ what the editor shows
-
-    def marks(self, file: OpenFile) -> list[Mark]:
-        """The file's live suggestions, less those on markup, in text order."""
-        if file.live is None or file.stopped is not None:
-            return []
-        marks = file.live.marks.values()
-        if file.markup_stale:
-            markup = non_prose(file.text, file.kind)
-            file.on_markup = frozenset(
-                m.id for m in marks if overlaps(markup, m.start_utf16, m.end_utf16)
-            )
-            file.markup_stale = False
-        found = [m for m in marks if m.id not in file.on_markup]
-        return sorted(found, key=lambda m: (m.start_utf16, m.end_utf16, m.id))
-
-    def diagnostics(self, file: OpenFile) -> list[types.Diagnostic]:
-        index = LineIndex.of(file.text, self.encoding)
-        return [_diagnostic(index, m) for m in self.marks(file)]
-
-    def fixes(self, file: OpenFile, within: types.Range) -> list[types.CodeAction]:
-        """A quick fix for each suggestion with a replacement that ``within`` touches."""
-        index = LineIndex.of(file.text, self.encoding)
-        lo, hi = index.offset_utf16(within.start), index.offset_utf16(within.end)
-        actions = []
-        for mark in self.marks(file):
-            replacement = mark.event.get("replacement")
-            touches = mark.start_utf16 <= hi and lo <= mark.end_utf16
-            if replacement is None or not touches:
-                continue
-            diagnostic = _diagnostic(index, mark)
-            edit = types.TextDocumentEdit(
-                text_document=types.OptionalVersionedTextDocumentIdentifier(
-                    uri=file.uri, version=file.version
-                ),
-                edits=[types.TextEdit(range=diagnostic.range, new_text=replacement)],
-            )
-            actions.append(
-                types.CodeAction(
-                    title=f'Replace "{mark.event["quote"]}" with "{replacement}"',
-                    kind=types.CodeActionKind.QuickFix,
-                    diagnostics=[diagnostic],
-                    edit=types.WorkspaceEdit(document_changes=[edit]),
-                    is_preferred=True,
-                )
-            )
-        return actions
-
-    def insights(self, file: OpenFile) -> list[Frame]:
-        if file.live is None:
-            return []
-        return [
-            {k: v for k, v in frame.items() if k in ("focus", "summary", "metrics", "version")}
-            for frame in file.live.insights.values()
-        ]
-
-
-def _diagnostic(index: LineIndex, mark: Mark) -> types.Diagnostic:
-    event = mark.event
-    message = event["message"]
-    if event.get("replacement") is not None:
-        message += f' (suggested: "{event["replacement"]}")'
-    return types.Diagnostic(
-        range=index.range_utf16(mark.start_utf16, mark.end_utf16),
-        message=message,
-        severity=types.DiagnosticSeverity.Information,
-        code=event["focus"],
-        source=SOURCE,
-        data={"id": mark.id, "replacement": event.get("replacement")},
-    )
+                self._publish(uri, file.version, diagnostics(file, self.encoding))
 
 
 def _difference(old: str, new: str) -> Change:

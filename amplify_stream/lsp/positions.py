@@ -12,11 +12,12 @@ from __future__ import annotations
 import bisect
 import itertools
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from lsprotocol import types
 
-from amplify_stream.text.edits import code_point_index, utf16_length
+from amplify_stream.text.edits import Change, apply_change, code_point_index, utf16_length
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
@@ -108,3 +109,22 @@ class LineIndex:
         return types.Range(
             start=self.position_utf16(start_utf16), end=self.position_utf16(end_utf16)
         )
+
+
+def service_changes(
+    text: str, events: Sequence[types.TextDocumentContentChangeEvent], encoding: str
+) -> tuple[str, list[Change]]:
+    """The editor's content changes of ``text`` as the service's (UTF-16 offsets, each
+    against the text the changes before it made), and the text after them all."""
+    changes = []
+    for event in events:
+        if isinstance(event, types.TextDocumentContentChangePartial):
+            index = LineIndex.of(text, encoding)
+            start = index.offset_utf16(event.range.start)
+            end = index.offset_utf16(event.range.end)
+            change = Change(start, end, event.text)
+        else:  # the whole text
+            change = Change(0, utf16_length(text), event.text)
+        text = apply_change(text, change)
+        changes.append(change)
+    return text, changes

@@ -27,6 +27,7 @@ from pygls.lsp.server import LanguageServer
 from amplify_stream.client.api import DEFAULT_URL, AmplifyClient
 from amplify_stream.client.errors import ClientError
 from amplify_stream.logs import configure_logging
+from amplify_stream.lsp.editor_view import fixes, insights
 from amplify_stream.lsp.files import TITLE_PREFIX, Files
 from amplify_stream.lsp.link import ServiceLink
 from amplify_stream.lsp.markup import kind_of
@@ -184,7 +185,7 @@ def _did_close(ls: WriterServer, params: types.DidCloseTextDocumentParams) -> No
 )
 def _code_action(ls: WriterServer, params: types.CodeActionParams) -> list[types.CodeAction]:
     file = ls.files.get(params.text_document.uri)
-    return [] if file is None else ls.files.fixes(file, params.range)
+    return [] if file is None else fixes(file, params.range, ls.files.encoding)
 
 
 @server.feature(types.TEXT_DOCUMENT_HOVER)
@@ -192,10 +193,10 @@ def _hover(ls: WriterServer, params: types.HoverParams) -> types.Hover | None:
     file = ls.files.get(params.text_document.uri)
     if file is None or params.position.line != 0:
         return None
-    insights = ls.files.insights(file)
-    if not insights:
+    found = insights(file)
+    if not found:
         return None
-    lines = [f"**{i['focus']}**: {i['summary']}" + _metrics(i.get("metrics")) for i in insights]
+    lines = [f"**{i['focus']}**: {i['summary']}" + _metrics(i.get("metrics")) for i in found]
     return types.Hover(
         contents=types.MarkupContent(
             kind=types.MarkupKind.Markdown, value="\n\n".join(["*amplify*", *lines])
@@ -207,7 +208,7 @@ def _hover(ls: WriterServer, params: types.HoverParams) -> types.Hover | None:
 def _insights(ls: WriterServer, uri: str) -> list[dict[str, Any]]:
     """The file's insights now (one per focus), for an editor to show as it likes."""
     file = ls.files.get(uri)
-    return [] if file is None else ls.files.insights(file)
+    return [] if file is None else insights(file)
 
 
 def _metrics(metrics: Any) -> str:

@@ -16,7 +16,6 @@ from amplify_stream.events import (
     DocumentAnalyzedOutcome,
     EnhancementCompletedOutcome,
     EnhancementFailedOutcome,
-    ErrorInfo,
     NarrationCompletedOutcome,
     NarrationFailedOutcome,
     OutcomeEvent,
@@ -172,34 +171,14 @@ class StoryStore:
 
     # ------------------------------------------------------------ projector hooks
 
-    async def update_status(
-        self,
-        story_id: str,
-        status: Status,
-        *,
-        error: ErrorInfo | None = None,
-        at: datetime | None = None,
-    ) -> bool:
-        """Move a story to ``status``; a terminal status also sets ``completed_at`` (``at``).
-
-        A story already completed, failed or cancelled keeps its status: a late or
-        replayed event cannot reopen it. True when the row changed.
-        """
-        values: dict[str, Any] = {"status": status}
-        if status in TERMINAL:
-            values["completed_at"] = at or datetime.now(UTC)
-            if error is not None:
-                values["error"] = error.model_dump()
-        stmt = update(Story).where(Story.id == story_id, Story.status.not_in(TERMINAL))
-        return await self._update(stmt.values(**values))
-
     async def apply_outcome(self, event: OutcomeEvent) -> bool:
         """Fold one outcome event into its story. Idempotent: replays set the same values.
 
         ``narration.failed`` keeps its error on the story, which still completes: it says
         why a story that asked for audio has none. ``document.analyzed`` is a live
-        document's (keyed by ``doc_id``, no ``story_id``): no story of it. True when a row
-        changed.
+        document's (keyed by ``doc_id``, no ``story_id``): no story of it. A story already
+        completed, failed or cancelled keeps its status: a late or replayed
+        ``story.completed`` cannot change it. True when a row changed.
         """
         if isinstance(event, DocumentAnalyzedOutcome):
             return False

@@ -65,7 +65,7 @@ async def owner_of(
 
 # ------------------------------------------------------------ a partition's owner
 
-# What Worker._on_assigned and _on_revoked log: the partitions as (topic, partition) pairs.
+# What GroupMember._on_assigned and _on_revoked log: the partitions as (topic, partition) pairs.
 _PAIR = re.compile(r"\('([^']+)', (\d+)\)")
 _ASSIGNED = "assigned ["
 _REVOKED = "revoked ["

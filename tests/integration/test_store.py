@@ -17,6 +17,7 @@ from amplify_stream.config import Settings
 from amplify_stream.errors import Conflict, NotFound, NotReady
 from amplify_stream.events import (
     EnhancementCompletedOutcome,
+    EnhancementFailedOutcome,
     EnhancementTimings,
     ErrorInfo,
     InsightFields,
@@ -24,6 +25,7 @@ from amplify_stream.events import (
     NarrationTimings,
     StoryCompletedOutcome,
     StoryOptions,
+    StoryStatus,
     StoryTimings,
     SuggestionFields,
     Usage,
@@ -90,6 +92,16 @@ async def new_story(
     )
 
 
+def story_completed(
+    story_id: str, user_id: str, status: StoryStatus = "completed", error: ErrorInfo | None = None
+) -> StoryCompletedOutcome:
+    """The outcome that ends a story: what the projector folds into its row."""
+    return StoryCompletedOutcome(
+        story_id=story_id, user_id=user_id, attempt=1, status=status, error=error,
+        timings=StoryTimings(total_ms=30),
+    )  # fmt: skip
+
+
 # ------------------------------------------------------------ engine
 
 
@@ -154,7 +166,7 @@ async def test_an_unreachable_database_is_store_unavailable(tmp_path: Path, url:
             await StoryStore(sessions).get_for_user("s", "u")
         assert "s3cret" not in str(info.value) and str(tmp_path) not in str(info.value)
         with pytest.raises(StoreUnavailable):
-            await StoryStore(sessions).update_status("s", "running")  # a write
+            await StoryStore(sessions).apply_outcome(story_completed("s", "u"))  # a write
         with pytest.raises(StoreUnavailable):
             await UserStore(sessions).by_username("ada")
     finally:
@@ -349,7 +361,7 @@ async def test_delete(users: UserStore, stories: StoryStore) -> None:
 async def test_status_and_outcomes(users: UserStore, stories: StoryStore) -> None:
     ada = await users.create("ada", "h")
     await new_story(stories, ada.id, "s1")
-    assert await stories.update_status("s1", "running")
+    assert (await stories.get_for_user("s1", ada.id)).status == "queued"
 
     suggestion = SuggestionFields(
         id="g1", focus="plot", quote="Once", start=0, end=4, start_utf16=0, end_utf16=4,
@@ -387,9 +399,11 @@ async def test_status_and_outcomes(users: UserStore, stories: StoryStore) -> Non
 
     # A terminal story stays terminal, whatever arrives late or twice.
     assert not await stories.apply_outcome(done)
-    assert not await stories.update_status("s1", "running")
-    assert not await stories.update_status("s1", "failed", error=ErrorInfo(code="x", message="y"))
-    assert (await stories.get_for_user("s1", ada.id)).status == "completed"
+    failed = story_completed("s1", ada.id, "failed", ErrorInfo(code="x", message="y"))
+    assert not await stories.apply_outcome(failed)
+    assert not await stories.apply_outcome(story_completed("s1", ada.id, "cancelled"))
+    story = await stories.get_for_user("s1", ada.id)
+    assert story.status == "completed" and story.error is None
     # An outcome naming another owner changes nothing.
     assert not await stories.apply_outcome(enhanced.model_copy(update={"user_id": "someone"}))
 
@@ -398,7 +412,7 @@ async def test_failed_story_keeps_its_error(users: UserStore, stories: StoryStor
     ada = await users.create("ada", "h")
     await new_story(stories, ada.id, "s1")
     error = ErrorInfo(code="provider_error", message="the model refused")
-    assert await stories.update_status("s1", "failed", error=error)
+    assert await stories.apply_outcome(story_completed("s1", ada.id, "failed", error))
     story = await stories.get_for_user("s1", ada.id)
     assert story.status == "failed"
     assert story.error == {"code": "provider_error", "message": "the model refused"}
@@ -424,8 +438,8 @@ async def test_two_engines_share_one_database(settings: Settings, engine: AsyncE
         assert await users_b.by_username("ADA") == ada
         await new_story(stories_b, ada.id, "s1")
         assert (await stories_a.get_for_user("s1", ada.id)).id == "s1"
-        assert await stories_a.update_status("s1", "running")
-        assert (await stories_b.get_for_user("s1", ada.id)).status == "running"
+        assert await stories_a.apply_outcome(story_completed("s1", ada.id))
+        assert (await stories_b.get_for_user("s1", ada.id)).status == "completed"
 
         # Racing sign-ups for one name through both engines: exactly one wins.
         results = await asyncio.gather(
@@ -437,14 +451,18 @@ async def test_two_engines_share_one_database(settings: Settings, engine: AsyncE
 
 
 async def test_many_writers_at_once_all_land(users: UserStore, stories: StoryStore) -> None:
-    # A burst of submissions with their status updates in between: on SQLite the writers
+    # A burst of submissions with their outcomes folded in between: on SQLite the writers
     # of one process take turns in the loop, never failing with "database is locked".
     owner = await users.create("burst", "hash")
     ids = [f"burst-{n}" for n in range(200)]
 
     async def submit_and_start(story_id: str) -> None:
         await new_story(stories, owner.id, story_id)
-        assert await stories.update_status(story_id, "running")
+        error = ErrorInfo(code="provider_error", message="retried")
+        failed = EnhancementFailedOutcome(
+            story_id=story_id, user_id=owner.id, attempt=1, error=error, attempts=1
+        )
+        assert await stories.apply_outcome(failed)  # the story goes on (still active)
 
     async with asyncio.timeout(60):
         await asyncio.gather(*(submit_and_start(story_id) for story_id in ids))

@@ -69,7 +69,7 @@ async def project(
     async def dead_letter(record: Record, error: str) -> None:
         letters.append(error)
 
-    monkeypatch.setattr(projector, "_dead_letter", dead_letter)
+    monkeypatch.setattr(projector, "dead_letter", dead_letter)
     await projector.handle(event, RECORD)
     return letters
 
