@@ -28,24 +28,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
-from typing import Any
 
 from pydantic import ValidationError
 
-from amplify_stream.bus import is_bus_error
-from amplify_stream.bus.base import Position, Record, TopicPartition
+from amplify_stream.bus.base import Record, TopicPartition
 from amplify_stream.documents.analyzers import DocumentAnalyzer
 from amplify_stream.documents.partition import (
     Answer,
     PartitionDocuments,
     analyzed_outcome,
-    deleted_marker,
     pass_answers,
 )
 from amplify_stream.documents.snapshot import suggestion_event
 from amplify_stream.documents.state import LiveSuggestion
-from amplify_stream.events import encode, headers_for
 from amplify_stream.events.documents import (
     DocumentCommand,
     DocumentDeleted,
@@ -55,48 +50,17 @@ from amplify_stream.events.documents import (
     document_command_adapter,
 )
 from amplify_stream.providers.local.paragraphs import cached_paragraph
-from amplify_stream.retry import retry_with_backoff
+from consumers.document_outbox import Outbox
+from consumers.owned_documents import OwnedPartition, read_snapshots
 from consumers.ownership import Ownership
 from consumers.worker import RETRY_INITIAL_S, RETRY_MAX_S, Worker, WorkerDeps
 from producers.lease import PartitionLost
-from producers.outcomes import OutRecord
 
 log = logging.getLogger(__name__)
 
 # Commands fold in microseconds; many may wait for their partition's snapshots at once.
 CONCURRENCY = 4096
 HANDOVER_CHECKPOINT_S = 5.0
-
-
-@dataclass
-class _Partition:
-    """What the owner holds of one partition of the log while it owns it."""
-
-    tp: TopicPartition
-    ownership: Ownership
-    docs: PartitionDocuments
-    loading: asyncio.Task[None] | None = None
-    checkpoints: asyncio.Task[None] | None = None
-    committed: int | None = None
-    timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
-    passes: dict[str, asyncio.Task[None]] = field(default_factory=dict)
-    # When each document's idle wait began (its last change), monotonic seconds.
-    changed_at: dict[str, float] = field(default_factory=dict)
-
-    def stop_pass(self, doc_id: str) -> None:
-        if (timer := self.timers.pop(doc_id, None)) is not None:
-            timer.cancel()
-        if (task := self.passes.pop(doc_id, None)) is not None:
-            task.cancel()  # closes its provider stream; the document is untouched
-
-    def stop_all(self) -> list[asyncio.Task[Any]]:
-        tasks = [t for t in (self.loading, self.checkpoints) if t is not None]
-        tasks += self.passes.values()
-        for doc_id in list(self.timers) + list(self.passes):
-            self.stop_pass(doc_id)
-        for task in tasks:
-            task.cancel()
-        return tasks
 
 
 class DocumentOwner(Worker[DocumentCommand]):
@@ -112,17 +76,15 @@ class DocumentOwner(Worker[DocumentCommand]):
         self._idle_s = settings.doc_idle_ms / 1000
         self._snapshot_s = settings.doc_snapshot_ms / 1000
         self._max_chars = settings.max_story_chars
-        self._parts: dict[TopicPartition, _Partition] = {}
-        self._outbox: asyncio.Queue[tuple[Ownership, list[Answer]]] = asyncio.Queue()
-        self._sender: asyncio.Task[None] | None = None
+        self._parts: dict[TopicPartition, OwnedPartition] = {}
+        self._outbox = Outbox(self.stream_producer, self.topics.stream)
 
     # ------------------------------------------------------------ partitions
 
     async def on_assignment(self, partitions: set[TopicPartition]) -> None:
-        if self._sender is None or self._sender.done():
-            self._sender = asyncio.create_task(self._send_loop(), name="documents:outbox")
+        self._outbox.start()
         for tp in partitions:
-            part = _Partition(tp, self.ownership_of(tp), PartitionDocuments(self._max_chars))
+            part = OwnedPartition(tp, self.ownership_of(tp), PartitionDocuments(self._max_chars))
             part.loading = asyncio.create_task(self._load(part), name=f"documents:load:{tp}")
             self._parts[tp] = part
 
@@ -142,27 +104,13 @@ class DocumentOwner(Worker[DocumentCommand]):
             raise RuntimeError(f"the snapshots of {owned.tp} could not be loaded") from failure
         return True
 
-    async def _load(self, part: _Partition) -> None:
+    async def _load(self, part: OwnedPartition) -> None:
         """The newest snapshot of each document of the partition (after the fence: an
         older owner's open checkpoint is aborted, not waited for), then checkpoints."""
         if not await part.ownership.fenced():
             return
-        topic, p = self.topics.snapshots, part.tp.partition
-
-        async def read() -> list[Record]:
-            begin = (await self.bus.begin_offsets(topic)).get(p, 0)
-            end = (await self.bus.end_offsets(topic)).get(p, 0)
-            return await self.bus.read_range(topic, p, begin, end, isolation="read_committed")
-
-        async def not_read(exc: Exception, delay: float) -> None:
-            log.warning("snapshots of %s not read, retrying: %r", part.tp, exc)
-
-        records = await retry_with_backoff(
-            read,
-            retry_on=is_bus_error,
-            first_delay_s=RETRY_INITIAL_S,
-            max_delay_s=RETRY_MAX_S,
-            on_retry=not_read,
+        records = await read_snapshots(
+            self.bus, self.topics.snapshots, part.tp, RETRY_INITIAL_S, RETRY_MAX_S
         )
         for record in records:
             if not record.value:
@@ -180,7 +128,8 @@ class DocumentOwner(Worker[DocumentCommand]):
             if doc.analyzed_version != doc.version:
                 self._schedule(part, doc_id)
         part.checkpoints = asyncio.create_task(
-            self._checkpoint_loop(part), name=f"documents:checkpoints:{part.tp}"
+            part.checkpoint_every(self._snapshot_s, self.topics, self.group_id),
+            name=f"documents:checkpoints:{part.tp}",
         )
 
     async def on_handover(self, partitions: set[TopicPartition]) -> None:
@@ -193,7 +142,7 @@ class DocumentOwner(Worker[DocumentCommand]):
             # What changed since the last checkpoint, so the next owner folds little.
             try:
                 async with asyncio.timeout(HANDOVER_CHECKPOINT_S):
-                    await self._checkpoint(part)
+                    await part.checkpoint(self.topics, self.group_id)
             except Exception as exc:
                 log.warning("%s handed over without a last checkpoint: %r", tp, exc)
 
@@ -215,18 +164,18 @@ class DocumentOwner(Worker[DocumentCommand]):
         if folded.changed is not None:
             self._schedule(part, folded.changed)
         if folded.answers:
-            self._outbox.put_nowait((part.ownership, folded.answers))
+            self._outbox.put(part.ownership, folded.answers)
 
     # ------------------------------------------------------------ passes
 
-    def _schedule(self, part: _Partition, doc_id: str) -> None:
+    def _schedule(self, part: OwnedPartition, doc_id: str) -> None:
         """A pass after ``doc_idle_ms`` of quiet; a running one is superseded."""
         part.stop_pass(doc_id)
         part.changed_at[doc_id] = time.monotonic()
         loop = asyncio.get_running_loop()
         part.timers[doc_id] = loop.call_later(self._idle_s, self._start_pass, part, doc_id)
 
-    def _start_pass(self, part: _Partition, doc_id: str) -> None:
+    def _start_pass(self, part: OwnedPartition, doc_id: str) -> None:
         part.timers.pop(doc_id, None)
         if self._parts.get(part.tp) is not part or doc_id not in part.docs.docs:
             return
@@ -236,12 +185,12 @@ class DocumentOwner(Worker[DocumentCommand]):
             lambda t: part.passes.pop(doc_id, None) if part.passes.get(doc_id) is t else None
         )
 
-    async def _pass(self, part: _Partition, doc_id: str) -> None:
+    async def _pass(self, part: OwnedPartition, doc_id: str) -> None:
         doc = part.docs.docs[doc_id]
         began = time.monotonic()
 
         def emit(s: LiveSuggestion) -> None:
-            self._outbox.put_nowait((part.ownership, [Answer(suggestion_event(doc, s))]))
+            self._outbox.put(part.ownership, [Answer(suggestion_event(doc, s))])
 
         idle_ms = (began - part.changed_at.get(doc_id, began)) * 1000
         try:
@@ -254,7 +203,7 @@ class DocumentOwner(Worker[DocumentCommand]):
             return
         result = found.result
         answers = pass_answers(doc, found, part.docs.told.setdefault(doc_id, {}))
-        self._outbox.put_nowait((part.ownership, answers))
+        self._outbox.put(part.ownership, answers)
         analysis_ms = (time.monotonic() - began) * 1000
         part.docs.dirty.add(doc_id)
         timings = DocumentTimings(idle_ms=round(idle_ms, 3), analysis_ms=round(analysis_ms, 3))
@@ -270,87 +219,5 @@ class DocumentOwner(Worker[DocumentCommand]):
         if info.hits + info.misses:
             self.metrics.doc_cache_hit_ratio.set(info.hits / (info.hits + info.misses))
 
-    # ------------------------------------------------------------ the stream
-
-    async def _send_loop(self) -> None:
-        """Every answer in the order it was made, without waiting for the broker (the
-        records of one key keep their order in the producer)."""
-        producer, topic = self.stream_producer, self.topics.stream
-        while True:
-            ownership, answers = await self._outbox.get()
-            try:
-                await ownership.hold()  # a zombie writes nothing
-            except PartitionLost:
-                continue
-            for answer in answers:
-                event = answer.event
-                headers = headers_for(event.type, reply_to=answer.reply_to)
-                key = event.doc_id or ""
-                try:
-                    sent = await producer.send(topic, key, encode(event), headers)
-                except Exception as exc:
-                    _log_lost(exc)
-                    continue
-                if isinstance(sent, asyncio.Future):
-                    sent.add_done_callback(_check_sent)
-
-    # ------------------------------------------------------------ checkpoints
-
-    async def _checkpoint_loop(self, part: _Partition) -> None:
-        while True:
-            await asyncio.sleep(self._snapshot_s)
-            try:
-                await self._checkpoint(part)
-            except PartitionLost:
-                return
-            except Exception as exc:
-                if not is_bus_error(exc):
-                    log.exception("checkpoint of %s failed", part.tp)
-                else:
-                    log.warning("checkpoint of %s failed, retrying: %r", part.tp, exc)
-
-    async def _checkpoint(self, part: _Partition) -> None:
-        docs = part.docs
-        offset = docs.next_offset
-        if offset is None or (
-            not docs.dirty and not docs.deleted and not docs.outcomes and offset == part.committed
-        ):
-            return
-        publisher = part.ownership.outcomes
-        assert publisher is not None
-        snapshots, deleted = docs.take_snapshots()
-        outcomes, docs.outcomes = docs.outcomes, []
-        t = self.topics
-        records = [
-            OutRecord(t.snapshots, s.doc_id, encode(s), headers_for(s.type)) for s in snapshots
-        ]
-        for doc_id, user_id in deleted.items():
-            marker = deleted_marker(doc_id, user_id, offset - 1)
-            records.append(OutRecord(t.snapshots, doc_id, encode(marker), headers_for(marker.type)))
-            records += [OutRecord(t.snapshots, doc_id, None), OutRecord(t.documents, doc_id, None)]
-        records += [
-            OutRecord(t.outcomes, o.doc_id, encode(o), headers_for(o.type)) for o in outcomes
-        ]
-        try:
-            await publisher.checkpoint(records, {part.tp: offset}, self.group_id)
-        except BaseException:
-            docs.restore(snapshots, deleted)
-            docs.outcomes[:0] = outcomes
-            raise
-        part.committed = offset
-
     async def on_stop(self) -> None:
-        if self._sender is not None:
-            self._sender.cancel()
-            await asyncio.gather(self._sender, return_exceptions=True)
-
-
-def _check_sent(sent: asyncio.Future[Position]) -> None:
-    if not sent.cancelled() and (exc := sent.exception()) is not None:
-        _log_lost(exc)
-
-
-def _log_lost(exc: BaseException) -> None:
-    # Not retried: a lost answer is caught up by the client's reopen (the document's
-    # state is in the log and the owner, not in these records).
-    log.warning("a document event was not written to the stream: %r", exc)
+        await self._outbox.stop()

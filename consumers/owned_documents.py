@@ -1,0 +1,121 @@
+"""What a document owner holds of one partition of the edit log while it owns it: the
+core's documents (``PartitionDocuments``), the timers and tasks of their passes, and its
+checkpoints (snapshots, outcomes and its place in the log, in one fenced transaction)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from amplify_stream.bus import is_bus_error
+from amplify_stream.bus.base import Bus, Record, TopicPartition
+from amplify_stream.documents.partition import PartitionDocuments, deleted_marker
+from amplify_stream.events import encode, headers_for
+from amplify_stream.retry import retry_with_backoff
+from amplify_stream.topics import Topics
+from consumers.ownership import Ownership
+from producers.lease import PartitionLost
+from producers.outcomes import OutRecord
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class OwnedPartition:
+    tp: TopicPartition
+    ownership: Ownership
+    docs: PartitionDocuments
+    loading: asyncio.Task[None] | None = None
+    checkpoints: asyncio.Task[None] | None = None
+    committed: int | None = None
+    timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
+    passes: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    # When each document's idle wait began (its last change), monotonic seconds.
+    changed_at: dict[str, float] = field(default_factory=dict)
+
+    def stop_pass(self, doc_id: str) -> None:
+        if (timer := self.timers.pop(doc_id, None)) is not None:
+            timer.cancel()
+        if (task := self.passes.pop(doc_id, None)) is not None:
+            task.cancel()  # closes its provider stream; the document is untouched
+
+    def stop_all(self) -> list[asyncio.Task[Any]]:
+        tasks = [t for t in (self.loading, self.checkpoints) if t is not None]
+        tasks += self.passes.values()
+        for doc_id in list(self.timers) + list(self.passes):
+            self.stop_pass(doc_id)
+        for task in tasks:
+            task.cancel()
+        return tasks
+
+    async def checkpoint(self, topics: Topics, group_id: str) -> None:
+        """What changed since the last checkpoint, and the place in the log that holds it,
+        in one transaction of the partition's fenced producer."""
+        docs = self.docs
+        offset = docs.next_offset
+        if offset is None or (
+            not docs.dirty and not docs.deleted and not docs.outcomes and offset == self.committed
+        ):
+            return
+        publisher = self.ownership.outcomes
+        assert publisher is not None
+        snapshots, deleted = docs.take_snapshots()
+        outcomes, docs.outcomes = docs.outcomes, []
+        t = topics
+        records = [
+            OutRecord(t.snapshots, s.doc_id, encode(s), headers_for(s.type)) for s in snapshots
+        ]
+        for doc_id, user_id in deleted.items():
+            marker = deleted_marker(doc_id, user_id, offset - 1)
+            records.append(OutRecord(t.snapshots, doc_id, encode(marker), headers_for(marker.type)))
+            records += [OutRecord(t.snapshots, doc_id, None), OutRecord(t.documents, doc_id, None)]
+        records += [
+            OutRecord(t.outcomes, o.doc_id, encode(o), headers_for(o.type)) for o in outcomes
+        ]
+        try:
+            await publisher.checkpoint(records, {self.tp: offset}, group_id)
+        except BaseException:
+            docs.restore(snapshots, deleted)
+            docs.outcomes[:0] = outcomes
+            raise
+        self.committed = offset
+
+    async def checkpoint_every(self, interval_s: float, topics: Topics, group_id: str) -> None:
+        """Checkpoints until the partition is lost; a failed one is tried at the next."""
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                await self.checkpoint(topics, group_id)
+            except PartitionLost:
+                return
+            except Exception as exc:
+                if not is_bus_error(exc):
+                    log.exception("checkpoint of %s failed", self.tp)
+                else:
+                    log.warning("checkpoint of %s failed, retrying: %r", self.tp, exc)
+
+
+async def read_snapshots(
+    bus: Bus, topic: str, tp: TopicPartition, first_delay_s: float, max_delay_s: float
+) -> list[Record]:
+    """Every committed record of the snapshot partition of ``tp``, read again with backoff
+    while the bus is away."""
+
+    async def read() -> list[Record]:
+        p = tp.partition
+        begin = (await bus.begin_offsets(topic)).get(p, 0)
+        end = (await bus.end_offsets(topic)).get(p, 0)
+        return await bus.read_range(topic, p, begin, end, isolation="read_committed")
+
+    async def not_read(exc: Exception, delay: float) -> None:
+        log.warning("snapshots of %s not read, retrying: %r", tp, exc)
+
+    return await retry_with_backoff(
+        read,
+        retry_on=is_bus_error,
+        first_delay_s=first_delay_s,
+        max_delay_s=max_delay_s,
+        on_retry=not_read,
+    )
