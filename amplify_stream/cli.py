@@ -242,12 +242,14 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(_create_topics(settings))
     elif args.command == "fake" and args.service == "gemini":
         from amplify_stream.fakes.gemini import run_fake_gemini
+        from amplify_stream.fakes.settings import FakeSettings
 
-        asyncio.run(_until_signalled(lambda: run_fake_gemini(settings)))
+        asyncio.run(_until_signalled(lambda: run_fake_gemini(FakeSettings())))
     elif args.command == "fake":
         from amplify_stream.fakes.edge_tts import run_fake_edge_tts
+        from amplify_stream.fakes.settings import FakeSettings
 
-        asyncio.run(_until_signalled(lambda: run_fake_edge_tts(settings)))
+        asyncio.run(_until_signalled(lambda: run_fake_edge_tts(FakeSettings(), settings)))
     return 0
 
 

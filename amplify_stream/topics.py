@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from amplify_stream.bus.base import TopicSpec
-from amplify_stream.config import Settings
+from amplify_stream.config.groups import BusSettings
 
 DAY_MS = 24 * 3600 * 1000
 
@@ -24,7 +24,7 @@ class Topics:
     partitions: int
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Topics:
+    def from_settings(cls, settings: BusSettings) -> Topics:
         return cls(
             stories=settings.topic("stories"),
             stream=settings.topic("stream"),

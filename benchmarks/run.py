@@ -209,8 +209,7 @@ async def run(
         # rewrite is whole) and then the submissions (which leave 2,000 stories' work
         # behind them).
         since = time.monotonic()
-        serial_env = env | {"AMPLIFY_NARRATE_AFTER_REWRITE": "true"}
-        async with _stack(serial_env, enhancers) as fresh:
+        async with _stack(env, enhancers, serial=True) as fresh:
             if "first_audio" in wanted:
                 results["first_audio_serial"] = await measure.first_audio(fresh, 500)
                 _show(results["first_audio_serial"])
@@ -239,13 +238,20 @@ def _show(figure: dict[str, Any]) -> None:
 
 
 def _stack(
-    env: dict[str, str], enhancers: int, *, chunk: int = 1, tokens_per_s: float = TOKENS_PER_S
+    env: dict[str, str],
+    enhancers: int,
+    *,
+    chunk: int = 1,
+    tokens_per_s: float = TOKENS_PER_S,
+    serial: bool = False,
 ) -> contextlib.AbstractAsyncContextManager[Stack]:
-    """A fresh stack: the fake Gemini at ``tokens_per_s`` in chunks of ``chunk`` tokens."""
+    """A fresh stack: the fake Gemini at ``tokens_per_s`` in chunks of ``chunk`` tokens
+    (``serial``: its enhancers narrate once the rewrite is whole)."""
     return running_stack(
         first_token_ms=FIRST_TOKEN_MS,
         tokens_per_s=tokens_per_s,
         enhancers=enhancers,
+        serial=serial,
         **(env | {"AMPLIFY_FAKE_GEMINI_TOKENS_PER_CHUNK": str(chunk)}),
     )
 

@@ -20,6 +20,8 @@ import aiohttp
 from amplify_stream.bus.kafka_topics import delete_topics
 
 COMMAND = str(Path(sys.executable).parent / "amplify-stream")
+# A role run by a module of the benchmarks rather than by a command of the service.
+SERIAL_ENHANCER = "benchmarks.serial_enhancer"
 # The checkout the benchmark runs from: its service code is what the processes run, even
 # when the venv's editable install points at another worktree.
 ROOT = Path(__file__).resolve().parent.parent
@@ -98,15 +100,19 @@ async def _wait_ready(base: str) -> None:
 
 @contextlib.asynccontextmanager
 async def running_stack(
-    *, first_token_ms: int, tokens_per_s: float, enhancers: int = 1, **extra: str
+    *,
+    first_token_ms: int,
+    tokens_per_s: float,
+    enhancers: int = 1,
+    serial: bool = False,
+    **extra: str,
 ) -> AsyncIterator[Stack]:
     """Fake Gemini, ``enhancers`` enhancer processes (members of one group), a narrator
-    and a gateway process; all stopped on exit."""
+    and a gateway process; all stopped on exit. ``serial``: the enhancers narrate only
+    once the rewrite is whole (``benchmarks/serial_enhancer.py``)."""
+    enhancer = [SERIAL_ENHANCER] if serial else ["worker", "enhancer"]
     roles = [("fake-gemini", ["fake", "gemini"])]
-    roles += [
-        ("enhancer" if n == 0 else f"enhancer{n + 1}", ["worker", "enhancer"])
-        for n in range(enhancers)
-    ]
+    roles += [("enhancer" if n == 0 else f"enhancer{n + 1}", enhancer) for n in range(enhancers)]
     roles.append(("narrator", ["worker", "narrator"]))
     async with _processes(
         roles,
@@ -148,12 +154,16 @@ async def _processes(roles: list[tuple[str, list[str]]], **extra: str) -> AsyncI
         try:
             workers = []
             for role, args in roles:
+                argv = [sys.executable, "-m", *args] if args[0] == SERIAL_ENHANCER else args
                 proc = await asyncio.create_subprocess_exec(
-                    COMMAND, *args, env=env, stdout=asyncio.subprocess.PIPE
+                    *([] if argv is not args else [COMMAND]),
+                    *argv,
+                    env=env,
+                    stdout=asyncio.subprocess.PIPE,
                 )
                 procs.append(proc)
                 pids[role] = proc.pid
-                if args[0] == "worker":
+                if args[0] in ("worker", SERIAL_ENHANCER):
                     workers.append(proc)
             gateway = await asyncio.create_subprocess_exec(
                 COMMAND, "gateway", env=env, stdout=asyncio.subprocess.DEVNULL

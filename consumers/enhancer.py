@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import ClassVar
 
 from amplify_stream.bus.base import Record
 from amplify_stream.events import (
@@ -34,11 +35,13 @@ class Enhancer(Worker[Command]):
     role = "enhancer"
     adapter = command_adapter
     writes_outcomes = True
+    # Sentences go to the narrator as the rewrite completes them. False (a benchmark's
+    # serial baseline only): the whole rewrite first, then its sentences.
+    pipelined: ClassVar[bool] = True
 
     def __init__(self, deps: WorkerDeps, provider: EnhancementProvider) -> None:
         super().__init__(deps, deps.topics.stories, concurrency=deps.settings.enhancer_concurrency)
         self._provider = provider
-        self._pipelined = not deps.settings.narrate_after_rewrite
         # Stories whose provider stream runs now, by the task consuming it.
         self._streaming: dict[str, asyncio.Task[None]] = {}
         # Cancels asked for (bounded): they hold across a story's history read and its
@@ -58,7 +61,7 @@ class Enhancer(Worker[Command]):
             attempt = history.next_attempt("enhancement.started")
         log.info("story %s started (attempt %d)", event.story_id, attempt)
         run = EnhancementRun(
-            event, attempt, self._provider, writes, self.metrics, pipelined=self._pipelined
+            event, attempt, self._provider, writes, self.metrics, pipelined=self.pipelined
         )
         try:
             await self._run(run)

@@ -53,11 +53,16 @@ async def _stream_producer(shared: Shared, role: str, stack: contextlib.AsyncExi
     return stream
 
 
-async def _enhancer(shared: Shared, stack: contextlib.AsyncExitStack) -> Enhancer:
-    provider = create_provider(shared.settings)
-    stack.push_async_callback(provider.aclose)
-    stream = await _stream_producer(shared, "enhancer", stack)
-    return Enhancer(WorkerDeps(shared.bus, shared.settings, shared.metrics, stream), provider)
+def enhancer_role(kind: type[Enhancer] = Enhancer) -> Build:
+    """The enhancer role, its worker of class ``kind`` (a benchmark's variant)."""
+
+    async def build(shared: Shared, stack: contextlib.AsyncExitStack) -> Enhancer:
+        provider = create_provider(shared.settings)
+        stack.push_async_callback(provider.aclose)
+        stream = await _stream_producer(shared, "enhancer", stack)
+        return kind(WorkerDeps(shared.bus, shared.settings, shared.metrics, stream), provider)
+
+    return build
 
 
 async def _narrator(shared: Shared, stack: contextlib.AsyncExitStack) -> Narrator:
@@ -85,7 +90,7 @@ async def _documents(shared: Shared, stack: contextlib.AsyncExitStack) -> Docume
 
 
 ROLES: dict[str, Build] = {
-    "enhancer": _enhancer,
+    "enhancer": enhancer_role(),
     "narrator": _narrator,
     "projector": _projector,
     "documents": _documents,

@@ -17,7 +17,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
-from amplify_stream.config import Settings
+from amplify_stream.config.groups import AuthSettings
 from amplify_stream.config.rules import MIN_SECRET_BYTES
 
 MIN_RSA_BITS = 2048
@@ -42,13 +42,13 @@ class SigningKeys:
     verification_key: Any
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> SigningKeys:
+    def from_settings(cls, settings: AuthSettings) -> SigningKeys:
         if settings.jwt_algorithm == "HS256":
             return cls._hmac(settings)
         return cls._asymmetric(settings)
 
     @classmethod
-    def _hmac(cls, settings: Settings) -> SigningKeys:
+    def _hmac(cls, settings: AuthSettings) -> SigningKeys:
         if settings.jwt_secret is None:
             raise ValueError("AMPLIFY_JWT_SECRET is not set")
         secret = settings.jwt_secret.get_secret_value().encode("utf-8")
@@ -57,7 +57,7 @@ class SigningKeys:
         return cls(algorithm="HS256", signing_key=secret, verification_key=secret)
 
     @classmethod
-    def _asymmetric(cls, settings: Settings) -> SigningKeys:
+    def _asymmetric(cls, settings: AuthSettings) -> SigningKeys:
         algorithm = settings.jwt_algorithm
         private_file, public_file = settings.jwt_private_key_file, settings.jwt_public_key_file
         if private_file is None and public_file is None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import jwt
 
 from amplify_stream.auth.signing import SigningKeys
-from amplify_stream.config import Settings
+from amplify_stream.config.groups import AuthSettings
 from amplify_stream.errors import NotReady, Unauthorized
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ class Claims:
 class TokenService:
     def __init__(
         self,
-        settings: Settings,
+        settings: AuthSettings,
         *,
         leeway_s: float = 30.0,
         clock: Callable[[], float] = time.time,

@@ -20,7 +20,7 @@ from amplify_stream.bus.base import (
     is_bus_error,
     parse_cursor,
 )
-from amplify_stream.config import Settings
+from amplify_stream.config.groups import BusSettings
 
 __all__ = [
     "Bus",
@@ -43,7 +43,7 @@ __all__ = [
 ]
 
 
-def create_bus(settings: Settings) -> Bus:
+def create_bus(settings: BusSettings) -> Bus:
     """The backend ``settings.bus`` names (imported lazily: memory needs no broker client)."""
     if settings.bus == "kafka":
         from amplify_stream.bus.kafka import KafkaBus

@@ -31,7 +31,7 @@ from amplify_stream.bus.kafka_errors import bus_errors
 from amplify_stream.bus.kafka_reads import assigned, follow, read_until
 from amplify_stream.bus.kafka_topics import KafkaTopics
 from amplify_stream.bus.partitioner import keyed_partitioner, partition_for_key
-from amplify_stream.config import Settings
+from amplify_stream.config.groups import BusSettings
 
 PING_TIMEOUT_S = 2.0
 # A member that joins or leaves is noticed by the others at their next heartbeat.
@@ -41,7 +41,7 @@ HEARTBEAT_INTERVAL_MS = 1000
 class KafkaBus(Bus):
     name = "kafka"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: BusSettings) -> None:
         self._servers = settings.kafka_bootstrap_servers
         self._default_partitions = settings.topic_partitions
         self._linger_ms = settings.stream_linger_ms

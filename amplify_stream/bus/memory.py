@@ -29,13 +29,13 @@ from amplify_stream.bus.base import (
 from amplify_stream.bus.memory_group import Group, MemoryGroupConsumer
 from amplify_stream.bus.memory_log import Topic, Txn
 from amplify_stream.bus.partitioner import partition_for_key
-from amplify_stream.config import Settings
+from amplify_stream.config.groups import BusSettings
 
 
 class MemoryBus(Bus):
     name = "memory"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: BusSettings) -> None:
         self._default_partitions = settings.topic_partitions
         self._topics: dict[str, Topic] = {}
         self._groups: dict[str, Group] = {}

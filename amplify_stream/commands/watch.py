@@ -25,7 +25,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from amplify_stream.analytics import OutcomeStats, render
-from amplify_stream.config import Settings
+from amplify_stream.config.groups import BusSettings
 
 Start = Literal["earliest", "latest"] | float  # a float is epoch seconds
 CLEAR_SCREEN = "\x1b[H\x1b[2J"
@@ -81,7 +81,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     watch.add_argument("--topic", help="default: the outcome topic of AMPLIFY_TOPIC_PREFIX")
 
 
-def run(args: argparse.Namespace, settings: Settings) -> int:
+def run(args: argparse.Namespace, settings: BusSettings) -> int:
     if settings.bus == "memory":
         print(
             "note: AMPLIFY_BUS is memory; only a Kafka-backed service publishes outcomes "

@@ -16,10 +16,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from amplify_stream.config.groups import (
     AuthSettings,
-    BenchSettings,
     BusSettings,
     DocumentSettings,
-    FakeServiceSettings,
     GeminiSettings,
     LimitsSettings,
     ServiceSettings,
@@ -38,8 +36,6 @@ class Settings(
     DocumentSettings,
     GeminiSettings,
     SpeechSettings,
-    FakeServiceSettings,
-    BenchSettings,
     BaseSettings,
 ):
     model_config = SettingsConfigDict(
@@ -69,10 +65,6 @@ class Settings(
     @property
     def public_origin(self) -> str:
         return f"http://{self.host}:{self.port}"
-
-    @property
-    def effective_database_url(self) -> str:
-        return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'amplify.db'}"
 
     @property
     def effective_audio_dir(self) -> Path:

@@ -9,7 +9,7 @@ reads nested models only from ``AMPLIFY_<GROUP>__<FIELD>`` names.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
@@ -33,6 +33,10 @@ class ServiceSettings(BaseModel):
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
     # Workers serve /metrics on this port when set (the gateway serves it on its own).
     metrics_port: int | None = None
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'amplify.db'}"
 
 
 class BusSettings(BaseModel):
@@ -98,6 +102,12 @@ class LimitsSettings(BaseModel):
     # client address; registrations count against the address too.
     login_attempts_per_minute_per_user: int = Field(default=10, ge=1)
     login_attempts_per_minute_per_address: int = Field(default=30, ge=1)
+    # Live documents, per user: edits in any second (a burst of typing batched per frame
+    # stays far below) and documents held.
+    doc_edits_per_second: int = Field(default=60, ge=1)
+    max_documents_per_user: int = Field(default=100, ge=1)
+    # Changes in one doc.edit frame.
+    max_doc_changes: int = Field(default=256, ge=1)
 
 
 class WorkerSettings(BaseModel):
@@ -124,12 +134,8 @@ class DocumentSettings(BaseModel):
     # How often an owner writes the snapshots of the documents that changed (and commits
     # its place in the edit log with them): a new owner folds at most this much again.
     doc_snapshot_ms: int = Field(default=1000, ge=10)
-    # Per user: edits in any second (a burst of typing batched per frame stays far below),
-    # documents held, and Gemini calls in flight at once.
-    doc_edits_per_second: int = Field(default=60, ge=1)
-    max_documents_per_user: int = Field(default=100, ge=1)
+    # Per user: Gemini calls in flight at once.
     doc_gemini_calls_per_user: int = Field(default=2, ge=1)
-    max_doc_changes: int = Field(default=256, ge=1)
 
 
 class GeminiSettings(BaseModel):
@@ -160,44 +166,3 @@ class SpeechSettings(BaseModel):
     tts_retry_initial_delay_s: float = 0.5
     tts_timeout_s: float = 20.0
     espeak_rate_wpm: int = 175
-
-
-class FakeServiceSettings(BaseModel):
-    """The fakes of the two internet services (tests, benchmarks, sandbox). Their
-    defaults are written here only: ``FakeGeminiConfig`` and ``FakeEdgeConfig`` take them."""
-
-    fake_gemini_host: str = "127.0.0.1"
-    fake_gemini_port: int = 8085
-    fake_gemini_first_token_ms: int = 50
-    fake_gemini_tokens_per_s: float = 200.0
-    # Tokens per streamed chunk: 1 is the finest (and, for the client SDK, the costliest)
-    # pacing; Gemini's own streams carry several tokens per chunk.
-    fake_gemini_tokens_per_chunk: int = Field(default=1, ge=1)
-    fake_gemini_fault: Literal["none", "status", "midstream", "stall", "bad_object", "misquote"] = (
-        "none"
-    )
-    fake_gemini_fault_status: int = 503
-    fake_gemini_fault_count: int = 1_000_000
-    fake_edge_tts_host: str = "127.0.0.1"
-    fake_edge_tts_port: int = 8086
-    fake_edge_tts_fault: Literal[
-        "none", "forbidden", "rate_limited", "unavailable", "no_audio", "stall", "drop"
-    ] = "none"
-    fake_edge_tts_fault_count: int = 1_000_000
-
-
-class BenchSettings(BaseModel):
-    """What `make bench` switches to compare."""
-
-    # Narrate only once the whole rewrite is there: the serial baseline.
-    narrate_after_rewrite: bool = False
-
-
-def fake_settings(settings: FakeServiceSettings, prefix: str) -> dict[str, Any]:
-    """The settings of one fake (``prefix``: ``"fake_gemini_"``), named as its config
-    names them."""
-    return {
-        name.removeprefix(prefix): getattr(settings, name)
-        for name in FakeServiceSettings.model_fields
-        if name.startswith(prefix)
-    }

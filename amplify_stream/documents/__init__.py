@@ -25,7 +25,7 @@ def create_document_analyzer(settings: Settings) -> DocumentAnalyzer:
     if settings.enhancement_provider_name == "gemini":
         from amplify_stream.documents.gemini_pass import GeminiAnalyzer
 
-        return GeminiAnalyzer(settings)
+        return GeminiAnalyzer(settings, calls_per_user=settings.doc_gemini_calls_per_user)
     from amplify_stream.documents.local_pass import LocalAnalyzer
 
     return LocalAnalyzer()

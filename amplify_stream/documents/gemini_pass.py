@@ -27,7 +27,7 @@ from weakref import WeakValueDictionary
 from google.genai import types
 from pydantic import BaseModel, Field
 
-from amplify_stream.config import Settings
+from amplify_stream.config.groups import GeminiSettings
 from amplify_stream.documents.analyzers import Emit, PassFindings
 from amplify_stream.documents.local_pass import across, paragraph_facts
 from amplify_stream.documents.state import DocumentState, Finding
@@ -97,11 +97,12 @@ _Event = _Found | _Skipped | _Read | _Failed
 class GeminiAnalyzer:
     name = "gemini"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: GeminiSettings, *, calls_per_user: int) -> None:
+        """``calls_per_user``: one user's calls in flight at once, in this process."""
         self._client = create_client(settings)
         self.model = settings.gemini_model
         self._idle_timeout_s = settings.gemini_idle_timeout_s
-        self._calls_per_user = settings.doc_gemini_calls_per_user
+        self._calls_per_user = calls_per_user
         self._config = types.GenerateContentConfig(
             system_instruction=PARAGRAPH_INSTRUCTION,
             temperature=0.3,

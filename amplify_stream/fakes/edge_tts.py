@@ -28,9 +28,9 @@ from typing import Literal
 from aiohttp import WSCloseCode, WSMsgType, web
 from edge_tts.constants import TRUSTED_CLIENT_TOKEN
 
-from amplify_stream.config import Settings
-from amplify_stream.config.groups import FakeServiceSettings, fake_settings
+from amplify_stream.config.groups import SpeechSettings
 from amplify_stream.fakes import edge_tts_wire as wire
+from amplify_stream.fakes.settings import DEFAULTS, FakeSettings
 from amplify_stream.speech.base import AudioData, SpeechProvider
 
 log = logging.getLogger(__name__)
@@ -41,16 +41,13 @@ STATUS_FAULTS: dict[str, int] = {"forbidden": 403, "rate_limited": 429, "unavail
 PATH = "/consumer/speech/synthesize/readaloud/edge/v1"
 
 
-_DEFAULTS = FakeServiceSettings()
-
-
 @dataclass(frozen=True, slots=True)
 class FakeEdgeConfig:
-    # The defaults of the settings (``config/groups.py``) where there is one.
-    host: str = _DEFAULTS.fake_edge_tts_host
-    port: int = _DEFAULTS.fake_edge_tts_port
-    fault: Fault = _DEFAULTS.fake_edge_tts_fault
-    fault_count: int = _DEFAULTS.fake_edge_tts_fault_count
+    # The defaults of the settings (``fakes/settings.py``) where there is one.
+    host: str = DEFAULTS.fake_edge_tts_host
+    port: int = DEFAULTS.fake_edge_tts_port
+    fault: Fault = DEFAULTS.fake_edge_tts_fault
+    fault_count: int = DEFAULTS.fake_edge_tts_fault_count
     # The server's clock runs this far ahead of this machine's (Date, token check).
     clock_offset_s: float = 0.0
     check_token: bool = True
@@ -71,10 +68,8 @@ class FakeEdgeConfig:
             raise ValueError("need 0 < min_chunk_bytes <= max_chunk_bytes")
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> FakeEdgeConfig:
-        return cls(
-            **fake_settings(settings, "fake_edge_tts_"), espeak_rate_wpm=settings.espeak_rate_wpm
-        )
+    def from_settings(cls, settings: FakeSettings, speech: SpeechSettings) -> FakeEdgeConfig:
+        return cls(**settings.of("fake_edge_tts_"), espeak_rate_wpm=speech.espeak_rate_wpm)
 
 
 @dataclass(slots=True)
@@ -141,7 +136,7 @@ def default_speech(config: FakeEdgeConfig) -> SpeechProvider:
     by it) at the configured rate."""
     from amplify_stream.speech.espeak import EspeakProvider
 
-    return EspeakProvider(Settings.model_construct(espeak_rate_wpm=config.espeak_rate_wpm))
+    return EspeakProvider(SpeechSettings(espeak_rate_wpm=config.espeak_rate_wpm))
 
 
 @asynccontextmanager
@@ -166,10 +161,14 @@ async def serve_fake_edge_tts(
 
 
 async def run_fake_edge_tts(
-    settings: Settings, *, on_ready: Callable[[FakeEdgeServer], object] | None = None
+    settings: FakeSettings,
+    speech: SpeechSettings,
+    *,
+    on_ready: Callable[[FakeEdgeServer], object] | None = None,
 ) -> None:
-    """Serve the fake until cancelled (``amplify-stream fake edge-tts``)."""
-    config = FakeEdgeConfig.from_settings(settings)
+    """Serve the fake until cancelled (``amplify-stream fake edge-tts``); its voice speaks
+    at ``speech.espeak_rate_wpm``."""
+    config = FakeEdgeConfig.from_settings(settings, speech)
     async with serve_fake_edge_tts(config, default_speech(config)) as server:
         log.info("fake edge-tts on %s (fault: %s)", server.url, config.fault)
         if on_ready is not None:

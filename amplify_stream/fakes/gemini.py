@@ -22,9 +22,8 @@ from typing import Any, Literal
 
 from aiohttp import web
 
-from amplify_stream.config import Settings
-from amplify_stream.config.groups import FakeServiceSettings, fake_settings
 from amplify_stream.fakes.gemini_wire import Answer, answer_stream, answer_unary, json_error
+from amplify_stream.fakes.settings import DEFAULTS, FakeSettings
 
 log = logging.getLogger(__name__)
 
@@ -32,20 +31,17 @@ Fault = Literal["none", "status", "midstream", "stall", "bad_object", "misquote"
 CallState = Literal["open", "completed", "failed", "disconnected"]
 
 
-_DEFAULTS = FakeServiceSettings()
-
-
 @dataclass(frozen=True, slots=True)
 class FakeGeminiConfig:
-    # The defaults of the settings (``config/groups.py``) where there is one.
-    host: str = _DEFAULTS.fake_gemini_host
-    port: int = _DEFAULTS.fake_gemini_port
-    first_token_ms: int = _DEFAULTS.fake_gemini_first_token_ms
-    tokens_per_s: float = _DEFAULTS.fake_gemini_tokens_per_s
-    tokens_per_chunk: int = _DEFAULTS.fake_gemini_tokens_per_chunk
-    fault: Fault = _DEFAULTS.fake_gemini_fault
-    fault_status: int = _DEFAULTS.fake_gemini_fault_status
-    fault_count: int = _DEFAULTS.fake_gemini_fault_count
+    # The defaults of the settings (``fakes/settings.py``) where there is one.
+    host: str = DEFAULTS.fake_gemini_host
+    port: int = DEFAULTS.fake_gemini_port
+    first_token_ms: int = DEFAULTS.fake_gemini_first_token_ms
+    tokens_per_s: float = DEFAULTS.fake_gemini_tokens_per_s
+    tokens_per_chunk: int = DEFAULTS.fake_gemini_tokens_per_chunk
+    fault: Fault = DEFAULTS.fake_gemini_fault
+    fault_status: int = DEFAULTS.fake_gemini_fault_status
+    fault_count: int = DEFAULTS.fake_gemini_fault_count
     # midstream (streams only; unary calls answer normally): how many chunks go out
     # before the break, and how it breaks: a dropped connection or an error event.
     midstream_after: int = 3
@@ -60,8 +56,8 @@ class FakeGeminiConfig:
             raise ValueError("tokens_per_chunk must be at least 1")
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> FakeGeminiConfig:
-        return cls(**fake_settings(settings, "fake_gemini_"))
+    def from_settings(cls, settings: FakeSettings) -> FakeGeminiConfig:
+        return cls(**settings.of("fake_gemini_"))
 
 
 @dataclass(slots=True)
@@ -166,7 +162,7 @@ async def serve_fake_gemini(config: FakeGeminiConfig) -> AsyncIterator[FakeGemin
 
 
 async def run_fake_gemini(
-    settings: Settings, *, on_ready: Callable[[FakeGeminiServer], object] | None = None
+    settings: FakeSettings, *, on_ready: Callable[[FakeGeminiServer], object] | None = None
 ) -> None:
     """Serve the fake until cancelled (``amplify-stream fake gemini``)."""
     config = FakeGeminiConfig.from_settings(settings)

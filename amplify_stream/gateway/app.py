@@ -133,8 +133,10 @@ async def _gateway(app: web.Application) -> AsyncIterator[None]:
     relay = RelayHub(bus, topics.stream)
     await relay.start()
     app[keys.RELAY] = relay
+    settings = app[keys.SETTINGS]
     app[keys.STORIES] = Stories(
-        app[keys.SETTINGS],
+        settings,
+        settings.bus_timeout_s,
         topics,
         bus,
         app[keys.STORY_STORE],
@@ -143,7 +145,8 @@ async def _gateway(app: web.Application) -> AsyncIterator[None]:
         app[keys.LIMITS],
     )
     app[keys.DOCUMENTS] = Documents(
-        app[keys.SETTINGS],
+        settings,
+        settings.bus_timeout_s,
         app[keys.DOCUMENT_STORE],
         DocumentCommands(producer, topics.documents),
         relay,

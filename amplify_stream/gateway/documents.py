@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Awaitable
 
 from amplify_stream.bus.base import Position
-from amplify_stream.config import Settings
+from amplify_stream.config.groups import LimitsSettings
 from amplify_stream.errors import InvalidMessage, NotFound, NotReady
 from amplify_stream.events import ALL_FOCUS
 from amplify_stream.events.documents import (
@@ -36,18 +36,20 @@ log = logging.getLogger(__name__)
 class Documents:
     def __init__(
         self,
-        settings: Settings,
+        limits: LimitsSettings,
+        bus_timeout_s: float,
         store: DocumentStore,
         commands: DocumentCommands,
         relay: RelayHub,
         limiter: Limiter,
     ) -> None:
-        self._settings = settings
+        self._bus_timeout_s = bus_timeout_s
+        self._max_changes = limits.max_doc_changes
         self._store = store
         self.commands = commands
         self._relay = relay
         self._limiter = limiter
-        self._text_limits = TextLimits.of(settings)
+        self._text_limits = TextLimits.of(limits)
 
     def check_new(self, message: DocOpen) -> None:
         self._text_limits.check(message, DOCUMENT_TEXTS, InvalidMessage)
@@ -92,7 +94,7 @@ class Documents:
         # Subscribed first: the owner's answer cannot slip by before the watcher starts.
         sub = self._relay.subscribe(command.doc_id)
         try:
-            async with asyncio.timeout(self._settings.bus_timeout_s):
+            async with asyncio.timeout(self._bus_timeout_s):
                 await self.commands.open(command)
         except Exception as exc:
             self._relay.unsubscribe(sub)
@@ -112,10 +114,9 @@ class Documents:
     async def edit(self, user_id: str, reply_to: str, message: DocEdit) -> Awaitable[Position]:
         """Publish the edit (not awaited: its landing is the caller's to await). What needs
         the text (offsets, surrogates, versions) is the owner's to check."""
-        if len(message.changes) > self._settings.max_doc_changes:
+        if len(message.changes) > self._max_changes:
             raise InvalidMessage(
-                f"changes: {len(message.changes)} in one frame; the limit is "
-                f"{self._settings.max_doc_changes}"
+                f"changes: {len(message.changes)} in one frame; the limit is {self._max_changes}"
             )
         for i, change in enumerate(message.changes):
             if change.start_utf16 > change.end_utf16:
@@ -141,7 +142,7 @@ class Documents:
         if not await self._store.exists_for_user(doc_id, user_id):
             raise NotFound("document not found")
         try:
-            async with asyncio.timeout(self._settings.bus_timeout_s):
+            async with asyncio.timeout(self._bus_timeout_s):
                 await self.commands.delete(DocumentDeleted(doc_id=doc_id, user_id=user_id))
         except Exception as exc:
             raise NotReady("the event bus is unavailable; nothing was deleted") from exc

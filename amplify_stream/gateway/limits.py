@@ -26,7 +26,7 @@ import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from amplify_stream.config import Settings
+from amplify_stream.config.groups import LimitsSettings
 from amplify_stream.errors import RateLimited
 
 # When a user's running stories are at the limit nothing says when one will end; a
@@ -94,7 +94,7 @@ class EditRate:
 class Limiter:
     """Every limit of one gateway process. ``window_s`` is for tests (60 in service)."""
 
-    def __init__(self, settings: Settings, *, window_s: int = 60) -> None:
+    def __init__(self, settings: LimitsSettings, *, window_s: int = 60) -> None:
         self._submissions = MovingWindow(settings.submissions_per_minute, window_s)
         self._login_user = MovingWindow(settings.login_attempts_per_minute_per_user, window_s)
         self._auth_address = MovingWindow(settings.login_attempts_per_minute_per_address, window_s)

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from amplify_stream.config import Settings
+from amplify_stream.config.groups import ServiceSettings
 from amplify_stream.config.rules import ANY_ORIGIN, production_problems
 from amplify_stream.errors import Forbidden
 
@@ -36,7 +37,7 @@ CONTENT_SECURITY_POLICY = "; ".join(
 HSTS = "max-age=31536000; includeSubDomains"
 
 
-def security_headers(settings: Settings) -> dict[str, str]:
+def security_headers(settings: ServiceSettings) -> dict[str, str]:
     headers = {
         "X-Content-Type-Options": "nosniff",
         "X-Frame-Options": "DENY",

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from amplify_stream.bus.base import Bus, BusUnavailable, Record, parse_cursor
-from amplify_stream.config import Settings
+from amplify_stream.config.groups import LimitsSettings
 from amplify_stream.errors import (
     Conflict,
     CursorExpired,
@@ -51,7 +51,8 @@ class Accepted:
 class Stories:
     def __init__(
         self,
-        settings: Settings,
+        limits: LimitsSettings,
+        bus_timeout_s: float,
         topics: Topics,
         bus: Bus,
         store: StoryStore,
@@ -59,15 +60,15 @@ class Stories:
         relay: RelayHub,
         limiter: Limiter,
     ) -> None:
-        self._settings = settings
+        self._bus_timeout_s = bus_timeout_s
         self._topics = topics
         self._bus = bus
         self._store = store
         self._commands = commands
         self._relay = relay
         self._limiter = limiter
-        self._text_limits = TextLimits.of(settings)
-        ends = {"max_age_s": END_OFFSETS_MAX_AGE_S, "timeout_s": settings.bus_timeout_s}
+        self._text_limits = TextLimits.of(limits)
+        ends = {"max_age_s": END_OFFSETS_MAX_AGE_S, "timeout_s": bus_timeout_s}
         self._stream_ends = RecentEndOffsets(bus, topics.stream, **ends)
         self._outcome_ends = RecentEndOffsets(bus, topics.outcomes, **ends)
 
@@ -128,7 +129,7 @@ class Stories:
         sub = self._relay.subscribe(command.story_id)
         try:
             try:
-                async with asyncio.timeout(self._settings.bus_timeout_s):
+                async with asyncio.timeout(self._bus_timeout_s):
                     await self._commands.submit(command)
             except Exception as exc:
                 # Not on the bus means not accepted: forget the row, the client retries.

@@ -22,7 +22,7 @@ from typing import Any
 
 from google.genai import types
 
-from amplify_stream.config import Settings
+from amplify_stream.config.groups import GeminiSettings
 from amplify_stream.errors import ProviderError
 from amplify_stream.providers.base import (
     EnhancementProvider,
@@ -86,7 +86,7 @@ _Event = _Delta | _Found | _Done | _Failed
 class GeminiProvider(EnhancementProvider):
     name = "gemini"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: GeminiSettings) -> None:
         self._client = create_client(settings)
         self.model = settings.gemini_model
         self._idle_timeout_s = settings.gemini_idle_timeout_s

@@ -25,7 +25,7 @@ from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
 
-from amplify_stream.config import Settings
+from amplify_stream.config.groups import GeminiSettings
 from amplify_stream.errors import AmplifyError, ProviderError, ProviderUnavailable
 from amplify_stream.providers.base import Piece, UsageReport
 from amplify_stream.providers.gemini_analysis import AnalysisStream
@@ -34,7 +34,7 @@ from amplify_stream.providers.gemini_stream import STOP, stream_chunks
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 
 
-def create_client(settings: Settings) -> genai.Client:
+def create_client(settings: GeminiSettings) -> genai.Client:
     if settings.gemini_api_key is None:
         raise ValueError("the Gemini provider needs GEMINI_API_KEY")
     return genai.Client(
@@ -49,7 +49,7 @@ async def close_client(client: genai.Client) -> None:
     client.close()
 
 
-def http_options(settings: Settings) -> types.HttpOptions:
+def http_options(settings: GeminiSettings) -> types.HttpOptions:
     """``gemini_retry_attempts`` counts every try, the first included (tenacity's way)."""
     return types.HttpOptions(
         base_url=settings.gemini_base_url,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from amplify_stream.config import Settings
+from amplify_stream.config.groups import SpeechSettings
 from amplify_stream.errors import TtsUnavailable
 from amplify_stream.speech.base import SpeechProvider
 
@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 PROBE_TIMEOUT_S = 5.0
 
 
-async def create_speech_provider(settings: Settings) -> SpeechProvider:
+async def create_speech_provider(settings: SpeechSettings) -> SpeechProvider:
     """``edge`` or ``espeak`` as configured; ``auto`` tries edge-tts once (one tiny
     synthesis, at most ``PROBE_TIMEOUT_S``) and falls back to the offline eSpeak NG."""
     from amplify_stream.speech.edge import EdgeProvider, describe_endpoint, is_edge_voice
@@ -42,7 +42,7 @@ async def create_speech_provider(settings: Settings) -> SpeechProvider:
     return edge
 
 
-def _espeak(settings: Settings) -> SpeechProvider:
+def _espeak(settings: SpeechSettings) -> SpeechProvider:
     from amplify_stream.speech.espeak import EspeakProvider
 
     return EspeakProvider(settings)

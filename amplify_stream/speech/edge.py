@@ -35,7 +35,7 @@ import edge_tts.constants
 from edge_tts.data_classes import TTSConfig
 from edge_tts.exceptions import EdgeTTSException
 
-from amplify_stream.config import Settings
+from amplify_stream.config.groups import SpeechSettings
 from amplify_stream.errors import TtsUnavailable
 from amplify_stream.speech import mp3
 from amplify_stream.speech.base import AudioData, SpeechPiece, SpeechProvider, WordMark
@@ -62,7 +62,7 @@ class StreamCut(EdgeTTSException):
 class EdgeProvider(SpeechProvider):
     name = "edge"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: SpeechSettings) -> None:
         self.default_voice = settings.voice or DEFAULT_VOICE
         if not is_edge_voice(self.default_voice):
             raise ValueError(f"AMPLIFY_VOICE={settings.voice!r} is not an edge-tts voice")

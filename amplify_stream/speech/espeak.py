@@ -26,7 +26,7 @@ from itertools import pairwise
 import espeakng_loader
 import lameenc
 
-from amplify_stream.config import Settings
+from amplify_stream.config.groups import SpeechSettings
 from amplify_stream.errors import TtsUnavailable
 from amplify_stream.speech.base import AudioData, SpeechPiece, SpeechProvider, WordMark
 from amplify_stream.speech.mp3 import Mp3Framer, duration_ms
@@ -262,7 +262,7 @@ class EspeakProvider(SpeechProvider):
 
     name = "espeak"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: SpeechSettings) -> None:
         self.default_voice = settings.voice or DEFAULT_VOICE
         self._rate_wpm = settings.espeak_rate_wpm
 

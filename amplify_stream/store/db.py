@@ -39,7 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from amplify_stream.config import Settings
+from amplify_stream.config.groups import ServiceSettings
 from amplify_stream.errors import NotReady
 from amplify_stream.store.sessions import StoreSessions
 
@@ -161,7 +161,7 @@ class Document(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
-def create_engine(settings: Settings) -> AsyncEngine:
+def create_engine(settings: ServiceSettings) -> AsyncEngine:
     """The async engine for ``settings.effective_database_url``. Dispose of it when done."""
     url = make_url(settings.effective_database_url)
     url = url.set(drivername=_ASYNC_DRIVERS.get(url.drivername, url.drivername))

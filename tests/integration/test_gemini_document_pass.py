@@ -61,7 +61,8 @@ async def start() -> AsyncIterator[Start]:
         ) -> tuple[FakeGeminiServer, GeminiAnalyzer]:
             config = config or FakeGeminiConfig(port=0, first_token_ms=5, tokens_per_s=4000)
             server = await stack.enter_async_context(serve_fake_gemini(config))
-            analyzer = GeminiAnalyzer(make_settings(server.base_url, **overrides))
+            settings = make_settings(server.base_url, **overrides)
+            analyzer = GeminiAnalyzer(settings, calls_per_user=settings.doc_gemini_calls_per_user)
             stack.push_async_callback(analyzer.aclose)
             return server, analyzer
 

@@ -26,6 +26,7 @@ from amplify_stream.fakes.gemini import (
     run_fake_gemini,
     serve_fake_gemini,
 )
+from amplify_stream.fakes.settings import FakeSettings
 from amplify_stream.providers.base import (
     EnhancementRequest,
     FindingSkipped,
@@ -474,7 +475,7 @@ async def test_wire_status_fault_then_success() -> None:
 
 
 async def test_run_fake_gemini_serves_until_cancelled() -> None:
-    settings = Settings(_env_file=None, fake_gemini_port=0, fake_gemini_first_token_ms=0)
+    settings = FakeSettings(_env_file=None, fake_gemini_port=0, fake_gemini_first_token_ms=0)
     ready: asyncio.Queue[FakeGeminiServer] = asyncio.Queue()
     task = asyncio.create_task(run_fake_gemini(settings, on_ready=ready.put_nowait))
     try:

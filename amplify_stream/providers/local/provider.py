@@ -7,7 +7,7 @@ import asyncio
 from collections import deque
 from collections.abc import AsyncIterator
 
-from amplify_stream.config import Settings
+from amplify_stream.config.groups import WorkerSettings
 from amplify_stream.providers.base import (
     EnhancementProvider,
     EnhancementRequest,
@@ -22,7 +22,7 @@ class LocalProvider(EnhancementProvider):
     name = "local"
     model = "craft-heuristics-1"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: WorkerSettings) -> None:
         self._piece_delay_s = max(0, settings.local_piece_delay_ms) / 1000
 
     async def stream(self, request: EnhancementRequest) -> AsyncIterator[Piece]:
