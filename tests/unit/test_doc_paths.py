@@ -103,3 +103,41 @@ def test_the_check_catches_drift_and_passes_what_exists() -> None:
         "`test-artifacts/lsp.txt` `make run` `README.md` `.json` `amplify_stream/speech`"
     )
     assert missing_paths(text, files) == ["amplify_stream/config.py", "gone.py"]
+
+
+# The Layout lists every part of the house: each module and package at the top of these.
+LAYOUT_PACKAGES = ("amplify_stream", "consumers", "producers")
+LAYOUT_TOPS = ("amplify_stream", "consumers", "producers", "tests", "benchmarks", "scripts")
+
+
+def layout_block(readme: str) -> str:
+    """The fenced block of README's Layout section."""
+    section = readme.split("### Layout", 1)[1]
+    return section.split("```", 2)[1]
+
+
+def unnamed_parts(block: str, root: Path) -> list[str]:
+    """The modules and packages under ``LAYOUT_PACKAGES`` (and the folders of
+    ``LAYOUT_TOPS``) that ``block`` does not name."""
+    parts = [f"{top}/" for top in LAYOUT_TOPS]
+    for package in LAYOUT_PACKAGES:
+        for entry in sorted((root / package).iterdir()):
+            if entry.name.startswith(("_", ".")) or entry.name == "py.typed":
+                continue
+            if entry.is_dir() and (entry / "__init__.py").exists():
+                parts.append(f"{package}/{entry.name}/")
+            elif entry.suffix == ".py":
+                parts.append(f"{package}/{entry.name}")
+    missing = []
+    for part in parts:
+        name = part.rstrip("/").rsplit("/", 1)[-1]
+        stem = name.removesuffix(".py")
+        if not re.search(rf"(?<![\w.]){re.escape(stem)}(\.py|/)?(?![\w])", block):
+            missing.append(part)
+    return missing
+
+
+def test_the_layout_names_every_part() -> None:
+    block = layout_block((ROOT / "README.md").read_text(encoding="utf-8"))
+    missing = unnamed_parts(block, ROOT)
+    assert not missing, f"README's Layout leaves out: {', '.join(missing)}"
