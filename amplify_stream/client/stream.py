@@ -7,15 +7,31 @@ import contextlib
 import json
 from collections.abc import AsyncGenerator, AsyncIterator
 from types import TracebackType
-from typing import TYPE_CHECKING, Self
+from typing import Protocol, Self
 
 import aiohttp
 
 from amplify_stream.client.errors import HTTP_CODES, ClientError
 from amplify_stream.client.feed import Event, StoryFeed
 
-if TYPE_CHECKING:
-    from amplify_stream.client.api import AmplifyClient
+
+class Connection(Protocol):
+    """What a stream asks of its client (``AmplifyClient``): where the socket is, how to
+    open it, and how long to wait before trying again."""
+
+    base_url: str
+    max_reconnects: int
+
+    @property
+    def session(self) -> aiohttp.ClientSession: ...
+
+    @property
+    def stream_url(self) -> str: ...
+
+    def auth_headers(self) -> dict[str, str]: ...
+
+    def backoff(self, failures: int) -> float: ...
+
 
 # Answers of the gateway (no cursor: not from the topic) that end a stream for good.
 FATAL_CODES = frozenset({"not_found", "unauthorized", "cursor_expired", "invalid_message"})
@@ -28,7 +44,7 @@ class _Dropped(Exception):
 class StoryStream:
     """The events of one story: an async iterator; ``async with`` closes its socket."""
 
-    def __init__(self, client: AmplifyClient, submit: Event | None, feed: StoryFeed) -> None:
+    def __init__(self, client: Connection, submit: Event | None, feed: StoryFeed) -> None:
         self._client = client
         self._submit = submit
         self.feed = feed

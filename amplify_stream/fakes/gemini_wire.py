@@ -15,7 +15,7 @@ from aiohttp import web
 from amplify_stream.fakes import gemini_model as model
 
 if TYPE_CHECKING:
-    from amplify_stream.fakes.gemini import FakeCall, FakeGeminiConfig
+    from amplify_stream.fakes.gemini_calls import FakeCall, FakeGeminiConfig
 
 # Google's canonical status names for the HTTP codes the fake answers with.
 _STATUS_NAMES = {

@@ -6,33 +6,16 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-import orjson
 from aiohttp import web
 from swagger_ui_bundle import swagger_ui_path
 
-from amplify_stream.events.text_limits import TextLimits
 from amplify_stream.gateway import keys
-from amplify_stream.gateway.openapi import HTML, JSON, Operation, Reply, describe, document
+from amplify_stream.gateway.openapi import HTML, JSON, Operation, Reply, describe
 
 routes = web.RouteTableDef()
 _STATIC = resources.files("amplify_stream.gateway") / "static"
 _SWAGGER_UI = Path(swagger_ui_path)
 _ASSET_TYPES = {".js": "text/javascript", ".css": "text/css", ".png": "image/png"}
-
-
-class DocumentCache:
-    """The document's JSON, built on its first request: pydantic takes about 0.1 s to
-    generate the schemas, not worth paying at every start (the tests start many apps).
-    It states the limits of this service's settings."""
-
-    def __init__(self, limits: TextLimits) -> None:
-        self._limits = limits
-        self._body: bytes | None = None
-
-    def body(self, router: web.UrlDispatcher) -> bytes:
-        if self._body is None:
-            self._body = orjson.dumps(document(router, self._limits))
-        return self._body
 
 
 @routes.get("/openapi.json")

@@ -30,6 +30,7 @@ from amplify_stream.gateway import (
 from amplify_stream.gateway.documents import Documents
 from amplify_stream.gateway.http import error_middleware
 from amplify_stream.gateway.limits import Limiter
+from amplify_stream.gateway.openapi import DocumentCache
 from amplify_stream.gateway.page import routes as page_routes
 from amplify_stream.gateway.relay import RelayHub
 from amplify_stream.gateway.sockets import SocketRegistry
@@ -63,7 +64,7 @@ def create_app(settings: Settings) -> web.Application:
     app[keys.LIMITS] = Limiter(settings)
     app.cleanup_ctx.extend([_store, _bus, _gateway])
     app.on_shutdown.append(_close_sockets)
-    app[keys.OPENAPI] = api_docs.DocumentCache(TextLimits.of(settings))
+    app[keys.OPENAPI] = DocumentCache(TextLimits.of(settings))
     for table in (
         health.routes,
         auth_routes.routes,

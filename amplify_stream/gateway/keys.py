@@ -12,9 +12,9 @@ if TYPE_CHECKING:
     from amplify_stream.auth.tokens import TokenService
     from amplify_stream.bus.base import Bus
     from amplify_stream.config import Settings
-    from amplify_stream.gateway.api_docs import DocumentCache
     from amplify_stream.gateway.documents import Documents
     from amplify_stream.gateway.limits import Limiter
+    from amplify_stream.gateway.openapi import DocumentCache
     from amplify_stream.gateway.relay import RelayHub
     from amplify_stream.gateway.sockets import SocketRegistry
     from amplify_stream.gateway.submission import Stories

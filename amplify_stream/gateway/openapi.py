@@ -21,6 +21,7 @@ from enum import Enum
 from importlib.metadata import version
 from typing import Any, Literal, TypeVar
 
+import orjson
 from aiohttp import web
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
@@ -290,3 +291,18 @@ def _reply(reply: Reply, refs: Refs) -> dict[str, Any]:
             for name, text in reply.headers.items()
         }
     return result
+
+
+class DocumentCache:
+    """The document's JSON, built on its first request: pydantic takes about 0.1 s to
+    generate the schemas, not worth paying at every start (the tests start many apps).
+    It states the limits of this service's settings."""
+
+    def __init__(self, limits: TextLimits) -> None:
+        self._limits = limits
+        self._body: bytes | None = None
+
+    def body(self, router: web.UrlDispatcher) -> bytes:
+        if self._body is None:
+            self._body = orjson.dumps(document(router, self._limits))
+        return self._body
