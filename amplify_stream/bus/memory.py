@@ -2,7 +2,8 @@
 
 Topics are created on first use with ``settings.topic_partitions`` partitions (as Kafka's
 auto-create does), keys go to the partition Kafka would pick, offsets are positions in
-append-only logs that are never trimmed. Nothing here uses threads.
+partition logs that keep what the topic's retention keeps (``memory_log.py``), all of
+them within ``memory_bus_bytes``. Nothing here uses threads.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from amplify_stream.bus.base import (
     TopicSpec,
 )
 from amplify_stream.bus.memory_group import Group, MemoryGroupConsumer
-from amplify_stream.bus.memory_log import Topic, Txn
+from amplify_stream.bus.memory_log import Budget, Retention, Topic, Txn
 from amplify_stream.bus.partitioner import partition_for_key
 from amplify_stream.config.groups import BusSettings
 
@@ -37,10 +38,13 @@ class MemoryBus(Bus):
 
     def __init__(self, settings: BusSettings) -> None:
         self._default_partitions = settings.topic_partitions
+        self._budget = Budget(settings.memory_bus_bytes, self._unread_from)
         self._topics: dict[str, Topic] = {}
         self._groups: dict[str, Group] = {}
         # The live producer of each transactional id; a newer one fences the older.
         self._txn_owners: dict[str, MemoryProducer] = {}
+        # The positions of the readers outside any group (``read``), by topic.
+        self._readers: dict[str, list[dict[int, int]]] = {}
         self._running = False
         # False while an outage is simulated (``set_reachable``).
         self.reachable = True
@@ -62,10 +66,12 @@ class MemoryBus(Bus):
         self._running = False
 
     async def ensure_topics(self, specs: Sequence[TopicSpec]) -> None:
-        # Retention is not modelled: the logs live as long as the process.
         for spec in specs:
-            if spec.name not in self._topics:
-                self._topics[spec.name] = Topic(spec.name, spec.partitions)
+            retention = Retention(spec.retention_ms, spec.compacted)
+            if (log := self._topics.get(spec.name)) is not None:
+                log.retention = retention  # as a topic's configuration is altered
+            else:
+                self._topics[spec.name] = Topic(spec.name, spec.partitions, retention, self._budget)
 
     async def ping(self) -> None:
         if not self._running:
@@ -115,12 +121,15 @@ class MemoryBus(Bus):
             positions = {p: log.valid_offset(p, offset) for p, offset in start.items()}
         wakeup = asyncio.Event()
         log.watchers.add(wakeup)
+        reading = self._readers.setdefault(topic, [])
+        reading.append(positions)  # moved on by _follow as it reads
         records = _follow(log, positions, isolation, wakeup)
         try:
             yield records
         finally:
             await records.aclose()
             log.watchers.discard(wakeup)
+            reading.remove(positions)
 
     async def read_range(
         self, topic: str, partition: int, start: int, end: int, *, isolation: Isolation
@@ -133,7 +142,7 @@ class MemoryBus(Bus):
             found: list[Record] = []
             position = start
             while position < end:
-                records, position = log.fetch(partition, position, isolation, end - position)
+                records, position = log.fetch(partition, position, isolation, None, until=end)
                 found += records
                 if position < end:
                     # An open transaction holds the last stable offset back.
@@ -149,7 +158,9 @@ class MemoryBus(Bus):
         return {p: log.end(p) for p in range(log.partitions)}
 
     async def begin_offsets(self, topic: str) -> dict[int, int]:
-        return dict.fromkeys(range(self.topic(topic).partitions), 0)
+        self.check_reachable()
+        log = self.topic(topic)
+        return {p: log.begin(p) for p in range(log.partitions)}
 
     def partition_for(self, topic: str, key: str, partitions: int) -> int:
         return partition_for_key(key, partitions)
@@ -158,8 +169,28 @@ class MemoryBus(Bus):
         """The topic, created with the default partition count on first use."""
         log = self._topics.get(name)
         if log is None:
-            log = self._topics[name] = Topic(name, self._default_partitions)
+            log = self._topics[name] = Topic(
+                name, self._default_partitions, Retention(), self._budget
+            )
         return log
+
+    def _unread_from(self, tp: TopicPartition) -> int | None:
+        """The lowest offset of ``tp`` that a reader of its topic has yet to read: a
+        group reading it, up to its committed offset (one that has committed nothing of
+        it yet would start from the earliest record: it holds everything back), and a
+        reader outside any group (the gateway's relay), up to its position. None: no one
+        reads it."""
+        unread = [
+            group.committed.get(tp, 0)
+            for group in self._groups.values()
+            if any(tp.topic in member.topic_names for member in group.members)
+        ]
+        unread += [
+            positions[tp.partition]
+            for positions in self._readers.get(tp.topic, ())
+            if tp.partition in positions
+        ]
+        return min(unread, default=None)
 
     def group(self, group_id: str) -> Group:
         group = self._groups.get(group_id)
