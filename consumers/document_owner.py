@@ -49,7 +49,7 @@ from amplify_stream.events.documents import (
     DocumentTimings,
     document_command_adapter,
 )
-from amplify_stream.providers.local.paragraphs import cached_paragraph
+from amplify_stream.providers.local.paragraphs import paragraph_cache_info
 from consumers.document_outbox import Outbox
 from consumers.owned_documents import OwnedPartition, read_snapshots
 from consumers.ownership import Ownership
@@ -215,7 +215,7 @@ class DocumentOwner(Worker[DocumentCommand]):
             self.metrics.findings_skipped.labels(name, "suggestion").inc(found.skipped)
         self.metrics.doc_analysis_ms.observe(analysis_ms)
         self.metrics.doc_paragraphs_read.observe(result.reanalyzed)
-        info = cached_paragraph.cache_info()
+        info = paragraph_cache_info()
         if info.hits + info.misses:
             self.metrics.doc_cache_hit_ratio.set(info.hits / (info.hits + info.misses))
 

@@ -84,9 +84,13 @@ class PartitionDocuments:
         self.snapshot_offsets[snapshot.doc_id] = snapshot.offset
 
     def forget(self, doc_id: str) -> None:
-        """A tombstone of the snapshot topic: the document is gone for good."""
+        """A tombstone of the snapshot topic: the document is gone for good, and so is
+        everything kept about it."""
         self.docs.pop(doc_id, None)
         self.created_at.pop(doc_id, None)
+        self.told.pop(doc_id, None)
+        self.snapshot_offsets.pop(doc_id, None)
+        self.dirty.discard(doc_id)
 
     def take_snapshots(self) -> tuple[list[DocumentSnapshot], dict[str, str]]:
         """The snapshots of what changed since the last checkpoint, and the documents
@@ -108,8 +112,10 @@ class PartitionDocuments:
     # ------------------------------------------------------------ commands
 
     def fold(self, command: DocumentCommand, offset: int) -> Folded:
-        if offset <= self.snapshot_offsets.get(command.doc_id, -1):
-            return Folded([])  # already in the document's snapshot
+        if (held := self.snapshot_offsets.get(command.doc_id)) is not None:
+            if offset <= held:
+                return Folded([])  # already in the document's snapshot
+            del self.snapshot_offsets[command.doc_id]  # the log is past it for good
         self.next_offset = offset + 1
         if isinstance(command, DocumentOpenRequested):
             return self._open(command)
@@ -173,9 +179,6 @@ class PartitionDocuments:
         doc = self.docs.get(command.doc_id)
         if doc is not None and doc.user_id == command.user_id:
             self.forget(command.doc_id)
-            self.told.pop(command.doc_id, None)
-            self.snapshot_offsets.pop(command.doc_id, None)
-            self.dirty.discard(command.doc_id)
             self.deleted[command.doc_id] = command.user_id
         return Folded([])
 

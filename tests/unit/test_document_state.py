@@ -23,7 +23,7 @@ from amplify_stream.documents.state import (
     PassResult,
     StalePass,
 )
-from amplify_stream.providers.local.paragraphs import cached_paragraph
+from amplify_stream.providers.local.paragraphs import paragraph_cache_info
 from amplify_stream.text.edits import Change, InvalidChange, utf16_length
 
 
@@ -259,17 +259,17 @@ def test_a_local_pass_reads_the_edited_paragraph_only() -> None:
     assert first.result.reanalyzed == 50 and first.result.added
     assert [i.focus for i in first.insights] == list(doc.focus)
     check_slices(doc)
-    misses = cached_paragraph.cache_info().misses
+    misses = paragraph_cache_info().misses
     at_wall = at(doc, "wall", 20)
     doc.edit(1, [Change(at_wall, at_wall + 4, "pier")])
     second = local_pass(doc)
     assert second.result.reanalyzed == 1
-    assert cached_paragraph.cache_info().misses == misses + 1  # only the new line was read
+    assert paragraph_cache_info().misses == misses + 1  # only the new line was read
     check_slices(doc)
     # Undo: the old line again, read from the cache, not analyzed again.
     doc.edit(2, [Change(at_wall, at_wall + 4, "wall")])
     local_pass(doc)
-    assert cached_paragraph.cache_info().misses == misses + 1
+    assert paragraph_cache_info().misses == misses + 1
     fresh = DocumentState("d2", "u1", doc.text)
     local_pass(fresh)
     assert spans(doc) == spans(fresh)

@@ -17,6 +17,7 @@ from amplify_stream.providers.local.paragraphs import (
     analyze_paragraph,
     cached_paragraph,
     document_findings,
+    paragraph_cache_info,
 )
 
 # One paragraph a line, with something for every focus, a look-alike name two lines
@@ -130,9 +131,9 @@ def test_deterministic_hashable_and_cacheable() -> None:
     first, again = analyze_paragraph(LINES[2], ALL_FOCUS), analyze_paragraph(LINES[2], ALL_FOCUS)
     assert first == again and hash(first) == hash(again)
     assert analyze_paragraph(LINES[2], ["plot", "plot"]).focus == ("plot",)
-    before = cached_paragraph.cache_info().hits
+    before = paragraph_cache_info().hits
     assert cached_paragraph(LINES[2], ALL_FOCUS) == cached_paragraph(LINES[2], ALL_FOCUS) == first
-    assert cached_paragraph.cache_info().hits == before + 1
+    assert paragraph_cache_info().hits == before + 1
 
 
 def test_edges_empty_documents_lines_and_focuses() -> None:
@@ -145,3 +146,17 @@ def test_edges_empty_documents_lines_and_focuses() -> None:
         document_findings(facts_of(LINES, ["plot"]), ["character"])
     only_dialogue = document_findings(facts_of(LINES, ["dialogue"]), ["dialogue"])
     assert [i.focus for i in only_dialogue.insights] == ["dialogue"]
+
+
+def test_the_paragraph_cache_is_bounded_by_its_size() -> None:
+    # Paragraphs of about 50 KB each: far fewer fit than a count bound would keep.
+    big = [f"Line {n}: " + "Mara walked along the harbour wall at dusk. " * 1200 for n in range(40)]
+    for text in big:
+        cached_paragraph(text, ("plot",))
+    info = paragraph_cache_info()
+    assert info.currsize <= info.maxsize == paragraphs.PARAGRAPH_CACHE_BYTES
+    misses = info.misses
+    cached_paragraph(big[0], ("plot",))  # the least recently used went first
+    assert paragraph_cache_info().misses == misses + 1
+    cached_paragraph(big[-1], ("plot",))
+    assert paragraph_cache_info().misses == misses + 1
