@@ -4,6 +4,7 @@ its baseline from the same run, then every figure in detail. Any figure may be m
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ IDLE_CORES_MAX = 0.05
 ACCEPT_PER_CORE_MIN = 300.0
 ACCEPT_P99_MS_MAX = 100.0
 NOT_RUN = "not run"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _row(name: str, figure: str, baseline: str, target: str, met: bool | None) -> str:
@@ -144,6 +146,7 @@ def markdown(r: dict[str, Any]) -> str:
     lines += _accept_table(r)
     if doc:
         lines += _document_cpu_table(doc)
+    lines += _soak_table(r.get("soak"))
     if took := r.get("seconds_by_figure"):
         lines += ["", "Seconds by figure: " + "; ".join(f"{k} {v:g}" for k, v in took.items())]
     return "\n".join(lines) + "\n"
@@ -186,7 +189,88 @@ def _targets(r: dict[str, Any]) -> list[str]:
     lines += _single_stream_targets(r.get("token_latency"))
     lines.append(_idle_target(r.get("idle_stack")))
     lines.append(_documents_target(r.get("documents")))
+    lines += _soak_targets(r.get("soak"))
     return lines
+
+
+SOAK_NAMES = {
+    "memory": "the embedded default (`serve`, memory bus)",
+    "kafka": "gateway and workers on Kafka",
+}
+
+
+def _soak_targets(figure: dict[str, Any] | None) -> list[str]:
+    """Issue 26: under steady use, each process's RSS at the end within the tolerance of
+    its RSS at the minute it is measured from; every edit acknowledged, every story
+    completed. The baseline is the run before the work (its own results file)."""
+    before: dict[str, Any] = {}
+    if figure and (path := ROOT / figure["before_file"]).exists():
+        before = json.loads(path.read_text())
+    rows = []
+    for bus, label in SOAK_NAMES.items():
+        run = (figure or {}).get(bus)
+        name = (
+            f"soak, {label}: RSS at the end within 10% of RSS at minute 3, "
+            "every edit acknowledged, every story completed"
+        )
+        if not run:
+            rows.append(_missing(name))
+            continue
+        rows.append(
+            _target(
+                name,
+                _soak_summary(run),
+                _soak_summary(before[bus]) + f" ({figure['before_file']})" if bus in before else "",
+                _worst_growth(run) / run["tolerance"],
+                bool(run["met"]),
+            )
+        )
+    return rows
+
+
+def _soak_table(figure: dict[str, Any] | None) -> list[str]:
+    """RSS (MiB) of each process of each soak, a row a minute."""
+    if not figure:
+        return []
+    lines: list[str] = []
+    for bus, label in SOAK_NAMES.items():
+        if not (run := figure.get(bus)):
+            continue
+        roles = list(run["rss"])
+        lines += [
+            "",
+            f"Soak, {label}: RSS in MiB by minute ({run['writers']} writers at "
+            f"{run['keys_per_s']:g} keys/s, a {run['story_words']}-word narrated story every "
+            f"{run['story_every_s']:g} s):",
+            "",
+            "| minute | " + " | ".join(roles) + " |",
+            "|---" * (len(roles) + 1) + "|",
+        ]
+        minute = -1
+        for row in run["rss_series"]:
+            if int(row["t_s"] // 60) > minute:
+                minute = int(row["t_s"] // 60)
+                cells = " | ".join(str(row.get(role, "-")) for role in roles)
+                lines.append(f"| {row['t_s'] / 60:.1f} | {cells} |")
+    return lines
+
+
+def _worst_growth(run: dict[str, Any]) -> float:
+    return max(m["growth_after_level_from"] for m in run["rss"].values())
+
+
+def _soak_summary(run: dict[str, Any]) -> str:
+    minute = run["level_from_s"] / 60
+    rss = "; ".join(
+        f"{role} {m['start_mib']:g} -> {m['at_level_from_mib']:g} (min {minute:g}) -> "
+        f"{m['end_mib']:g} MiB ({m['growth_after_level_from']:+.1%})"
+        for role, m in run["rss"].items()
+    )
+    statuses = run["story_statuses"]
+    return (
+        f"{rss}; {run['duration_s']:g} s, {run['edits']} edits ({run['unacked']} not acked), "
+        f"{statuses.get('completed', 0)} of {run['stories']} stories completed"
+    )
 
 
 def _cpu_target(series: dict[str, Any] | None, chunk: int) -> str:

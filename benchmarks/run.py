@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks import accept, documents, measure, report
+from benchmarks import accept, documents, measure, report, soak
 from benchmarks.stack import Stack, documents_stack, running_stack
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -91,6 +91,11 @@ DOCUMENTS_FLOOR_S = 8.0
 # same steps): the gateway kept up with about 70-87 stories/s, serialised on its store.
 ACCEPT_BEFORE = "7263976: 88-99/s per core, none at p99 < 100 ms (p99 1.3-2.9 s at 100/s)"
 
+# The soak on each bus: ten minutes (four with --quick, still past the minute it is
+# measured from). Its baseline is the run before issue 26's work, kept in its own file.
+SOAK_QUICK_S = 240.0
+SOAK_BEFORE_FILE = "benchmarks/results/2026-12-07-soak-before-issue-26.json"
+
 DOCUMENTS_BEFORE = {
     "run": "2026-12-02 (before issue 15)",
     "edits_per_s": 795.3,
@@ -110,6 +115,7 @@ FIGURES = (
     "throughput",
     "suggestions",
     "documents",
+    "soak",
     "submit",
 )
 # Figures make bench leaves out (run them with --only).
@@ -204,6 +210,10 @@ async def run(
         since = time.monotonic()
         results["documents"] = await _documents_figure(env, baselines)
         done("documents", since)
+    if "soak" in wanted:
+        since = time.monotonic()
+        results["soak"] = await _soak_figure(SOAK_QUICK_S if quick else soak.DURATION_S)
+        done("soak", since)
     if wanted & {"first_audio", "submit"}:
         # The serial baseline of first audio (the same narration, started only once the
         # rewrite is whole) and then the submissions (which leave 2,000 stories' work
@@ -295,6 +305,18 @@ async def _documents_figure(env: dict[str, str], baselines: bool) -> dict[str, A
                 figure["writers"], documents.KEYS_PER_S, seconds=DOCUMENTS_FLOOR_S, acks="all"
             )
             _show(figure["kafka_floor"])
+    return figure
+
+
+async def _soak_figure(seconds: float) -> dict[str, Any]:
+    """Steady use for ``seconds`` on the embedded default (``amplify-stream serve`` on
+    the memory bus) and on Kafka (a gateway and each worker role as processes): does each
+    process hold its memory?"""
+    figure: dict[str, Any] = {"before_file": SOAK_BEFORE_FILE}
+    for bus in ("memory", "kafka"):
+        async with soak.soak_stack(bus) as stack:
+            figure[bus] = await soak.soak(stack, seconds)
+        _show({k: v for k, v in figure[bus].items() if k != "rss_series"})
     return figure
 
 

@@ -142,9 +142,33 @@ async def gateway_stack(**extra: str) -> AsyncIterator[Stack]:
 
 
 @contextlib.asynccontextmanager
-async def _processes(roles: list[tuple[str, list[str]]], **extra: str) -> AsyncIterator[Stack]:
-    """Each of ``roles`` (name, command arguments) as a process, then the gateway; yields
-    once the gateway is ready and every worker is in its group."""
+async def running_roles(roles: list[str], **extra: str) -> AsyncIterator[Stack]:
+    """A gateway and one process of each worker role in ``roles``, on Kafka."""
+    async with _processes([(role, ["worker", role]) for role in roles], **extra) as stack:
+        yield stack
+
+
+@contextlib.asynccontextmanager
+async def embedded_stack(**extra: str) -> AsyncIterator[Stack]:
+    """The embedded default, as `make run` starts it: ``amplify-stream serve`` alone (the
+    memory bus, every worker in the one process), the offline analyzer and voice."""
+    async with _processes(
+        [],
+        front="serve",
+        AMPLIFY_BUS="memory",
+        AMPLIFY_ENHANCER_PROVIDER="local",
+        **extra,
+    ) as stack:
+        yield stack
+
+
+@contextlib.asynccontextmanager
+async def _processes(
+    roles: list[tuple[str, list[str]]], *, front: str = "gateway", **extra: str
+) -> AsyncIterator[Stack]:
+    """Each of ``roles`` (name, command arguments) as a process, then the ``front``
+    (``gateway``, or ``serve``: everything in one); yields once it is ready and every
+    worker is in its group."""
     port, gemini_port = free_port(), free_port()
     with tempfile.TemporaryDirectory(prefix="amplify-bench-") as tmp:
         env = _env(Path(tmp), port, gemini_port, **extra)
@@ -166,10 +190,10 @@ async def _processes(roles: list[tuple[str, list[str]]], **extra: str) -> AsyncI
                 if args[0] in ("worker", SERIAL_ENHANCER):
                     workers.append(proc)
             gateway = await asyncio.create_subprocess_exec(
-                COMMAND, "gateway", env=env, stdout=asyncio.subprocess.DEVNULL
+                COMMAND, front, env=env, stdout=asyncio.subprocess.DEVNULL
             )
             procs.append(gateway)
-            pids["gateway"] = gateway.pid
+            pids[front] = gateway.pid
             base = f"http://127.0.0.1:{port}"
             await _wait_ready(base)
             # Every worker in its group: a member joining mid-run would hand stories over.
@@ -195,7 +219,8 @@ async def _processes(roles: list[tuple[str, list[str]]], **extra: str) -> AsyncI
                     proc.kill()
                     await proc.wait()
             # The next stack starts on a broker as clean as this one found it.
-            await delete_topics(KAFKA, env["AMPLIFY_TOPIC_PREFIX"] + ".")
+            if env.get("AMPLIFY_BUS") == "kafka":
+                await delete_topics(KAFKA, env["AMPLIFY_TOPIC_PREFIX"] + ".")
 
 
 async def _drain(proc: asyncio.subprocess.Process, joined: asyncio.Future[None]) -> None:

@@ -55,7 +55,7 @@ def test_a_partial_run_names_every_target_not_run() -> None:
     markdown = report.markdown(dict(HEAD))
     assert "| target | ours | baseline (same run) | ratio | met / not met |" in markdown
     rows = [line for line in markdown.splitlines() if line.endswith("| not run |")]
-    assert len(rows) == 12
+    assert len(rows) == 14
 
 
 def test_cpu_per_word_is_set_against_the_raw_cost_per_record() -> None:
@@ -84,3 +84,43 @@ def test_idle_rates_are_subtracted_per_process() -> None:
     assert net == {"gateway": 0.8, "kafka": 0.0, "client": 0.3}
     per_word = per_unit(net, 1000)
     assert pipeline(per_word) == 0.8  # the client apart
+
+
+def soak_run(growth: float, *, unacked: int = 0, completed: int = 10) -> dict[str, Any]:
+    series = [{"t_s": t, "serve": 100.0 + t / 10} for t in (0.0, 60.0, 180.0, 600.0)]
+    return {
+        "duration_s": 600.0,
+        "writers": 20,
+        "keys_per_s": 3.0,
+        "story_every_s": 3.0,
+        "story_words": 300,
+        "edits": 1000,
+        "unacked": unacked,
+        "stories": 10,
+        "story_statuses": {"completed": completed},
+        "level_from_s": 180.0,
+        "tolerance": 0.1,
+        "rss": {
+            "serve": {
+                "start_mib": 100.0,
+                "at_level_from_mib": 118.0,
+                "end_mib": round(118.0 * (1 + growth), 1),
+                "peak_mib": 160.0,
+                "growth_after_level_from": growth,
+            }
+        },
+        "rss_series": series,
+        "met": growth <= 0.1 and unacked == 0 and completed == 10,
+    }
+
+
+def test_the_soak_targets_read_growth_acks_and_stories() -> None:
+    figure = {"before_file": "no/such/file.json", "memory": soak_run(0.05)}
+    figure["kafka"] = soak_run(0.05, unacked=3)
+    markdown = report.markdown(HEAD | {"soak": figure})
+    memory = target_row(markdown, "soak, the embedded default")
+    assert "serve 100 -> 118 (min 3) -> 123.9 MiB (+5.0%)" in memory[1]
+    assert memory[3:] == ["0.50", "met"]
+    kafka = target_row(markdown, "soak, gateway and workers on Kafka")
+    assert "(3 not acked)" in kafka[1] and kafka[4] == "NOT met"
+    assert "| 10.0 | 160.0 |" in markdown  # RSS by minute
