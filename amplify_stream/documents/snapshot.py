@@ -59,12 +59,13 @@ def to_record(s: LiveSuggestion) -> LiveSuggestionRecord:
         replacement=s.replacement,
         start_utf16=s.start_utf16,
         end_utf16=s.end_utf16,
+        rule=s.rule,
     )
 
 
 def from_record(r: LiveSuggestionRecord) -> LiveSuggestion:
     return LiveSuggestion(
-        r.id, r.focus, r.quote, r.message, r.replacement, r.start_utf16, r.end_utf16
+        r.id, r.focus, r.quote, r.message, r.replacement, r.start_utf16, r.end_utf16, r.rule
     )
 
 
@@ -81,6 +82,7 @@ def as_heard(s: LiveSuggestion, start: int) -> DocumentSuggestionFields:
         end_utf16=s.end_utf16,
         message=s.message,
         replacement=s.replacement,
+        rule=s.rule,
     )
 
 

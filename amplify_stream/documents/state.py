@@ -40,6 +40,7 @@ class Finding:
     end: int
     message: str
     replacement: str | None = None
+    rule: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +52,7 @@ class LiveSuggestion:
     replacement: str | None
     start_utf16: int
     end_utf16: int
+    rule: str | None = None
 
     @property
     def span(self) -> LiveSpan:
@@ -65,6 +67,7 @@ class LiveSuggestion:
             self.replacement,
             span.start_utf16,
             span.end_utf16,
+            self.rule,
         )
 
 
@@ -229,6 +232,7 @@ class DocumentState:
             f.replacement,
             at,
             at + utf16_length(quote),
+            f.rule,
         )
         self.live[live.id] = live
         return live

@@ -84,6 +84,9 @@ class DocumentSuggestionFields(_Model):
     end_utf16: int
     message: str
     replacement: str | None = None
+    # The rule that found it (``GET /v1/rules``; ``model.*`` for what Gemini found of its
+    # own); None where the provider named none.
+    rule: str | None = None
 
 
 # The fields after the envelope's (the schema's order): the fields' class comes first.
@@ -165,6 +168,7 @@ class LiveSuggestionRecord(_Model):
     replacement: str | None = None
     start_utf16: int
     end_utf16: int
+    rule: str | None = None
 
 
 class DocumentSnapshot(_Model):

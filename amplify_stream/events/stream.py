@@ -59,6 +59,9 @@ class SuggestionFields(_Model):
     end_utf16: int | None
     message: str
     replacement: str | None = None
+    # The rule that found it (``GET /v1/rules``; ``model.*`` for what Gemini found of its
+    # own); None where the provider named none.
+    rule: str | None = None
 
 
 class Suggestion(StoryEvent, SuggestionFields):

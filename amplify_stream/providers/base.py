@@ -42,6 +42,9 @@ class SuggestionFound:
     # Where the provider knows the exact offset (the local analyzer does), the enhancer
     # uses it instead of searching for the quote: a quote may occur more than once.
     start: int | None = None
+    # The rule that found it (``plot.passive``...: the offline analyzer's catalogue,
+    # ``providers/local/rules.py``), or None where the provider names none.
+    rule: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

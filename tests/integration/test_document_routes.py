@@ -30,6 +30,7 @@ StartService = Callable[..., Awaitable[Service]]
 DETAIL_FIELDS = {"doc_id", "title", "version", "text", "focus", "suggestions", "updated_at"}
 SUGGESTION_FIELDS = {
     "id", "focus", "quote", "start", "end", "start_utf16", "end_utf16", "message", "replacement",
+    "rule",
 }  # fmt: skip
 # A character outside the BMP before the second quote: its two spans differ by one.
 TEXT = "A 🌊 wave.\nMara waits."

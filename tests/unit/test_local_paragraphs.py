@@ -19,6 +19,7 @@ from amplify_stream.providers.local.paragraphs import (
     document_findings,
     paragraph_cache_info,
 )
+from amplify_stream.providers.local.rules import shown
 
 # One paragraph a line, with something for every focus, a look-alike name two lines
 # apart, a word repeated across a line break and an opening with no place or time. No
@@ -26,7 +27,7 @@ from amplify_stream.providers.local.paragraphs import (
 LINES = [
     "The letter was taken by Marta, who felt very angry about the whole affair.",
     '"Go home," she hissed softly, "before the guards return."',
-    "Later Martha found the letter and noticed that the stove was really quite cold.",
+    "Later Martha found the letter, and she noticed that the stove was really quite cold.",
     "He walked and walked and then he walked some more, quiet and slow and patient.",
     "It was clear that nothing about it made any sense, and it was clear that nobody who "
     "knew anything about it would ever say so, whatever they thought and whatever anyone "
@@ -56,13 +57,18 @@ def test_each_paragraph_gives_the_story_suggestions_of_its_line() -> None:
     story = analyze(TEXT, ALL_FOCUS, rewrite=False)
     facts = facts_of(LINES)
     findings = document_findings(facts, ALL_FOCUS)
+    # The facts keep what rules off by default find (a writer may turn them on); what
+    # the writer is shown is the story's.
     document_level = {
-        shifted(f.suggestion, starts(LINES)[f.paragraph]) for f in findings.suggestions
+        shifted(f.suggestion, starts(LINES)[f.paragraph])
+        for f in findings.suggestions
+        if shown(f.suggestion.rule)
     }
     per_paragraph = [
         shifted(s, offset)
         for p, offset in zip(facts, starts(LINES), strict=True)
         for s in p.suggestions
+        if shown(s.rule)
     ]
     assert per_paragraph == [s for s in story.suggestions if s not in document_level]
     assert sorted(document_level, key=lambda s: s.start or 0) == sorted(
@@ -70,8 +76,8 @@ def test_each_paragraph_gives_the_story_suggestions_of_its_line() -> None:
     )
     for s in per_paragraph:
         assert TEXT[s.start or 0 :].startswith(s.quote)
-    # every focus has its say in the paragraphs
-    assert {s.focus for s in per_paragraph} == set(ALL_FOCUS)
+    # every focus has its say, in the paragraphs or across them
+    assert {s.focus for s in [*per_paragraph, *document_level]} == set(ALL_FOCUS)
 
 
 def test_document_findings_span_paragraphs_and_insights_match_the_story() -> None:
@@ -80,8 +86,6 @@ def test_document_findings_span_paragraphs_and_insights_match_the_story() -> Non
     lookalike = by_quote[(2, "Martha")]
     assert lookalike.focus == "character" and "'Marta'" in lookalike.message
     assert LINES[2][lookalike.start or 0 :].startswith("Martha")
-    repeat = by_quote[(2, "letter")]
-    assert repeat.focus == "plot" and "again" in repeat.message
     opening = by_quote[(0, LINES[0])]
     assert opening.focus == "setting" and opening.start == 0
     assert findings.insights == analyze(TEXT, ALL_FOCUS, rewrite=False).insights
@@ -98,11 +102,15 @@ def test_a_look_alike_across_paragraphs_is_found_from_the_facts() -> None:
 
 
 def test_a_repeat_reaches_back_only_within_its_window() -> None:
-    near = ["She counted the boxes.", "The boxes were gone."]
+    near = ["She counted the crimson boxes.", "The boxes in crimson paper were gone."]
     assert [
         f.suggestion.quote for f in document_findings(facts_of(near), ["plot"]).suggestions
-    ] == ["boxes"]
-    far = ["She counted the boxes.", " ".join(["and then she went on"] * 6), "The boxes were gone."]
+    ] == ["crimson"]
+    far = [
+        "She counted the crimson boxes.",
+        " ".join(["and then she went on"] * 6),
+        "The boxes in crimson paper were gone.",
+    ]
     assert not document_findings(facts_of(far), ["plot"]).suggestions
 
 

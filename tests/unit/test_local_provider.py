@@ -23,7 +23,7 @@ from amplify_stream.providers.base import (
 )
 from amplify_stream.providers.local import LocalProvider, approx_tokens, rewrite_text
 from amplify_stream.providers.local.document import WORD_RE
-from amplify_stream.providers.local.lexicon import DOUBLING_SLIPS, INTENSIFIERS
+from amplify_stream.providers.local.lexicon import DOUBLING_SLIPS
 from amplify_stream.providers.local.setting import OPENING_WORDS
 from amplify_stream.text.spans import Utf16Index
 
@@ -213,12 +213,25 @@ async def test_named_characters_and_their_frequency() -> None:
     assert "Anna (3), Tom (2), Mary (1)" in insight.summary
 
 
-@pytest.mark.parametrize("word", ["felt", "saw", "heard", "noticed", "realized", "seemed"])
+@pytest.mark.parametrize("word", ["felt", "saw", "heard", "noticed", "realized", "watched"])
 async def test_filter_words(word: str) -> None:
     text = f"She {word} the storm coming over the hills."
     [found] = hits(await run(text, ["character"]), "Filter word")
     assert found.quote == word
     assert found.start == 4
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The house seemed empty.",  # an appearance, not a filter
+        "She had heard the story before.",  # what she knew, not what she perceives
+        "She felt sorry for him.",
+        "Benjamin heard what she had said.",
+    ],
+)
+async def test_perceptions_that_are_not_filters(text: str) -> None:
+    assert not hits(await run(text, ["character"]), "Filter word")
 
 
 async def test_filter_words_in_speech_are_the_character_s_voice() -> None:
@@ -230,7 +243,7 @@ async def test_filter_words_in_speech_are_the_character_s_voice() -> None:
     ("text", "quote"),
     [
         ("He was angry.", "was angry"),
-        ("She felt very sad about it.", "felt very sad"),
+        ("She felt very sad.", "felt very sad"),
         ("They were nervous.", "were nervous"),
     ],
 )
@@ -239,6 +252,18 @@ async def test_telling_emotions(text: str, quote: str) -> None:
     [found] = hits(pieces, "Telling")
     assert found.quote == quote
     assert not hits(pieces, "Filter word")  # "felt" is covered by the telling
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "She was surprised to see him.",  # what follows is the scene, not the label
+        "It was lonely in the house.",  # nobody is told about
+        "She was too excited and happy, and she ran.",
+    ],
+)
+async def test_an_emotion_in_a_clause_that_goes_on_is_not_telling(text: str) -> None:
+    assert not hits(await run(text, ["character"]), "Telling")
 
 
 async def test_shown_emotion_is_not_telling() -> None:
@@ -259,9 +284,9 @@ async def test_lookalike_names() -> None:
 @pytest.mark.parametrize(
     ("text", "quote", "fragment"),
     [
-        ("The letter was written by Anna.", "was written", "already names who acts"),
-        ("The window was quickly broken.", "was quickly broken", "name who acts"),
-        ("The gates were opened at dawn.", "were opened", "name who acts"),
+        ("The letter was written by Anna.", "was written", "puts Anna after the act"),
+        ("The window was quickly broken by him.", "was quickly broken", "start with him"),
+        ("Tom came in. The gates were opened, and he stood back.", "were opened", "a hand"),
     ],
 )
 async def test_passive_voice(text: str, quote: str, fragment: str) -> None:
@@ -272,19 +297,38 @@ async def test_passive_voice(text: str, quote: str, fragment: str) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["Anna wrote the letter.", "She was tired.", "He was interested.", "It was red."],
+    [
+        "Anna wrote the letter.",
+        "She was tired.",
+        "He was interested.",
+        "It was red.",
+        # Passives whose actor is unknown or beside the point are good prose.
+        "The village was founded in 1620.",
+        "He was never seen again.",
+        "The gates were opened at dawn.",
+        "The road was tarred the summer after Tom left.",
+        "Her voice was choked by emotion.",
+    ],
 )
 async def test_active_voice_and_adjectives_are_not_passive(text: str) -> None:
     assert not hits(await run(text, ["plot"]), "Passive voice")
 
 
 async def test_long_sentence() -> None:
-    sentence = "Anna ran " + " ".join(["far"] * 38) + " away."
+    sentence = "Anna ran " + " ".join(["far"] * 44) + " away."
     text = f"She left. {sentence} Then rain."
     [found] = hits(await run(text, ["plot"]), "words in one sentence")
     assert found.quote == sentence
-    assert found.message.startswith("41 words")
-    assert not hits(await run("Anna ran " + " ".join(["far"] * 30) + ".", ["plot"]), "one sentence")
+    assert found.message.startswith("47 words")
+    assert not hits(await run("Anna ran " + " ".join(["far"] * 40) + ".", ["plot"]), "one sentence")
+
+
+async def test_a_long_sentence_with_its_pauses_is_not_tangled() -> None:
+    listed = ", ".join(["the bakery with its loaves", "the church steps", "the tram wires"] * 4)
+    text = f"Through the window lay the whole road in the late light: {listed}, and the corner."
+    assert not hits(await run(text, ["plot"]), "words in one sentence")
+    spoken = '"' + " ".join(["far"] * 50) + '," she said.'
+    assert not hits(await run(spoken, ["plot"]), "words in one sentence")
 
 
 async def test_cjk_characters_do_not_make_a_sentence_long() -> None:
@@ -292,17 +336,17 @@ async def test_cjk_characters_do_not_make_a_sentence_long() -> None:
     assert not hits(await run(text, ["plot"]), "words in one sentence")
 
 
-async def test_repeated_words_close_together() -> None:
-    text = "The door opened and the door closed."
-    [found] = hits(await run(text, ["plot"]), "again")
-    assert (found.quote, found.start) == ("door", text.rindex("door"))
-    spaced = "The door opened. " + " ".join(["and"] * 30) + " the door closed."
-    assert not hits(await run(spaced, ["plot"]), "again")
+async def test_close_repeats_are_off_by_default() -> None:
+    text = "The luminous sea rolled under a sky that was just as luminous."
+    assert not hits(await run(text, ["plot"]), "again")
 
 
 @pytest.mark.parametrize(
     ("text", "quote"),
-    [("It was late again.", "It was"), ("Anna ran. There were wolves outside.", "There were")],
+    [
+        ("There was a man who stood at the door.", "There was"),
+        ("Anna ran. There were wolves that howled outside.", "There were"),
+    ],
 )
 async def test_weak_openings(text: str, quote: str) -> None:
     [found] = hits(await run(text, ["plot"]), "Weak opening")
@@ -310,15 +354,25 @@ async def test_weak_openings(text: str, quote: str) -> None:
 
 
 async def test_strong_openings_are_left_alone() -> None:
-    text = "Wolves howled outside. It was. Anna said it was late."
+    text = (
+        "Wolves howled outside. It was. Anna said it was late. There was a long silence. "
+        "It was his sister who found the key."  # a cleft puts its weight where it means to
+    )
     assert not hits(await run(text, ["plot"]), "Weak opening")
 
 
 async def test_intensifiers() -> None:
-    pieces = await run("The house was very old. She just left. He really meant it.", ["plot"])
+    text = "The house was very old. She just left. He really meant it. The dog was so big."
+    pieces = await run(text, ["plot"])
     found = {s.quote: s.replacement for s in hits(pieces, "'")}
-    assert found == {"very old": "old", "just": None, "really": None}
-    assert insights(pieces)["plot"].metrics["intensifiers"] == 3
+    # "just" is off by default; "really meant" has no stronger word to offer.
+    assert found == {"very old": "ancient", "so big": "huge"}
+    assert insights(pieces)["plot"].metrics["intensifiers"] == 4
+
+
+async def test_very_as_an_adjective_is_not_an_intensifier() -> None:
+    text = "At the very moment the door opened, she laughed. It was the very thing."
+    assert not hits(await run(text, ["plot"]), "'very'")
 
 
 async def test_intensifiers_in_speech_are_the_character_s_voice() -> None:
@@ -327,11 +381,10 @@ async def test_intensifiers_in_speech_are_the_character_s_voice() -> None:
 
 
 async def test_plot_insight_metrics() -> None:
-    text = "Anna ran. The letter was written by Tom. It was late. She ran and ran home."
+    text = "Anna ran. The letter was written by Tom. There was a man who ran and ran home."
     metrics = insights(await run(text, ["plot"]))["plot"].metrics
-    assert metrics["sentences"] == 4
-    assert metrics["words"] == 16
-    assert metrics["avg_sentence_words"] == 4.0
+    assert metrics["sentences"] == 3
+    assert metrics["words"] == 17
     assert metrics["passive_count"] == 1
     assert metrics["weak_openings"] == 1
 
@@ -364,11 +417,12 @@ async def test_paragraph_without_any_setting() -> None:
     )
     text = f"At dawn the kitchen was quiet.\n\n{abstract}"
     pieces = await run(text, ["setting"])
-    [found] = hits(pieces, "No sight, sound")
-    assert found.start == text.index(abstract)
+    # Off by default (editors ask it of scenes, not paragraphs): counted, not shown.
+    assert not hits(pieces, "No sight, sound")
     assert insights(pieces)["setting"].metrics["paragraphs_without_setting"] == 1
     grounded = abstract.replace("arrive", "arrive in the cold kitchen")
-    assert not hits(await run(f"At dawn it was quiet.\n\n{grounded}", ["setting"]), "No sight")
+    pieces = await run(f"At dawn it was quiet.\n\n{grounded}", ["setting"])
+    assert insights(pieces)["setting"].metrics["paragraphs_without_setting"] == 0
 
 
 async def test_opening_without_where_or_when() -> None:
@@ -406,18 +460,24 @@ async def test_a_clean_story_gets_no_suggestions_and_no_edits() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("the cat sat.  the dog ran.", "The cat sat. The dog ran."),
+        # Two spaces after a full stop are a convention, not a slip: kept.
+        ("the cat sat.  the dog ran.", "The cat sat.  The dog ran."),
         ("She saw the the dog.", "She saw the dog."),
         ("The The end came.", "The end came."),
         ("Wait , then go.", "Wait, then go."),
         ("The wind howled ,and we ran.", "The wind howled, and we ran."),
         ("Then i left, and i'm glad.", "Then I left, and I'm glad."),
         ('"Not i," she said.', '"Not I," she said.'),
-        ("The house was very old and really cold.", "The house was old and cold."),
+        # "very" is the suggestion's to drop, never the rewrite's.
+        ("The house was very old and really cold.", "The house was very old and really cold."),
+        # Good prose may go on in lower case after "!" or "?", or after an abbreviation.
         (
-            "It is late. and the house is dark!   so we go.",
-            "It is late. And the house is dark! So we go.",
+            "It is late. and the house is dark! so we go.",
+            "It is late. And the house is dark! so we go.",
         ),
+        ("Tom Steed, Esq. of Bath, came.", "Tom Steed, Esq. of Bath, came."),
+        ("Took in in a minute, and had had enough.", "Took in in a minute, and had had enough."),
+        ("We walked.  Then we ran  home.", "We walked.  Then we ran home."),
         ("“go home,” she said. “now.”", "“Go home,” she said. “Now.”"),
         ("The end.\n\nthen morning came.", "The end.\n\nThen morning came."),
     ],
@@ -669,7 +729,7 @@ def random_story(rng: random.Random) -> str:
     return rng.choice(["\n\n", "\n", "\r\n\r\n", " \n \n"]).join(paragraphs)
 
 
-REMOVABLE = DOUBLING_SLIPS | INTENSIFIERS
+REMOVABLE = DOUBLING_SLIPS
 
 
 def assert_only_intended_changes(text: str, fixed: str) -> None:

@@ -15,6 +15,7 @@ from amplify_stream.providers.local.document import WORD_RE, Document
 from amplify_stream.providers.local.findings import FocusReport
 from amplify_stream.providers.local.plot import analyze_plot
 from amplify_stream.providers.local.rewrite import apply_edits, plan_edits, rewrite_pieces
+from amplify_stream.providers.local.rules import shown
 from amplify_stream.providers.local.setting import analyze_setting
 
 ANALYZERS: MappingProxyType[Focus, Callable[[Document], FocusReport]] = MappingProxyType(
@@ -43,7 +44,8 @@ def analyze(text: str, focus: Sequence[Focus], rewrite: bool) -> Analysis:
     doc = Document(text)
     focuses = tuple(dict.fromkeys(focus))  # each once, in the order asked
     reports = [ANALYZERS[f](doc) for f in focuses]
-    suggestions = in_reading_order((s for r in reports for s in r.suggestions), focuses)
+    found = (s for r in reports for s in r.suggestions if shown(s.rule))
+    suggestions = in_reading_order(found, focuses)
     insights = tuple(report.insight for report in reports)
     rewritten = None
     edits = plan_edits(doc) if rewrite else []

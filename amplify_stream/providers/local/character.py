@@ -14,10 +14,12 @@ from amplify_stream.providers.local.lexicon import (
     DEGREE_WORDS,
     EMOTIONS,
     FILTER_WORDS,
+    FILTERING_SUBJECTS,
     LINKING_VERBS,
     NAME_TITLES,
     NOT_ADVERBS,
     NOT_NAMES,
+    PERCEIVED_OPENERS,
     PLACE_NAME_PREPOSITIONS,
     SAID_BOOKISMS,
     SPEECH_VERBS,
@@ -31,6 +33,12 @@ _TELLING = re.compile(
     rf"(?P<emotion>{alternation(EMOTIONS)})\b",
     re.IGNORECASE,
 )
+# The word after a named emotion, when the clause goes on (none: it ends there).
+_NEXT_WORD = re.compile(r"[ \t]+(\w+)")
+# After these the emotion is the start of a scene, not a label: "surprised to see",
+# "excited and happy", "more embarrassed than ever", "lonely eating".
+_TELLING_GOES_ON = frozenset({"to", "and", "than", "as", "enough"})
+_PERSONS = frozenset({"he", "she", "they", "i", "we"})
 _POSSESSIVE = re.compile(r"['’]s?$")  # noqa: RUF001 - both apostrophes
 _MAX_CAST = 30  # names compared pairwise for look-alikes
 
@@ -75,7 +83,13 @@ def analyze_character(doc: Document) -> FocusReport:
     cast = [s for s in sightings if is_character(s, lower_case.__contains__)]
     suggestions, tally = find_character(doc)
     lookalikes = [
-        suggest(doc, "character", later.first_start, later.first_start + len(later.name), message)
+        suggest(
+            doc,
+            "character.lookalike_names",
+            later.first_start,
+            later.first_start + len(later.name),
+            message,
+        )
         for later, message in lookalike_names(cast)
     ]
     suggestions += tuple(capped(lookalikes))
@@ -86,14 +100,14 @@ def analyze_character(doc: Document) -> FocusReport:
 def find_character(doc: Document) -> tuple[tuple[SuggestionFound, ...], CharacterTally]:
     """Filter words and emotions told (each rule capped), and their tally: everything but
     the cast and its look-alike names, which take the whole story."""
-    telling = [m for m in _TELLING.finditer(doc.text) if not doc.in_speech(m.start())]
+    telling = [m for m in _TELLING.finditer(doc.text) if _tells(doc, m)]
     told = {w.start for m in telling for w in doc.words_in(m.start(), m.end())}
-    filters = [w for w in doc.narration_words if w.lower in FILTER_WORDS and w.start not in told]
+    filters = [w for w in _filters(doc) if w.start not in told]
     suggestions = [
         *capped(
             suggest(
                 doc,
-                "character",
+                "character.filter_word",
                 w.start,
                 w.end,
                 f"Filter word: '{w.text}' puts the reader behind the character's eyes; "
@@ -104,7 +118,7 @@ def find_character(doc: Document) -> tuple[tuple[SuggestionFound, ...], Characte
         *capped(
             suggest(
                 doc,
-                "character",
+                "character.telling",
                 m.start(),
                 m.end(),
                 f"Telling: '{m.group()}' names the emotion; show {m.group('emotion').lower()} "
@@ -114,6 +128,48 @@ def find_character(doc: Document) -> tuple[tuple[SuggestionFound, ...], Characte
         ),
     ]
     return tuple(suggestions), CharacterTally(len(filters), len(telling))
+
+
+def _tells(doc: Document, match: re.Match[str]) -> bool:
+    """A character's emotion named as what is said of them: "Tom was angry.", "she felt
+    sad;", "was angry at the wall" (not "was surprised to see", "it was lonely eating",
+    "was too excited and happy, and...", "more embarrassed than ever"): narration, a
+    person before, and the clause not going on to a scene of its own."""
+    if doc.in_speech(match.start()):
+        return False
+    before = doc.words_in(max(0, match.start() - 40), match.start())
+    if not before or not _adjacent(doc.text, before[-1].end, match.start()):
+        return False
+    if not (before[-1].lower in _PERSONS or name_form(before[-1]) is not None):
+        return False
+    after = _NEXT_WORD.match(doc.text, match.end())
+    if after is None:
+        return True  # the clause ends
+    word = after.group(1).lower()
+    return word not in _TELLING_GOES_ON and not word.endswith("ing")
+
+
+def _filters(doc: Document) -> list[Word]:
+    """Perceptions put between the reader and the thing in close third person: "she saw
+    the door", "Tom heard a creak" (not "I saw", "had heard", "felt sorry", "saw to it")."""
+    words, found = doc.narration_words, []
+    for i, word in enumerate(words[1:-1], 1):
+        if word.lower not in FILTER_WORDS:
+            continue
+        subject, thing = words[i - 1], words[i + 1]
+        if not (
+            _adjacent(doc.text, subject.end, word.start)
+            and _adjacent(doc.text, word.end, thing.start)
+        ):
+            continue
+        person = subject.lower in FILTERING_SUBJECTS or name_form(subject) is not None
+        if person and thing.lower in PERCEIVED_OPENERS:
+            found.append(word)
+    return found
+
+
+def _adjacent(text: str, end: int, start: int) -> bool:
+    return not text[end:start].strip()
 
 
 def character_insight(

@@ -6,20 +6,24 @@ import re
 from dataclasses import dataclass
 
 from amplify_stream.providers.base import InsightFound, SuggestionFound
-from amplify_stream.providers.local.document import Document, Speech, Word
+from amplify_stream.providers.local.document import Document, Paragraph, Speech, Word
 from amplify_stream.providers.local.findings import FocusReport, capped, count, share, suggest
 from amplify_stream.providers.local.lexicon import (
     ACTION_TAGS,
     NOT_ADVERBS,
+    NOT_NAMES,
     SAID_BOOKISMS,
     SPEECH_VERBS,
+    STOPWORDS,
 )
 
 LONG_SPEECH_WORDS = 60
+SCENE_PARAGRAPHS = 8  # the paragraphs before a line that count as its scene
 _PRONOUNS = frozenset({"he", "she", "they", "we", "you", "it"})
 # A tag sits within this many characters of its speech, before the next punctuation.
 _TAG_REACH = 80
-_TAG_STOP = re.compile(r'[.!?;:,"“”«»「」‘’\n]')  # noqa: RUF001
+# A line break within a paragraph is a wrap (hard-wrapped prose): only a blank line stops.
+_TAG_STOP = re.compile(r'[.!?;:,"“”«»「」‘’]|\n[^\S\n]*\n')  # noqa: RUF001
 _OPEN_ENDINGS = ",!?…—–-"  # noqa: RUF001 - dashes attribute the speech to what follows
 
 
@@ -71,19 +75,31 @@ def find_dialogue(doc: Document) -> tuple[tuple[SuggestionFound, ...], DialogueT
     adverbs = [s for tag in tags if (s := _adverb_suggestion(doc, tag)) is not None]
     bookisms = [s for tag in tags if (s := _bookism_suggestion(doc, tag)) is not None]
     long_speeches = [s for s in doc.speeches if len(s.words) > LONG_SPEECH_WORDS]
+    unattributed = unattributed_lines(doc)
     suggestions = [
         *capped(adverbs),
         *capped(bookisms),
         *capped(
             suggest(
                 doc,
-                "dialogue",
+                "dialogue.long_speech",
                 s.start,
                 s.end,
                 f"{len(s.words)} words of speech without a break: a beat of action or a "
                 "reply lets the scene breathe and reminds the reader who is talking.",
             )
             for s in long_speeches
+        ),
+        *capped(
+            suggest(
+                doc,
+                "dialogue.unattributed",
+                s.start,
+                s.end,
+                "Whose line is this? With three or more people in the scene, a line with no "
+                "tag after one tagged only by a pronoun leaves the reader counting back.",
+            )
+            for s in unattributed
         ),
     ]
     tally = DialogueTally(
@@ -95,6 +111,50 @@ def find_dialogue(doc: Document) -> tuple[tuple[SuggestionFound, ...], DialogueT
         long_speeches=len(long_speeches),
     )
     return tuple(suggestions), tally
+
+
+def unattributed_lines(doc: Document) -> list[Speech]:
+    """Lines standing alone as their paragraph, after a speech whose paragraph names nobody
+    ("he said", or no tag), where the speeches of the paragraphs before come with three
+    names or more: the alternation of two speakers no longer tells who speaks."""
+    found = []
+    facts = [_paragraph_speech(doc, p) for p in doc.paragraphs]
+    for i in range(1, len(facts)):
+        alone, _, _ = facts[i]
+        _, spoken_before, named_before = facts[i - 1]
+        if alone is None or not spoken_before or named_before:
+            continue
+        scene = facts[max(0, i - SCENE_PARAGRAPHS) : i]
+        cast = {name for _, spoken, names in scene if spoken for name in names}
+        if len(cast) >= 3:
+            found.append(alone)
+    return found
+
+
+def _paragraph_speech(doc: Document, p: Paragraph) -> tuple[Speech | None, bool, frozenset[str]]:
+    """The speech that is the whole of paragraph ``p`` (or None), whether ``p`` holds any
+    speech, and the names in its narration."""
+    speeches = [s for s in doc.speeches if p.start <= s.start < p.end]
+    alone = (
+        speeches[0]
+        if len(speeches) == 1
+        and (speeches[0].start, speeches[0].end)
+        == (
+            p.start,
+            p.end,
+        )
+        else None
+    )
+    names = frozenset(
+        w.text
+        for w in doc.words_in(p.start, p.end)
+        if w.text[0].isupper()
+        and len(w.text) > 1
+        and w.lower not in STOPWORDS
+        and w.lower not in NOT_NAMES
+        and not doc.in_speech(w.start)
+    )
+    return alone, bool(speeches), names
 
 
 def dialogue_insight(tally: DialogueTally) -> InsightFound:
@@ -180,7 +240,7 @@ def _adverb_suggestion(doc: Document, tag: Tag) -> SuggestionFound | None:
         replacement = verb.text
     return suggest(
         doc,
-        "dialogue",
+        "dialogue.adverb_tag",
         start,
         end,
         f"'{adverb.text}' tells how the line is said; let the words, or a beat of action, "
@@ -206,4 +266,4 @@ def _bookism_suggestion(doc: Document, tag: Tag) -> SuggestionFound | None:
             f"Said-bookism: '{verb.text}' draws the eye to the tag; '{plain}' disappears and "
             "leaves the line to do the work."
         )
-    return suggest(doc, "dialogue", verb.start, verb.end, message, plain)
+    return suggest(doc, "dialogue.said_bookism", verb.start, verb.end, message, plain)

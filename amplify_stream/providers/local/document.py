@@ -86,6 +86,7 @@ class Document:
         self._word_starts = [w.start for w in self.words]
         self.paragraphs = tuple(self._paragraphs())
         self.sentences = tuple(s for p in self.paragraphs for s in p.sentences)
+        self._sentence_starts = [s.start for s in self.sentences]
         # Single quotes mark speech only in a story that never uses double ones: elsewhere
         # they are far likelier apostrophes.
         self.speeches = self._speeches(_SPEECH) or self._speeches(_SINGLE_QUOTED_SPEECH)
@@ -106,6 +107,11 @@ class Document:
 
     def word_index(self, word: Word) -> int:
         return bisect_left(self._word_starts, word.start)
+
+    def sentence_index(self, at: int) -> int:
+        """The index of the sentence holding offset ``at`` (the one before it, between
+        two sentences)."""
+        return max(0, bisect_right(self._sentence_starts, at) - 1)
 
     def in_speech(self, index: int) -> bool:
         i = bisect_right(self._speech_starts, index) - 1

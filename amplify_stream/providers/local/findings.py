@@ -7,9 +7,9 @@ from dataclasses import dataclass, fields
 from itertools import islice
 from typing import TypeVar
 
-from amplify_stream.events import Focus
 from amplify_stream.providers.base import InsightFound, SuggestionFound
 from amplify_stream.providers.local.document import Document
+from amplify_stream.providers.local.rules import rule
 
 T = TypeVar("T")
 
@@ -26,19 +26,21 @@ class FocusReport:
 
 def suggest(
     doc: Document,
-    focus: Focus,
+    rule_id: str,
     start: int,
     end: int,
     message: str,
     replacement: str | None = None,
 ) -> SuggestionFound:
-    """A suggestion quoting exactly ``doc.text[start:end]``, with its exact offset."""
+    """A suggestion of rule ``rule_id`` quoting exactly ``doc.text[start:end]``, with its
+    exact offset."""
     return SuggestionFound(
-        focus=focus,
+        focus=rule(rule_id).focus,
         quote=doc.text[start:end],
         message=message,
         replacement=replacement,
         start=start,
+        rule=rule_id,
     )
 
 

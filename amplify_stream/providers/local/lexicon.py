@@ -81,11 +81,18 @@ FILTER_WORDS = MappingProxyType(
         "noticed": "just describe the thing",
         "realized": "let the realization land as a thought or an act",
         "realised": "let the realisation land as a thought or an act",
-        "seemed": "commit to what is",
         "watched": "describe what happens",
-        "wondered": "ask the question directly",
+        # Not "seemed" (the house seemed empty: an appearance, not a filter) nor
+        # "wondered" (a question the narration asks well enough).
     }
 )
+# What a filtered perception takes as its object: "saw the door", "heard her", "noticed
+# that"; "felt sorry", "saw to it" are not perceptions put between reader and thing.
+PERCEIVED_OPENERS = _words(
+    "the a an his her their its this that these those some my your our him them"
+)
+# Subjects of a filter in close third person; "I saw" is a narrator's own voice.
+FILTERING_SUBJECTS = _words("he she they i")
 EMOTIONS = _words(
     """angry furious sad unhappy happy afraid scared frightened terrified nervous anxious
     worried excited jealous lonely ashamed embarrassed confused upset depressed bored
@@ -122,8 +129,6 @@ NOT_PARTICIPLES = EMOTIONS | _words(
 )
 WEAK_OPENINGS = frozenset(
     {
-        ("it", "was"),
-        ("it", "is"),
         ("there", "was"),
         ("there", "were"),
         ("there", "is"),
@@ -131,17 +136,82 @@ WEAK_OPENINGS = frozenset(
     }
 )
 # Adjectives that survive losing "very"/"really" with their meaning intact.
-PLAIN_ADJECTIVES = _words(
-    """big small large tiny old young tired happy sad angry cold hot warm dark bright
-    quiet loud fast slow good bad beautiful pretty ugly tall short long strong weak hard
-    soft important difficult easy scared afraid nervous excited hungry thirsty quick late
-    rich poor heavy deep wide narrow thin thick clean dirty dry wet busy calm careful
-    cheap clever close different empty expensive famous fresh full funny gentle glad
-    great high kind lucky nice noisy polite proud rare rude safe serious sharp shy simple
-    smart strange sweet terrible thick upset useful warm wild wise worried"""
+# What pads an adjective that has a stronger word of its own: the rule names that word.
+PADDING = _words("very really extremely awfully terribly totally quite so")
+STRONGER = MappingProxyType(
+    {
+        "big": "huge",
+        "large": "enormous",
+        "small": "tiny",
+        "little": "tiny",
+        "tired": "exhausted",
+        "angry": "furious",
+        "scared": "terrified",
+        "afraid": "terrified",
+        "frightened": "terrified",
+        "happy": "elated",
+        "sad": "miserable",
+        "cold": "freezing",
+        "hot": "scorching",
+        "old": "ancient",
+        "bad": "awful",
+        "good": "excellent",
+        "hungry": "starving",
+        "thirsty": "parched",
+        "quiet": "hushed",
+        "loud": "deafening",
+        "fast": "swift",
+        "quick": "swift",
+        "slow": "sluggish",
+        "pretty": "lovely",
+        "beautiful": "stunning",
+        "ugly": "hideous",
+        "dirty": "filthy",
+        "wet": "soaked",
+        "dry": "parched",
+        "smart": "brilliant",
+        "clever": "brilliant",
+        "rich": "wealthy",
+        "poor": "destitute",
+        "tall": "towering",
+        "worried": "anxious",
+        "surprised": "astonished",
+        "bright": "dazzling",
+        "dark": "pitch-black",
+        "important": "vital",
+        "strong": "mighty",
+        "weak": "feeble",
+        "funny": "hilarious",
+        "boring": "tedious",
+        "sure": "certain",
+        "hard": "grueling",
+        "easy": "effortless",
+        "excited": "thrilled",
+        "upset": "distraught",
+        "expensive": "costly",
+    }
 )
-INTENSIFIERS = _words("very really")
 FILLER_WORDS = _words("just")
+# Acts of a hand on a thing: done in a scene, by someone in it ("the pistol was lowered").
+HAND_ACTS = _words(
+    """opened closed shut unlocked locked lowered raised lifted snuffed lit set placed laid
+    poured trimmed pulled pushed dropped thrown handed passed drawn wiped folded torn tied
+    untied loaded fired emptied filled moved struck slammed unbolted bolted fastened
+    unfastened turned rolled"""
+)
+# What makes a passive about when, not who ("was tarred the summer after", "in 1859").
+WHEN_WORDS = _words(
+    """ago years year century centuries decade since sometime summer winter spring autumn
+    during once before after until age era reign time times days"""
+)
+# Long words too everyday to echo: a close repeat is of a word the reader remembers.
+COMMON_LONG_WORDS = _words(
+    """himself herself itself themselves yourself ourselves myself something nothing
+    anything everything somebody nobody anybody everybody someone another against
+    between because without through thought though although already perhaps whether
+    morning evening whole moment presently together however brought looking seemed
+    towards another further rather having another little people thinking nothing"""
+)
 # "not very good" is not "not good"; "the very man" is not "the man".
 KEEP_INTENSIFIER_AFTER = _words(
     "not never n't the this that these those so too how no hardly barely isn't wasn't "
@@ -200,4 +270,5 @@ TIME_WORDS = _words(
 
 # ---------------------------------------------------------------- rewrite
 # Words whose doubling ("the the") is always a slip; "had had" and "that that" are English.
-DOUBLING_SLIPS = _words("the a an to of in on at for with and or but was were by from into")
+# Words that never stand twice in a row in good prose ("had had", "that that", "in in" do).
+DOUBLING_SLIPS = _words("the a an of and to")

@@ -220,7 +220,13 @@ def _character(facts: Sequence[ParagraphFacts], found: list[ParagraphSuggestion]
     cast = [s for _, s in sightings.values() if is_character(s, in_lower_case)]
     lookalikes = lookalike_names(cast)
     for later, message in lookalikes:
-        suggestion = SuggestionFound("character", later.name, message, start=later.first_start)
+        suggestion = SuggestionFound(
+            "character",
+            later.name,
+            message,
+            start=later.first_start,
+            rule="character.lookalike_names",
+        )
         found.append(ParagraphSuggestion(sightings[later.name][0], suggestion))
     tally = summed([_present(p.character) for p in facts])
     return character_insight({s.name: s.mentions for s in cast}, tally, len(lookalikes))
@@ -232,7 +238,11 @@ def _setting(facts: Sequence[ParagraphFacts], found: list[ParagraphSuggestion]) 
     if first is not None and opening_needs_cue(first[1], tally.words):
         index, opening = first
         suggestion = SuggestionFound(
-            "setting", opening.first_sentence, OPENING_MESSAGE, start=opening.first_sentence_start
+            "setting",
+            opening.first_sentence,
+            OPENING_MESSAGE,
+            start=opening.first_sentence_start,
+            rule="setting.opening",
         )
         found.append(ParagraphSuggestion(index, suggestion))
     return setting_insight(tally)

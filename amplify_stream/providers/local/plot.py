@@ -3,27 +3,72 @@ weak openings, words repeated close together, and intensifiers that dilute the a
 
 from __future__ import annotations
 
+import re
 import statistics
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from amplify_stream.providers.base import InsightFound, SuggestionFound
-from amplify_stream.providers.local.document import Document, Sentence, Word
+from amplify_stream.providers.local.document import WORD_RE, Document, Sentence, Word
 from amplify_stream.providers.local.findings import FocusReport, capped, count, suggest
 from amplify_stream.providers.local.lexicon import (
     BE_VERBS,
+    COMMON_LONG_WORDS,
     FILLER_WORDS,
-    INTENSIFIERS,
+    HAND_ACTS,
     IRREGULAR_PARTICIPLES,
     NOT_PARTICIPLES,
+    PADDING,
     SPEECH_VERBS,
     STOPWORDS,
+    STRONGER,
     WEAK_OPENINGS,
+    WHEN_WORDS,
 )
-from amplify_stream.providers.local.rewrite import droppable_intensifier
+from amplify_stream.providers.local.rewrite import padded_adjective
 
-LONG_SENTENCE_WORDS = 35
+# A sentence is tangled, not just long, when it runs on without the pauses that let a
+# long sentence be read: a list or a periodic sentence of sixty words can be clear.
+LONG_SENTENCE_WORDS = 45
+UNBROKEN_WORDS = 25  # words without a comma, colon, semicolon, dash or bracket
+STACKED_RUN_WORDS = 20  # ... or this many, with STACKED_CLAUSES subordinate clauses
+STACKED_CLAUSES = 5
+STACKED_WORDS = 55  # ... or this many words with STACKED_CLAUSES, whatever the pauses
+_PAUSES = re.compile(r"[,;:—–()\[\]]")  # noqa: RUF001 - both dashes
+_SUBORDINATORS = frozenset(
+    [
+        "that",
+        "which",
+        "who",
+        "whom",
+        "whose",
+        "when",
+        "where",
+        "while",
+        "because",
+        "although",
+        "though",
+        "since",
+        "if",
+        "unless",
+        "until",
+        "after",
+        "before",
+    ]
+)
 REPEAT_WINDOW_WORDS = 25  # the same word again within this many words is noticeable
+# Closer than this the echo is meant: "round and round", "a crime concealing a crime".
+MIN_REPEAT_DISTANCE = 4
+# Only a distinctive word echoes: a long one that is not everyday ("something", "himself").
+MIN_REPEAT_LETTERS = 7
+_JUST_MEANS_NOW = frozenset({"had", "has", "have", "having", "'d", "’d"})  # noqa: RUF001
+_JUST_MEANS_EXACTLY = frozenset(
+    {"as", "then", "now", "in", "before", "after", "when", "so", "like", "enough", "one"}
+)
+_PEOPLE = frozenset({"he", "she", "they", "i", "we", "him", "her", "them"})
+_PAUSE_BEFORE = re.compile(r"[,;:.!?]")
+_RELATIVES = frozenset({"who", "that", "which", "whose"})
+_AGENT_PRONOUNS = frozenset({"him", "her", "them", "me", "us"})
 _ADVERBS_BEFORE_PARTICIPLE = frozenset({"not", "never", "also", "still", "already", "just"})
 
 
@@ -49,27 +94,27 @@ def analyze_plot(doc: Document) -> FocusReport:
 def find_plot(doc: Document) -> tuple[tuple[SuggestionFound, ...], PlotTally]:
     """The plot suggestions of ``doc`` (each rule capped) and its tally."""
     passives = list(_passives(doc))
-    long_sentences = [s for s in doc.sentences if _spaced_words(s) > LONG_SENTENCE_WORDS]
+    long_sentences = [s for s in doc.sentences if _tangled(doc, s)]
     openings = [s.words[:2] for s in doc.sentences if _weak_opening(doc, s.words)]
     repeats = list(_repeats(doc))
-    intensifiers = [w for w in doc.narration_words if w.lower in INTENSIFIERS | FILLER_WORDS]
+    intensifiers = [w for w in doc.narration_words if w.lower in PADDING | FILLER_WORDS]
     suggestions = [
         *capped(passives),
         *capped(
             suggest(
                 doc,
-                "plot",
+                "plot.long_sentence",
                 s.start,
                 s.end,
-                f"{_spaced_words(s)} words in one sentence: split it where the action turns, "
-                "or set it against a short one.",
+                f"{_spaced_words(s)} words in one sentence, clause stacked on clause with no "
+                "pause: split it where the action turns.",
             )
             for s in long_sentences
         ),
         *capped(
             suggest(
                 doc,
-                "plot",
+                "plot.weak_opening",
                 first.start,
                 second.end,
                 f"Weak opening: '{doc.text[first.start : second.end]}' delays the subject; "
@@ -78,7 +123,7 @@ def find_plot(doc: Document) -> tuple[tuple[SuggestionFound, ...], PlotTally]:
             for first, second in openings
         ),
         *capped(repeats),
-        *capped(_intensifier_suggestion(doc, w) for w in intensifiers),
+        *capped(s for w in intensifiers if (s := _intensifier_suggestion(doc, w)) is not None),
     ]
     tally = PlotTally(
         words=len(doc.words),
@@ -117,6 +162,20 @@ def plot_insight(tally: PlotTally) -> InsightFound:
     return InsightFound("plot", summary, metrics)
 
 
+def _tangled(doc: Document, sentence: Sentence) -> bool:
+    """Long, narration only (a speech is the speaker's), and unbroken: see UNBROKEN_WORDS."""
+    if _spaced_words(sentence) < LONG_SENTENCE_WORDS:
+        return False
+    if any(doc.in_speech(w.start) for w in sentence.words):
+        return False
+    text = doc.text[sentence.start : sentence.end]
+    run = max(len(WORD_RE.findall(part)) for part in _PAUSES.split(text))
+    stacked = sum(w.lower in _SUBORDINATORS for w in sentence.words)
+    if stacked >= STACKED_CLAUSES and _spaced_words(sentence) >= STACKED_WORDS:
+        return True  # clause in clause, however punctuated
+    return run >= UNBROKEN_WORDS or (run >= STACKED_RUN_WORDS and stacked >= STACKED_CLAUSES)
+
+
 def _spaced_words(sentence: Sentence) -> int:
     """Words as English counts them: a CJK character is not a word's worth of sentence."""
     return sum(1 for w in sentence.words if not w.is_cjk)
@@ -138,16 +197,61 @@ def _passives(doc: Document) -> Iterator[SuggestionFound]:
             or not _adjacent(doc, words[j - 1], words[j])
         ):
             continue
-        by = j + 1 < len(words) and words[j + 1].lower == "by"
-        actor = "'by ...' already names who acts: put them first" if by else "name who acts"
-        yield suggest(
-            doc,
-            "plot",
-            be.start,
-            words[j].end,
-            f"Passive voice: '{doc.text[be.start : words[j].end]}' hides the actor; {actor}, "
-            "and the sentence moves.",
-        )
+        # Only where who acts is known: named after "by" ("was torn up by Mara"), or a
+        # hand's act in a scene with people in it ("The gun cabinet was opened"). A passive
+        # whose actor is unknown or beside the point ("was founded in 1620") is good prose.
+        quote = doc.text[be.start : words[j].end]
+        agent = _named_agent(doc, words, j)
+        if agent is not None:
+            message = (
+                f"Passive voice: '{quote}' puts {agent.text} after the act; start with "
+                f"{agent.text} and the sentence moves."
+            )
+        elif _scene_act(doc, words, i, j):
+            message = (
+                f"Passive voice: '{quote}' hides a hand the scene has: say who did it, and "
+                "the sentence moves."
+            )
+        else:
+            continue
+        yield suggest(doc, "plot.passive", be.start, words[j].end, message)
+
+
+def _named_agent(doc: Document, words: Sequence[Word], participle: int) -> Word | None:
+    """The person after "by" within a few words of the participle ("was torn up by
+    Mara", "was seen by him"), or None: "by the wind", "by emotion" stay passive."""
+    for k in range(participle + 1, min(participle + 4, len(words) - 1)):
+        if words[k].lower == "by":
+            agent = words[k + 1]
+            person = agent.lower in _AGENT_PRONOUNS or (
+                agent.text[0].isupper() and agent.lower not in STOPWORDS
+            )
+            return agent if person and not doc.in_speech(agent.start) else None
+        if not _adjacent(doc, words[k - 1], words[k]):
+            return None
+    return None
+
+
+def _scene_act(doc: Document, words: Sequence[Word], be: int, participle: int) -> bool:
+    """A past act of a hand (HAND_ACTS) on a thing, in a sentence that is not about when
+    (no year or time after it in its clause), with a person in that sentence or the one
+    before: someone in the scene did it."""
+    if words[be].lower not in ("was", "were") or words[participle].lower not in HAND_ACTS:
+        return False
+    after = words[participle + 1 : participle + 8]
+    clause_end = next(
+        (k for k, w in enumerate(after) if _PAUSE_BEFORE.search(doc.text, w.start - 2, w.start)),
+        len(after),
+    )
+    if any(w.lower in WHEN_WORDS or w.text.isdigit() for w in after[:clause_end]):
+        return False
+    here = doc.sentence_index(words[be].start)
+    start, end = doc.sentences[max(0, here - 1)].start, doc.sentences[here].end
+    return any(
+        w.lower in _PEOPLE or (w.text[0].isupper() and w.lower not in STOPWORDS and len(w.text) > 1)
+        for w in doc.words_in(start, end)
+        if not words[be].start <= w.start < words[participle].end
+    )
 
 
 def _adjacent(doc: Document, first: Word, second: Word) -> bool:
@@ -169,10 +273,14 @@ def _is_participle(word: Word) -> bool:
 
 
 def _weak_opening(doc: Document, words: tuple[Word, ...]) -> bool:
+    """ "There was a man who stood at the door": an empty start whose subject waits for a
+    relative clause ("A man stood at the door"). Not "There was a long silence", and not
+    a cleft ("It was his sister who found it"), which puts its weight where it means to."""
     return (
-        len(words) > 2
+        len(words) > 3
         and (words[0].lower, words[1].lower) in WEAK_OPENINGS
         and not doc.in_speech(words[0].start)
+        and any(w.lower in _RELATIVES for w in words[3:9])
     )
 
 
@@ -185,16 +293,22 @@ def _repeats(doc: Document) -> Iterator[SuggestionFound]:
             continue
         previous = last_seen.get(key)
         last_seen[key] = index
-        if previous is not None and index - previous <= REPEAT_WINDOW_WORDS:
+        if previous is not None and MIN_REPEAT_DISTANCE <= index - previous <= REPEAT_WINDOW_WORDS:
             yield suggest(
-                doc, "plot", word.start, word.end, _repeat_message(word.text, index - previous)
+                doc,
+                "plot.close_repeat",
+                word.start,
+                word.end,
+                _repeat_message(word.text, index - previous),
             )
 
 
 def _repeatable(word: Word) -> str | None:
     """The key a word repeats by: lower-case content words only."""
     key = word.lower
-    if word.text != key or len(key) < 4 or key in STOPWORDS or key in SPEECH_VERBS:
+    if word.text != key or len(key) < MIN_REPEAT_LETTERS or key in STOPWORDS:
+        return None
+    if key in SPEECH_VERBS or key in COMMON_LONG_WORDS:
         return None
     return key
 
@@ -245,29 +359,42 @@ def repeats_across(texts: Sequence[RepeatEdges]) -> Iterator[tuple[int, Suggesti
                     distance = between + back + 1
                     if distance <= REPEAT_WINDOW_WORDS:
                         message = _repeat_message(quote, distance)
-                        yield k, SuggestionFound("plot", quote, message, start=start)
+                        found = SuggestionFound(
+                            "plot", quote, message, start=start, rule="plot.close_repeat"
+                        )
+                        yield k, found
                     break
                 between += texts[p].narration_words
                 if between >= REPEAT_WINDOW_WORDS:
                     break
 
 
-def _intensifier_suggestion(doc: Document, word: Word) -> SuggestionFound:
-    adjective = droppable_intensifier(doc, word)
-    if adjective is not None:
-        return suggest(
-            doc,
-            "plot",
-            word.start,
-            adjective.end,
-            f"'{word.text}' props up '{adjective.text}': a stronger word, or the plain one, "
-            "hits harder.",
-            adjective.text,
-        )
+def _filler(doc: Document, word: Word) -> bool:
+    """ "just" as padding: not "had just come" (a moment ago) nor "just as", "just then",
+    "just one" (exactly, only)."""
+    i = doc.word_index(word)
+    before = doc.words[i - 1].lower if i else ""
+    after = doc.words[i + 1].lower if i + 1 < len(doc.words) else ""
+    return before not in _JUST_MEANS_NOW and after not in _JUST_MEANS_EXACTLY
+
+
+def _intensifier_suggestion(doc: Document, word: Word) -> SuggestionFound | None:
     if word.lower in FILLER_WORDS:
+        if not _filler(doc, word):
+            return None
         message = (
             f"'{word.text}' is usually filler: cut it unless it means 'only' or 'a moment ago'."
         )
-    else:
-        message = f"'{word.text}' dilutes what follows: a more precise word does more."
-    return suggest(doc, "plot", word.start, word.end, message)
+        return suggest(doc, "plot.filler", word.start, word.end, message)
+    adjective = padded_adjective(doc, word)
+    if adjective is None:
+        return None
+    stronger = STRONGER[adjective.lower]
+    return suggest(
+        doc,
+        "plot.intensifier",
+        word.start,
+        adjective.end,
+        f"'{word.text}' props up '{adjective.text}': '{stronger}' says it in one word.",
+        stronger,
+    )

