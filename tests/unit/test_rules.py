@@ -4,13 +4,14 @@ its exact span, the clean one silent, and its replacement, applied, sound and si
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
 from amplify_stream.providers.base import SuggestionFound
 from amplify_stream.providers.local.analysis import ANALYZERS
 from amplify_stream.providers.local.document import Document
-from amplify_stream.providers.local.rules import RULES, Rule, shown
+from amplify_stream.providers.local.rules import RULES, Rule, markdown, shown
 
 _MARKED = re.compile(r"\[\[(.+?)\]\]", re.DOTALL)
 
@@ -44,3 +45,8 @@ def test_a_rule_leaves_its_clean_example_alone(rule: Rule) -> None:
 def test_rules_off_by_default_are_not_shown() -> None:
     assert not shown("plot.filler") and shown("plot.passive") and shown(None)
     assert shown("model.plot")  # a provider's own rule, outside the catalogue
+
+
+def test_the_committed_catalogue_is_up_to_date() -> None:
+    committed = Path(__file__).resolve().parents[2] / "docs" / "rules.md"
+    assert committed.read_text("utf-8") == markdown(), "run `amplify-stream rules`"
