@@ -6,7 +6,9 @@ paragraph's cached facts, and the live set settled."""
 from __future__ import annotations
 
 import asyncio
+from bisect import bisect_right
 from collections.abc import Sequence
+from dataclasses import replace
 
 from amplify_stream.documents.analyzers import Emit, PassFindings
 from amplify_stream.documents.state import DocumentState, Finding
@@ -19,6 +21,7 @@ from amplify_stream.providers.local.paragraphs import (
     document_findings,
 )
 from amplify_stream.providers.local.rules import shown
+from amplify_stream.text.paragraphs import has_blank_line
 
 
 class LocalAnalyzer:
@@ -37,13 +40,62 @@ class LocalAnalyzer:
 
 def local_pass(doc: DocumentState) -> PassFindings:
     stale = doc.stale()
-    facts = paragraph_facts(doc.paragraphs, doc.focus)
+    lines = doc.paragraphs
+    facts = paragraph_facts(lines, doc.focus)
     whole = document_findings(facts, doc.focus)
-    result = doc.settle(
-        {i: [_finding(s) for s in facts[i].suggestions if shown(s.rule)] for i in stale},
-        across(whole),
-    )
-    return PassFindings(result, whole.insights)
+    findings = {i: [_finding(s) for s in facts[i].suggestions if shown(s.rule)] for i in stale}
+    spanning = across(whole)
+    if has_blank_line(doc.text):
+        _read_wrapped(lines, doc.focus, set(stale), findings, spanning)
+    return PassFindings(doc.settle(findings, spanning), whole.insights)
+
+
+def _read_wrapped(
+    lines: Sequence[str],
+    focus: tuple[Focus, ...],
+    stale: set[int],
+    findings: dict[int, list[Finding]],
+    spanning: list[tuple[int, Finding]],
+) -> None:
+    """In a text whose paragraphs are separated by blank lines, a paragraph written
+    across lines (hard-wrapped) is read whole: a sentence over a line break is one
+    sentence. Its lines' findings are the paragraph's, each in the line it starts in; one
+    that runs into the next line is settled with the document-level ones (found anew each
+    pass, through the cache). A paragraph's lines are read again when one of them, or a
+    line beside them, changed."""
+    for first, last in wrapped_paragraphs(lines):
+        touched = bool(stale & set(range(first - 1, last + 2)))
+        block = lines[first : last + 1]
+        starts = [0]
+        for line in block[:-1]:
+            starts.append(starts[-1] + len(line) + 1)
+        if touched:
+            for k in range(first, last + 1):
+                findings[k] = []
+        for s in cached_paragraph("\n".join(block), focus).suggestions:
+            if not shown(s.rule):
+                continue
+            start = s.start or 0
+            k = bisect_right(starts, start) - 1
+            f = _finding(replace(s, start=start - starts[k]))
+            if f.end > len(block[k]):
+                spanning.append((first + k, f))
+            elif touched:
+                findings[first + k].append(f)
+
+
+def wrapped_paragraphs(lines: Sequence[str]) -> list[tuple[int, int]]:
+    """The (first, last) line of every run of two or more lines with words, between
+    blank lines."""
+    runs, first = [], None
+    for i, line in enumerate([*lines, ""]):
+        if line.strip():
+            first = i if first is None else first
+        else:
+            if first is not None and i - 1 > first:
+                runs.append((first, i - 1))
+            first = None
+    return runs
 
 
 def insights_of(doc: DocumentState) -> tuple[InsightFound, ...]:

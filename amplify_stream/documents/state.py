@@ -334,9 +334,19 @@ class OpenPass:
         return PassResult(doc.version, added, retracted, len(read))
 
     def _place(self, index: int, f: Finding) -> tuple[str, int]:
-        """``f``'s quote, and where it starts in the whole text (UTF-16 units)."""
+        """``f``'s quote, and where it starts in the whole text (UTF-16 units). A finding
+        may run on past its paragraph's line (a sentence of a hard-wrapped paragraph)."""
         paragraph = self._paragraphs[index]
-        return paragraph[f.start : f.end], self._starts[index] + utf16_length(paragraph[: f.start])
+        quote = paragraph[f.start : f.end]
+        if f.end > len(paragraph):
+            lines, length = [paragraph], len(paragraph)
+            for line in self._paragraphs[index + 1 :]:
+                if length >= f.end:
+                    break
+                lines.append(line)
+                length += 1 + len(line)
+            quote = "\n".join(lines)[f.start : f.end]
+        return quote, self._starts[index] + utf16_length(paragraph[: f.start])
 
     def _span(self, index: int) -> tuple[int, int]:
         start = self._starts[index]

@@ -16,10 +16,11 @@ def has_blank_line(text: str) -> bool:
     return _BLANK_LINE.search(text) is not None
 
 
-def paragraph_spans(text: str) -> list[tuple[int, int]]:
+def paragraph_spans(text: str, *, wrapped: bool = False) -> list[tuple[int, int]]:
     """The ``(start, end)`` of each paragraph, without the whitespace around it; blank
-    stretches give none."""
-    breaks = _BLANK_LINE_BREAK if has_blank_line(text) else _LINE_BREAK
+    stretches give none. ``wrapped``: a single line break is a wrap, whatever the text
+    (a paragraph taken out of a text with blank lines)."""
+    breaks = _BLANK_LINE_BREAK if wrapped or has_blank_line(text) else _LINE_BREAK
     spans: list[tuple[int, int]] = []
     cursor = 0
     for bound in [*breaks.finditer(text), None]:

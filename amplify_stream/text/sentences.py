@@ -43,10 +43,11 @@ _MARK = re.compile(
 )
 
 
-def sentence_spans(text: str) -> list[tuple[int, int]]:
+def sentence_spans(text: str, *, wrapped: bool = False) -> list[tuple[int, int]]:
     """The ``(start, end)`` of every sentence of ``text``, without the whitespace around it.
-    Sentences lie inside paragraphs and cover every non-space character."""
-    return _scan(text, blank_lines=has_blank_line(text), final=True)
+    Sentences lie inside paragraphs and cover every non-space character. ``wrapped`` as
+    ``paragraph_spans`` takes it."""
+    return _scan(text, blank_lines=wrapped or has_blank_line(text), final=True)
 
 
 def split_sentences(text: str) -> list[tuple[int, str]]:

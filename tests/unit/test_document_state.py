@@ -330,3 +330,29 @@ def test_passes_cut_short_keep_the_client_and_the_live_set_agreed(
     fresh = DocumentState("d2", "u1", doc.text)
     analyse(fresh)
     assert spans(doc) == spans(fresh)
+
+
+def test_a_hard_wrapped_paragraph_is_read_whole() -> None:
+    # Blank lines separate the paragraphs, so a single line break is a wrap: the
+    # sentence over it is one sentence, and one suggestion spans the break.
+    tangled = (
+        "The man who had come from the town that the river had flooded when the dam\n"
+        "that the company which his father had worked for had built broke went to the inn\n"
+        "where the woman who had once known him was waiting because nobody had told him."
+    )
+    text = f"At dawn the harbour was grey.\n\n{tangled}\n\nMara waited."
+    doc = DocumentState("d1", "u1", text)
+    local_pass(doc)
+    check_slices(doc)
+    [long] = [s for s in doc.live.values() if s.rule == "plot.long_sentence"]
+    assert long.quote == tangled and "\n" in long.quote
+    # An edit elsewhere keeps it (the same id); an edit inside it reads it again.
+    doc.edit(1, [Change(len(doc.text), len(doc.text), " She left.")])
+    local_pass(doc)
+    assert long.id in doc.live
+    at_dam = at(doc, "dam", 0)
+    doc.edit(2, [Change(at_dam, at_dam + 3, "weir")])
+    local_pass(doc)
+    check_slices(doc)
+    [again] = [s for s in doc.live.values() if s.rule == "plot.long_sentence"]
+    assert again.id != long.id and again.quote == tangled.replace("dam", "weir")

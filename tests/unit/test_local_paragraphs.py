@@ -122,9 +122,9 @@ def test_a_changed_paragraph_is_read_once_and_the_document_never_again(
     reads: list[str] = []
     original = paragraphs.Document
 
-    def counting(text: str) -> paragraphs.Document:
+    def counting(text: str, *, wrapped: bool = False) -> paragraphs.Document:
         reads.append(text)
-        return original(text)
+        return original(text, wrapped=wrapped)
 
     monkeypatch.setattr(paragraphs, "Document", counting)
     lines[17] = lines[17].replace("letter", "parcel")
@@ -145,8 +145,9 @@ def test_deterministic_hashable_and_cacheable() -> None:
 
 
 def test_edges_empty_documents_lines_and_focuses() -> None:
-    with pytest.raises(ValueError, match="one line"):
-        analyze_paragraph("one\ntwo", ALL_FOCUS)
+    # Lines given together are one paragraph hard-wrapped: a sentence over the break is one.
+    wrapped = analyze_paragraph("one two three four\nfive six.", ALL_FOCUS)
+    assert wrapped.plot is not None and wrapped.plot.sentence_lengths == (6,)
     empty = document_findings([], ALL_FOCUS)
     assert not empty.suggestions
     assert empty.insights == analyze("", ALL_FOCUS, rewrite=False).insights

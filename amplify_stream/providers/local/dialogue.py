@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from amplify_stream.providers.base import InsightFound, SuggestionFound
@@ -96,8 +97,7 @@ def find_dialogue(doc: Document) -> tuple[tuple[SuggestionFound, ...], DialogueT
                 "dialogue.unattributed",
                 s.start,
                 s.end,
-                "Whose line is this? With three or more people in the scene, a line with no "
-                "tag after one tagged only by a pronoun leaves the reader counting back.",
+                UNATTRIBUTED_MESSAGE,
             )
             for s in unattributed
         ),
@@ -113,38 +113,43 @@ def find_dialogue(doc: Document) -> tuple[tuple[SuggestionFound, ...], DialogueT
     return tuple(suggestions), tally
 
 
+@dataclass(frozen=True, slots=True)
+class SpeechParagraph:
+    """What the rule on unattributed lines needs of one paragraph."""
+
+    alone: tuple[int, int] | None  # the span of the speech that is the whole paragraph
+    spoken: bool  # it holds some speech
+    names: frozenset[str]  # the names in its narration
+    quote: str = ""  # that speech, when it is the whole paragraph
+
+
 def unattributed_lines(doc: Document) -> list[Speech]:
-    """Lines standing alone as their paragraph, after a speech whose paragraph names nobody
-    ("he said", or no tag), where the speeches of the paragraphs before come with three
-    names or more: the alternation of two speakers no longer tells who speaks."""
+    facts = [speech_paragraph(doc, p) for p in doc.paragraphs]
+    by_start = {s.start: s for s in doc.speeches}
+    return [by_start[alone[0]] for i in unattributed(facts) if (alone := facts[i].alone)]
+
+
+def unattributed(paragraphs: Sequence[SpeechParagraph | None]) -> list[int]:
+    """The paragraphs (indices; None for a blank one, which does not count) that are a
+    line standing alone after a speech whose paragraph names nobody ("he said", or no
+    tag), where the speeches of the paragraphs before come with three names or more: the
+    alternation of two speakers no longer tells who speaks."""
     found = []
-    facts = [_paragraph_speech(doc, p) for p in doc.paragraphs]
-    for i in range(1, len(facts)):
-        alone, _, _ = facts[i]
-        _, spoken_before, named_before = facts[i - 1]
-        if alone is None or not spoken_before or named_before:
+    seen: list[SpeechParagraph] = []
+    for i, p in enumerate(paragraphs):
+        if p is None:
             continue
-        scene = facts[max(0, i - SCENE_PARAGRAPHS) : i]
-        cast = {name for _, spoken, names in scene if spoken for name in names}
-        if len(cast) >= 3:
-            found.append(alone)
+        if p.alone is not None and seen and seen[-1].spoken and not seen[-1].names:
+            scene = seen[-SCENE_PARAGRAPHS:]
+            if len({name for q in scene if q.spoken for name in q.names}) >= 3:
+                found.append(i)
+        seen.append(p)
     return found
 
 
-def _paragraph_speech(doc: Document, p: Paragraph) -> tuple[Speech | None, bool, frozenset[str]]:
-    """The speech that is the whole of paragraph ``p`` (or None), whether ``p`` holds any
-    speech, and the names in its narration."""
+def speech_paragraph(doc: Document, p: Paragraph) -> SpeechParagraph:
     speeches = [s for s in doc.speeches if p.start <= s.start < p.end]
-    alone = (
-        speeches[0]
-        if len(speeches) == 1
-        and (speeches[0].start, speeches[0].end)
-        == (
-            p.start,
-            p.end,
-        )
-        else None
-    )
+    whole = len(speeches) == 1 and (speeches[0].start, speeches[0].end) == (p.start, p.end)
     names = frozenset(
         w.text
         for w in doc.words_in(p.start, p.end)
@@ -154,7 +159,15 @@ def _paragraph_speech(doc: Document, p: Paragraph) -> tuple[Speech | None, bool,
         and w.lower not in NOT_NAMES
         and not doc.in_speech(w.start)
     )
-    return alone, bool(speeches), names
+    if not whole:
+        return SpeechParagraph(None, bool(speeches), names)
+    return SpeechParagraph((p.start, p.end), True, names, doc.text[p.start : p.end])
+
+
+UNATTRIBUTED_MESSAGE = (
+    "Whose line is this? With three or more people in the scene, a line with no tag after "
+    "one tagged only by a pronoun leaves the reader counting back."
+)
 
 
 def dialogue_insight(tally: DialogueTally) -> InsightFound:

@@ -78,8 +78,10 @@ class Speech:
 
 
 class Document:
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, *, wrapped: bool = False) -> None:
+        """``wrapped``: ``text`` is one paragraph written across lines (hard-wrapped)."""
         self.text = text
+        self._wrapped = wrapped
         self.words = tuple(
             Word(m.start(), m.end(), m.group(), m.group().lower()) for m in WORD_RE.finditer(text)
         )
@@ -130,9 +132,10 @@ class Document:
 
     def _paragraphs(self) -> list[Paragraph]:
         text = self.text
-        sentences = iter(sentence_spans(text))  # they lie inside paragraphs, in order
+        # Sentences lie inside paragraphs, in order.
+        sentences = iter(sentence_spans(text, wrapped=self._wrapped))
         paragraphs: list[Paragraph] = []
-        for start, end in paragraph_spans(text):
+        for start, end in paragraph_spans(text, wrapped=self._wrapped):
             clean = not paragraphs or _ends_with_full_stop(text[paragraphs[-1].start : start])
             members: list[Sentence] = []
             while not members or members[-1].end < end:

@@ -41,7 +41,15 @@ from amplify_stream.providers.local.character import (
     lower_case_words,
     name_sightings,
 )
-from amplify_stream.providers.local.dialogue import DialogueTally, dialogue_insight, find_dialogue
+from amplify_stream.providers.local.dialogue import (
+    UNATTRIBUTED_MESSAGE,
+    DialogueTally,
+    SpeechParagraph,
+    dialogue_insight,
+    find_dialogue,
+    speech_paragraph,
+    unattributed,
+)
 from amplify_stream.providers.local.document import Document
 from amplify_stream.providers.local.findings import summed
 from amplify_stream.providers.local.plot import (
@@ -82,6 +90,7 @@ class ParagraphFacts:
     names: tuple[NameSightings, ...] = ()  # words that could be names, by first mention
     lower_case: frozenset[str] = frozenset()  # the words written in lower case
     dialogue: DialogueTally | None = None
+    speech: SpeechParagraph | None = None  # None for a line without any word or mark
     setting: SettingTally | None = None
     opening: Opening | None = None  # None for a line without any word or mark
 
@@ -99,13 +108,12 @@ class DocumentFindings:
 
 
 def analyze_paragraph(text: str, focus: Sequence[Focus]) -> ParagraphFacts:
-    """The facts of one paragraph (a line: no "\\n"). Pure and deterministic, and not
-    cached here: cache by ``(text, focus)`` where it is called, or call
-    ``cached_paragraph``, the process's shared cache."""
-    if "\n" in text:
-        raise ValueError("a paragraph is one line: no line break inside")
+    """The facts of one paragraph: a line, or the lines of one paragraph hard-wrapped
+    (a line break inside is a wrap). Pure and deterministic, and not cached here: cache
+    by ``(text, focus)`` where it is called, or call ``cached_paragraph``, the process's
+    shared cache."""
     focuses = tuple(dict.fromkeys(focus))
-    doc = Document(text)
+    doc = Document(text, wrapped="\n" in text)
     found: list[SuggestionFound] = []
     plot = edges = character = dialogue = setting = opening = None
     names: tuple[NameSightings, ...] = ()
@@ -118,9 +126,11 @@ def analyze_paragraph(text: str, focus: Sequence[Focus]) -> ParagraphFacts:
         suggestions, character = find_character(doc)
         found += suggestions
         names, lower_case = name_sightings(doc), lower_case_words(doc)
+    speech = None
     if "dialogue" in focuses:
         suggestions, dialogue = find_dialogue(doc)
         found += suggestions
+        speech = speech_paragraph(doc, doc.paragraphs[0]) if doc.paragraphs else None
     if "setting" in focuses:
         suggestions, setting, opening = find_setting(doc)
         found += suggestions
@@ -133,6 +143,7 @@ def analyze_paragraph(text: str, focus: Sequence[Focus]) -> ParagraphFacts:
         names=names,
         lower_case=lower_case,
         dialogue=dialogue,
+        speech=speech,
         setting=setting,
         opening=opening,
     )
@@ -188,7 +199,7 @@ def document_findings(
         elif f == "character":
             insights.append(_character(facts, found))
         elif f == "dialogue":
-            insights.append(dialogue_insight(summed([_present(p.dialogue) for p in facts])))
+            insights.append(_dialogue(facts, found))
         else:
             insights.append(_setting(facts, found))
     in_order = reading_key(focuses)
@@ -230,6 +241,21 @@ def _character(facts: Sequence[ParagraphFacts], found: list[ParagraphSuggestion]
         found.append(ParagraphSuggestion(sightings[later.name][0], suggestion))
     tally = summed([_present(p.character) for p in facts])
     return character_insight({s.name: s.mentions for s in cast}, tally, len(lookalikes))
+
+
+def _dialogue(facts: Sequence[ParagraphFacts], found: list[ParagraphSuggestion]) -> InsightFound:
+    for i in unattributed([p.speech for p in facts]):
+        speech = facts[i].speech
+        assert speech is not None and speech.alone is not None
+        suggestion = SuggestionFound(
+            "dialogue",
+            speech.quote,
+            UNATTRIBUTED_MESSAGE,
+            start=speech.alone[0],
+            rule="dialogue.unattributed",
+        )
+        found.append(ParagraphSuggestion(i, suggestion))
+    return dialogue_insight(summed([_present(p.dialogue) for p in facts]))
 
 
 def _setting(facts: Sequence[ParagraphFacts], found: list[ParagraphSuggestion]) -> InsightFound:
