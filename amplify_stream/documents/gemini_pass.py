@@ -34,7 +34,12 @@ from amplify_stream.documents.state import DocumentState, Finding
 from amplify_stream.errors import ProviderError
 from amplify_stream.events import Focus
 from amplify_stream.providers.base import FindingSkipped, Piece, SuggestionFound, UsageReport
-from amplify_stream.providers.gemini_analysis import FOCUS_GUIDE, AnalysisStream, GeminiSuggestion
+from amplify_stream.providers.gemini_analysis import (
+    EDITOR_STANDARD,
+    FOCUS_GUIDE,
+    AnalysisStream,
+    GeminiSuggestion,
+)
 from amplify_stream.providers.gemini_client import (
     close_client,
     create_client,
@@ -52,8 +57,8 @@ PARAGRAPH_INSTRUCTION = (
     f"focuses listed: {FOCUS_GUIDE}. Give suggestions for that paragraph only: concrete "
     "notes about one passage each, whose quote is copied character for character from "
     "the paragraph (a short excerpt, at most one sentence) so the writer's editor can "
-    "highlight it; give a replacement only when it can directly replace the quote. A "
-    "paragraph that needs nothing gets no suggestions."
+    "highlight it; give a replacement only when it can directly replace the quote. "
+    f"{EDITOR_STANDARD}"
 )
 
 
@@ -253,7 +258,9 @@ class _Placer:
         if span is None:
             return _Skipped("a quote that is not in its paragraph")
         start, end = span
-        return _Found(index, Finding(piece.focus, start, end, piece.message, piece.replacement))
+        return _Found(
+            index, Finding(piece.focus, start, end, piece.message, piece.replacement, piece.rule)
+        )
 
 
 def _nth(text: str, quote: str, nth: int) -> tuple[int, int] | None:

@@ -129,6 +129,7 @@ def _suggestions(story: str) -> Iterator[tuple[int, dict[str, Any]]]:
                 f"'{m.group(1)}' tells the reader how the line sounds; let the words "
                 "of the line carry the tone.",
                 tag,
+                rule="dialogue.adverb_tag",
             )
     for m in _INTENSIFIER.finditer(story):
         yield _suggestion(
@@ -143,10 +144,14 @@ def _suggestions(story: str) -> Iterator[tuple[int, dict[str, Any]]]:
             "character",
             m,
             "This names the feeling; show it through a gesture, an action or a thought.",
+            rule="character.telling",
         )
     for m in _SUDDENLY.finditer(story):
         yield _suggestion(
-            "plot", m, "'Suddenly' announces a surprise instead of creating it; cut it."
+            "plot",
+            m,
+            "'Suddenly' announces a surprise instead of creating it; cut it.",
+            rule="model.plot",
         )
     for m in _SENTENCE.finditer(story):
         words = len(m.group(0).split())
@@ -156,6 +161,7 @@ def _suggestions(story: str) -> Iterator[tuple[int, dict[str, Any]]]:
                 m,
                 f"This sentence runs {words} words; splitting it keeps the pace moving.",
                 quote=m.group(0).strip(),
+                rule="plot.long_sentence",
             )
 
 
@@ -165,10 +171,15 @@ def _suggestion(
     message: str,
     replacement: str | None = None,
     quote: str | None = None,
+    rule: str | None = None,
 ) -> tuple[int, dict[str, Any]]:
+    """A note as the model writes it; ``rule`` as it names it (left out, as the model may:
+    the intensifier's, which the service then calls ``model.setting``)."""
     found: dict[str, Any] = {"focus": focus, "quote": quote or match.group(0), "message": message}
     if replacement is not None:
         found["replacement"] = replacement
+    if rule is not None:
+        found["rule"] = rule
     return match.start(), found
 
 

@@ -31,7 +31,12 @@ from amplify_stream.providers.base import (
     RewriteDelta,
     UsageReport,
 )
-from amplify_stream.providers.gemini_analysis import FOCUS_GUIDE, AnalysisStream, StoryAnalysis
+from amplify_stream.providers.gemini_analysis import (
+    EDITOR_STANDARD,
+    FOCUS_GUIDE,
+    AnalysisStream,
+    StoryAnalysis,
+)
 from amplify_stream.providers.gemini_client import (
     close_client,
     create_client,
@@ -54,7 +59,7 @@ ANALYSIS_INSTRUCTION = (
     "each; their quote is copied character for character from the story (a short "
     "excerpt, at most one sentence) so the writer's editor can highlight it; give a "
     "replacement only when it can directly replace the quote. Give exactly one insight "
-    "per focus: a two-sentence summary and a few numeric metrics."
+    f"per focus: a two-sentence summary and a few numeric metrics. {EDITOR_STANDARD}"
 )
 
 

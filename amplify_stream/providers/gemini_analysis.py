@@ -25,11 +25,24 @@ from pydantic_core import from_json
 from amplify_stream.errors import ProviderError
 from amplify_stream.events import Focus
 from amplify_stream.providers.base import FindingSkipped, InsightFound, Piece, SuggestionFound
+from amplify_stream.providers.local.rules import RULES, shown
 
 # What each focus covers, as the instructions of every analysis call tell the model.
 FOCUS_GUIDE = (
     "plot (structure, stakes, pacing), character (motivation, consistency, showing rather "
     "than telling), dialogue (voice, tags, subtext), setting (place, time, sensory detail)"
+)
+# The standard a note must meet, the same the offline analyzer is measured against
+# (make quality), and the rules it names: every analysis call's instructions carry both.
+EDITOR_STANDARD = (
+    "Raise only what a good fiction editor would raise on a professionally edited page; "
+    "a page that needs nothing gets no notes. Never flag deliberate style: a rhetorical "
+    "repeat, a long sentence that stays clear, a cleft ('It was his sister who'), a "
+    "passive whose actor is unknown or beside the point, 'very' as an adjective ('the "
+    "very moment'), 'seemed' for how a thing looks. Name each note's rule: one of "
+    f"{', '.join(RULES)} when the note is that rule's, else model.<focus> (a "
+    "contradiction, a character acting against type, 'as you know' exposition, an "
+    "anachronism, an unexplained change of place, or any other note of your own)."
 )
 
 
@@ -43,6 +56,9 @@ class GeminiSuggestion(BaseModel):
     quote: str = Field(description="An exact excerpt of the story, copied character for character.")
     message: str
     replacement: str | None = Field(default=None, description="Text that can replace the quote.")
+    rule: str | None = Field(
+        default=None, description="The rule from the catalogue, or model.<focus> for your own."
+    )
 
 
 class GeminiInsight(BaseModel):
@@ -125,7 +141,11 @@ class AnalysisStream:
         if checked.focus not in self._focus:
             return []
         if isinstance(checked, GeminiSuggestion):
-            if not checked.quote:
+            rule = model_rule(checked.focus, checked.rule)
+            # The offline analyzer's filter: a rule turned off never reaches the writer.
+            # (A note given twice on the same words is one on a live document, where the
+            # pass knows the place; a story may hold the same words twice.)
+            if not checked.quote or not shown(rule):
                 return []
             return [
                 SuggestionFound(
@@ -133,10 +153,18 @@ class AnalysisStream:
                     quote=checked.quote,
                     message=checked.message,
                     replacement=checked.replacement,
+                    rule=rule,
                 )
             ]
         metrics = {m.name: m.value for m in checked.metrics}
         return [InsightFound(focus=checked.focus, summary=checked.summary, metrics=metrics)]
+
+
+def model_rule(focus: Focus, named: str | None) -> str:
+    """The rule of a note the model wrote: the catalogue's rule it named, when that rule is
+    of the note's focus; else ``model.<focus>``."""
+    known = RULES.get(named) if named else None
+    return named if known is not None and known.focus == focus and named else f"model.{focus}"
 
 
 def _item_model(annotation: Any) -> Item:

@@ -328,7 +328,7 @@ def test_a_malformed_object_is_skipped_a_malformed_answer_is_provider_error() ->
     assert isinstance(found[0], FindingSkipped) and "focus" in found[0].error
     assert "weather" not in found[0].error  # what was wrong, never the text itself
     found = analysis.feed('{"focus": "plot", "quote": "q", "message": "m"}], "insights": []}')
-    assert found == [SuggestionFound(focus="plot", quote="q", message="m")]
+    assert found == [SuggestionFound(focus="plot", quote="q", message="m", rule="model.plot")]
     analysis.finish()  # a whole, well-formed answer: nothing raised
     for answer in (
         "Sure! Here are my notes:",
@@ -357,7 +357,12 @@ def test_each_finding_goes_out_with_its_closing_brace() -> None:
     analysis.finish()
     closes = [i for i, char in enumerate(answer) if char == "}"]
     assert given == [
-        (closes[0], SuggestionFound(focus="plot", quote="a", message="m", replacement="b")),
+        (
+            closes[0],
+            SuggestionFound(
+                focus="plot", quote="a", message="m", replacement="b", rule="model.plot"
+            ),
+        ),
         (closes[3], InsightFound(focus="plot", summary="s", metrics={"x": 1.0})),
     ]
 
@@ -492,3 +497,22 @@ async def test_run_fake_gemini_serves_until_cancelled() -> None:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+
+
+def test_a_note_names_its_rule_and_passes_the_same_filters() -> None:
+    stream = AnalysisStream(["plot", "dialogue"])
+    notes = [
+        {"focus": "plot", "quote": "a", "message": "m", "rule": "plot.passive"},
+        # A catalogue rule of another focus, or none: the model's own, of its focus.
+        {"focus": "plot", "quote": "b", "message": "m", "rule": "dialogue.adverb_tag"},
+        {"focus": "dialogue", "quote": "c", "message": "m"},
+        # A rule off by default never reaches the writer.
+        {"focus": "plot", "quote": "d", "message": "m", "rule": "plot.close_repeat"},
+    ]
+    found = stream.feed(json.dumps({"suggestions": notes, "insights": []}))
+    stream.finish()
+    assert [(s.quote, s.rule) for s in found if isinstance(s, SuggestionFound)] == [
+        ("a", "plot.passive"),
+        ("b", "model.plot"),
+        ("c", "model.dialogue"),
+    ]
