@@ -15,6 +15,7 @@ import pytest
 
 from amplify_stream.bus.memory import MemoryBus
 from amplify_stream.gateway import keys
+from amplify_stream.providers.local.rules import RULES
 from amplify_stream.text.edits import Change, utf16_length
 from tests.integration.conftest import Service
 from tests.live_documents import check_marks, writer
@@ -43,6 +44,9 @@ async def test_marks_appear_move_and_go_as_the_writer_types(
         await w.settled()
         check_marks(doc)
         assert {m.event["quote"] for m in doc.marks.values()} >= {"was very angry"}
+        # Each names its rule, as the catalogue does.
+        assert quotes["was very angry"].event["rule"] == "character.telling"
+        assert quotes["very angry"].event["rule"] == "plot.intensifier"
         # Deleting the marked words takes their marks at once (the client's own rule),
         # and the service's retraction says the same.
         marked = quotes["very angry"]
@@ -71,6 +75,7 @@ async def test_marks_appear_move_and_go_as_the_writer_types(
             stored = await res.json()
     assert (stored["text"], stored["version"]) == (doc.text, doc.version)
     assert {s["id"] for s in stored["suggestions"]} == set(doc.marks)
+    assert all(s["rule"] in RULES for s in stored["suggestions"])
 
 
 async def test_a_burst_of_edits_gets_one_pass_for_its_last_version(

@@ -12,6 +12,7 @@ import aiohttp
 from aiokafka import AIOKafkaConsumer
 
 from amplify_stream.gateway import keys
+from amplify_stream.providers.local.rules import RULES
 from tests.integration.conftest import Service
 from tests.support import STORY, assert_story_stream, assert_valid, sign_up, sse_story, ws_story
 
@@ -98,6 +99,10 @@ async def test_websocket_story_streams_and_publishes_outcome(
     suggestions = result["suggestions"]
     assert len(suggestions) == completed["suggestions"]
     assert all(STORY[s["start"] : s["end"]] == s["quote"] for s in suggestions)
+    # Each names its rule from the catalogue (GET /v1/rules), on the socket as in the outcome.
+    assert suggestions and all(s["rule"] in RULES for s in suggestions)
+    streamed = [e for e in events if e["type"] == "suggestion"]
+    assert [s["rule"] for s in streamed] == [s["rule"] for s in suggestions]
 
 
 async def test_http_story_streams_as_sse(

@@ -15,6 +15,7 @@ import aiohttp
 
 from amplify_stream.events import SuggestionFields
 from amplify_stream.fakes.gemini import FakeCall, FakeGeminiServer
+from amplify_stream.providers.local.rules import RULES
 from tests.integration.conftest import Service
 from tests.integration.test_pipeline import outcomes_of
 from tests.support import STORY, sign_up
@@ -78,6 +79,11 @@ async def check_completed_list(svc: Service, heard: Heard) -> None:
     streamed = [{k: v for k, v in e.items() if k in fields} for _, e in heard.of("suggestion")]
     for s in streamed:
         assert LONG_STORY[s["start"] : s["end"]] == s["quote"], s
+    # Each names its rule: the catalogue's where the model named one of its focus, else
+    # the model's own (the fake leaves the intensifier's out).
+    rules = {s["rule"] for s in streamed}
+    assert {"dialogue.adverb_tag", "model.setting"} <= rules, rules
+    assert all(r in RULES or r.startswith("model.") for r in rules), rules
     outcomes = await outcomes_of(svc, heard.story_id)
     (enhanced,) = [o for o in outcomes if o["type"] == "enhancement.completed"]
     assert enhanced["suggestions"] == streamed
