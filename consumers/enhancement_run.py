@@ -90,6 +90,9 @@ class EnhancementRun:
         self.outcomes = writes.outcomes
         self.pieces: list[str] = []
         self.suggestions: list[SuggestionFields] = []
+        # Where each note (rule, quote, message) was placed: the same note again goes to
+        # the next place its words hold, and is a duplicate when they hold no other.
+        self._placed: dict[tuple[str | None, str, str], set[int]] = {}
         self.insights: list[InsightFields] = []
         self.usage = Usage()
         self._started = time.monotonic()
@@ -156,7 +159,10 @@ class EnhancementRun:
                 if self._first_suggestion_ms is None:
                     self._first_suggestion_ms = self._since_submitted_ms()
                     self.metrics.first_suggestion_ms.observe(self._first_suggestion_ms)
-                fields = _suggestion(piece, story.text, self._utf16)
+                placed = self._placed.setdefault((piece.rule, piece.quote, piece.message), set())
+                fields = _suggestion(piece, story.text, self._utf16, placed)
+                if fields is None:
+                    continue  # the same note again, and its words hold no other place
                 self.suggestions.append(fields)
                 await stream.publish(
                     Suggestion(story_id=story.story_id, attempt=self.attempt, **fields.model_dump())
@@ -203,15 +209,23 @@ def _first_output(piece: Piece, rewrite: bool) -> bool:
     return isinstance(piece, SuggestionFound | InsightFound)
 
 
-def _suggestion(found: SuggestionFound, text: str, utf16: Utf16Index) -> SuggestionFields:
+def _suggestion(
+    found: SuggestionFound, text: str, utf16: Utf16Index, placed: set[int]
+) -> SuggestionFields | None:
+    """``found`` placed in ``text``; None for a duplicate (``placed``: where the same note
+    went before, updated here)."""
     span: tuple[int, int] | None
     if found.start is not None and text[found.start : found.start + len(found.quote)] == (
         found.quote
     ):
         span = (found.start, found.start + len(found.quote))
     else:
-        span = locate(text, found.quote)
+        span = locate(text, found.quote, skip=placed)
+        if span is None and placed:
+            return None
     start, end = span if span else (None, None)
+    if start is not None:
+        placed.add(start)
     return SuggestionFields(
         id=uuid.uuid4().hex[:12],
         focus=found.focus,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left
+from collections.abc import Collection
 from types import MappingProxyType
 
 _ASTRAL = re.compile("[\U00010000-\U0010ffff]")
@@ -73,22 +74,25 @@ def utf16_offset(text: str, index: int) -> int:
     return index + len(_ASTRAL.findall(text, 0, index))
 
 
-def locate(text: str, quote: str, hint: int | None = None) -> tuple[int, int] | None:
+def locate(
+    text: str, quote: str, hint: int | None = None, *, skip: Collection[int] = ()
+) -> tuple[int, int] | None:
     """Find ``quote`` in ``text``: the ``(start, end)`` of the text it quotes, or None.
 
     An exact match wins; among several, the one starting nearest to ``hint`` (the first
-    when there is no hint). Otherwise the quote is matched tolerantly: any run of
+    when there is no hint), passing over the starts in ``skip`` (where the same note was
+    placed already). Otherwise the quote is matched tolerantly: any run of
     whitespace matches any other, curly and straight quote marks match each other, as do
     dashes, and ``...`` and ``…``. The span is always that of the text as submitted, so
     ``text[start:end]`` is exactly what a client highlights.
     """
     if not quote or not quote.strip():
         return None
-    exact = _nearest(_exact_starts(text, quote), hint)
+    exact = _nearest([s for s in _exact_starts(text, quote) if s not in skip], hint)
     if exact is not None:
         return exact, exact + len(quote)
     pattern = _tolerant_pattern(quote.strip())
-    spans = {m.start(): m.end() for m in pattern.finditer(text)}
+    spans = {m.start(): m.end() for m in pattern.finditer(text) if m.start() not in skip}
     start = _nearest(spans, hint)
     return None if start is None else (start, spans[start])
 

@@ -84,6 +84,9 @@ async def check_completed_list(svc: Service, heard: Heard) -> None:
     rules = {s["rule"] for s in streamed}
     assert {"dialogue.adverb_tag", "model.setting"} <= rules, rules
     assert all(r in RULES or r.startswith("model.") for r in rules), rules
+    # The story holds its words five times: the same note again marks the next of them.
+    placed = [(s["rule"], s["message"], s["start"]) for s in streamed]
+    assert len(set(placed)) == len(placed), placed
     outcomes = await outcomes_of(svc, heard.story_id)
     (enhanced,) = [o for o in outcomes if o["type"] == "enhancement.completed"]
     assert enhanced["suggestions"] == streamed

@@ -177,11 +177,11 @@ async def test_apostrophes_are_not_speech() -> None:
 
 
 async def test_long_unbroken_speech() -> None:
-    speech = " ".join(["word"] * 70)
+    speech = " ".join(["word"] * 90)
     text = f'Anna sat down. "{speech}," she said.'
     [found] = hits(await run(text, ["dialogue"]), "words of speech without a break")
     assert found.quote == f'"{speech},"'
-    assert not hits(await run(f'"{" ".join(["word"] * 20)}."', ["dialogue"]), "without a break")
+    assert not hits(await run(f'"{" ".join(["word"] * 75)}."', ["dialogue"]), "without a break")
 
 
 async def test_dialogue_insight_metrics() -> None:

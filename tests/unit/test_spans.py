@@ -71,6 +71,15 @@ def test_locate_nearest_to_hint() -> None:
     assert locate("ab_ab", "ab", hint=1) == (0, 2)
 
 
+def test_locate_passes_over_the_places_given_already() -> None:
+    text = "the cold sea, the cold sky, the cold sand"
+    first = text.index("cold")
+    second = text.index("cold", first + 1)
+    assert locate(text, "cold", skip={first}) == (second, second + 4)
+    assert locate(text, "cold", skip={first, second, text.rindex("cold")}) is None
+    assert locate(text, "the  cold sky", skip={text.index("the cold sky")}) is None
+
+
 def test_locate_counts_code_points_around_astral_characters() -> None:
     text = "😀😀 Zoë said “hi” 東京"
     start, end = locate(text, "Zoë said") or (-1, -1)
