@@ -92,7 +92,7 @@ class EnhancementRun:
         self.suggestions: list[SuggestionFields] = []
         # Where each note (rule, quote, message) was placed: the same note again goes to
         # the next place its words hold, and is a duplicate when they hold no other.
-        self._placed: dict[tuple[str | None, str, str], set[int]] = {}
+        self._placed: dict[tuple[str | None, str, str], set[tuple[int, int]]] = {}
         self.insights: list[InsightFields] = []
         self.usage = Usage()
         self._started = time.monotonic()
@@ -210,7 +210,7 @@ def _first_output(piece: Piece, rewrite: bool) -> bool:
 
 
 def _suggestion(
-    found: SuggestionFound, text: str, utf16: Utf16Index, placed: set[int]
+    found: SuggestionFound, text: str, utf16: Utf16Index, placed: set[tuple[int, int]]
 ) -> SuggestionFields | None:
     """``found`` placed in ``text``; None for a duplicate (``placed``: where the same note
     went before, updated here)."""
@@ -220,12 +220,12 @@ def _suggestion(
     ):
         span = (found.start, found.start + len(found.quote))
     else:
-        span = locate(text, found.quote, skip=placed)
+        span = locate(text, found.quote, avoid=placed)
         if span is None and placed:
             return None
     start, end = span if span else (None, None)
-    if start is not None:
-        placed.add(start)
+    if span is not None:
+        placed.add(span)
     return SuggestionFields(
         id=uuid.uuid4().hex[:12],
         focus=found.focus,

@@ -176,14 +176,15 @@ class MemoryBus(Bus):
 
     def _unread_from(self, tp: TopicPartition) -> int | None:
         """The lowest offset of ``tp`` that a reader of its topic has yet to read: a
-        group reading it, up to its committed offset (one that has committed nothing of
-        it yet would start from the earliest record: it holds everything back), and a
+        group that has read it, up to its committed offset, members or not (one that has
+        committed nothing of it yet would start from the earliest record: it holds
+        everything back), and a
         reader outside any group (the gateway's relay), up to its position. None: no one
         reads it."""
         unread = [
             group.committed.get(tp, 0)
             for group in self._groups.values()
-            if any(tp.topic in member.topic_names for member in group.members)
+            if tp.topic in group.topics_read or tp in group.committed
         ]
         unread += [
             positions[tp.partition]

@@ -43,12 +43,16 @@ class Group:
         self.group_id = group_id
         self.members: list[MemoryGroupConsumer] = []
         self.committed: dict[TopicPartition, int] = {}
+        # Every topic a member of the group has read: the group still holds back what it
+        # has yet to read of them when no member is there (between a restart and a join).
+        self.topics_read: set[str] = set()
         # Callbacks are awaited: one rebalance at a time.
         self._lock = asyncio.Lock()
 
     async def join(self, member: MemoryGroupConsumer) -> None:
         async with self._lock:
             self.members.append(member)
+            self.topics_read |= member.topic_names
             await self._rebalance()
 
     async def leave(self, member: MemoryGroupConsumer) -> None:

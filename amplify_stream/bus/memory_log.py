@@ -165,7 +165,11 @@ class Budget:
                     (log.bytes, topic, p)
                     for topic in self.topics
                     for p, log in enumerate(topic.logs)
-                    if log.head < len(log.entries) and (topic.name, p) not in blocked
+                    # A compacted topic is bounded by its keys, and its newest record per
+                    # key is the truth (snapshots): the bound never takes one.
+                    if not topic.retention.compacted
+                    and log.head < len(log.entries)
+                    and (topic.name, p) not in blocked
                 ),
                 default=None,
                 key=lambda candidate: candidate[0],

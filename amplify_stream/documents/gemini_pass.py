@@ -29,7 +29,7 @@ from pydantic import BaseModel, Field
 
 from amplify_stream.config.groups import GeminiSettings
 from amplify_stream.documents.analyzers import Emit, PassFindings
-from amplify_stream.documents.local_pass import across, paragraph_facts
+from amplify_stream.documents.local_pass import across, document_facts, paragraph_facts
 from amplify_stream.documents.state import DocumentState, Finding
 from amplify_stream.errors import ProviderError
 from amplify_stream.events import Focus
@@ -47,6 +47,7 @@ from amplify_stream.providers.gemini_client import (
     stream_findings,
 )
 from amplify_stream.providers.local.paragraphs import document_findings
+from amplify_stream.text.paragraphs import has_blank_line
 from amplify_stream.text.spans import locate
 
 log = logging.getLogger(__name__)
@@ -160,7 +161,9 @@ class GeminiAnalyzer:
                 len(skipped),
                 "; ".join(sorted(set(skipped))),
             )
-        whole = document_findings(paragraph_facts(paragraphs, focus), focus)
+        facts = paragraph_facts(paragraphs, focus)
+        wrapped = has_blank_line("\n".join(paragraphs))
+        whole = document_findings(document_facts(paragraphs, facts, focus, wrapped), focus)
         return PassFindings(open_pass.finish(read, across(whole)), whole.insights, len(skipped))
 
     async def aclose(self) -> None:

@@ -39,15 +39,38 @@ class LocalAnalyzer:
 
 
 def local_pass(doc: DocumentState) -> PassFindings:
+    wrapped = has_blank_line(doc.text)
+    if doc.read_wrapped is not None and doc.read_wrapped != wrapped:
+        doc.current = [False] * len(doc.current)  # the same lines make other paragraphs
+    doc.read_wrapped = wrapped
     stale = doc.stale()
     lines = doc.paragraphs
     facts = paragraph_facts(lines, doc.focus)
-    whole = document_findings(facts, doc.focus)
+    whole = document_findings(document_facts(lines, facts, doc.focus, wrapped), doc.focus)
     findings = {i: [_finding(s) for s in facts[i].suggestions if shown(s.rule)] for i in stale}
     spanning = across(whole)
-    if has_blank_line(doc.text):
+    if wrapped:
         _read_wrapped(lines, doc.focus, set(stale), findings, spanning)
     return PassFindings(doc.settle(findings, spanning), whole.insights)
+
+
+def document_facts(
+    lines: Sequence[str],
+    facts: Sequence[ParagraphFacts],
+    focus: tuple[Focus, ...],
+    wrapped: bool,
+) -> list[ParagraphFacts]:
+    """The paragraphs' facts as the document-level findings take them: each line's
+    (``facts``), or in a text whose paragraphs are separated by blank lines (``wrapped``),
+    a hard-wrapped paragraph's whole at its first line, its other lines as blank ones."""
+    if not wrapped:
+        return list(facts)
+    whole = list(facts)
+    blank = cached_paragraph("", focus)
+    for first, last in wrapped_paragraphs(lines):
+        whole[first] = cached_paragraph("\n".join(lines[first : last + 1]), focus)
+        whole[first + 1 : last + 1] = [blank] * (last - first)
+    return whole
 
 
 def _read_wrapped(
@@ -101,7 +124,10 @@ def wrapped_paragraphs(lines: Sequence[str]) -> list[tuple[int, int]]:
 def insights_of(doc: DocumentState) -> tuple[InsightFound, ...]:
     """The document's insights now, from every paragraph's cached facts (what a pass of
     any provider reports; a reopen tells them without a pass)."""
-    return document_findings(paragraph_facts(doc.paragraphs, doc.focus), doc.focus).insights
+    lines = doc.paragraphs
+    facts = paragraph_facts(lines, doc.focus)
+    wrapped = has_blank_line(doc.text)
+    return document_findings(document_facts(lines, facts, doc.focus, wrapped), doc.focus).insights
 
 
 def paragraph_facts(paragraphs: Sequence[str], focus: tuple[Focus, ...]) -> list[ParagraphFacts]:

@@ -105,6 +105,10 @@ class DocumentState:
     current: list[bool] = field(default_factory=list)
     # The version the last finished pass read (None: never analyzed).
     analyzed_version: int | None = None
+    # Whether the last local pass read hard-wrapped paragraphs whole (the text had blank
+    # lines; None: not known, as after a restore): when that changes, every line is read
+    # again, since the same lines then make other paragraphs.
+    read_wrapped: bool | None = field(default=None, compare=False)
     # Bookkeeping of the passes, read through ``ids`` and ``across`` and set again only
     # by ``restore`` (from a snapshot).
     _ids: int = field(default=0, init=False)
@@ -337,7 +341,6 @@ class OpenPass:
         """``f``'s quote, and where it starts in the whole text (UTF-16 units). A finding
         may run on past its paragraph's line (a sentence of a hard-wrapped paragraph)."""
         paragraph = self._paragraphs[index]
-        quote = paragraph[f.start : f.end]
         if f.end > len(paragraph):
             lines, length = [paragraph], len(paragraph)
             for line in self._paragraphs[index + 1 :]:
@@ -345,8 +348,8 @@ class OpenPass:
                     break
                 lines.append(line)
                 length += 1 + len(line)
-            quote = "\n".join(lines)[f.start : f.end]
-        return quote, self._starts[index] + utf16_length(paragraph[: f.start])
+            paragraph = "\n".join(lines)
+        return paragraph[f.start : f.end], self._starts[index] + utf16_length(paragraph[: f.start])
 
     def _span(self, index: int) -> tuple[int, int]:
         start = self._starts[index]

@@ -75,26 +75,35 @@ def utf16_offset(text: str, index: int) -> int:
 
 
 def locate(
-    text: str, quote: str, hint: int | None = None, *, skip: Collection[int] = ()
+    text: str, quote: str, hint: int | None = None, *, avoid: Collection[tuple[int, int]] = ()
 ) -> tuple[int, int] | None:
     """Find ``quote`` in ``text``: the ``(start, end)`` of the text it quotes, or None.
 
     An exact match wins; among several, the one starting nearest to ``hint`` (the first
-    when there is no hint), passing over the starts in ``skip`` (where the same note was
-    placed already). Otherwise the quote is matched tolerantly: any run of
+    when there is no hint), passing over any that overlaps a span of ``avoid`` (where the
+    same note was placed already). Otherwise the quote is matched tolerantly: any run of
     whitespace matches any other, curly and straight quote marks match each other, as do
     dashes, and ``...`` and ``…``. The span is always that of the text as submitted, so
     ``text[start:end]`` is exactly what a client highlights.
     """
     if not quote or not quote.strip():
         return None
-    exact = _nearest([s for s in _exact_starts(text, quote) if s not in skip], hint)
+    free = [s for s in _exact_starts(text, quote) if not _overlaps(s, s + len(quote), avoid)]
+    exact = _nearest(free, hint)
     if exact is not None:
         return exact, exact + len(quote)
     pattern = _tolerant_pattern(quote.strip())
-    spans = {m.start(): m.end() for m in pattern.finditer(text) if m.start() not in skip}
+    spans = {
+        m.start(): m.end()
+        for m in pattern.finditer(text)
+        if not _overlaps(m.start(), m.end(), avoid)
+    }
     start = _nearest(spans, hint)
     return None if start is None else (start, spans[start])
+
+
+def _overlaps(start: int, end: int, spans: Collection[tuple[int, int]]) -> bool:
+    return any(start < e and s < end for s, e in spans)
 
 
 def _exact_starts(text: str, quote: str) -> list[int]:

@@ -468,3 +468,24 @@ async def test_a_memory_bus_away_raises_bus_unavailable() -> None:
             assert committed == []
     finally:
         await bus.close()
+
+
+async def test_the_memory_bound_keeps_what_a_group_without_members_has_yet_to_read() -> None:
+    """A group's members may all be gone for a while (a restart): what it has not read is
+    still its to read. And the bound never takes a compacted topic's newest record."""
+    bus = MemoryBus(Settings(_env_file=None, bus="memory", memory_bus_bytes=1024 * 1024))
+    await bus.start()
+    try:
+        await bus.ensure_topics([TopicSpec("snap", 1, compacted=True)])
+        async with running(bus.producer()) as producer:
+            await producer.send("snap", "doc", b"s" * 20_000)
+            member = bus.group_consumer(["cmd"], "g")
+            await member.start()
+            await member.stop()
+            for n in range(2_000):
+                await producer.send("cmd", f"k{n}", b"c" * 1_000)
+        assert set((await bus.begin_offsets("cmd")).values()) == {0}
+        assert (await bus.begin_offsets("snap")) == {0: 0}
+        assert len(await bus.read_range("snap", 0, 0, 1, isolation="read_committed")) == 1
+    finally:
+        await bus.close()

@@ -356,3 +356,31 @@ def test_a_hard_wrapped_paragraph_is_read_whole() -> None:
     check_slices(doc)
     [again] = [s for s in doc.live.values() if s.rule == "plot.long_sentence"]
     assert again.id != long.id and again.quote == tangled.replace("dam", "weir")
+
+
+def test_a_wrapped_paragraph_is_one_for_the_document_level_rules_too() -> None:
+    # A line that opens a wrapped speech is not a line standing alone; a place on the
+    # opening paragraph's second line is the opening's place.
+    text = (
+        '"Sit," said Ann.\n\n"Thanks," said Bea.\n\n"Tea?" Cy asked.\n\n"Yes," he said.'
+        '\n\n"Please, I would\nlove some," said Ann.\n'
+    )
+    doc = DocumentState("d1", "u1", text)
+    local_pass(doc)
+    assert not [s for s in doc.live.values() if s.rule == "dialogue.unattributed"]
+    opening = "He thought about it for a long while in\nParis, in the rain.\n\n"
+    doc = DocumentState("d2", "u1", opening + "He decided that nothing could be done. " * 12)
+    local_pass(doc)
+    assert not [s for s in doc.live.values() if s.rule == "setting.opening"]
+
+
+def test_when_the_blank_lines_go_every_line_is_read_again() -> None:
+    doc = DocumentState("d1", "u1", 'Intro.\n\n"Go,"\nshe said angrily.')
+    local_pass(doc)
+    assert [s.quote for s in doc.live.values()] == ["said angrily"]
+    doc.edit(1, [Change(6, 7, "")])  # the blank line goes: each line is a paragraph
+    local_pass(doc)
+    fresh = DocumentState("d2", "u1", doc.text)
+    local_pass(fresh)
+    assert spans(doc) == spans(fresh)
+    check_slices(doc)

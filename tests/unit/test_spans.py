@@ -75,9 +75,15 @@ def test_locate_passes_over_the_places_given_already() -> None:
     text = "the cold sea, the cold sky, the cold sand"
     first = text.index("cold")
     second = text.index("cold", first + 1)
-    assert locate(text, "cold", skip={first}) == (second, second + 4)
-    assert locate(text, "cold", skip={first, second, text.rindex("cold")}) is None
-    assert locate(text, "the  cold sky", skip={text.index("the cold sky")}) is None
+    third = text.rindex("cold")
+    assert locate(text, "cold", avoid={(first, first + 4)}) == (second, second + 4)
+    given = {(first, first + 4), (second, second + 4), (third, third + 4)}
+    assert locate(text, "cold", avoid=given) is None
+    sky = text.index("the cold sky")
+    assert locate(text, "the  cold sky", avoid={(sky, sky + 12)}) is None
+    # A quote with a space before it: its tolerant match overlaps the place given, so it
+    # is the same place, not a second one.
+    assert locate("He was very big.", " very big", avoid={(6, 15)}) is None
 
 
 def test_locate_counts_code_points_around_astral_characters() -> None:
