@@ -146,3 +146,18 @@ def test_a_tombstone_is_kept_a_day_then_goes() -> None:
     records, _ = topic.fetch(0, 0, "read_uncommitted", None)
     assert "old" not in {r.key for r in records}
     assert (records[0].key, records[0].value) == ("recent", b"")
+
+
+def test_over_the_bound_a_compacted_topic_gives_its_superseded_records_only() -> None:
+    size = RECORD_OVERHEAD + 1 + 100
+    budget = Budget(10 * size)
+    snaps = Topic("snaps", 1, Retention(compacted=True), budget)
+    for n in range(8):  # two keys, each written four times: too few for a cleaning yet
+        snaps.append(0, "ab"[n % 2], b"%03d" % n + b"s" * 97, (), None)
+    assert len(values(snaps)) == 8
+    other = Topic("other", 1, Retention(), budget)
+    for _ in range(6):
+        other.append(0, "k", b"o" * 100, (), None)
+    # Over the bound: the superseded snapshots went; the newest of each key stays.
+    assert sorted(v[:3] for v in values(snaps)) == [b"006", b"007"]
+    assert budget.total() <= 10 * size
