@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from quality.corpus import KIND_FOCUS, clean_texts, drafts, parse_draft
-from quality.evaluate import TARGETS, score
+from quality.evaluate import TARGETS, Checker, score
 from quality.findings import live_path, rewrite_changes, story_path
 
 
@@ -40,16 +40,9 @@ def test_a_draft_mark_gives_its_exact_span() -> None:
     ]
 
 
-def test_the_story_path_meets_the_targets(corpus: dict[str, Any]) -> None:
-    figures = score(story_path, corpus["clean"], corpus["drafts"])
-    assert figures["inexact_spans"] == 0
-    assert figures["clean_per_1000_words"] <= TARGETS["clean_per_1000_words"], figures["rules"]
-    assert figures["planted_recall"] >= TARGETS["planted_recall"], figures["kinds"]
-    assert figures["traps_hit"] <= TARGETS["traps_hit"], figures["traps_by_kind"]
-
-
-def test_the_live_path_meets_the_targets(corpus: dict[str, Any]) -> None:
-    figures = score(live_path, corpus["clean"], corpus["drafts"])
+@pytest.mark.parametrize("path", [story_path, live_path], ids=["story", "live"])
+def test_each_path_meets_the_targets(corpus: dict[str, Any], path: Checker) -> None:
+    figures = score(path, corpus["clean"], corpus["drafts"])
     assert figures["inexact_spans"] == 0
     assert figures["clean_per_1000_words"] <= TARGETS["clean_per_1000_words"], figures["rules"]
     assert figures["planted_recall"] >= TARGETS["planted_recall"], figures["kinds"]
