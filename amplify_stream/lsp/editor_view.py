@@ -1,17 +1,44 @@
 """What the editor shows of an open file: its live suggestions as diagnostics (less those
 on markup), a quick fix for each replacement, and the document's insights. Positions are
-in the editor's ``encoding`` (``UTF16`` unless it asked for another)."""
+in the editor's encoding (``UTF16`` unless it asked for another)."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from lsprotocol import types
 
 from amplify_stream.client.live import Frame, Mark
 from amplify_stream.lsp.markup import non_prose, overlaps
 from amplify_stream.lsp.open_file import OpenFile
-from amplify_stream.lsp.positions import LineIndex
+from amplify_stream.lsp.positions import UTF16, LineIndex
 
 SOURCE = "amplify"
+# Gemini's notes of its own (``model.<focus>``) have no entry in the catalogue.
+_UNLISTED_RULES = "model."
+
+
+@dataclass
+class View:
+    """How this editor is shown things: its position encoding, and where a rule's entry
+    is (the catalogue's address; None before the service is known)."""
+
+    encoding: str = UTF16
+    rules_url: str | None = None
+
+    def rule_href(self, rule: str | None) -> str | None:
+        if rule is None or self.rules_url is None or rule.startswith(_UNLISTED_RULES):
+            return None
+        return f"{self.rules_url}#{rule}"
+
+
+def rules_url(base_url: str) -> str:
+    """Where a rule's entry is: the gateway's catalogue, ``GET /v1/rules``, the entry named
+    by the fragment. It is the one address of the rules that resolves: there is no
+    ``/v1/rules/{id}`` and no page of docs/rules.md (``/docs`` is the Swagger UI, and
+    ``/docs/rules`` a 404). It answers JSON, and a browser without the token gets 401; the
+    diagnostic's code is the rule id all the same, for docs/rules.md."""
+    return base_url.rstrip("/") + "/v1/rules"
 
 
 def marks(file: OpenFile) -> list[Mark]:
@@ -29,33 +56,37 @@ def marks(file: OpenFile) -> list[Mark]:
     return sorted(shown, key=lambda m: (m.start_utf16, m.end_utf16, m.id))
 
 
-def diagnostics(file: OpenFile, encoding: str) -> list[types.Diagnostic]:
-    index = LineIndex.of(file.text, encoding)
-    return [_diagnostic(index, m) for m in marks(file)]
+def diagnostics(file: OpenFile, view: View) -> list[types.Diagnostic]:
+    index = LineIndex.of(file.text, view.encoding)
+    return [diagnostic(index, m, view) for m in marks(file)]
 
 
-def fixes(file: OpenFile, within: types.Range, encoding: str) -> list[types.CodeAction]:
-    """A quick fix for each suggestion with a replacement that ``within`` touches."""
-    index = LineIndex.of(file.text, encoding)
+def touched(file: OpenFile, within: types.Range, index: LineIndex) -> list[Mark]:
+    """The shown suggestions that ``within`` touches (a cursor at either end counts)."""
     lo, hi = index.offset_utf16(within.start), index.offset_utf16(within.end)
+    return [m for m in marks(file) if m.start_utf16 <= hi and lo <= m.end_utf16]
+
+
+def fixes(file: OpenFile, within: types.Range, view: View) -> list[types.CodeAction]:
+    """A quick fix for each suggestion with a replacement that ``within`` touches."""
+    index = LineIndex.of(file.text, view.encoding)
     actions = []
-    for mark in marks(file):
+    for mark in touched(file, within, index):
         replacement = mark.event.get("replacement")
-        touches = mark.start_utf16 <= hi and lo <= mark.end_utf16
-        if replacement is None or not touches:
+        if replacement is None:
             continue
-        diagnostic = _diagnostic(index, mark)
+        found = diagnostic(index, mark, view)
         edit = types.TextDocumentEdit(
             text_document=types.OptionalVersionedTextDocumentIdentifier(
                 uri=file.uri, version=file.version
             ),
-            edits=[types.TextEdit(range=diagnostic.range, new_text=replacement)],
+            edits=[types.TextEdit(range=found.range, new_text=replacement)],
         )
         actions.append(
             types.CodeAction(
                 title=f'Replace "{mark.event["quote"]}" with "{replacement}"',
                 kind=types.CodeActionKind.QuickFix,
-                diagnostics=[diagnostic],
+                diagnostics=[found],
                 edit=types.WorkspaceEdit(document_changes=[edit]),
                 is_preferred=True,
             )
@@ -72,16 +103,21 @@ def insights(file: OpenFile) -> list[Frame]:
     ]
 
 
-def _diagnostic(index: LineIndex, mark: Mark) -> types.Diagnostic:
+def diagnostic(index: LineIndex, mark: Mark, view: View) -> types.Diagnostic:
+    """A suggestion as a diagnostic: its rule as the code (the focus when it has none),
+    linked to the rule's entry; ``data`` keeps the suggestion's id for the code actions."""
     event = mark.event
     message = event["message"]
     if event.get("replacement") is not None:
         message += f' (suggested: "{event["replacement"]}")'
+    rule = event.get("rule")
+    href = view.rule_href(rule)
     return types.Diagnostic(
         range=index.range_utf16(mark.start_utf16, mark.end_utf16),
         message=message,
         severity=types.DiagnosticSeverity.Information,
-        code=event["focus"],
+        code=rule or event["focus"],
+        code_description=types.CodeDescription(href=href) if href else None,
         source=SOURCE,
-        data={"id": mark.id, "replacement": event.get("replacement")},
+        data={"id": mark.id, "rule": rule, "replacement": event.get("replacement")},
     )

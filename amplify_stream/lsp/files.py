@@ -27,10 +27,10 @@ from urllib.parse import unquote, urlparse
 from lsprotocol import types
 
 from amplify_stream.client.live import Frame, LiveDocument
-from amplify_stream.lsp.editor_view import diagnostics
+from amplify_stream.lsp.editor_view import View, diagnostics
 from amplify_stream.lsp.markup import Kind
 from amplify_stream.lsp.open_file import OpenFile
-from amplify_stream.lsp.positions import UTF16, service_changes
+from amplify_stream.lsp.positions import service_changes
 from amplify_stream.text.edits import Change, utf16_length
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ class Files:
         self._tell = tell
         self._delete = delete
         self._collect = collect
-        self.encoding: str = UTF16
+        self.view = View()
         self._files: dict[str, OpenFile] = {}
         self._by_doc: dict[str, OpenFile] = {}
         self._by_request: dict[str, OpenFile] = {}
@@ -86,7 +86,7 @@ class Files:
         file = self._files.get(uri)
         if file is None:
             return
-        file.text, edits = service_changes(file.text, changes, self.encoding)
+        file.text, edits = service_changes(file.text, changes, self.view.encoding)
         file.version = version
         if file.live is not None and edits:
             frame = file.live.edit(edits, request_id=self._request_id())
@@ -239,7 +239,7 @@ class Files:
         for uri in dirty:
             file = self._files.get(uri)
             if file is not None:
-                self._publish(uri, file.version, diagnostics(file, self.encoding))
+                self._publish(uri, file.version, diagnostics(file, self.view))
 
 
 def _difference(old: str, new: str) -> Change:

@@ -3,7 +3,7 @@ Server Protocol on stdio (pygls).
 
 Every plain text, Markdown and reStructuredText file the editor opens becomes a live
 document of the service (docs/protocol.md section 6) on one WebSocket; its suggestions
-come back as diagnostics (source ``amplify``, the focus as the code), those with a
+come back as diagnostics (source ``amplify``, the rule as the code), those with a
 replacement as quick fixes, and the insights as a hover on the first line and as the
 command ``amplify.insights``. The service is named by ``AMPLIFY_URL`` and the token by
 ``AMPLIFY_TOKEN``, or by the editor's initialization options ``url`` and ``token``;
@@ -27,7 +27,7 @@ from pygls.lsp.server import LanguageServer
 from amplify_stream.client.api import DEFAULT_URL, AmplifyClient
 from amplify_stream.client.errors import ClientError
 from amplify_stream.logs import configure_logging
-from amplify_stream.lsp.editor_view import fixes, insights
+from amplify_stream.lsp.editor_view import fixes, insights, rules_url
 from amplify_stream.lsp.files import TITLE_PREFIX, Files
 from amplify_stream.lsp.link import ServiceLink
 from amplify_stream.lsp.markup import kind_of
@@ -55,6 +55,7 @@ class WriterServer(LanguageServer):
         url = opts.get("url") or os.environ.get("AMPLIFY_URL") or DEFAULT_URL
         token = opts.get("token") or os.environ.get("AMPLIFY_TOKEN")
         self.client = AmplifyClient(str(url), token=str(token) if token else None)
+        self.files.view.rules_url = rules_url(self.client.base_url)
         self.link = ServiceLink(
             self.client,
             on_open=self.files.connected,
@@ -150,7 +151,7 @@ def _initialized(ls: WriterServer, params: types.InitializedParams) -> None:
     encoding = ls.workspace.position_encoding
     if encoding is not None:
         # The enum's value: str() of a str enum is its name in Python 3.11.
-        ls.files.encoding = getattr(encoding, "value", encoding)
+        ls.files.view.encoding = getattr(encoding, "value", encoding)
     ls.start_link()
 
 
@@ -185,7 +186,7 @@ def _did_close(ls: WriterServer, params: types.DidCloseTextDocumentParams) -> No
 )
 def _code_action(ls: WriterServer, params: types.CodeActionParams) -> list[types.CodeAction]:
     file = ls.files.get(params.text_document.uri)
-    return [] if file is None else fixes(file, params.range, ls.files.encoding)
+    return [] if file is None else fixes(file, params.range, ls.files.view)
 
 
 @server.feature(types.TEXT_DOCUMENT_HOVER)

@@ -193,9 +193,9 @@ async def test_typed_sentence_gets_diagnostics_and_a_quick_fix(
     angry = found["very angry"]
     column = len((f"港口 🌊 {SENTENCE}"[: f"港口 🌊 {SENTENCE}".index("very")]).encode("utf-16-le"))
     assert angry.range.start == types.Position(line=line, character=column // 2)
-    assert (angry.source, angry.code) == ("amplify", "plot")
+    assert (angry.source, angry.code) == ("amplify", "plot.intensifier")
     assert angry.severity == types.DiagnosticSeverity.Information
-    assert found["was very angry"].code == "character"
+    assert found["was very angry"].code == "character.telling"
     # Nothing in the fenced block or the inline code: the same words there are markup.
     assert len(editor.diagnostics) == 2, editor.quoted()
     assert started < typed
