@@ -78,6 +78,12 @@ class Metrics:
         )
 
         # Live documents (docs/protocol.md section 6).
+        self.suggestion_feedback = Counter(
+            "amplify_suggestion_feedback",
+            "Writers' decisions about suggestions (suggestion.feedback), by rule and action",
+            ["rule", "action"],
+            registry=r,
+        )
         self.doc_edits = Counter(
             "amplify_doc_edits",
             "doc.edit commands folded by document owners, by result",

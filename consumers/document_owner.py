@@ -39,6 +39,7 @@ from amplify_stream.documents.partition import (
     analyzed_outcome,
     pass_answers,
 )
+from amplify_stream.documents.say import Source
 from amplify_stream.documents.snapshot import suggestion_event
 from amplify_stream.documents.state import LiveSuggestion
 from amplify_stream.events.documents import (
@@ -47,6 +48,7 @@ from amplify_stream.events.documents import (
     DocumentEdited,
     DocumentSnapshot,
     DocumentTimings,
+    SuggestionFeedbackOutcome,
     document_command_adapter,
 )
 from amplify_stream.providers.local.paragraphs import paragraph_cache_info
@@ -83,8 +85,10 @@ class DocumentOwner(Worker[DocumentCommand]):
 
     async def on_assignment(self, partitions: set[TopicPartition]) -> None:
         self._outbox.start()
+        source = Source(self._analyzer.name, self._analyzer.model)
         for tp in partitions:
-            part = OwnedPartition(tp, self.ownership_of(tp), PartitionDocuments(self._max_chars))
+            docs = PartitionDocuments(self._max_chars, source)
+            part = OwnedPartition(tp, self.ownership_of(tp), docs, on_feedback=self._counted)
             part.loading = asyncio.create_task(self._load(part), name=f"documents:load:{tp}")
             self._parts[tp] = part
 
@@ -145,6 +149,9 @@ class DocumentOwner(Worker[DocumentCommand]):
                     await part.checkpoint(self.topics, self.group_id)
             except Exception as exc:
                 log.warning("%s handed over without a last checkpoint: %r", tp, exc)
+
+    def _counted(self, feedback: SuggestionFeedbackOutcome) -> None:
+        self.metrics.suggestion_feedback.labels(feedback.rule or "", feedback.action).inc()
 
     # ------------------------------------------------------------ commands
 

@@ -20,6 +20,7 @@ import time
 import uuid
 
 from amplify_stream.bus import is_bus_error
+from amplify_stream.documents.ignores import Ignores
 from amplify_stream.errors import AmplifyError
 from amplify_stream.events import (
     EnhancementCompleted,
@@ -38,6 +39,7 @@ from amplify_stream.events import (
     Suggestion,
     SuggestionFields,
     Usage,
+    UserPreferences,
     ms_since,
 )
 from amplify_stream.metrics import Metrics
@@ -100,6 +102,13 @@ class EnhancementRun:
         self._first_token_ms: float | None = None
         self._first_suggestion_ms: float | None = None
         self._utf16 = Utf16Index(story.text)
+        # The writer's preferences (rules off, vouched words), on either provider.
+        said = story.ignores
+        self._ignores = Ignores(
+            user=UserPreferences(rules_off=said.rules_off, words=said.words)
+            if said is not None
+            else UserPreferences()
+        )
 
     @property
     def text(self) -> str:
@@ -156,6 +165,10 @@ class EnhancementRun:
                 if self.segments is not None:
                     await self.segments.write(piece.text)
             elif isinstance(piece, SuggestionFound):
+                if self._ignores.hides(
+                    piece.rule, piece.focus, piece.message, piece.quote, lambda: ""
+                ):
+                    continue  # a rule the writer turned off, or about a word they vouch for
                 if self._first_suggestion_ms is None:
                     self._first_suggestion_ms = self._since_submitted_ms()
                     self.metrics.first_suggestion_ms.observe(self._first_suggestion_ms)

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from amplify_stream.bus import is_bus_error
 from amplify_stream.bus.base import Bus, Record, TopicPartition
 from amplify_stream.documents.partition import PartitionDocuments, deleted_marker
-from amplify_stream.events import encode, headers_for
+from amplify_stream.events import SuggestionFeedbackOutcome, encode, headers_for
 from amplify_stream.retry import retry_with_backoff
 from amplify_stream.topics import Topics
 from consumers.ownership import Ownership
@@ -34,6 +35,8 @@ class OwnedPartition:
     passes: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     # When each document's idle wait began (its last change), monotonic seconds.
     changed_at: dict[str, float] = field(default_factory=dict)
+    # Told of the writers' decisions once their checkpoint is committed (the metrics).
+    on_feedback: Callable[[SuggestionFeedbackOutcome], None] | None = None
 
     def stop_pass(self, doc_id: str) -> None:
         if (timer := self.timers.pop(doc_id, None)) is not None:
@@ -72,7 +75,8 @@ class OwnedPartition:
             records.append(OutRecord(t.snapshots, doc_id, encode(marker), headers_for(marker.type)))
             records += [OutRecord(t.snapshots, doc_id, None), OutRecord(t.documents, doc_id, None)]
         records += [
-            OutRecord(t.outcomes, o.doc_id, encode(o), headers_for(o.type)) for o in outcomes
+            OutRecord(t.outcomes, o.doc_id or o.user_id, encode(o), headers_for(o.type))
+            for o in outcomes
         ]
         try:
             await publisher.checkpoint(records, {self.tp: offset}, group_id)
@@ -81,6 +85,10 @@ class OwnedPartition:
             docs.outcomes[:0] = outcomes
             raise
         self.committed = offset
+        if self.on_feedback is not None:
+            for o in outcomes:
+                if isinstance(o, SuggestionFeedbackOutcome):
+                    self.on_feedback(o)
 
     async def checkpoint_every(self, interval_s: float, topics: Topics, group_id: str) -> None:
         """Checkpoints until the partition is lost; a failed one is tried at the next."""

@@ -14,8 +14,11 @@ from amplify_stream.bus.base import Position, Producer
 from amplify_stream.events import encode, headers_for
 from amplify_stream.events.documents import (
     DocumentDeleted,
+    DocumentDismissed,
     DocumentEdited,
     DocumentOpenRequested,
+    DocumentPreferences,
+    DocumentWord,
 )
 
 
@@ -37,5 +40,17 @@ class DocumentCommands:
 
     async def delete(self, event: DocumentDeleted) -> Position:
         return await self._producer.send_and_wait(
+            self._topic, event.doc_id, encode(event), headers_for(event.type)
+        )
+
+    async def say(self, event: DocumentDismissed | DocumentWord) -> Position:
+        """A ``doc.dismiss`` or ``doc.word`` (the writer's say), for the document's owner."""
+        return await self._producer.send_and_wait(
+            self._topic, event.doc_id, encode(event), headers_for(event.type)
+        )
+
+    async def send_preferences(self, event: DocumentPreferences) -> Awaitable[Position]:
+        """Queued, like an edit: the caller awaits the landing of one document's or many."""
+        return await self._producer.send(
             self._topic, event.doc_id, encode(event), headers_for(event.type)
         )

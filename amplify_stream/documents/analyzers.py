@@ -35,6 +35,11 @@ class PassFindings:
 class DocumentAnalyzer(Protocol):
     name: str
 
+    @property
+    def model(self) -> str | None:
+        """The model that reads the paragraphs, where one does."""
+        ...
+
     async def analyze(self, doc: DocumentState, emit: Emit) -> PassFindings:
         """Read ``doc``'s stale paragraphs and settle its live set. Suggestions passed to
         ``emit`` are live from then on (and are not in the result's ``added``)."""

@@ -29,6 +29,7 @@ class LocalAnalyzer:
     on one changed paragraph takes a millisecond or two, so it runs inline."""
 
     name = "local"
+    model: str | None = None
 
     async def analyze(self, doc: DocumentState, emit: Emit) -> PassFindings:
         await asyncio.sleep(0)  # a pass superseded before it began does nothing

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from amplify_stream.documents import say
 from amplify_stream.documents.analyzers import PassFindings
 from amplify_stream.documents.local_pass import insights_of
 from amplify_stream.documents.snapshot import from_snapshot, suggestion_event, to_snapshot
@@ -25,10 +26,14 @@ from amplify_stream.events.documents import (
     DocumentAnalyzedOutcome,
     DocumentCommand,
     DocumentDeleted,
+    DocumentDismissed,
     DocumentEdited,
     DocumentOpenRequested,
+    DocumentPreferences,
     DocumentSnapshot,
     DocumentTimings,
+    DocumentWord,
+    SuggestionFeedbackOutcome,
 )
 from amplify_stream.events.text_limits import TextTooLong
 from amplify_stream.providers.base import InsightFound
@@ -54,9 +59,14 @@ class Folded:
     changed: str | None = None
 
 
+Outcome = DocumentAnalyzedOutcome | SuggestionFeedbackOutcome
+
+
 @dataclass
 class PartitionDocuments:
     max_chars: int
+    # Who finds the suggestions (what the writers' feedback is about).
+    source: say.Source = field(default_factory=say.Source)
     docs: dict[str, DocumentState] = field(default_factory=dict)
     created_at: dict[str, str] = field(default_factory=dict)
     # The offset after the last record folded (None: none since the snapshots).
@@ -66,7 +76,7 @@ class PartitionDocuments:
     # Changed since the last checkpoint; deleted since then; outcomes of finished passes.
     dirty: set[str] = field(default_factory=set)
     deleted: dict[str, str] = field(default_factory=dict)  # doc_id -> user_id
-    outcomes: list[DocumentAnalyzedOutcome] = field(default_factory=list)
+    outcomes: list[Outcome] = field(default_factory=list)
     # Per document, the insights its watchers last heard, so that a pass tells only the
     # ones that changed (not kept in snapshots: a new owner's first pass tells them all).
     told: dict[str, Told] = field(default_factory=dict)
@@ -121,7 +131,11 @@ class PartitionDocuments:
             return self._open(command)
         if isinstance(command, DocumentEdited):
             return self._edit(command)
-        return self._delete(command)
+        if isinstance(command, DocumentDeleted):
+            return self._delete(command)
+        if isinstance(command, DocumentPreferences):
+            return self._preferences(command)
+        return self._say(command)
 
     def _open(self, command: DocumentOpenRequested) -> Folded:
         doc = self.docs.get(command.doc_id)
@@ -136,15 +150,30 @@ class PartitionDocuments:
             self.docs[doc.doc_id] = doc
             self.created_at[doc.doc_id] = command.at
             self.dirty.add(doc.doc_id)
-            return Folded([Answer(_opened(doc, command), command.reply_to)], doc.doc_id)
+            if command.preferences is not None:
+                doc.ignores.hear(command.preferences)
+            answers = [Answer(_opened(doc, command), command.reply_to)]
+            if doc.ignores:
+                answers.append(Answer(say.ignores_event(doc, None), command.reply_to))
+            return Folded(answers, doc.doc_id)
         if doc is None or doc.user_id != command.user_id:
             return Folded([_not_found(command)])
-        answers = [Answer(_opened(doc, command), command.reply_to)]
+        # The user's preferences as the store holds them now: what they hide goes before
+        # the live set is told again (and every other watcher hears it go).
+        heard = None
+        if command.preferences is not None:
+            heard = say.hear(doc, command.preferences)
+        answers = [Answer(e) for e in heard.events[:-1]] if heard is not None else []
+        if heard is not None:
+            self.dirty.add(doc.doc_id)
+        answers.append(Answer(_opened(doc, command), command.reply_to))
+        if doc.ignores:
+            answers.append(Answer(say.ignores_event(doc, None), command.reply_to))
         answers += [Answer(suggestion_event(doc, s), command.reply_to) for s in doc.live.values()]
         answers += [Answer(insight_event(doc, i), command.reply_to) for i in insights_of(doc)]
         if doc.analyzed_version == doc.version:
             answers.append(Answer(analyzed(doc, reanalyzed=0), command.reply_to))
-        return Folded(answers)
+        return Folded(answers, doc.doc_id if heard is not None and heard.read_again else None)
 
     def _edit(self, command: DocumentEdited) -> Folded:
         doc = self.docs.get(command.doc_id)
@@ -163,6 +192,7 @@ class PartitionDocuments:
             )
             return Folded([_error(command, "version_conflict", message, version=result.version)])
         self.dirty.add(doc.doc_id)
+        self.outcomes += say.accepted(doc, result.accepted, self.source)
         answers = [
             Answer(
                 DocAck(doc_id=doc.doc_id, version=doc.version, request_id=command.request_id),
@@ -174,6 +204,31 @@ class PartitionDocuments:
                 Answer(DocRetracted(doc_id=doc.doc_id, version=doc.version, ids=result.retracted))
             )
         return Folded(answers, doc.doc_id)
+
+    def _say(self, command: DocumentDismissed | DocumentWord) -> Folded:
+        doc = self.docs.get(command.doc_id)
+        if doc is None or doc.user_id != command.user_id:
+            return Folded([_not_found(command)])
+        try:
+            if isinstance(command, DocumentDismissed):
+                said = say.dismiss(doc, command, self.source)
+            else:
+                said = say.word(doc, command, self.source)
+        except say.Refused as exc:
+            return Folded([_error(command, exc.code, str(exc), version=doc.version)])
+        self.dirty.add(doc.doc_id)
+        self.outcomes += said.outcomes
+        return Folded([Answer(e) for e in said.events], doc.doc_id if said.read_again else None)
+
+    def _preferences(self, command: DocumentPreferences) -> Folded:
+        doc = self.docs.get(command.doc_id)
+        if doc is None or doc.user_id != command.user_id:
+            return Folded([])  # gone since the gateway listed it
+        said = say.hear(doc, command.preferences)
+        if said is None:
+            return Folded([])  # older than what the document heard
+        self.dirty.add(doc.doc_id)
+        return Folded([Answer(e) for e in said.events], doc.doc_id if said.read_again else None)
 
     def _delete(self, command: DocumentDeleted) -> Folded:
         doc = self.docs.get(command.doc_id)
@@ -271,13 +326,16 @@ def _opened(doc: DocumentState, command: DocumentOpenRequested) -> DocOpened:
     )
 
 
-def _not_found(command: DocumentOpenRequested | DocumentEdited) -> Answer:
+_Asked = DocumentOpenRequested | DocumentEdited | DocumentDismissed | DocumentWord
+
+
+def _not_found(command: _Asked) -> Answer:
     # Another user's document and one that does not exist read the same.
     return _error(command, "not_found", "document not found")
 
 
 def _error(
-    command: DocumentOpenRequested | DocumentEdited,
+    command: _Asked,
     code: str,
     message: str,
     *,

@@ -6,6 +6,7 @@ document's HTTP answer)."""
 
 from __future__ import annotations
 
+from amplify_stream.documents.ignores import Ignores
 from amplify_stream.documents.state import DocumentState, LiveSuggestion
 from amplify_stream.events.documents import (
     DocSuggestion,
@@ -31,6 +32,7 @@ def to_snapshot(doc: DocumentState, *, offset: int, created_at: str) -> Document
         ids=doc.ids,
         across=sorted(doc.across),
         analyzed_version=doc.analyzed_version,
+        ignores=doc.ignores.record(),
     )
 
 
@@ -45,6 +47,7 @@ def from_snapshot(snapshot: DocumentSnapshot) -> DocumentState:
         live={s.id: from_record(s) for s in snapshot.suggestions},
         current=list(snapshot.current),
         analyzed_version=snapshot.analyzed_version,
+        ignores=Ignores.from_record(snapshot.ignores),
     )
     doc.restore(ids=snapshot.ids, across=snapshot.across)
     return doc

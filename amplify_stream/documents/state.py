@@ -13,6 +13,7 @@ import hashlib
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from amplify_stream.documents.ignores import Ignores, sentence_around
 from amplify_stream.events import Focus
 from amplify_stream.events.text_limits import check_length
 from amplify_stream.text.edits import (
@@ -75,6 +76,8 @@ class LiveSuggestion:
 class Applied:
     version: int
     retracted: list[str]
+    # Suggestions the edit accepted: it put the replacement exactly where the quote was.
+    accepted: list[LiveSuggestion] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +112,8 @@ class DocumentState:
     # lines; None: not known, as after a restore): when that changes, every line is read
     # again, since the same lines then make other paragraphs.
     read_wrapped: bool | None = field(default=None, compare=False)
+    # What the writer said no to (docs/protocol.md section 6, "The writer's say").
+    ignores: Ignores = field(default_factory=Ignores)
     # Bookkeeping of the passes, read through ``ids`` and ``across`` and set again only
     # by ``restore`` (from a snapshot).
     _ids: int = field(default=0, init=False)
@@ -163,11 +168,22 @@ class DocumentState:
         if max_chars is not None:
             check_length(text, max_chars)
         retracted: list[str] = []
+        accepted: list[LiveSuggestion] = []
         for change, start, end, before in placed:
+            accepted += self._accepted(change)
             retracted += self._apply(change, start, end, before)
         self.text = text
         self.version = version
-        return Applied(version, retracted)
+        return Applied(version, retracted, accepted)
+
+    def _accepted(self, change: Change) -> list[LiveSuggestion]:
+        return [
+            s
+            for s in self.live.values()
+            if s.replacement is not None
+            and s.replacement == change.text
+            and (s.start_utf16, s.end_utf16) == (change.start_utf16, change.end_utf16)
+        ]
 
     def _apply(self, change: Change, start: int, end: int, before: str) -> list[str]:
         """The paragraphs and spans after ``change`` (at code points ``start``-``end`` of
@@ -258,6 +274,18 @@ class DocumentState:
             n += 1
         return unique
 
+    # ------------------------------------------------------------ the writer's say
+
+    def retract(self, ids: Collection[str]) -> None:
+        """Live suggestions gone outside a pass (the writer's say hides them)."""
+        for sid in ids:
+            del self.live[sid]
+        self._across.difference_update(ids)
+
+    def read_again(self) -> None:
+        """Every paragraph stale: what the writer took back (an undo) may be found again."""
+        self.current = [False] * len(self.current)
+
     def paragraph_live(self, u_start: int, u_end: int) -> Iterator[LiveSuggestion]:
         """The live suggestions of one paragraph's findings (document-level ones aside)."""
         for s in self.live.values():
@@ -290,6 +318,8 @@ class OpenPass:
         same (it stays, and is kept by ``finish``)."""
         self._check()
         quote, at = self._place(index, f)
+        if self._hidden(index, f, quote):
+            return None
         key = (f.focus, f.message, f.replacement, quote, at)
         kept = self._kept.setdefault(index, set())
         u_start, u_end = self._span(index)
@@ -324,6 +354,8 @@ class OpenPass:
         kept_across: set[str] = set()
         for index, f in across:
             quote, at = self._place(index, f)
+            if self._hidden(index, f, quote):
+                continue
             if (same := before.get((f.focus, f.message, f.replacement, quote, at))) is None:
                 live = doc.add_found(f, quote, at)
                 added.append(live)
@@ -337,9 +369,23 @@ class OpenPass:
         doc.analyzed_version = doc.version
         return PassResult(doc.version, added, retracted, len(read))
 
+    def _hidden(self, index: int, f: Finding, quote: str) -> bool:
+        return self._doc.ignores.hides(
+            f.rule,
+            f.focus,
+            f.message,
+            quote,
+            lambda: sentence_around(self._lines(index, f), f.start, f.end),
+        )
+
     def _place(self, index: int, f: Finding) -> tuple[str, int]:
-        """``f``'s quote, and where it starts in the whole text (UTF-16 units). A finding
-        may run on past its paragraph's line (a sentence of a hard-wrapped paragraph)."""
+        """``f``'s quote, and where it starts in the whole text (UTF-16 units)."""
+        paragraph = self._lines(index, f)
+        return paragraph[f.start : f.end], self._starts[index] + utf16_length(paragraph[: f.start])
+
+    def _lines(self, index: int, f: Finding) -> str:
+        """The lines ``f`` lies in, from paragraph ``index``'s: a finding may run on past its
+        paragraph's line (a sentence of a hard-wrapped paragraph)."""
         paragraph = self._paragraphs[index]
         if f.end > len(paragraph):
             lines, length = [paragraph], len(paragraph)
@@ -349,7 +395,7 @@ class OpenPass:
                 lines.append(line)
                 length += 1 + len(line)
             paragraph = "\n".join(lines)
-        return paragraph[f.start : f.end], self._starts[index] + utf16_length(paragraph[: f.start])
+        return paragraph
 
     def _span(self, index: int) -> tuple[int, int]:
         start = self._starts[index]

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import Field, TypeAdapter
 
 from amplify_stream.events.common import ALL_FOCUS, ClientModel, FocusList
-from amplify_stream.events.documents import DocClose, DocEdit, DocOpen
+from amplify_stream.events.documents import DocClose, DocDismiss, DocEdit, DocOpen, DocWord
 
 # The live documents' frames (section 6) live with the rest of the documents' records;
 # that module needs only ``common``, so importing it here makes no cycle.
@@ -52,7 +52,15 @@ class Ping(ClientModel):
 
 
 ClientMessage = Annotated[
-    StorySubmit | StoryResume | StoryCancel | Ping | DocOpen | DocEdit | DocClose,
+    StorySubmit
+    | StoryResume
+    | StoryCancel
+    | Ping
+    | DocOpen
+    | DocEdit
+    | DocClose
+    | DocDismiss
+    | DocWord,
     Field(discriminator="type"),
 ]
 client_message_adapter: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)

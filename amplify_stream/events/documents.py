@@ -45,6 +45,38 @@ class DocClose(ClientModel):
     doc_id: str = Field(max_length=100)
 
 
+# The writer's say (docs/protocol.md section 6, "The writer's say").
+DismissScope = Literal["suggestion", "document", "everywhere"]
+WordScope = Literal["document", "everywhere"]
+MAX_WORD_CHARS = 64
+# A rule id as the catalogue spells them (``plot.passive``, ``model.dialogue``).
+RULE_PATTERN = r"^[a-z]+\.[a-z_]+$"
+# A vouched word: no control characters, no space at either end (spelled in ASCII
+# ranges, so every regex dialect a client validates with reads it alike).
+WORD_PATTERN = r"^[^\x00-\x20\x7f](?:[^\x00-\x1f\x7f]*[^\x00-\x20\x7f])?$"
+Word = Annotated[str, Field(min_length=1, max_length=MAX_WORD_CHARS, pattern=WORD_PATTERN)]
+RuleId = Annotated[str, Field(max_length=100, pattern=RULE_PATTERN)]
+
+
+class DocDismiss(ClientModel):
+    type: Literal["doc.dismiss"]
+    request_id: str | None = Field(default=None, max_length=200)
+    doc_id: str = Field(max_length=100)
+    id: str | None = Field(default=None, max_length=100)
+    rule: RuleId | None = None
+    scope: DismissScope = "suggestion"
+    undo: bool = False
+
+
+class DocWord(ClientModel):
+    type: Literal["doc.word"]
+    request_id: str | None = Field(default=None, max_length=200)
+    doc_id: str = Field(max_length=100)
+    word: Word
+    scope: WordScope = "document"
+    undo: bool = False
+
+
 # ---------------------------------------------------------------- server -> client
 
 
@@ -113,7 +145,40 @@ class DocAnalyzed(DocEvent):
     reanalyzed: int
 
 
-DOC_EVENTS = (DocOpened, DocAck, DocSuggestion, DocRetracted, DocInsight, DocAnalyzed)
+class DismissedFinding(_Model):
+    """A finding the writer dismissed: what it was when they did (``id`` is the
+    suggestion's id then; the same finding found again later has another)."""
+
+    id: str
+    rule: str | None = None
+    focus: Focus
+    quote: str
+    message: str
+
+
+class UserIgnores(_Model):
+    rules_off: list[str] = Field(default_factory=list)
+    words: list[str] = Field(default_factory=list)
+
+
+class DocIgnores(DocEvent):
+    type: Literal["doc.ignores"] = "doc.ignores"
+    request_id: str | None = None
+    dismissed: list[DismissedFinding]
+    rules_off: list[str]
+    words: list[str]
+    user: UserIgnores
+
+
+DOC_EVENTS = (
+    DocOpened,
+    DocAck,
+    DocSuggestion,
+    DocRetracted,
+    DocInsight,
+    DocAnalyzed,
+    DocIgnores,
+)
 
 # ---------------------------------------------------------------- documents topic (commands)
 
@@ -130,6 +195,13 @@ class _Answered(_Command):
     request_id: str | None = None
 
 
+class UserPreferences(UserIgnores):
+    """The user's preferences as the store held them when the gateway wrote a command:
+    ``revision`` orders them (a document keeps the highest it heard)."""
+
+    revision: int = 0
+
+
 class DocumentOpenRequested(_Answered):
     """``doc.open``: with ``create``, the document's first state; else a reopen."""
 
@@ -138,6 +210,7 @@ class DocumentOpenRequested(_Answered):
     text: str = ""
     title: str | None = None
     focus: list[Focus] | None = None
+    preferences: UserPreferences | None = None
 
 
 class DocumentEdited(_Answered):
@@ -150,8 +223,39 @@ class DocumentDeleted(_Command):
     type: Literal["document.deleted"] = "document.deleted"
 
 
+class DocumentDismissed(_Answered):
+    """``doc.dismiss``; ``rule`` is the gateway's reading of ``id`` for ``everywhere``."""
+
+    type: Literal["document.dismissed"] = "document.dismissed"
+    id: str | None = None
+    rule: str | None = None
+    scope: DismissScope
+    undo: bool = False
+
+
+class DocumentWord(_Answered):
+    type: Literal["document.word"] = "document.word"
+    word: str
+    scope: WordScope
+    undo: bool = False
+
+
+class DocumentPreferences(_Command):
+    """The user's preferences changed (``PUT /v1/me/preferences``, or a ``doc.dismiss`` /
+    ``doc.word`` for everywhere): sent to each of the user's documents."""
+
+    type: Literal["document.preferences"] = "document.preferences"
+    preferences: UserPreferences
+
+
 DocumentCommand = Annotated[
-    DocumentOpenRequested | DocumentEdited | DocumentDeleted, Field(discriminator="type")
+    DocumentOpenRequested
+    | DocumentEdited
+    | DocumentDeleted
+    | DocumentDismissed
+    | DocumentWord
+    | DocumentPreferences,
+    Field(discriminator="type"),
 ]
 document_command_adapter: TypeAdapter[DocumentCommand] = TypeAdapter(DocumentCommand)
 
@@ -169,6 +273,13 @@ class LiveSuggestionRecord(_Model):
     start_utf16: int
     end_utf16: int
     rule: str | None = None
+
+
+class DocumentIgnoresRecord(_Model):
+    dismissed: dict[str, DismissedFinding] = Field(default_factory=dict)  # by finding key
+    rules_off: list[str] = Field(default_factory=list)
+    words: list[str] = Field(default_factory=list)
+    user: UserPreferences = Field(default_factory=UserPreferences)
 
 
 class DocumentSnapshot(_Model):
@@ -194,6 +305,8 @@ class DocumentSnapshot(_Model):
     across: list[str]
     analyzed_version: int | None = None
     deleted: bool = False
+    # The writer's say about this document, and the user's preferences it last heard.
+    ignores: DocumentIgnoresRecord | None = None
 
 
 # ---------------------------------------------------------------- outcomes topic
@@ -215,3 +328,35 @@ class DocumentAnalyzedOutcome(_Model):
     paragraphs: int
     reanalyzed: int
     timings: DocumentTimings
+
+
+FeedbackAction = Literal[
+    "accepted",
+    "dismissed",
+    "undismissed",
+    "rule_off",
+    "rule_on",
+    "word_added",
+    "word_removed",
+]
+FeedbackScope = Literal["suggestion", "document", "everywhere"]
+
+
+class SuggestionFeedbackOutcome(_Model):
+    """A writer's decision about a suggestion, a rule or a word (section 6, "The writer's
+    say"): what analytics counts to learn which rules writers keep and which they throw
+    away."""
+
+    type: Literal["suggestion.feedback"] = "suggestion.feedback"
+    user_id: str
+    doc_id: str | None = None
+    story_id: str | None = None
+    suggestion_id: str | None = None
+    rule: str | None = None
+    focus: Focus | None = None
+    provider: str | None = None
+    model: str | None = None
+    action: FeedbackAction
+    scope: FeedbackScope
+    word: str | None = None
+    at: str = Field(default_factory=now_rfc3339)

@@ -8,7 +8,11 @@ from pydantic import Field, TypeAdapter
 
 from amplify_stream.events.client import StoryOptions
 from amplify_stream.events.common import ErrorInfo, StoryStatus, Usage, _Model, now_rfc3339
-from amplify_stream.events.documents import DocumentAnalyzedOutcome
+from amplify_stream.events.documents import (
+    DocumentAnalyzedOutcome,
+    SuggestionFeedbackOutcome,
+    UserIgnores,
+)
 from amplify_stream.events.stream import InsightFields, SuggestionFields
 
 # ---------------------------------------------------------------- commands topic
@@ -27,6 +31,8 @@ class StorySubmitted(StoryOptions, HistoryStart):
     story_id: str
     user_id: str
     at: str = Field(default_factory=now_rfc3339)
+    # The user's preferences when it was accepted: what its suggestions must not be.
+    ignores: UserIgnores | None = None
 
 
 class StoryCancelled(_Model):
@@ -167,7 +173,8 @@ OutcomeEvent = Annotated[
     | NarrationCompletedOutcome
     | NarrationFailedOutcome
     | StoryCompletedOutcome
-    | DocumentAnalyzedOutcome,
+    | DocumentAnalyzedOutcome
+    | SuggestionFeedbackOutcome,
     Field(discriminator="type"),
 ]
 outcome_adapter: TypeAdapter[OutcomeEvent] = TypeAdapter(OutcomeEvent)

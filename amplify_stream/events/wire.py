@@ -16,13 +16,19 @@ from amplify_stream.events.common import SCHEMA_VERSION
 from amplify_stream.events.documents import (
     DOC_EVENTS,
     DocClose,
+    DocDismiss,
     DocEdit,
     DocOpen,
     DocumentAnalyzedOutcome,
     DocumentDeleted,
+    DocumentDismissed,
     DocumentEdited,
     DocumentOpenRequested,
+    DocumentPreferences,
     DocumentSnapshot,
+    DocumentWord,
+    DocWord,
+    SuggestionFeedbackOutcome,
 )
 from amplify_stream.events.stream import (
     AudioChunk,
@@ -86,6 +92,8 @@ SCHEMA_MODELS: dict[str, type[BaseModel]] = {
     "client.doc.open": DocOpen,
     "client.doc.edit": DocEdit,
     "client.doc.close": DocClose,
+    "client.doc.dismiss": DocDismiss,
+    "client.doc.word": DocWord,
     **{f"stream.{m.model_fields['type'].default}": m for m in STREAM_EVENTS},
     "stream.pong": Pong,
     # Live documents' events (section 6): on the stream topic too, keyed by doc_id.
@@ -95,6 +103,9 @@ SCHEMA_MODELS: dict[str, type[BaseModel]] = {
     "documents.document.open": DocumentOpenRequested,
     "documents.document.edited": DocumentEdited,
     "documents.document.deleted": DocumentDeleted,
+    "documents.document.dismissed": DocumentDismissed,
+    "documents.document.word": DocumentWord,
+    "documents.document.preferences": DocumentPreferences,
     "document-snapshots.document.snapshot": DocumentSnapshot,
     "segments.narration.segment": NarrationSegment,
     "segments.narration.end": NarrationEnd,
@@ -105,6 +116,7 @@ SCHEMA_MODELS: dict[str, type[BaseModel]] = {
     "outcomes.narration.failed": NarrationFailedOutcome,
     "outcomes.story.completed": StoryCompletedOutcome,
     "outcomes.document.analyzed": DocumentAnalyzedOutcome,
+    "outcomes.suggestion.feedback": SuggestionFeedbackOutcome,
     "dlq.dead_letter": DeadLetter,
 }
 

@@ -23,6 +23,7 @@ from amplify_stream.gateway import (
     document_routes,
     health,
     keys,
+    preference_routes,
     rule_routes,
     security,
     story_routes,
@@ -36,9 +37,11 @@ from amplify_stream.gateway.page import routes as page_routes
 from amplify_stream.gateway.relay import RelayHub
 from amplify_stream.gateway.sockets import SocketRegistry
 from amplify_stream.gateway.submission import Stories
+from amplify_stream.gateway.writers_say import WritersSay
 from amplify_stream.metrics import Metrics
 from amplify_stream.store.db import create_engine, create_schema, session_factory
 from amplify_stream.store.documents import DocumentStore
+from amplify_stream.store.preferences import PreferenceStore
 from amplify_stream.store.stories import StoryStore
 from amplify_stream.store.users import UserStore
 from amplify_stream.topics import Topics
@@ -72,6 +75,7 @@ def create_app(settings: Settings) -> web.Application:
         story_routes.routes,
         document_routes.routes,
         rule_routes.routes,
+        preference_routes.routes,
         ws.routes,
         page_routes,
         api_docs.routes,
@@ -89,14 +93,14 @@ def _cors(app: web.Application, settings: Settings) -> None:
                 allow_credentials=False,
                 expose_headers=("Location", "Retry-After"),
                 allow_headers=("Authorization", "Content-Type", "Last-Event-ID"),
-                allow_methods=("GET", "POST", "DELETE"),
+                allow_methods=("GET", "POST", "PUT", "DELETE"),
             )
             for origin in settings.cors_origins
         },
     )
     for route in list(app.router.routes()):
         if (
-            route.method in ("GET", "POST", "DELETE")
+            route.method in ("GET", "POST", "PUT", "DELETE")
             and route.resource is not None
             and route.resource.canonical != "/v1/stream"
         ):
@@ -110,6 +114,7 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
     app[keys.USERS] = UserStore(sessions)
     app[keys.STORY_STORE] = StoryStore(sessions)
     app[keys.DOCUMENT_STORE] = DocumentStore(sessions)
+    app[keys.PREFERENCES] = PreferenceStore(sessions)
     yield
     await engine.dispose()
 
@@ -146,14 +151,26 @@ async def _gateway(app: web.Application) -> AsyncIterator[None]:
         StoryCommands(producer, topics.stories),
         relay,
         app[keys.LIMITS],
+        app[keys.PREFERENCES],
+    )
+    commands = DocumentCommands(producer, topics.documents)
+    say = WritersSay(
+        app[keys.PREFERENCES],
+        app[keys.DOCUMENT_STORE],
+        commands,
+        producer,
+        topics.outcomes,
+        app[keys.METRICS],
+        settings.bus_timeout_s,
     )
     app[keys.DOCUMENTS] = Documents(
         settings,
         settings.bus_timeout_s,
         app[keys.DOCUMENT_STORE],
-        DocumentCommands(producer, topics.documents),
+        commands,
         relay,
         app[keys.LIMITS],
+        say,
     )
     yield
     await relay.stop()

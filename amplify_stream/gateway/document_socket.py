@@ -28,9 +28,9 @@ from typing import Any
 import orjson
 
 from amplify_stream.bus.base import Position
-from amplify_stream.errors import AmplifyError, NotReady
+from amplify_stream.errors import AmplifyError, NotFound, NotReady
 from amplify_stream.events import EVENT_TYPE_HEADER, REPLY_TO_HEADER
-from amplify_stream.events.documents import DocClose, DocEdit, DocOpen
+from amplify_stream.events.documents import DocClose, DocDismiss, DocEdit, DocOpen, DocWord
 from amplify_stream.gateway.documents import Documents
 from amplify_stream.gateway.relay import Subscription
 from amplify_stream.metrics import Metrics
@@ -38,6 +38,8 @@ from amplify_stream.metrics import Metrics
 log = logging.getLogger(__name__)
 
 _ACK = b"doc.ack"
+_SUGGESTION = b"doc.suggestion"
+_RETRACTED = b"doc.retracted"
 _OPENED = b"doc.opened"
 _ERROR = b"error"
 _NOT_FOUND = b'"code":"not_found"'
@@ -51,6 +53,7 @@ class SocketDocuments:
         self, documents: Documents, user_id: str, send: Send, fail: Fail, metrics: Metrics
     ) -> None:
         self._documents = documents
+        self._say = documents.say
         self._user_id = user_id
         self._send = send
         self._fail = fail  # (error, request_id, doc_id)
@@ -68,6 +71,9 @@ class SocketDocuments:
         # Per document: when each edit not yet answered reached the gateway.
         self._edits: dict[str, dict[int, float]] = {}
         self._landing: set[asyncio.Task[None]] = set()
+        # Per document: the rule of each live suggestion this socket heard (what a
+        # dismissal "everywhere" turns off; the owner checks the rest).
+        self._rules: dict[str, dict[str, str | None]] = {}
 
     async def open(self, message: DocOpen) -> None:
         reply_to = self._open_reply_to()
@@ -132,9 +138,34 @@ class SocketDocuments:
         self._landing.add(task)
         task.add_done_callback(self._landing.discard)
 
+    async def dismiss(self, message: DocDismiss) -> None:
+        rules = self._open_here(message.doc_id)
+        heard = rules.get(message.id) if message.id is not None else None
+        await self._say.dismiss(self._user_id, self.reply_to, message, heard)
+
+    async def word(self, message: DocWord) -> None:
+        self._open_here(message.doc_id)
+        await self._say.word(self._user_id, self.reply_to, message)
+
+    def _open_here(self, doc_id: str) -> dict[str, str | None]:
+        """The rules heard of a document open on this socket (the writer's say is about
+        what they see); ``NotFound`` for any other."""
+        if doc_id not in self._watchers:
+            raise NotFound("document not found (open it on this socket first)")
+        return self._rules.setdefault(doc_id, {})
+
+    def _heard(self, doc_id: str, kind: bytes | None, value: bytes) -> None:
+        if kind == _SUGGESTION:
+            said = orjson.loads(value)
+            self._rules.setdefault(doc_id, {})[said["id"]] = said.get("rule")
+        elif kind == _RETRACTED and (rules := self._rules.get(doc_id)):
+            for sid in orjson.loads(value)["ids"]:
+                rules.pop(sid, None)
+
     def close(self, message: DocClose) -> None:
         if (task := self._watchers.pop(message.doc_id, None)) is not None:
             task.cancel()
+        self._rules.pop(message.doc_id, None)
         self._edits.pop(message.doc_id, None)
         self._awaited.pop(message.doc_id, None)
         self._answering.pop(message.doc_id, None)
@@ -161,6 +192,8 @@ class SocketDocuments:
                         continue
                     if kind == _ACK and to is not None:
                         self._acked(doc_id, record.value)
+                    elif kind in (_SUGGESTION, _RETRACTED):
+                        self._heard(doc_id, kind, record.value)
                     await self._send(record.value.decode(), record.timestamp_ms)
                     if kind == _ERROR and to is not None:
                         self._edits.pop(doc_id, None)  # a refused edit: the client reopens

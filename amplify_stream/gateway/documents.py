@@ -27,6 +27,7 @@ from amplify_stream.events.documents import (
 from amplify_stream.events.text_limits import DOCUMENT_TEXTS, TextLimits
 from amplify_stream.gateway.limits import Limiter
 from amplify_stream.gateway.relay import RelayHub, Subscription
+from amplify_stream.gateway.writers_say import WritersSay, as_heard
 from amplify_stream.store.documents import DocumentStore
 from producers.documents import DocumentCommands
 
@@ -42,7 +43,11 @@ class Documents:
         commands: DocumentCommands,
         relay: RelayHub,
         limiter: Limiter,
+        say: WritersSay,
     ) -> None:
+        # The writer's say (doc.dismiss, doc.word, the user's preferences).
+        self.say = say
+        self._preferences = say.preferences
         self._bus_timeout_s = bus_timeout_s
         self._max_changes = limits.max_doc_changes
         self._store = store
@@ -58,7 +63,8 @@ class Documents:
         """A new document: its row, then its first command (``doc.opened`` answers)."""
         self.check_new(message)
         doc_id = str(uuid.uuid4())
-        focus = list(message.focus or ALL_FOCUS)
+        prefs = await self._preferences.get(user_id)
+        focus = list(message.focus or prefs.focus or ALL_FOCUS)
         async with self._limiter.admit_document(user_id, self._store.count_for_user):
             await self._store.create(
                 doc_id, user_id, title=message.title, focus=focus, text=message.text or ""
@@ -72,6 +78,7 @@ class Documents:
             text=message.text or "",
             title=message.title,
             focus=focus,
+            preferences=as_heard(prefs),
         )
         try:
             return await self._open(command)
@@ -85,8 +92,16 @@ class Documents:
         """One of the user's documents again, as its owner holds it now."""
         if not await self._store.exists_for_user(doc_id, user_id):
             raise NotFound("document not found")
+        # The user's preferences as they are now: a document that missed a change (its
+        # owner was down, or it was created meanwhile) catches up here.
+        prefs = await self._preferences.get(user_id)
         command = DocumentOpenRequested(
-            doc_id=doc_id, user_id=user_id, reply_to=reply_to, request_id=request_id, create=False
+            doc_id=doc_id,
+            user_id=user_id,
+            reply_to=reply_to,
+            request_id=request_id,
+            create=False,
+            preferences=as_heard(prefs),
         )
         return await self._open(command)
 

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from amplify_stream.gateway.submission import Stories
     from amplify_stream.metrics import Metrics
     from amplify_stream.store.documents import DocumentStore
+    from amplify_stream.store.preferences import PreferenceStore
     from amplify_stream.store.stories import StoryStore
     from amplify_stream.store.users import UserStore
     from amplify_stream.topics import Topics
@@ -30,6 +31,7 @@ BUS: web.AppKey[Bus] = web.AppKey("bus")
 USERS: web.AppKey[UserStore] = web.AppKey("users")
 STORY_STORE: web.AppKey[StoryStore] = web.AppKey("story_store")
 DOCUMENT_STORE: web.AppKey[DocumentStore] = web.AppKey("document_store")
+PREFERENCES: web.AppKey[PreferenceStore] = web.AppKey("preferences")
 PASSWORDS: web.AppKey[PasswordHasher] = web.AppKey("passwords")
 TOKENS: web.AppKey[TokenService] = web.AppKey("tokens")
 RELAY: web.AppKey[RelayHub] = web.AppKey("relay")

@@ -11,14 +11,28 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Literal, cast
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, PlainSerializer, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    PlainSerializer,
+    WithJsonSchema,
+)
 
 from amplify_stream.documents.snapshot import as_heard, from_record
 from amplify_stream.events import ErrorInfo, Focus, InsightFields, SuggestionFields
-from amplify_stream.events.common import ClientModel
-from amplify_stream.events.documents import DocumentSuggestionFields, LiveSuggestionRecord
-from amplify_stream.providers.local.rules import Rule
+from amplify_stream.events.common import ClientModel, FocusList
+from amplify_stream.events.documents import (
+    DismissedFinding,
+    DocumentSuggestionFields,
+    LiveSuggestionRecord,
+    Word,
+)
+from amplify_stream.providers.local.rules import RULE_IDS, Rule, known
 from amplify_stream.store.pages import MAX_PAGE_SIZE
+from amplify_stream.store.preferences import Preferences
 from amplify_stream.store.records import DocumentRecord, StoryRecord
 from amplify_stream.store.stories import Status
 
@@ -248,6 +262,26 @@ class DocumentList(ApiModel):
         return {"documents": [d.to_json() for d in self.documents], "next": self.next}
 
 
+class DocumentIgnores(ApiModel):
+    dismissed: list[DismissedFinding] = Field(
+        default_factory=list, description="The findings dismissed in this document."
+    )
+    rules_off: list[str] = Field(default_factory=list, description="Rules off here.")
+    words: list[str] = Field(default_factory=list, description="Words vouched for here.")
+
+    @classmethod
+    def of(cls, record: dict[str, Any] | None) -> DocumentIgnores:
+        """From the ``ignores`` of a snapshot (dismissed findings by key)."""
+        record = record or {}
+        return cls(
+            dismissed=[
+                DismissedFinding.model_validate(f) for f in record.get("dismissed", {}).values()
+            ],
+            rules_off=list(record.get("rules_off", [])),
+            words=list(record.get("words", [])),
+        )
+
+
 class DocumentDetail(ApiModel):
     """``GET /v1/documents/{doc_id}``: the document as its owner's last snapshot left it."""
 
@@ -260,6 +294,10 @@ class DocumentDetail(ApiModel):
         description="The live set at ``version``, in the order of the text."
     )
     updated_at: Timestamp
+    ignores: DocumentIgnores = Field(
+        description="What the writer said of this document's suggestions (its own; the "
+        "user's preferences are at ``/v1/me/preferences``)."
+    )
 
     @classmethod
     def of(cls, doc: DocumentRecord) -> DocumentDetail:
@@ -276,6 +314,7 @@ class DocumentDetail(ApiModel):
             focus=cast(list[Focus], list(doc.focus)),
             suggestions=[as_heard(s, starts[s.start_utf16]) for s in live],
             updated_at=doc.updated_at,
+            ignores=DocumentIgnores.of(doc.ignores),
         )
 
 
@@ -352,3 +391,56 @@ def rule_info(rule: Rule) -> RuleInfo:
         clean=rule.clean,
         on_by_default=rule.on_by_default,
     )
+
+
+# ---------------------------------------------------------------- preferences
+
+MAX_RULES_OFF = 50
+MAX_WORDS = 1000
+
+
+def _known_rule(rule_id: str) -> str:
+    if not known(rule_id):
+        raise ValueError(f"unknown rule {rule_id!r} (GET /v1/rules lists them)")
+    return rule_id
+
+
+KnownRule = Annotated[
+    str,
+    AfterValidator(_known_rule),
+    WithJsonSchema({"type": "string", "enum": list(RULE_IDS)}),
+]
+
+
+class PreferencesBody(ClientModel):
+    """``PUT /v1/me/preferences``: the user's preferences, whole."""
+
+    rules_off: list[KnownRule] = Field(
+        max_length=MAX_RULES_OFF, description="Rules that never fire for you (``GET /v1/rules``)."
+    )
+    words: list[Word] = Field(
+        max_length=MAX_WORDS, description="Words and names you vouch for, as spelled."
+    )
+    focus: FocusList | None = Field(
+        default=None, description="What a document or story opened without one reads; null: all."
+    )
+
+
+class PreferencesView(ApiModel):
+    """``GET /v1/me/preferences``."""
+
+    rules_off: list[str]
+    words: list[str]
+    focus: list[Focus] | None
+    revision: int = Field(description="Moves by one with each change.")
+    updated_at: Timestamp | None
+
+    @classmethod
+    def of(cls, prefs: Preferences) -> PreferencesView:
+        return cls(
+            rules_off=list(prefs.rules_off),
+            words=list(prefs.words),
+            focus=None if prefs.focus is None else cast(list[Focus], list(prefs.focus)),
+            revision=prefs.revision,
+            updated_at=prefs.updated_at,
+        )

@@ -21,11 +21,12 @@ from amplify_stream.errors import (
     NotFound,
     NotReady,
 )
-from amplify_stream.events import StoryCancelled, StoryOptions, StorySubmitted
+from amplify_stream.events import StoryCancelled, StoryOptions, StorySubmitted, UserIgnores
 from amplify_stream.events.text_limits import STORY_TEXTS, TextLimits
 from amplify_stream.gateway.end_offsets import RecentEndOffsets
 from amplify_stream.gateway.limits import Limiter
 from amplify_stream.gateway.relay import RelayHub, Subscription
+from amplify_stream.store.preferences import PreferenceStore
 from amplify_stream.store.stories import StoryStore
 from amplify_stream.topics import Topics
 from producers.stories import StoryCommands
@@ -59,8 +60,10 @@ class Stories:
         commands: StoryCommands,
         relay: RelayHub,
         limiter: Limiter,
+        preferences: PreferenceStore,
     ) -> None:
         self._bus_timeout_s = bus_timeout_s
+        self._preferences = preferences
         self._topics = topics
         self._bus = bus
         self._store = store
@@ -82,6 +85,9 @@ class Stories:
         existing = await self._existing(user_id, options)
         if existing is not None:
             return existing
+        prefs = await self._preferences.get(user_id)
+        if prefs.focus is not None and "focus" not in options.model_fields_set:
+            options = options.model_copy(update={"focus": list(prefs.focus)})
         story_id = str(uuid.uuid4())
         (partition, offset), outcomes_start = await self._history_start(story_id)
         # Held by the user's next submission until this row is written, so that its
@@ -106,6 +112,11 @@ class Stories:
             user_id=user_id,
             stream_offset=offset,
             outcomes_offset=outcomes_start,
+            ignores=(
+                UserIgnores(rules_off=list(prefs.rules_off), words=list(prefs.words))
+                if prefs.rules_off or prefs.words
+                else None
+            ),
             **options.model_dump(),
         )
         return Accepted(story_id, partition, offset - 1, await self._publish(command))

@@ -22,8 +22,10 @@ from amplify_stream.auth.tokens import Claims
 from amplify_stream.errors import AmplifyError, InvalidMessage, InvalidStory
 from amplify_stream.events import (
     DocClose,
+    DocDismiss,
     DocEdit,
     DocOpen,
+    DocWord,
     ErrorEvent,
     Ping,
     Pong,
@@ -237,6 +239,10 @@ class _Session:
                 await self._documents.open(message)
             elif isinstance(message, DocClose):
                 self._documents.close(message)
+            elif isinstance(message, DocDismiss):
+                await self._documents.dismiss(message)
+            elif isinstance(message, DocWord):
+                await self._documents.word(message)
             elif isinstance(message, Ping):
                 await self._queue(Pong(request_id=message.request_id).model_dump_json(), None)
         except AmplifyError as exc:

@@ -161,6 +161,34 @@ class Document(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class DocumentIgnoresRow(Base):
+    """What the writer said of a document's suggestions (``ignores`` of its snapshot):
+    beside the document's row, so the stores made before it need no migration."""
+
+    __tablename__ = "document_ignores"
+
+    doc_id: Mapped[str] = mapped_column(
+        ForeignKey("documents.doc_id", ondelete="CASCADE"), primary_key=True
+    )
+    ignores: Mapped[dict[str, Any]] = mapped_column(Json)
+
+
+class UserPreferencesRow(Base):
+    """A user's preferences (``/v1/me/preferences``); ``revision`` orders them for the
+    documents that hear them and serves as the compare-and-set of a change."""
+
+    __tablename__ = "user_preferences"
+
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    rules_off: Mapped[list[str]] = mapped_column(Json, default=list)
+    words: Mapped[list[str]] = mapped_column(Json, default=list)
+    focus: Mapped[list[str] | None] = mapped_column(Json)
+    revision: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 def create_engine(settings: ServiceSettings) -> AsyncEngine:
     """The async engine for ``settings.effective_database_url``. Dispose of it when done."""
     url = make_url(settings.effective_database_url)

@@ -8,6 +8,7 @@ its projection, for reading: a snapshot behind the owner by up to ``doc_snapshot
 from __future__ import annotations
 
 import contextlib
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -19,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from amplify_stream.errors import Conflict, NotFound
 from amplify_stream.events import Focus
 from amplify_stream.events.documents import DocumentSnapshot
-from amplify_stream.store.db import Document
+from amplify_stream.store.db import Document, DocumentIgnoresRow
 from amplify_stream.store.errors import open_session
 from amplify_stream.store.pages import newest_first, page_size
 from amplify_stream.store.records import DocumentRecord
@@ -78,9 +79,16 @@ class DocumentStore:
         stmt = select(Document).where(Document.doc_id == doc_id, Document.user_id == user_id)
         async with open_session(self._sessions) as session:
             row = await session.scalar(stmt)
+            ignores = None if row is None else await session.get(DocumentIgnoresRow, doc_id)
         if row is None:
             raise NotFound("document not found")
-        return DocumentRecord.of(row)
+        return replace(DocumentRecord.of(row), ignores=None if ignores is None else ignores.ignores)
+
+    async def ids_for_user(self, user_id: str) -> list[str]:
+        """Every document of the user (at most ``max_documents_per_user``)."""
+        stmt = select(Document.doc_id).where(Document.user_id == user_id)
+        async with open_session(self._sessions) as session:
+            return list(await session.scalars(stmt))
 
     async def list_for_user(
         self, user_id: str, *, limit: int = 20, before: str | None = None
@@ -167,10 +175,22 @@ class DocumentStore:
         try:
             async with self._writing() as session:
                 result = await session.execute(upsert)
+                if _changed(result):
+                    await self._keep_ignores(session, snapshot)
         except IntegrityError:
             # Only the user's foreign key can fail here: a user this store does not hold.
             return False
         return _changed(result)
+
+    async def _keep_ignores(self, session: AsyncSession, snapshot: DocumentSnapshot) -> None:
+        insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
+        ignores = snapshot.ignores.model_dump() if snapshot.ignores is not None else {}
+        stmt = insert(DocumentIgnoresRow).values(doc_id=snapshot.doc_id, ignores=ignores)
+        await session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[DocumentIgnoresRow.doc_id], set_={"ignores": stmt.excluded.ignores}
+            )
+        )
 
 
 def _changed(result: Any) -> bool:

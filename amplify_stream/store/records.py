@@ -88,6 +88,8 @@ class DocumentRecord:
     suggestions: tuple[dict[str, Any], ...] = field(repr=False)
     created_at: datetime
     updated_at: datetime
+    # The snapshot's ``ignores`` (read for one document only).
+    ignores: dict[str, Any] | None = field(default=None, repr=False)
 
     @classmethod
     def of(cls, row: Document) -> DocumentRecord:

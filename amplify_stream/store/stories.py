@@ -21,6 +21,7 @@ from amplify_stream.events import (
     OutcomeEvent,
     StoryCompletedOutcome,
     StoryOptions,
+    SuggestionFeedbackOutcome,
 )
 from amplify_stream.store.batches import Batched
 from amplify_stream.store.db import Story, ping
@@ -180,7 +181,7 @@ class StoryStore:
         completed, failed or cancelled keeps its status: a late or replayed
         ``story.completed`` cannot change it. True when a row changed.
         """
-        if isinstance(event, DocumentAnalyzedOutcome):
+        if isinstance(event, DocumentAnalyzedOutcome | SuggestionFeedbackOutcome):
             return False
         owned = update(Story).where(Story.id == event.story_id, Story.user_id == event.user_id)
         if isinstance(event, EnhancementCompletedOutcome):

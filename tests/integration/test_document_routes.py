@@ -27,7 +27,16 @@ from tests.support import sign_up
 
 StartService = Callable[..., Awaitable[Service]]
 
-DETAIL_FIELDS = {"doc_id", "title", "version", "text", "focus", "suggestions", "updated_at"}
+DETAIL_FIELDS = {
+    "doc_id",
+    "title",
+    "version",
+    "text",
+    "focus",
+    "suggestions",
+    "updated_at",
+    "ignores",
+}
 SUGGESTION_FIELDS = {
     "id", "focus", "quote", "start", "end", "start_utf16", "end_utf16", "message", "replacement",
     "rule",

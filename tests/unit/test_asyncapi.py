@@ -126,12 +126,14 @@ def test_the_websocket_channel(document: dict[str, Any]) -> None:
         "doc.open",
         "doc.edit",
         "doc.close",
+        "doc.dismiss",
+        "doc.word",
     }
     stream_events = {name.split(".", 1)[1] for name in SCHEMA_MODELS if name.startswith("stream.")}
     assert sent == stream_events
     assert {"story.accepted", "enhancement.delta", "audio.chunk", "error", "pong"} <= sent
     assert {"doc.opened", "doc.ack", "doc.suggestion", "doc.retracted"} <= sent
-    assert {"doc.insight", "doc.analyzed"} <= sent
+    assert {"doc.insight", "doc.analyzed", "doc.ignores"} <= sent
 
 
 def test_the_topics(document: dict[str, Any]) -> None:
@@ -157,6 +159,7 @@ def test_the_topics(document: dict[str, Any]) -> None:
         "narration.failed",
         "story.completed",
         "document.analyzed",
+        "suggestion.feedback",
     }
     # Answers of the gateway itself never travel on the stream topic; documents' events do.
     assert not {"pong", "story.accepted"} & set(channels["stream"]["messages"])
@@ -166,6 +169,9 @@ def test_the_topics(document: dict[str, Any]) -> None:
         "document.open",
         "document.edited",
         "document.deleted",
+        "document.dismissed",
+        "document.word",
+        "document.preferences",
     }
     assert set(channels["document-snapshots"]["messages"]) == {"document.snapshot"}
 

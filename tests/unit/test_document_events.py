@@ -162,7 +162,7 @@ def test_server_events_carry_the_contracts_common_fields() -> None:
 def test_every_document_record_is_published_under_its_type() -> None:
     documents = ("client.doc.", "stream.doc.", "documents.", "document-snapshots.")
     published = {n: m for n, m in SCHEMA_MODELS.items() if n.startswith(documents)}
-    assert len(published) == 3 + 6 + 3 + 1
+    assert len(published) == 5 + 7 + 6 + 1
     published["outcomes.document.analyzed"] = SCHEMA_MODELS["outcomes.document.analyzed"]
     for name, model in published.items():
         assert get_args(model.model_fields["type"].annotation) == (name.split(".", 1)[1],)

@@ -24,6 +24,8 @@ class FakeDocuments:
     """Opens answer nothing by themselves: the test puts the owner's records in the
     subscription, as the relay would."""
 
+    say = None  # the writer's say is not what this test is about
+
     def __init__(self) -> None:
         self.sub = Subscription(DOC, 100)
         self.opened_with: list[str] = []

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from amplify_stream.events import Focus
+from amplify_stream.events import ALL_FOCUS, Focus
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +169,14 @@ def shown(rule_id: str | None) -> bool:
     (a provider's own findings, with no rule of the catalogue, are)."""
     found = RULES.get(rule_id) if rule_id is not None else None
     return found is None or found.on_by_default
+
+
+# What a writer can turn off: the catalogue's rules, and Gemini's own findings of one focus.
+RULE_IDS: tuple[str, ...] = (*RULES, *(f"model.{focus}" for focus in ALL_FOCUS))
+
+
+def known(rule_id: str) -> bool:
+    return rule_id in RULE_IDS
 
 
 def rule(rule_id: str) -> Rule:
