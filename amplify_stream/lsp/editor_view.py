@@ -103,6 +103,25 @@ def insights(file: OpenFile) -> list[Frame]:
     ]
 
 
+def say_lines(file: OpenFile) -> list[str]:
+    """What the writer has decided about the document, as the service last told it
+    (``doc.ignores``): for the hover, since a dismissed finding shows nowhere else."""
+    told = file.ignores
+    if told is None:
+        return []
+    user = told.get("user") or {}
+    parts = [
+        ("turned off here", told.get("rules_off")),
+        ("turned off everywhere", user.get("rules_off")),
+        ("your words here", told.get("words")),
+        ("your words", user.get("words")),
+    ]
+    lines = [f"*{what}*: {', '.join(items)}" for what, items in parts if items]
+    if told.get("dismissed"):
+        lines.append(f"*dismissed*: {len(told['dismissed'])}")
+    return lines
+
+
 def diagnostic(index: LineIndex, mark: Mark, view: View) -> types.Diagnostic:
     """A suggestion as a diagnostic: its rule as the code (the focus when it has none),
     linked to the rule's entry; ``data`` keeps the suggestion's id for the code actions."""

@@ -5,7 +5,8 @@ Every plain text, Markdown and reStructuredText file the editor opens becomes a 
 document of the service (docs/protocol.md section 6) on one WebSocket; its suggestions
 come back as diagnostics (source ``amplify``, the rule as the code), those with a
 replacement as quick fixes, and the insights as a hover on the first line and as the
-command ``amplify.insights``. The service is named by ``AMPLIFY_URL`` and the token by
+command ``amplify.insights``. Code actions dismiss a suggestion, turn its rule off or
+vouch for its word (``say.py``). The service is named by ``AMPLIFY_URL`` and the token by
 ``AMPLIFY_TOKEN``, or by the editor's initialization options ``url`` and ``token``;
 never on the command line, where any user of the machine could read it.
 """
@@ -22,27 +23,33 @@ from importlib.metadata import version
 from typing import Any
 
 from lsprotocol import types
+from pygls.exceptions import JsonRpcException
 from pygls.lsp.server import LanguageServer
 
 from amplify_stream.client.api import DEFAULT_URL, AmplifyClient
 from amplify_stream.client.errors import ClientError
+from amplify_stream.client.live import Frame
 from amplify_stream.logs import configure_logging
-from amplify_stream.lsp.editor_view import fixes, insights, rules_url
+from amplify_stream.lsp.editor_view import fixes, insights, rules_url, say_lines
 from amplify_stream.lsp.files import TITLE_PREFIX, Files
 from amplify_stream.lsp.link import ServiceLink
 from amplify_stream.lsp.markup import kind_of
+from amplify_stream.lsp.say import DISMISS_COMMAND, WORD_COMMAND, Say, SayError, say_actions
 
 log = logging.getLogger(__name__)
 
 INSIGHTS_COMMAND = "amplify.insights"
 # How long a shutdown waits for the service to forget the closed files' documents.
 DELETE_WAIT_S = 5.0
+# LSP's RequestFailed: the request was valid, the service said no (or did not answer).
+REQUEST_FAILED = -32803
 
 
 class WriterServer(LanguageServer):
     def __init__(self) -> None:
         super().__init__("amplify-stream", version("amplify-stream"))
         self.files = Files(self._send, self._publish, self._tell, self._delete, self._collect)
+        self.say = Say(self.files.get, self._send)
         self.client: AmplifyClient | None = None
         self.link: ServiceLink | None = None
         self._link_task: asyncio.Task[None] | None = None
@@ -59,10 +66,18 @@ class WriterServer(LanguageServer):
         self.link = ServiceLink(
             self.client,
             on_open=self.files.connected,
-            on_frame=self.files.receive,
-            on_lost=self.files.disconnected,
+            on_frame=self._receive,
+            on_lost=self._lost,
             on_refused=lambda why: self._tell(types.MessageType.Error, f"amplify: {why}"),
         )
+
+    def _receive(self, frame: Frame) -> None:
+        if not self.say.answer(frame):
+            self.files.receive(frame)
+
+    def _lost(self) -> None:
+        self.say.lost()
+        self.files.disconnected()
 
     def start_link(self) -> None:
         assert self.client is not None and self.link is not None
@@ -186,7 +201,9 @@ def _did_close(ls: WriterServer, params: types.DidCloseTextDocumentParams) -> No
 )
 def _code_action(ls: WriterServer, params: types.CodeActionParams) -> list[types.CodeAction]:
     file = ls.files.get(params.text_document.uri)
-    return [] if file is None else fixes(file, params.range, ls.files.view)
+    if file is None:
+        return []
+    return fixes(file, params.range, ls.files.view) + say_actions(file, params.range, ls.files.view)
 
 
 @server.feature(types.TEXT_DOCUMENT_HOVER)
@@ -195,9 +212,10 @@ def _hover(ls: WriterServer, params: types.HoverParams) -> types.Hover | None:
     if file is None or params.position.line != 0:
         return None
     found = insights(file)
-    if not found:
-        return None
     lines = [f"**{i['focus']}**: {i['summary']}" + _metrics(i.get("metrics")) for i in found]
+    lines += say_lines(file)
+    if not lines:
+        return None
     return types.Hover(
         contents=types.MarkupContent(
             kind=types.MarkupKind.Markdown, value="\n\n".join(["*amplify*", *lines])
@@ -210,6 +228,24 @@ def _insights(ls: WriterServer, uri: str) -> list[dict[str, Any]]:
     """The file's insights now (one per focus), for an editor to show as it likes."""
     file = ls.files.get(uri)
     return [] if file is None else insights(file)
+
+
+@server.command(DISMISS_COMMAND)
+async def _dismiss(ls: WriterServer, args: Any) -> Frame:
+    """``{uri, id?, rule?, scope?, undo?}``: ``doc.dismiss``; answers the ``doc.ignores``."""
+    try:
+        return await ls.say.dismiss(args)
+    except SayError as exc:
+        raise JsonRpcException(f"amplify: {exc}", code=REQUEST_FAILED) from None
+
+
+@server.command(WORD_COMMAND)
+async def _add_word(ls: WriterServer, args: Any) -> Frame:
+    """``{uri, word, scope?, undo?}``: ``doc.word``; answers the ``doc.ignores``."""
+    try:
+        return await ls.say.add_word(args)
+    except SayError as exc:
+        raise JsonRpcException(f"amplify: {exc}", code=REQUEST_FAILED) from None
 
 
 def _metrics(metrics: Any) -> str:

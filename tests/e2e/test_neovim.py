@@ -2,7 +2,9 @@
 a Markdown file, against ``amplify-stream serve`` as a user starts it. A sentence with a
 known problem is typed key by key after CJK and an emoji, and the diagnostics appear at
 its words: Neovim turns the server's UTF-16 positions into byte columns itself, so a
-wrong conversion on either side shows here."""
+wrong conversion on either side shows here. Then the writer's say through Neovim's own
+code actions: one suggestion dismissed, a rule turned off in the document, each gone when
+the service retracts it."""
 
 from __future__ import annotations
 
@@ -26,6 +28,11 @@ SCRIPT = Path(__file__).parent / "neovim" / "attach_and_type.lua"
 NVIM = os.environ.get("AMPLIFY_NVIM", "nvim")
 FIRST_LINE = "🌊 The harbour 港口. "
 SENTENCE = "Mara was very angry at the wall."
+# With the cursor on the words ``at``, the code action ``title``.
+ACTIONS = [
+    {"at": "was very", "title": "Dismiss this suggestion"},
+    {"at": "very angry", "title": "Turn off plot.intensifier in this document"},
+]
 
 
 @pytest.mark.editor
@@ -49,6 +56,7 @@ async def test_neovim_shows_the_diagnostic_where_the_words_are(
         "AMPLIFY_LSP_CMD": json.dumps([sys.executable, "-m", "amplify_stream.cli", "lsp"]),
         "AMPLIFY_SENTENCE": SENTENCE,
         "AMPLIFY_WANT": "2",
+        "AMPLIFY_ACTIONS": json.dumps(ACTIONS),
         "AMPLIFY_NVIM_OUT": str(out),
         "HOME": str(tmp_path),  # no user configuration, no shada of the machine's user
     }
@@ -88,3 +96,17 @@ async def test_neovim_shows_the_diagnostic_where_the_words_are(
         f"last keystroke to its diagnostic (Neovim 0.7 headless, serve on the memory bus, "
         f"default doc_idle_ms 300): {result['ms'] / 1000:.3f}s"
     )
+
+    dismissed, turned_off = result["actions"]
+    # On "was": the one suggestion there, with its rule; chosen from Neovim's menu.
+    assert dismissed["offered"] == [
+        "Dismiss this suggestion",
+        "Turn off character.telling in this document",
+        "Turn off character.telling everywhere",
+    ]
+    assert dismissed["went"], dismissed
+    assert [line[d["col"] : d["end_col"]].decode() for d in dismissed["diagnostics"]] == [
+        "very angry"
+    ]
+    assert "Turn off plot.intensifier in this document" in turned_off["offered"]
+    assert turned_off["went"] and turned_off["diagnostics"] == [], turned_off

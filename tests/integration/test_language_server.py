@@ -2,7 +2,8 @@
 process over stdio) against the whole service on both buses: a file opened, a sentence
 typed key by key, diagnostics at the right positions in text with emoji and CJK (UTF-16
 and UTF-32 positions), markup left alone, a quick fix applied, insights on hover, and the
-connection to the service cut and recovered without a stale diagnostic."""
+connection to the service cut and recovered without a stale diagnostic; the writer's say
+(dismiss, a rule off, a word vouched for) from the code actions."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import os
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, Union
 
 import aiohttp
 import pytest
@@ -127,7 +128,11 @@ class Editor:
 
 
 async def start_editor(
-    base: str, token: str, *, encodings: list[str] | None = None, by_options: bool = False
+    base: str,
+    token: str,
+    *,
+    encodings: list[str] | None = None,
+    by_options: bool = False,
 ) -> LanguageClient:
     """The language server in its own process, initialized as VS Code does (or offering
     ``encodings``), configured by the environment (or the initialization options)."""
@@ -141,6 +146,7 @@ async def start_editor(
         server_command=[sys.executable, "-m", "amplify_stream.cli", "lsp"], server_env=env
     )
     client = await config.start()
+    _tell_code_actions_from_commands(client)
     capabilities = client_capabilities("visual-studio-code")
     if encodings is not None:
         capabilities.general = types.GeneralClientCapabilities(position_encodings=encodings)
@@ -150,6 +156,20 @@ async def start_editor(
     expected = encodings[0] if encodings else "utf-16"
     assert result.capabilities.position_encoding == expected
     return client
+
+
+def _tell_code_actions_from_commands(client: LanguageClient) -> None:
+    """Read a code action with a ``command`` as a CodeAction, as editors do: lsprotocol
+    2025.0.0 (``_code_action_hook``) takes every item with a ``command`` key for a Command,
+    though a Command's is a string and a CodeAction's an object."""
+    converter = client.protocol._converter
+
+    def structure(item: Any, _: Any) -> types.Command | types.CodeAction:
+        kind = types.Command if isinstance(item.get("command"), str) else types.CodeAction
+        return converter.structure(item, kind)
+
+    # typing.Union, as lsprotocol registers it (``X | Y`` is another type to cattrs).
+    converter.register_structure_hook(Union[types.Command, types.CodeAction], structure)  # noqa: UP007
 
 
 @pytest.fixture
@@ -210,6 +230,10 @@ async def test_typed_sentence_gets_diagnostics_and_a_quick_fix(
     )
     assert actions is not None
     fixes = [a for a in actions if isinstance(a, types.CodeAction) and a.edit]
+    assert [a.title for a in actions][:2] == [
+        'Replace "very angry" with "furious"',
+        'Dismiss this suggestion ("was very angry")',
+    ]
     assert len(fixes) == 1 and fixes[0].kind == types.CodeActionKind.QuickFix, actions
     edit = fixes[0].edit
     assert edit is not None and edit.document_changes
@@ -354,3 +378,97 @@ async def test_documents_left_by_a_killed_server_make_room(
     await editor.type(len(editor.text), SENTENCE, every_s=0)
     await editor.until(lambda q: "very angry" in q, "the new file's diagnostics")
     assert await titles() == ["My novel", "editor: c.txt"]
+
+
+NAMES = "Marta poured the tea. Martha took a cup. Marta smiled. Martha drank."
+
+
+async def act(editor: Editor, quote: str, title: str) -> Any:
+    """Run the code action ``title`` offered with the cursor on ``quote``, as an editor
+    does: the command it names, on the server."""
+    here = position(editor.text, editor.text.index(quote))
+    actions = await editor.client.text_document_code_action_async(
+        types.CodeActionParams(
+            text_document=types.TextDocumentIdentifier(uri=editor.uri),
+            range=types.Range(start=here, end=here),
+            context=types.CodeActionContext(diagnostics=editor.diagnostics),
+        )
+    )
+    chosen = [a for a in actions or [] if a.title == title]
+    assert len(chosen) == 1, [a.title for a in actions or []]
+    command = chosen[0].command
+    assert isinstance(chosen[0], types.CodeAction) and command is not None
+    return await editor.client.workspace_execute_command_async(
+        types.ExecuteCommandParams(command=command.command, arguments=command.arguments)
+    )
+
+
+async def preferences(session: aiohttp.ClientSession, base: str, token: str) -> Any:
+    headers = {"Authorization": f"Bearer {token}"}
+    async with session.get(f"{base}/v1/me/preferences", headers=headers) as res:
+        assert res.status == 200, await res.text()
+        return await res.json()
+
+
+async def test_the_writers_say_from_the_code_actions(
+    service: StartService, session: aiohttp.ClientSession, editors: list[LanguageClient]
+) -> None:
+    svc = await service(**FAST)
+    token = await sign_up(session, svc.base, "ada")
+    client = await start_editor(svc.base, token)
+    editors.append(client)
+    editor = Editor(client, "file:///tmp/tea.txt", "utf-16")
+    editor.open(f"{NAMES}\n{SENTENCE}\n", "plaintext")
+    found = await editor.until(
+        lambda q: {"Martha", "was very angry", "very angry"} <= set(q), "the diagnostics"
+    )
+    angry = found["very angry"]
+    assert angry.code == "plot.intensifier" and angry.code_description is not None
+    href = angry.code_description.href
+    assert href == f"{svc.base}/v1/rules#plot.intensifier"
+    assert isinstance(angry.data, dict) and angry.data["id"]
+    # The link resolves: the catalogue, holding the entry the fragment names.
+    headers = {"Authorization": f"Bearer {token}"}
+    async with session.get(href.split("#")[0], headers=headers) as res:
+        assert res.status == 200
+        assert "plot.intensifier" in {r["id"] for r in (await res.json())["rules"]}
+
+    # Each goes when the service retracts it, not before: the command answers with the
+    # service's doc.ignores.
+    ignores = await act(editor, "was very", "Dismiss this suggestion")
+    assert ignores["type"] == "doc.ignores"
+    assert [d["quote"] for d in ignores["dismissed"]] == ["was very angry"]
+    await editor.until(lambda q: "was very angry" not in q, "the dismissed one gone", 10)
+    ignores = await act(editor, "very angry", "Turn off plot.intensifier in this document")
+    assert ignores["rules_off"] == ["plot.intensifier"]
+    await editor.until(lambda q: "very angry" not in q, "the rule's diagnostic gone", 10)
+    await act(editor, "Martha", "Add 'Martha' to my words")
+    await editor.until(lambda q: "Martha" not in q, "the name's diagnostic gone", 10)
+    assert (await preferences(session, svc.base, token))["words"] == ["Martha"]
+    # What the writer decided shows on the first line's hover (the service's doc.ignores).
+    hover = await client.text_document_hover_async(
+        types.HoverParams(
+            text_document=types.TextDocumentIdentifier(uri=editor.uri),
+            position=types.Position(line=0, character=0),
+        )
+    )
+    assert hover is not None and isinstance(hover.contents, types.MarkupContent)
+    assert "*turned off here*: plot.intensifier" in hover.contents.value
+    assert "*your words*: Martha" in hover.contents.value
+    assert "*dismissed*: 1" in hover.contents.value
+
+    # The next pass of that line holds them: the dismissed sentence and the rule stay
+    # quiet while a new sentence is read.
+    await editor.type(len(NAMES) + 1 + len(SENTENCE), " Tom was very sad.", every_s=0)
+    after = await editor.until(lambda q: "was very sad" in q, "the new sentence's diagnostic")
+    assert not {"was very angry", "very angry", "very sad", "Martha"} & set(after), after
+    await act(editor, "was very sad", "Turn off character.telling everywhere")
+    await editor.until(lambda q: "was very sad" not in q, "the rule off everywhere", 10)
+    assert (await preferences(session, svc.base, token))["rules_off"] == ["character.telling"]
+    # A refusal is the command's error, and the file carries on.
+    with pytest.raises(Exception, match="no longer there"):
+        await client.workspace_execute_command_async(
+            types.ExecuteCommandParams(
+                command="amplify.dismiss", arguments=[{"uri": editor.uri, "id": "gone"}]
+            )
+        )

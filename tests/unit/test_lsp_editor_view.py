@@ -1,12 +1,13 @@
 """What the editor is shown of a file's suggestions, against scripted service frames: each
-diagnostic names its rule and links to its entry, and keeps the suggestion's id."""
+diagnostic names its rule and links to its entry, and keeps the suggestion's id; the
+writer's say about the document, as the service last told it, for the hover."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
-from amplify_stream.lsp.editor_view import rules_url
+from amplify_stream.lsp.editor_view import rules_url, say_lines
 from amplify_stream.lsp.markup import Kind
 from tests.unit.test_lsp_files import URI, Service, suggestion
 
@@ -50,3 +51,30 @@ async def test_a_diagnostic_names_its_rule_links_to_it_and_keeps_the_suggestion_
     # Gemini's own note has no entry to link to; a finding without a rule keeps its focus.
     assert (by_id["s4"].code, by_id["s4"].code_description) == ("model.plot", None)
     assert (by_id["s5"].code, by_id["s5"].code_description) == ("setting", None)
+
+
+async def test_the_writers_say_as_the_service_told_it() -> None:
+    svc = opened_with_marks()
+    file = svc.files.get(URI)
+    assert file is not None and say_lines(file) == []
+    ignores = {
+        "type": "doc.ignores",
+        "doc_id": "d1",
+        "version": 0,
+        "dismissed": [{"id": "s1"}],
+        "rules_off": ["plot.filler"],
+        "words": [],
+        "user": {"rules_off": [], "words": ["Mara", "Tom"]},
+    }
+    svc.files.receive(ignores)
+    assert file.ignores == ignores
+    assert say_lines(file) == [
+        "*turned off here*: plot.filler",
+        "*your words*: Mara, Tom",
+        "*dismissed*: 1",
+    ]
+    # Forgotten with a reopen, which tells them again when there are any.
+    svc.files.disconnected()
+    svc.files.connected()
+    svc.opened(file.text, 0)
+    assert file.ignores is None and say_lines(file) == []

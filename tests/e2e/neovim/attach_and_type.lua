@@ -1,9 +1,12 @@
 -- Run by tests/e2e/test_neovim.py in `nvim --headless`: the language server attached the
 -- way Neovim 0.7 attaches one (vim.lsp.start_client, then vim.lsp.buf_attach_client), a
 -- sentence with a known problem typed key by key at the end of the first line, and what
--- Neovim's diagnostics then say written as JSON to $AMPLIFY_NVIM_OUT.
+-- Neovim's diagnostics then say written as JSON to $AMPLIFY_NVIM_OUT. Then the writer's
+-- say through Neovim's own code-action machinery (vim.lsp.buf.code_action, the choice
+-- made where a writer makes it, vim.ui.select): each action named by $AMPLIFY_ACTIONS
+-- (JSON: [{at, title}]), and the diagnostics after it.
 local out = vim.env.AMPLIFY_NVIM_OUT
-local result = { diagnostics = {} }
+local result = { diagnostics = {}, actions = {} }
 
 local function finish()
   vim.fn.writefile({ vim.fn.json_encode(result) }, out)
@@ -51,10 +54,53 @@ result.appeared = vim.wait(30000, function()
 end, 5)
 result.ms = (vim.loop.hrtime() - last_key) / 1e6
 result.line = vim.api.nvim_buf_get_lines(0, 0, 1, false)[1]
-for _, d in ipairs(vim.diagnostic.get(0)) do
-  table.insert(result.diagnostics, {
-    lnum = d.lnum, col = d.col, end_lnum = d.end_lnum, end_col = d.end_col,
-    message = d.message, source = d.source, code = d.code,
-  })
+
+local function diagnostics_now()
+  local found = {}
+  for _, d in ipairs(vim.diagnostic.get(0)) do
+    table.insert(found, {
+      lnum = d.lnum, col = d.col, end_lnum = d.end_lnum, end_col = d.end_col,
+      message = d.message, source = d.source, code = d.code,
+    })
+  end
+  return found
+end
+result.diagnostics = diagnostics_now()
+if not result.appeared then
+  return finish()
+end
+
+-- The writer picks an action from the menu by its title; Neovim applies it (here: the
+-- server's command, workspace/executeCommand).
+local wanted
+vim.ui.select = function(items, opts, on_choice)
+  local chosen
+  wanted.offered = {}
+  for _, item in ipairs(items) do
+    local title = opts.format_item(item)
+    table.insert(wanted.offered, title)
+    if title == wanted.title then
+      chosen = item
+    end
+  end
+  on_choice(chosen)
+end
+
+for _, step in ipairs(vim.fn.json_decode(vim.env.AMPLIFY_ACTIONS)) do
+  wanted = { title = step.title, at = step.at }
+  local before = #vim.diagnostic.get(0)
+  local line_now = vim.api.nvim_buf_get_lines(0, 0, 1, false)[1]
+  local col_at = string.find(line_now, step.at, 1, true)
+  vim.api.nvim_win_set_cursor(0, { 1, col_at - 1 })
+  vim.lsp.buf.code_action()
+  -- Gone when the service retracts it: one diagnostic fewer.
+  wanted.went = vim.wait(15000, function()
+    return #vim.diagnostic.get(0) < before
+  end, 10)
+  wanted.diagnostics = diagnostics_now()
+  table.insert(result.actions, wanted)
+  if not wanted.went then
+    break
+  end
 end
 finish()
