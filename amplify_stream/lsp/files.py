@@ -63,6 +63,9 @@ class Files:
         self._delete = delete
         self._collect = collect
         self.view = View()
+        # The areas a new document is checked for (the editor's ``amplify.focus``); None:
+        # the service's choice.
+        self.focus: tuple[str, ...] | None = None
         self._files: dict[str, OpenFile] = {}
         self._by_doc: dict[str, OpenFile] = {}
         self._by_request: dict[str, OpenFile] = {}
@@ -211,6 +214,8 @@ class Files:
             frame["doc_id"] = file.doc_id
         else:
             frame |= {"text": file.text, "title": (TITLE_PREFIX + _name(file.uri))[:_TITLE_CHARS]}
+            if self.focus is not None:
+                frame["focus"] = list(self.focus)
         file.synced = False
         if self._send(frame):
             file.opening = request_id

@@ -6,9 +6,11 @@ document of the service (docs/protocol.md section 6) on one WebSocket; its sugge
 come back as diagnostics (source ``amplify``, the rule as the code), those with a
 replacement as quick fixes, and the insights as a hover on the first line and as the
 command ``amplify.insights``. Code actions dismiss a suggestion, turn its rule off or
-vouch for its word (``say.py``). The service is named by ``AMPLIFY_URL`` and the token by
-``AMPLIFY_TOKEN``, or by the editor's initialization options ``url`` and ``token``;
-never on the command line, where any user of the machine could read it.
+vouch for its word (``say.py``); the settings under ``amplify`` choose a new document's
+focus and add rules off to the writer's preferences (``settings.py``). The service is
+named by ``AMPLIFY_URL`` and the token by ``AMPLIFY_TOKEN``, or by the editor's
+initialization options ``url`` and ``token``; never on the command line, where any user
+of the machine could read it.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import contextlib
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from importlib.metadata import version
 from typing import Any
 
@@ -34,13 +36,17 @@ from amplify_stream.lsp.editor_view import fixes, insights, rules_url, say_lines
 from amplify_stream.lsp.files import TITLE_PREFIX, Files
 from amplify_stream.lsp.link import ServiceLink
 from amplify_stream.lsp.markup import kind_of
+from amplify_stream.lsp.preferences import PreferenceSync
 from amplify_stream.lsp.say import DISMISS_COMMAND, WORD_COMMAND, Say, SayError, say_actions
+from amplify_stream.lsp.settings import SECTION, read_settings, section_of
 
 log = logging.getLogger(__name__)
 
 INSIGHTS_COMMAND = "amplify.insights"
 # How long a shutdown waits for the service to forget the closed files' documents.
 DELETE_WAIT_S = 5.0
+# How long the start waits for the editor's settings before opening the files without.
+CONFIGURATION_WAIT_S = 3.0
 # LSP's RequestFailed: the request was valid, the service said no (or did not answer).
 REQUEST_FAILED = -32803
 
@@ -52,8 +58,11 @@ class WriterServer(LanguageServer):
         self.say = Say(self.files.get, self._send)
         self.client: AmplifyClient | None = None
         self.link: ServiceLink | None = None
+        self.preferences: PreferenceSync | None = None
+        self._initial_settings: Any = None
         self._link_task: asyncio.Task[None] | None = None
         self._deleting: set[asyncio.Task[None]] = set()
+        self._settling: set[asyncio.Task[None]] = set()  # the start, settings pulled
 
     def configure(self, options: Any) -> None:
         """The service and the token: initialization options first, then the
@@ -70,6 +79,56 @@ class WriterServer(LanguageServer):
             on_lost=self._lost,
             on_refused=lambda why: self._tell(types.MessageType.Error, f"amplify: {why}"),
         )
+        self.preferences = PreferenceSync(
+            self.client, lambda why: self._tell(types.MessageType.Warning, why)
+        )
+        # ``{"amplify": {...}}`` as in the editor's settings, or the keys themselves.
+        section = section_of(opts)
+        self._initial_settings = section if section is not None else _settings_keys(opts)
+
+    async def start(self) -> None:
+        """After ``initialized``: the editor's settings (the initialization options, then
+        what ``workspace/configuration`` says), then the socket, so that the first files'
+        documents are opened with the focus asked for."""
+        self.apply_settings(self._initial_settings)
+        if self.pulls_configuration:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(CONFIGURATION_WAIT_S):
+                    await self.pull_settings()
+        self.start_link()
+
+    @property
+    def pulls_configuration(self) -> bool:
+        workspace = self.client_capabilities.workspace
+        return bool(workspace is not None and workspace.configuration)
+
+    async def pull_settings(self) -> None:
+        try:
+            found = await self.workspace_configuration_async(
+                types.ConfigurationParams(items=[types.ConfigurationItem(section=SECTION)])
+            )
+        except Exception as exc:  # an editor's error answer: its settings are not to be had
+            log.warning("workspace/configuration failed: %r", exc)
+            return
+        if found and found[0] is not None:  # an editor without the section keeps the options
+            self.apply_settings(found[0])
+
+    def apply_settings(self, raw: Any) -> None:
+        """The ``amplify`` settings: the focus for new documents here, the rules off into
+        the writer's preferences (only what they add)."""
+        settings, problems = read_settings(raw)
+        for problem in problems:
+            self._tell(types.MessageType.Warning, f"amplify: {problem}")
+        self.files.focus = settings.focus
+        if self.preferences is not None and self.client is not None and self.client.token:
+            self.preferences.want_off(settings.disabled_rules)
+
+    def settle(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` (about the settings) beside the editor's messages, which keep
+        coming meanwhile."""
+        task = asyncio.create_task(work)
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
 
     def _receive(self, frame: Frame) -> None:
         if not self.say.answer(frame):
@@ -94,6 +153,10 @@ class WriterServer(LanguageServer):
         self.files.close_all()
         if self._deleting:
             await asyncio.wait(self._deleting, timeout=DELETE_WAIT_S)
+        for task in self._settling:
+            task.cancel()
+        if self.preferences is not None:
+            self.preferences.cancel()
         if self._link_task is not None:
             self._link_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -161,13 +224,25 @@ def _initialize(ls: WriterServer, params: types.InitializeParams) -> None:
     ls.configure(params.initialization_options)
 
 
+# Synchronous on purpose (as the files' below): the encoding and the settings pushed apply
+# to every message after them.
 @server.feature(types.INITIALIZED)
 def _initialized(ls: WriterServer, params: types.InitializedParams) -> None:
     encoding = ls.workspace.position_encoding
     if encoding is not None:
         # The enum's value: str() of a str enum is its name in Python 3.11.
         ls.files.view.encoding = getattr(encoding, "value", encoding)
-    ls.start_link()
+    ls.settle(ls.start())
+
+
+@server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+def _did_change_configuration(ls: WriterServer, params: types.DidChangeConfigurationParams) -> None:
+    section = section_of(params.settings)
+    if section is not None:
+        ls.apply_settings(section)
+    elif ls.pulls_configuration:
+        # The pull model: the notification says only that something changed.
+        ls.settle(ls.pull_settings())
 
 
 @server.feature(types.SHUTDOWN)
@@ -246,6 +321,11 @@ async def _add_word(ls: WriterServer, args: Any) -> Frame:
         return await ls.say.add_word(args)
     except SayError as exc:
         raise JsonRpcException(f"amplify: {exc}", code=REQUEST_FAILED) from None
+
+
+def _settings_keys(options: dict[str, Any]) -> dict[str, Any] | None:
+    keys: dict[str, Any] = {k: options[k] for k in ("focus", "disabledRules") if k in options}
+    return keys or None
 
 
 def _metrics(metrics: Any) -> str:

@@ -4,7 +4,7 @@ known problem is typed key by key after CJK and an emoji, and the diagnostics ap
 its words: Neovim turns the server's UTF-16 positions into byte columns itself, so a
 wrong conversion on either side shows here. Then the writer's say through Neovim's own
 code actions: one suggestion dismissed, a rule turned off in the document, each gone when
-the service retracts it."""
+the service retracts it; and the editor's settings in the writer's preferences."""
 
 from __future__ import annotations
 
@@ -57,6 +57,7 @@ async def test_neovim_shows_the_diagnostic_where_the_words_are(
         "AMPLIFY_SENTENCE": SENTENCE,
         "AMPLIFY_WANT": "2",
         "AMPLIFY_ACTIONS": json.dumps(ACTIONS),
+        "AMPLIFY_SETTINGS": json.dumps({"amplify": {"disabledRules": ["plot.filler"]}}),
         "AMPLIFY_NVIM_OUT": str(out),
         "HOME": str(tmp_path),  # no user configuration, no shada of the machine's user
     }
@@ -110,3 +111,15 @@ async def test_neovim_shows_the_diagnostic_where_the_words_are(
     ]
     assert "Turn off plot.intensifier in this document" in turned_off["offered"]
     assert turned_off["went"] and turned_off["diagnostics"] == [], turned_off
+    # The setting reached the writer's preferences (Neovim told it at on_init, seconds
+    # ago; the union is written beside the editing, so it may still be on its way).
+    rules_off = None
+    async with aiohttp.ClientSession() as session:
+        headers = {"Authorization": f"Bearer {token}"}
+        for _ in range(50):
+            async with session.get(f"{base}/v1/me/preferences", headers=headers) as res:
+                rules_off = (await res.json())["rules_off"]
+            if rules_off:
+                break
+            await asyncio.sleep(0.1)
+    assert rules_off == ["plot.filler"]

@@ -3,7 +3,8 @@ process over stdio) against the whole service on both buses: a file opened, a se
 typed key by key, diagnostics at the right positions in text with emoji and CJK (UTF-16
 and UTF-32 positions), markup left alone, a quick fix applied, insights on hover, and the
 connection to the service cut and recovered without a stale diagnostic; the writer's say
-(dismiss, a rule off, a word vouched for) from the code actions."""
+(dismiss, a rule off, a word vouched for) from the code actions, and the editor's settings
+(the focus of a new document, rules off in the preferences)."""
 
 from __future__ import annotations
 
@@ -133,9 +134,12 @@ async def start_editor(
     *,
     encodings: list[str] | None = None,
     by_options: bool = False,
+    settings: dict[str, Any] | None = None,
 ) -> LanguageClient:
     """The language server in its own process, initialized as VS Code does (or offering
-    ``encodings``), configured by the environment (or the initialization options)."""
+    ``encodings``), configured by the environment (or the initialization options); the
+    editor's ``amplify`` ``settings``, when given, are what ``workspace/configuration``
+    answers."""
     env = {k: v for k, v in os.environ.items() if k not in ("AMPLIFY_URL", "AMPLIFY_TOKEN")}
     options: Any = None
     if by_options:
@@ -147,6 +151,8 @@ async def start_editor(
     )
     client = await config.start()
     _tell_code_actions_from_commands(client)
+    if settings is not None:
+        client.set_configuration(settings, section="amplify")
     capabilities = client_capabilities("visual-studio-code")
     if encodings is not None:
         capabilities.general = types.GeneralClientCapabilities(position_encodings=encodings)
@@ -472,3 +478,60 @@ async def test_the_writers_say_from_the_code_actions(
                 command="amplify.dismiss", arguments=[{"uri": editor.uri, "id": "gone"}]
             )
         )
+
+
+async def test_settings_choose_the_focus_and_turn_rules_off_in_the_preferences(
+    service: StartService, session: aiohttp.ClientSession, editors: list[LanguageClient]
+) -> None:
+    svc = await service(**FAST)
+    token = await sign_up(session, svc.base, "ada")
+    # Pulled at the start (workspace/configuration), before any file is opened.
+    pulled = {"focus": ["character"], "disabledRules": ["plot.filler"]}
+    client = await start_editor(svc.base, token, settings=pulled)
+    editors.append(client)
+    Editor(client, "file:///tmp/one.txt", "utf-16").open("Mara was very angry.", "plaintext")
+    first = await preferences(session, svc.base, token)
+    for _ in range(100):
+        if first["rules_off"]:
+            break
+        await asyncio.sleep(0.1)
+        first = await preferences(session, svc.base, token)
+    assert first["rules_off"] == ["plot.filler"] and first["focus"] is None
+
+    # Pushed (didChangeConfiguration with the settings): a union, the focus of the next
+    # new document.
+    pushed = {"focus": ["dialogue", "setting"], "disabledRules": ["plot.intensifier"]}
+    client.workspace_did_change_configuration(
+        types.DidChangeConfigurationParams(settings={"amplify": pushed})
+    )
+    Editor(client, "file:///tmp/two.txt", "utf-16").open("Mara was very angry.", "plaintext")
+    # The pull model (no settings in the notification): the server asks. Saying nothing
+    # new, it changes nothing (that no PUT is sent: tests/unit/test_lsp_preferences.py).
+    client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings=None))
+    # Then something new: the revision counts the changes.
+    client.set_configuration({"disabledRules": ["plot.passive"]}, section="amplify")
+    client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings=None))
+    rules = ["plot.filler", "plot.intensifier", "plot.passive"]
+    now = first
+    for _ in range(100):
+        now = await preferences(session, svc.base, token)
+        if now["rules_off"] == rules:
+            break
+        await asyncio.sleep(0.1)
+    assert now["rules_off"] == rules
+    assert now["revision"] == first["revision"] + 2
+
+    headers = {"Authorization": f"Bearer {token}"}
+    focus: dict[str, Any] = {}
+    for _ in range(100):
+        async with session.get(f"{svc.base}/v1/documents", headers=headers) as res:
+            listed = (await res.json())["documents"]
+        for doc in listed:
+            async with session.get(
+                f"{svc.base}/v1/documents/{doc['doc_id']}", headers=headers
+            ) as res:
+                focus[doc["title"]] = (await res.json())["focus"]
+        if len(focus) == 2:
+            break
+        await asyncio.sleep(0.1)
+    assert focus == {"editor: one.txt": ["character"], "editor: two.txt": ["dialogue", "setting"]}

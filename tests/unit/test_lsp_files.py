@@ -1,6 +1,7 @@
 """The language server's files against scripted service frames: reopening after a drop
 tells the service what the editor typed meanwhile, a refused edit reopens, a file closed
-while it was being opened is deleted, and a file over the limit stops being checked."""
+while it was being opened is deleted, a file over the limit stops being checked, and a new
+document is opened with the editor's focus."""
 
 from __future__ import annotations
 
@@ -174,3 +175,17 @@ async def test_the_count_of_documents_reached_collects_leftovers_once() -> None:
     assert svc.collected == [set()]  # and opened again at once
     svc.files.receive(refusal | {"request_id": svc.last("doc.open")["request_id"]})
     assert len(svc.collected) == 1 and "not checked" in svc.told[-1]
+
+
+async def test_focus_goes_with_a_new_document_only() -> None:
+    svc = Service()
+    svc.files.focus = ("dialogue", "character")
+    svc.files.did_open(URI, Kind.PLAIN, "abc", 1)
+    assert svc.last("doc.open")["focus"] == ["dialogue", "character"]
+    svc.opened("abc", 0)
+    svc.files.disconnected()
+    svc.files.connected()
+    assert "focus" not in svc.last("doc.open")  # a reopen keeps the document's own
+    svc.files.focus = None
+    svc.files.did_open("file:///tmp/b.txt", Kind.PLAIN, "x", 1)
+    assert "focus" not in svc.last("doc.open")

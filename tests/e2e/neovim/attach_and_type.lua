@@ -19,6 +19,11 @@ local client_id = vim.lsp.start_client({
   root_dir = vim.fn.getcwd(),
   -- Each keystroke is its own didChange, as with a writer typing.
   flags = { debounce_text_changes = 0 },
+  -- The editor's settings, told as Neovim's documentation says to: at on_init.
+  settings = vim.fn.json_decode(vim.env.AMPLIFY_SETTINGS),
+  on_init = function(client)
+    client.notify("workspace/didChangeConfiguration", { settings = client.config.settings })
+  end,
 })
 if not client_id then
   result.error = "vim.lsp.start_client failed"
