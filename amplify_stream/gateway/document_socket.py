@@ -62,6 +62,9 @@ class SocketDocuments:
         self.reply_to = uuid.uuid4().hex
         self._reply_to = self.reply_to.encode()
         self._open_prefix = self._reply_to + b"."
+        # The writer's say has its own: its not_found (an unknown suggestion) leaves the
+        # document open, where an edit's (the document is gone) ends its watch.
+        self._say_reply_to = self.reply_to + "~say"
         self._opens = itertools.count(1)
         # Per document: the reply-to of each open sent and not answered yet, and the one
         # whose answer (doc.opened, then its suggestions and doc.analyzed) is being relayed.
@@ -95,8 +98,8 @@ class SocketDocuments:
 
     def _for_this_socket(self, doc_id: str, kind: bytes | None, to: bytes) -> bool:
         """Whether an answer (a record with a ``reply-to``) goes to this socket."""
-        if to == self._reply_to:
-            return True  # an edit's answer
+        if to == self._reply_to or to == self._say_reply_to.encode():
+            return True  # an edit's answer, or the writer's say's
         if not to.startswith(self._open_prefix):
             return False  # another socket's
         if kind in (_OPENED, _ERROR):
@@ -141,11 +144,11 @@ class SocketDocuments:
     async def dismiss(self, message: DocDismiss) -> None:
         rules = self._open_here(message.doc_id)
         heard = rules.get(message.id) if message.id is not None else None
-        await self._say.dismiss(self._user_id, self.reply_to, message, heard)
+        await self._say.dismiss(self._user_id, self._say_reply_to, message, heard)
 
     async def word(self, message: DocWord) -> None:
         self._open_here(message.doc_id)
-        await self._say.word(self._user_id, self.reply_to, message)
+        await self._say.word(self._user_id, self._say_reply_to, message)
 
     def _open_here(self, doc_id: str) -> dict[str, str | None]:
         """The rules heard of a document open on this socket (the writer's say is about
@@ -182,6 +185,7 @@ class SocketDocuments:
 
     async def _relay(self, sub: Subscription) -> None:
         doc_id = sub.key
+        say_reply_to = self._say_reply_to.encode()
         try:
             while True:
                 while not sub.overflowed:
@@ -195,7 +199,7 @@ class SocketDocuments:
                     elif kind in (_SUGGESTION, _RETRACTED):
                         self._heard(doc_id, kind, record.value)
                     await self._send(record.value.decode(), record.timestamp_ms)
-                    if kind == _ERROR and to is not None:
+                    if kind == _ERROR and to is not None and to != say_reply_to:
                         self._edits.pop(doc_id, None)  # a refused edit: the client reopens
                         if _NOT_FOUND in record.value:
                             return
