@@ -111,3 +111,38 @@ async def test_stall_is_bounded(
     await wait_until(
         lambda: fake.record.open_streams == 0, "the stalled stream to be closed", timeout=5
     )
+
+
+async def test_a_rule_turned_off_never_fires_on_gemini_either(
+    service: StartService, session: aiohttp.ClientSession, fake_gemini: Any
+) -> None:
+    """The writer's say on the gemini provider: the user's rules off (a catalogue rule
+    the model named, and the model's own ``model.*``) and vouched words never reach the
+    story's suggestions; another user's story still has them."""
+    fake = await fake_gemini()
+    svc = await gemini_service(service, fake)
+    text = (
+        '"Come here," Tom said softly. Suddenly the door opened. Mara felt very angry '
+        "and the night was very dark."
+    )
+    mine = await sign_up(session, svc.base, "writer")
+    theirs = await sign_up(session, svc.base, "other")
+    body = {"rules_off": ["dialogue.adverb_tag", "model.plot"], "words": ["dark"]}
+    async with session.put(
+        f"{svc.base}/v1/me/preferences", json=body, headers={"Authorization": f"Bearer {mine}"}
+    ) as res:
+        assert res.status == 200, await res.text()
+
+    def suggestions(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [e for e in events if e["type"] == "suggestion"]
+
+    story = {"text": text, "rewrite": False, "audio": False}
+    their_events = await ws_story(session, svc.base, theirs, story, timeout=30)
+    heard = suggestions(their_events)
+    assert {"dialogue.adverb_tag", "model.plot"} <= {s["rule"] for s in heard}
+    assert any("dark" in s["quote"] for s in heard)
+    my_events = await ws_story(session, svc.base, mine, story, timeout=30)
+    kept = suggestions(my_events)
+    assert kept, "the other rules still fire"
+    assert not {"dialogue.adverb_tag", "model.plot"} & {s["rule"] for s in kept}
+    assert not any("dark" in s["quote"].split() for s in kept)
