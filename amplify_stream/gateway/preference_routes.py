@@ -47,6 +47,7 @@ async def get_preferences(request: web.Request) -> web.Response:
             400: error(
                 "Not valid preferences: an unknown rule, a word too long, too many of either."
             ),
+            409: error("They changed since the ``revision`` given: read them again."),
             503: UNAVAILABLE,
         },
     )
@@ -55,6 +56,6 @@ async def put_preferences(request: web.Request) -> web.Response:
     claims = authenticate(request)
     body = parse(PreferencesBody, await read_json(request), InvalidMessage)
     prefs = await request.app[keys.DOCUMENTS].say.replace(
-        claims.user_id, body.rules_off, body.words, body.focus
+        claims.user_id, body.rules_off, body.words, body.focus, body.revision
     )
     return json_response(PreferencesView.of(prefs).model_dump(mode="json"))

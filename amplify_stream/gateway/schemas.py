@@ -424,6 +424,12 @@ class PreferencesBody(ClientModel):
     focus: FocusList | None = Field(
         default=None, description="What a document or story opened without one reads; null: all."
     )
+    revision: int | None = Field(
+        default=None,
+        ge=0,
+        description="The revision this change was made from (GET's): when the preferences "
+        "changed since, nothing is replaced and the answer is 409 ``conflict``.",
+    )
 
 
 class PreferencesView(ApiModel):

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import replace
 
 from amplify_stream.bus.base import Producer
-from amplify_stream.errors import InvalidMessage, NotFound, NotReady
+from amplify_stream.errors import Conflict, InvalidMessage, NotFound, NotReady
 from amplify_stream.events import Focus, encode, headers_for
 from amplify_stream.events.documents import (
     DocDismiss,
@@ -150,19 +150,28 @@ class WritersSay:
         rules_off: list[str],
         words: list[str],
         focus: list[Focus] | None,
+        revision: int | None = None,
     ) -> Preferences:
         """``PUT /v1/me/preferences``: each rule and word added or taken away is a
-        ``suggestion.feedback`` once the store holds the change."""
+        ``suggestion.feedback`` once the store holds the change. ``revision``: the one the
+        caller read; another change since is a ``Conflict`` (a read-modify-write of two
+        clients never loses one's change)."""
         check_rules(rules_off)
-        before, after = await self.preferences.change(
-            user_id,
-            lambda p: replace(
+
+        def replaced(p: Preferences) -> Preferences:
+            if revision is not None and p.revision != revision:
+                raise Conflict(
+                    f"your preferences changed since revision {revision} (now {p.revision}): "
+                    "read them again"
+                )
+            return replace(
                 p,
                 rules_off=tuple(sorted(set(rules_off))),
                 words=tuple(sorted(set(words))),
                 focus=None if focus is None else tuple(focus),
-            ),
-        )
+            )
+
+        before, after = await self.preferences.change(user_id, replaced)
         if after.revision == before.revision:
             return after
         await self._tell_documents(user_id, after)

@@ -202,6 +202,16 @@ async def test_refusals_change_nothing(
     assert (prefs["rules_off"], prefs["words"], prefs["revision"]) == ([], [], 0)
     async with session.get(f"{svc.base}/v1/me/preferences") as res:
         assert res.status == 401
+    # A read-modify-write from a stale revision loses nobody's change.
+    status, prefs = await preferences(
+        session, svc.base, token, {"rules_off": [], "words": ["a"], "revision": 0}
+    )
+    assert (status, prefs["revision"]) == (200, 1)
+    stale = {"rules_off": ["plot.passive"], "words": [], "revision": 0}
+    status, answer = await preferences(session, svc.base, token, stale)
+    assert (status, answer["error"]["code"]) == (409, "conflict")
+    status, prefs = await preferences(session, svc.base, token)
+    assert (prefs["rules_off"], prefs["words"], prefs["revision"]) == ([], ["a"], 1)
 
 
 async def test_an_applied_replacement_is_accepted_and_undo_brings_a_dismissal_back(
