@@ -33,12 +33,9 @@ class View:
 
 
 def rules_url(base_url: str) -> str:
-    """Where a rule's entry is: the gateway's catalogue, ``GET /v1/rules``, the entry named
-    by the fragment. It is the one address of the rules that resolves: there is no
-    ``/v1/rules/{id}`` and no page of docs/rules.md (``/docs`` is the Swagger UI, and
-    ``/docs/rules`` a 404). It answers JSON, and a browser without the token gets 401; the
-    diagnostic's code is the rule id all the same, for docs/rules.md."""
-    return base_url.rstrip("/") + "/v1/rules"
+    """Where a rule's entry is: the gateway's page of the catalogue (``GET /rules``, one
+    anchor per rule id; public, like ``/docs``, so a browser opens it without a token)."""
+    return base_url.rstrip("/") + "/rules"
 
 
 def marks(file: OpenFile) -> list[Mark]:

@@ -31,3 +31,16 @@ async def test_the_rules_need_a_token_and_name_every_rule(
         assert "[[" not in flagged["text"]
     off = {r["id"] for r in body["rules"] if not r["on_by_default"]}
     assert off == {"plot.close_repeat", "plot.filler", "setting.bare_paragraph"}
+
+
+async def test_the_rules_page_has_an_anchor_for_every_rule(
+    service: StartService, session: aiohttp.ClientSession
+) -> None:
+    """What an editor's diagnostic links to (``codeDescription``): public, like ``/docs``."""
+    svc = await service()
+    async with session.get(f"{svc.base}/rules") as res:
+        assert res.status == 200 and res.content_type == "text/html"
+        page = await res.text()
+    for rule_id in RULES:
+        assert f'<section id="{rule_id}">' in page
+    assert "<script" not in page

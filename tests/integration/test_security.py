@@ -50,6 +50,7 @@ PUBLIC_PATHS = {
     "/metrics",
     "/openapi.json",
     "/docs",
+    "/rules",
     "/v1/auth/register",
     "/v1/auth/token",
 }

@@ -46,7 +46,7 @@ async def test_a_diagnostic_names_its_rule_links_to_it_and_keeps_the_suggestion_
     angry = by_id["s1"]
     assert angry.code == "plot.intensifier"
     assert angry.code_description is not None
-    assert angry.code_description.href == "http://svc:8080/v1/rules#plot.intensifier"
+    assert angry.code_description.href == "http://svc:8080/rules#plot.intensifier"
     assert angry.data == {"id": "s1", "rule": "plot.intensifier", "replacement": "furious"}
     # Gemini's own note has no entry to link to; a finding without a rule keeps its focus.
     assert (by_id["s4"].code, by_id["s4"].code_description) == ("model.plot", None)
