@@ -1,6 +1,6 @@
 """The rules the editor's settings turn off, added to the writer's preferences on the
-service (``GET`` then ``PUT /v1/me/preferences``), so they follow the writer into every
-client: the web page, another editor, a story.
+service (``GET`` then ``PUT /v1/me/preferences`` at the revision read), so they follow the
+writer into every client: the web page, another editor, a story.
 
 Added, never taken away: a rule off in the preferences may have been turned off from
 another client, so a rule left out of the settings is not turned back on here."""
@@ -33,8 +33,14 @@ async def add_rules_off(client: AmplifyClient, rules: Iterable[str]) -> bool:
     wanted = have + [r for r in dict.fromkeys(rules) if r not in have]
     if wanted == have:
         return False
-    # PUT replaces: the words and the focus go back as they were.
-    body = {"rules_off": wanted, "words": prefs.get("words") or [], "focus": prefs.get("focus")}
+    # PUT replaces: the words and the focus go back as they were, and only onto the
+    # revision read (a change from another client meanwhile is a 409: read again).
+    body = {
+        "rules_off": wanted,
+        "words": prefs.get("words") or [],
+        "focus": prefs.get("focus"),
+        "revision": prefs.get("revision", 0),
+    }
     await _call(client, "PUT", PATH, body)
     return True
 
@@ -73,6 +79,8 @@ class PreferenceSync:
                         log.info("turned off in the preferences: %s", ", ".join(rules))
                     return
                 except ClientError as exc:
+                    if exc.code == "conflict" and attempt < ATTEMPTS:
+                        continue  # another client changed them since the GET: again
                     if not exc.retryable or attempt == ATTEMPTS:
                         self._tell(f"amplify: disabledRules not saved: {exc.message}")
                         return

@@ -17,11 +17,17 @@ from amplify_stream.lsp.preferences import PATH, PreferenceSync, add_rules_off
 
 class Preferences:
     def __init__(self) -> None:
-        self.held: dict[str, Any] = {"rules_off": ["plot.filler"], "words": ["Mara"], "focus": None}
+        self.held: dict[str, Any] = {
+            "rules_off": ["plot.filler"],
+            "words": ["Mara"],
+            "focus": None,
+            "revision": 3,
+        }
         self.puts: list[dict[str, Any]] = []
         self.headers: list[str | None] = []
         self.unavailable = 0  # answers 503 this many times first
         self.refuse: str | None = None
+        self.changed_meanwhile = 0  # answers 409 this many times first (another client)
 
     async def get(self, request: web.Request) -> web.Response:
         self.headers.append(request.headers.get("Authorization"))
@@ -36,8 +42,13 @@ class Preferences:
         if self.refuse:
             error = {"code": "invalid_message", "message": self.refuse, "retryable": False}
             return web.json_response({"error": error}, status=400)
+        if self.changed_meanwhile:
+            self.changed_meanwhile -= 1
+            self.held = {**self.held, "words": [*self.held["words"], "Zed"], "revision": 4}
+            error = {"code": "conflict", "message": "changed since", "retryable": False}
+            return web.json_response({"error": error}, status=409)
         self.puts.append(body)
-        self.held = body
+        self.held = {**body, "revision": body["revision"] + 1}
         return web.json_response(body)
 
 
@@ -65,9 +76,27 @@ async def test_a_union_written_only_when_it_adds_a_rule(
     assert prefs.puts == []
     assert await add_rules_off(client, ["plot.passive", "plot.filler", "plot.passive"]) is True
     assert prefs.puts == [
-        {"rules_off": ["plot.filler", "plot.passive"], "words": ["Mara"], "focus": None}
+        {
+            "rules_off": ["plot.filler", "plot.passive"],
+            "words": ["Mara"],
+            "focus": None,
+            "revision": 3,
+        }
     ]
     assert prefs.headers == ["Bearer t", "Bearer t"]
+
+
+async def test_a_change_from_another_client_meanwhile_is_read_again_not_lost(
+    service: tuple[Preferences, AmplifyClient],
+) -> None:
+    prefs, client = service
+    prefs.changed_meanwhile = 1
+    told: list[str] = []
+    sync = PreferenceSync(client, told.append)
+    sync.want_off(("plot.passive",))
+    await sync.settled()
+    assert told == []
+    assert prefs.puts[-1]["revision"] == 4 and prefs.puts[-1]["words"] == ["Mara", "Zed"]
 
 
 async def test_the_sync_tries_again_while_the_service_is_away_and_tells_a_refusal(
