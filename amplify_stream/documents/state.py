@@ -177,13 +177,20 @@ class DocumentState:
         return Applied(version, retracted, accepted)
 
     def _accepted(self, change: Change) -> list[LiveSuggestion]:
-        return [
-            s
-            for s in self.live.values()
-            if s.replacement is not None
-            and s.replacement == change.text
-            and (s.start_utf16, s.end_utf16) == (change.start_utf16, change.end_utf16)
-        ]
+        """The suggestions ``change`` accepts: it leaves a suggestion's replacement where
+        its quote was, whole or as an editor's minimal diff sends it ("said softly" ->
+        "said" as the deletion of " softly")."""
+        accepted = []
+        for s in self.live.values():
+            if s.replacement is None or not (
+                s.start_utf16 <= change.start_utf16 and change.end_utf16 <= s.end_utf16
+            ):
+                continue
+            start = code_point_index(s.quote, change.start_utf16 - s.start_utf16)
+            end = code_point_index(s.quote, change.end_utf16 - s.start_utf16)
+            if s.quote[:start] + change.text + s.quote[end:] == s.replacement:
+                accepted.append(s)
+        return accepted
 
     def _apply(self, change: Change, start: int, end: int, before: str) -> list[str]:
         """The paragraphs and spans after ``change`` (at code points ``start``-``end`` of

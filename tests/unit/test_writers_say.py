@@ -178,6 +178,19 @@ def test_an_edit_that_applies_the_replacement_is_accepted() -> None:
     assert [(o.action, o.suggestion_id) for o in doc.feedback()] == [("accepted", s.id)]
 
 
+def test_an_editors_minimal_diff_of_the_fix_is_accepted_too() -> None:
+    doc = Doc('"Come here," Tom said softly.')
+    (s,) = [s for s in doc.state.live.values() if s.rule == "dialogue.adverb_tag"]
+    assert (s.quote, s.replacement) == ("said softly", "said")
+    at = s.start_utf16 + len("said")
+    doc.edit(at, s.end_utf16, "")  # " softly" deleted: what a diff of the fix sends
+    assert [(o.action, o.suggestion_id) for o in doc.feedback()] == [("accepted", s.id)]
+    doc = Doc('"Come here," Tom said softly.')
+    (s,) = [s for s in doc.state.live.values() if s.rule == "dialogue.adverb_tag"]
+    doc.edit(s.end_utf16 - 1, s.end_utf16, "")  # "soft": an edit, not the fix
+    assert doc.feedback() == []
+
+
 def test_refusals() -> None:
     doc = Doc()
     for answers, code in [
