@@ -170,27 +170,12 @@ class DocumentState:
         retracted: list[str] = []
         accepted: list[LiveSuggestion] = []
         for change, start, end, before in placed:
-            accepted += self._accepted(change)
+            accepted += [s for s in self.live.values() if _accepts(change, s)]
             retracted += self._apply(change, start, end, before)
         self.text = text
         self.version = version
         return Applied(version, retracted, accepted)
 
-    def _accepted(self, change: Change) -> list[LiveSuggestion]:
-        """The suggestions ``change`` accepts: it leaves a suggestion's replacement where
-        its quote was, whole or as an editor's minimal diff sends it ("said softly" ->
-        "said" as the deletion of " softly")."""
-        accepted = []
-        for s in self.live.values():
-            if s.replacement is None or not (
-                s.start_utf16 <= change.start_utf16 and change.end_utf16 <= s.end_utf16
-            ):
-                continue
-            start = code_point_index(s.quote, change.start_utf16 - s.start_utf16)
-            end = code_point_index(s.quote, change.end_utf16 - s.start_utf16)
-            if s.quote[:start] + change.text + s.quote[end:] == s.replacement:
-                accepted.append(s)
-        return accepted
 
     def _apply(self, change: Change, start: int, end: int, before: str) -> list[str]:
         """The paragraphs and spans after ``change`` (at code points ``start``-``end`` of
@@ -422,6 +407,18 @@ Key = tuple[Focus, str, "str | None", str, int]
 def _key(s: LiveSuggestion) -> Key:
     """What makes a finding the same one: its words, its message, and where it sits."""
     return (s.focus, s.message, s.replacement, s.quote, s.start_utf16)
+
+
+def _accepts(change: Change, s: LiveSuggestion) -> bool:
+    """Whether ``change`` leaves ``s``'s replacement where its quote was, whole or as an
+    editor's minimal diff sends it ("said softly" -> "said" as the deletion of " softly")."""
+    if s.replacement is None or not (
+        s.start_utf16 <= change.start_utf16 and change.end_utf16 <= s.end_utf16
+    ):
+        return False
+    start = code_point_index(s.quote, change.start_utf16 - s.start_utf16)
+    end = code_point_index(s.quote, change.end_utf16 - s.start_utf16)
+    return s.quote[:start] + change.text + s.quote[end:] == s.replacement
 
 
 def _starts(paragraphs: list[str]) -> list[int]:

@@ -209,15 +209,8 @@ class Files:
         if file.stopped is not None:
             return
         request_id = self._request_id()
-        frame: dict[str, Any] = {"type": "doc.open", "request_id": request_id}
-        if file.doc_id is not None:
-            frame["doc_id"] = file.doc_id
-        else:
-            frame |= {"text": file.text, "title": (TITLE_PREFIX + _name(file.uri))[:_TITLE_CHARS]}
-            if self.focus is not None:
-                frame["focus"] = list(self.focus)
         file.synced = False
-        if self._send(frame):
+        if self._send(_open_frame(file, request_id, self.focus)):
             file.opening = request_id
             self._by_request[request_id] = file
 
@@ -248,6 +241,18 @@ class Files:
             file = self._files.get(uri)
             if file is not None:
                 self._publish(uri, file.version, diagnostics(file, self.view))
+
+
+def _open_frame(file: OpenFile, request_id: str, focus: tuple[str, ...] | None) -> Frame:
+    """``doc.open`` of the file: again by its ``doc_id``, or as a new document (its text,
+    a title naming it, the editor's focus when it has one)."""
+    frame: dict[str, Any] = {"type": "doc.open", "request_id": request_id}
+    if file.doc_id is not None:
+        return frame | {"doc_id": file.doc_id}
+    frame |= {"text": file.text, "title": (TITLE_PREFIX + _name(file.uri))[:_TITLE_CHARS]}
+    if focus is not None:
+        frame["focus"] = list(focus)
+    return frame
 
 
 def _difference(old: str, new: str) -> Change:
