@@ -1,9 +1,19 @@
 """The async Python client of the service (docs/protocol.md): ``AmplifyClient`` (``api``),
-story streams that resume by themselves (``stream``, ``feed``), ``ClientError``."""
+story streams that resume by themselves (``stream``, ``feed``), the writer's preferences
+(``preferences``), ``ClientError``."""
 
 from amplify_stream.client.api import AmplifyClient
 from amplify_stream.client.errors import ClientError
 from amplify_stream.client.feed import StoryFeed
+from amplify_stream.client.preferences import KEEP, Change, Preferences
 from amplify_stream.client.stream import StoryStream
 
-__all__ = ["AmplifyClient", "ClientError", "StoryFeed", "StoryStream"]
+__all__ = [
+    "KEEP",
+    "AmplifyClient",
+    "Change",
+    "ClientError",
+    "Preferences",
+    "StoryFeed",
+    "StoryStream",
+]

@@ -12,13 +12,15 @@ Stories stream over the WebSocket. When the socket drops before ``story.complete
 the stream reconnects with backoff and resumes after the last cursor it delivered (or
 resubmits with the same idempotency key when the story was not yet accepted), so the
 caller gets every event once, in order. Errors are ``ClientError`` with the contract's code.
+The writer's own preferences (rules off, words, focus) are ``preferences()`` and
+``change_preferences()``, a read-modify-write that loses no other client's change.
 """
 
 from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import Any, Self
 
@@ -26,6 +28,7 @@ import aiohttp
 
 from amplify_stream.client.errors import ClientError, http_error
 from amplify_stream.client.feed import StoryFeed
+from amplify_stream.client.preferences import PATH, Change, Preferences
 from amplify_stream.client.stream import StoryStream
 
 # Where the client commands look when neither an option nor AMPLIFY_URL names the service.
@@ -143,6 +146,46 @@ class AmplifyClient:
 
     async def cancel(self, story_id: str) -> None:
         await self._request("POST", f"/v1/stories/{story_id}/cancel")
+
+    # ------------------------------------------------------------ the writer's say
+
+    async def preferences(self) -> Preferences:
+        """The caller's rules off, words and default focus (section 6, "The writer's say")."""
+        return Preferences.from_json(await self._request("GET", PATH))
+
+    async def set_preferences(
+        self,
+        *,
+        rules_off: Iterable[str],
+        words: Iterable[str],
+        focus: Sequence[str] | None = None,
+        revision: int | None = None,
+    ) -> Preferences:
+        """Replace them whole, as the ``PUT`` does (``focus`` None: all four areas). With
+        ``revision`` (the one read), a change made since is ``ClientError`` ``conflict``
+        and nothing is replaced. ``change_preferences`` is the read-modify-write."""
+        wanted = Preferences(
+            tuple(rules_off), tuple(words), None if focus is None else tuple(focus)
+        )
+        body = wanted.body() | {"revision": revision}
+        return Preferences.from_json(await self._request("PUT", PATH, body))
+
+    async def change_preferences(self, change: Change, *, attempts: int = 5) -> Preferences:
+        """Make ``change`` on the preferences as they are now, and leave the rest as another
+        client left it: read, change, ``PUT`` at the revision read; a change made elsewhere
+        meanwhile (409 ``conflict``) is read again. Nothing changed: no ``PUT``."""
+        attempt = 1
+        while True:
+            have = await self.preferences()
+            wanted = change.applied(have)
+            if wanted.same_as(have):
+                return have
+            try:
+                return Preferences.from_json(await self._request("PUT", PATH, wanted.body()))
+            except ClientError as exc:
+                if exc.code != "conflict" or attempt >= attempts:
+                    raise
+                attempt += 1
 
     # ------------------------------------------------------------ WebSocket
 

@@ -6,6 +6,11 @@ Pure: frames in, frames out. The client applies its own edits at once (the write
 not wait for the network) and moves the spans it holds by the section's shifting rule;
 a suggestion that arrives for an older version is moved through the edits made since,
 so the client agrees with the service between messages.
+
+The writer's say goes out the same way (``dismiss``, ``vouch``), but a mark stays until
+the service retracts it: a refused ``doc.dismiss`` leaves the suggestion live, and every
+other socket on the document hears the same ``doc.retracted``. What the service holds of
+the writer's say about the document is its last ``doc.ignores`` (``ignores``).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from amplify_stream.events.documents import DismissScope, WordScope
 from amplify_stream.text.edits import Change, LiveSpan, apply_changes, shift_all
 
 Frame = dict[str, Any]
@@ -50,6 +56,9 @@ class LiveDocument:
     history: dict[int, list[Change]] = field(default_factory=dict)
     analyzed: Frame | None = None
     insights: dict[str, Frame] = field(default_factory=dict)
+    # The last doc.ignores; None while the service has said nothing (on an open, it
+    # tells them only when there are any).
+    ignores: Frame | None = None
 
     @classmethod
     def opened(cls, frame: Frame) -> LiveDocument:
@@ -74,6 +83,42 @@ class LiveDocument:
             frame["request_id"] = request_id
         return frame
 
+    def dismiss(
+        self,
+        suggestion_id: str | None = None,
+        *,
+        rule: str | None = None,
+        scope: DismissScope = "suggestion",
+        undo: bool = False,
+        request_id: str | None = None,
+    ) -> Frame:
+        """The ``doc.dismiss`` frame: this suggestion never again in this document, or its
+        rule (or ``rule``, by name) off in the ``document`` or ``everywhere``; with
+        ``undo``, the dismissal of ``suggestion_id`` or the ``rule`` taken back."""
+        frame: Frame = {"type": "doc.dismiss", "doc_id": self.doc_id, "scope": scope}
+        optional = {"id": suggestion_id, "rule": rule, "request_id": request_id}
+        frame |= {name: value for name, value in optional.items() if value is not None}
+        if undo:
+            frame["undo"] = True
+        return frame
+
+    def vouch(
+        self,
+        word: str,
+        *,
+        scope: WordScope = "document",
+        undo: bool = False,
+        request_id: str | None = None,
+    ) -> Frame:
+        """The ``doc.word`` frame: ``word`` (a name, a coinage, as spelled) is right, in this
+        document or ``everywhere``; the findings about it go."""
+        frame: Frame = {"type": "doc.word", "doc_id": self.doc_id, "word": word, "scope": scope}
+        if undo:
+            frame["undo"] = True
+        if request_id is not None:
+            frame["request_id"] = request_id
+        return frame
+
     def _move(self, changes: list[Change]) -> None:
         kept, _ = shift_all([m.span for m in self.marks.values()], changes)
         self.marks = {s.id: Mark.at(s, self.marks[s.id].event) for s in kept}
@@ -93,6 +138,8 @@ class LiveDocument:
             self.insights[frame["focus"]] = frame
         elif kind == "doc.analyzed":
             self.analyzed = frame
+        elif kind == "doc.ignores":
+            self.ignores = frame
 
     def _place(self, frame: Frame) -> None:
         span = LiveSpan(frame["id"], frame["start_utf16"], frame["end_utf16"])
