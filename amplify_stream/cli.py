@@ -9,6 +9,7 @@ schemas             write the JSON Schemas of every event to docs/schemas/
 asyncapi            write the AsyncAPI 3.0 document to docs/asyncapi.yaml
 rules               write the suggestion rules to docs/rules.md
 submit FILE|-       send a story to a running service and follow it (a client)
+preferences         show or change your rules off, words and focus (a client)
 watch               live aggregates of the outcome topic (an analytics consumer)
 """
 
@@ -193,7 +194,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from amplify_stream.commands import submit, watch
+    from amplify_stream.commands import preferences, submit, watch
 
     asyncapi = sub.add_parser("asyncapi", help="write the AsyncAPI document")
     asyncapi.add_argument("--out", type=Path, default=Path("docs/asyncapi.yaml"))
@@ -202,6 +203,7 @@ def _add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
     rules.add_argument("--out", type=Path, default=Path("docs/rules.md"))
     rules.add_argument("--check", action="store_true", help="fail when it is out of date")
     submit.add_parser(sub)
+    preferences.add_parser(sub)
     watch.add_parser(sub)
     sub.add_parser(
         "lsp",
@@ -237,6 +239,10 @@ def main(argv: list[str] | None = None) -> int:
         from amplify_stream.commands import submit
 
         return submit.run(args)
+    if args.command == "preferences":  # a client too
+        from amplify_stream.commands import preferences
+
+        return preferences.run(args)
     if args.command == "lsp":  # a client too; stdout is the protocol's
         from amplify_stream.lsp.server import main as lsp_main
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import getpass
 import hashlib
 import json
 import os
@@ -23,7 +22,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from amplify_stream.client import AmplifyClient, ClientError, StoryStream
-from amplify_stream.client.api import DEFAULT_URL
+from amplify_stream.commands.common import add_service_arguments, client_for, parse_focus, sign_in
 from amplify_stream.events import ALL_FOCUS
 from amplify_stream.speech import mp3
 
@@ -31,13 +30,7 @@ from amplify_stream.speech import mp3
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     submit = sub.add_parser("submit", help="submit a story to a running service and follow it")
     submit.add_argument("file", help="the story, UTF-8 text ('-' reads stdin)")
-    submit.add_argument("--url", help=f"the service (default: AMPLIFY_URL, else {DEFAULT_URL})")
-    submit.add_argument("--token", help="an access token (default: AMPLIFY_TOKEN)")
-    submit.add_argument("--username", help="sign in as this user instead of --token")
-    submit.add_argument(
-        "--password",
-        help="better from AMPLIFY_PASSWORD (or typed at the prompt): arguments show in ps",
-    )
+    add_service_arguments(submit)
     submit.add_argument("--title")
     submit.add_argument("--voice")
     submit.add_argument(
@@ -55,7 +48,7 @@ def run(args: argparse.Namespace, env: dict[str, str] | None = None) -> int:
     env = dict(os.environ) if env is None else env
     try:
         text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text("utf-8")
-        focus = _focus(args.focus)
+        focus = parse_focus(args.focus)
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -71,34 +64,11 @@ def run(args: argparse.Namespace, env: dict[str, str] | None = None) -> int:
         return 130
 
 
-def _focus(values: list[str] | None) -> list[str] | None:
-    if not values:
-        return None
-    focus = [part.strip() for value in values for part in value.split(",") if part.strip()]
-    if unknown := sorted(set(focus) - set(ALL_FOCUS)):
-        choices = ", ".join(ALL_FOCUS)
-        raise ValueError(f"unknown --focus {', '.join(unknown)}; choose from {choices}")
-    return focus
-
-
-async def _sign_in(client: AmplifyClient, args: argparse.Namespace, env: dict[str, str]) -> None:
-    if args.username:
-        password = args.password or env.get("AMPLIFY_PASSWORD")
-        if password is None:
-            if not sys.stdin.isatty():
-                raise ClientError("unauthorized", "no password: set AMPLIFY_PASSWORD")
-            password = await asyncio.to_thread(getpass.getpass, f"password for {args.username}: ")
-        await client.login(args.username, password)
-    elif not client.token:
-        raise ClientError("unauthorized", "give --token (or AMPLIFY_TOKEN), or --username")
-
-
 async def _submit(
     args: argparse.Namespace, env: dict[str, str], text: str, focus: list[str] | None
 ) -> int:
-    url = args.url or env.get("AMPLIFY_URL") or DEFAULT_URL
-    async with AmplifyClient(url, token=args.token or env.get("AMPLIFY_TOKEN")) as client:
-        await _sign_in(client, args, env)
+    async with client_for(args, env) as client:
+        await sign_in(client, args, env)
         stream = client.submit(
             text,
             title=args.title,

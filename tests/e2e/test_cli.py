@@ -177,3 +177,74 @@ async def test_watch_command(tmp_path: Path) -> None:
         assert snapshot["stories_total"] == {"completed": 0, "failed": 0, "cancelled": 0}
     finally:
         await delete_topics(KAFKA, env["AMPLIFY_TOPIC_PREFIX"] + ".")
+
+
+async def test_preferences_shown_and_changed(processes: Start, tmp_path: Path) -> None:
+    base = await serve(processes, tmp_path)
+    token = await account(base, "lena")
+    env = {"AMPLIFY_URL": base, "AMPLIFY_TOKEN": token}
+    code, out, err = await cli("preferences", env=env)
+    assert code == 0, err
+    assert out.splitlines() == [
+        "rules off  none",
+        "words      none",
+        "focus      all areas",
+        "revision   0",
+    ]
+    # Signed in by name; each change is a GET then a PUT at the revision read.
+    code, out, err = await cli(
+        "preferences",
+        "--username",
+        "lena",
+        "--rule-off",
+        "plot.passive",
+        "--rule-off",
+        "setting.opening",
+        "--word",
+        "Maura",
+        "--focus",
+        "plot,dialogue",
+        "--json",
+        env={"AMPLIFY_URL": base, "AMPLIFY_PASSWORD": PASSWORD},
+    )
+    assert code == 0, err
+    assert PASSWORD not in out + err
+    shown = json.loads(out)
+    assert shown | {"updated_at": None} == {
+        "rules_off": ["plot.passive", "setting.opening"],
+        "words": ["Maura"],
+        "focus": ["plot", "dialogue"],
+        "revision": 1,
+        "updated_at": None,
+    }
+    assert shown["updated_at"]
+    code, out, err = await cli(
+        "preferences", "--rule-on", "plot.passive", "--word", "Zed", "--focus", "all", env=env
+    )
+    assert code == 0, err
+    assert out.splitlines()[:3] == [
+        "rules off  setting.opening",
+        "words      Maura, Zed",
+        "focus      all areas",
+    ]
+    assert out.splitlines()[3].startswith("revision   2, updated ")
+    async with AmplifyClient(base, token) as client:
+        stored = await client.preferences()
+    assert (stored.rules_off, stored.words, stored.focus, stored.revision) == (
+        ("setting.opening",),
+        ("Maura", "Zed"),
+        None,
+        2,
+    )
+    # Nothing to change: no PUT, the revision stays.
+    code, out, err = await cli("preferences", "--rule-off", "setting.opening", env=env)
+    assert code == 0 and "revision   2," in out, err
+    # Refusals: the service's (an unknown rule), the command's own, no credentials.
+    code, _, err = await cli("preferences", "--rule-off", "no.such", env=env)
+    assert code == 2 and "error: invalid_message" in err, err
+    code, _, err = await cli("preferences", "--word", "x", "--remove-word", "x", env=env)
+    assert code == 2 and "both name x" in err, err
+    code, _, err = await cli("preferences", env={"AMPLIFY_URL": base})
+    assert code == 2 and "error: unauthorized" in err, err
+    async with AmplifyClient(base, token) as client:
+        assert (await client.preferences()).revision == 2
