@@ -6,7 +6,10 @@ a time, so the same code serves the terminal view, the JSON lines and the unit t
 - failure codes of ``enhancement.failed`` and ``narration.failed``;
 - time to first token (``enhancement.completed`` ``timings.first_token_ms``), to first
   audio (``narration.completed`` ``timings.first_audio_ms``) and whole story time
-  (``story.completed`` ``timings.total_ms``) as p50/p95/p99 of the latest samples.
+  (``story.completed`` ``timings.total_ms``) as p50/p95/p99 of the latest samples;
+- the writer's say (``suggestion.feedback``) per rule: how often each action was taken,
+  and of the suggestions writers answered, the share they accepted and the share they
+  threw away, to learn which rules writers keep.
 """
 
 from __future__ import annotations
@@ -22,6 +25,15 @@ STATUSES = ("completed", "failed", "cancelled")
 QUANTILES = (("p50", 0.50), ("p95", 0.95), ("p99", 0.99))
 # The latency samples kept: percentiles describe the recent traffic, in bounded memory.
 MAX_SAMPLES = 10_000
+# suggestion.feedback: the actions about a rule's suggestions, and about words (no rule).
+RULE_ACTIONS = ("accepted", "dismissed", "undismissed", "rule_off", "rule_on")
+WORD_ACTIONS = ("word_added", "word_removed")
+# A writer's answer to a suggestion: kept it, or threw it (or its whole rule) away. The
+# take-backs (undismissed, rule_on) are counted, not netted out of the rates.
+ANSWERS = ("accepted", "dismissed", "rule_off")
+FEEDBACK_COLUMNS = (*RULE_ACTIONS, "accept%", "dismiss%")
+# Feedback that names no rule (a provider's suggestion without one).
+NO_RULE = "-"
 
 
 def percentile(ordered: Sequence[float], q: float) -> float | None:
@@ -70,6 +82,44 @@ class Latency:
         return summary
 
 
+def rates(counts: Mapping[str, int]) -> tuple[float | None, float | None]:
+    """Acceptance and dismissal rates of a rule: accepted, and dismissed or turned off, out
+    of accepted + dismissed + rule_off (None when writers answered none of them)."""
+    answered = sum(counts.get(a, 0) for a in ANSWERS)
+    if not answered:
+        return None, None
+    thrown = counts.get("dismissed", 0) + counts.get("rule_off", 0)
+    return round(counts.get("accepted", 0) / answered, 4), round(thrown / answered, 4)
+
+
+@dataclass
+class Feedback:
+    """``suggestion.feedback`` counted by rule and action (words apart: they have no rule)."""
+
+    by_rule: dict[str, Counter[str]] = field(default_factory=dict)
+    words: Counter[str] = field(default_factory=Counter)
+
+    def add(self, event: Mapping[str, Any]) -> None:
+        action = str(event.get("action"))
+        if action in WORD_ACTIONS:
+            self.words[action] += 1
+            return
+        rule = event.get("rule")
+        key = rule if isinstance(rule, str) and rule else NO_RULE
+        self.by_rule.setdefault(key, Counter())[action] += 1
+
+    def summary(self) -> dict[str, Any]:
+        rules: dict[str, dict[str, Any]] = {}
+        for rule, counts in sorted(self.by_rule.items()):
+            actions = [*RULE_ACTIONS, *sorted(set(counts) - set(RULE_ACTIONS))]
+            accepted, dismissed = rates(counts)
+            rules[rule] = {a: counts[a] for a in actions} | {
+                "acceptance_rate": accepted,
+                "dismissal_rate": dismissed,
+            }
+        return {"rules": rules, "words": {a: self.words[a] for a in WORD_ACTIONS}}
+
+
 @dataclass
 class OutcomeStats:
     window_s: float = 60.0
@@ -83,6 +133,7 @@ class OutcomeStats:
     first_token_ms: Latency = field(default_factory=Latency)
     first_audio_ms: Latency = field(default_factory=Latency)
     story_ms: Latency = field(default_factory=Latency)
+    feedback: Feedback = field(default_factory=Feedback)
 
     def add(self, event: Mapping[str, Any]) -> None:
         kind = event.get("type")
@@ -104,6 +155,8 @@ class OutcomeStats:
             error = event.get("error")
             code = error.get("code") if isinstance(error, Mapping) else None
             self.failures[str(kind).split(".")[0]][str(code or "unknown")] += 1
+        elif kind == "suggestion.feedback":
+            self.feedback.add(event)
 
     def snapshot(self, now: float) -> dict[str, Any]:
         since = now - self.window_s
@@ -125,6 +178,7 @@ class OutcomeStats:
             "first_token_ms": self.first_token_ms.summary(),
             "first_audio_ms": self.first_audio_ms.summary(),
             "story_total_ms": self.story_ms.summary(),
+            "suggestion_feedback": self.feedback.summary(),
         }
 
 
@@ -154,7 +208,33 @@ def render(snapshot: Mapping[str, Any]) -> str:
         for code, count in codes.items()
     ]
     lines += failures or ["  none"]
-    return "\n".join(lines)
+    return "\n".join([*lines, "", *_feedback_lines(snapshot["suggestion_feedback"])])
+
+
+def _feedback_lines(feedback: Mapping[str, Any]) -> list[str]:
+    """One row per rule: its count of each action, then its acceptance and dismissal rates
+    (the columns are named as in the JSON)."""
+    rules: Mapping[str, Mapping[str, Any]] = feedback["rules"]
+    width = max([len("feedback by rule"), *map(len, rules)])
+    lines = [_columns("feedback by rule", width, FEEDBACK_COLUMNS)]
+    for rule, row in rules.items():
+        counts = [str(row[a]) for a in RULE_ACTIONS]
+        shares = [_percent(row["acceptance_rate"]), _percent(row["dismissal_rate"])]
+        lines.append(_columns(rule, width, [*counts, *shares]))
+    if not rules:
+        lines.append("  none")
+    words = feedback["words"]
+    lines.append(f"words vouched for: {words['word_added']} added, {words['word_removed']} removed")
+    return lines
+
+
+def _columns(first: str, width: int, cells: Sequence[str]) -> str:
+    right = (f"{c:>{len(h) + 2}}" for c, h in zip(cells, FEEDBACK_COLUMNS, strict=True))
+    return f"{first:<{width}}" + "".join(right)
+
+
+def _percent(rate: float | None) -> str:
+    return "-" if rate is None else f"{rate * 100:.0f}%"
 
 
 def _ms(value: float | None) -> str:

@@ -5,7 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from amplify_stream.analytics import MAX_SAMPLES, OutcomeStats, parse_at, percentile, render
+from amplify_stream.analytics import (
+    MAX_SAMPLES,
+    OutcomeStats,
+    parse_at,
+    percentile,
+    rates,
+    render,
+)
 
 NOW = datetime(2026, 5, 1, 12, 0, 0, tzinfo=UTC).timestamp()
 
@@ -119,3 +126,112 @@ def test_render_is_plain_text() -> None:
     assert any(line.split() == ["first_token", "120", "120", "120", "1"] for line in lines)
     assert any(line.split() == ["first_audio", "-", "-", "-", "0"] for line in lines)
     assert any(line.split() == ["narration", "tts_unavailable", "1"] for line in lines)
+
+
+def feedback(action: str, rule: str | None = None, **fields: Any) -> dict[str, Any]:
+    return {"type": "suggestion.feedback", "user_id": "u1", "action": action, "rule": rule} | (
+        fields
+    )
+
+
+def test_rates_count_the_answers_only() -> None:
+    assert rates({"accepted": 1, "dismissed": 1, "rule_off": 2, "rule_on": 5}) == (0.25, 0.75)
+    assert rates({"accepted": 2, "dismissed": 1}) == (0.6667, 0.3333)
+    assert rates({"undismissed": 1, "rule_on": 1}) == (None, None)
+    assert rates({}) == (None, None)
+
+
+def test_feedback_per_rule() -> None:
+    stats = OutcomeStats()
+    for event in (
+        feedback("accepted", "dialogue.adverb_tag", scope="suggestion"),
+        feedback("accepted", "plot.intensifier"),
+        feedback("dismissed", "plot.intensifier"),
+        feedback("dismissed", "plot.intensifier"),
+        feedback("undismissed", "plot.intensifier"),
+        feedback("rule_off", "plot.intensifier", scope="everywhere"),
+        feedback("rule_on", "setting.opening", scope="document"),
+        feedback("word_added", word="Maura", scope="everywhere"),
+        feedback("word_added", word="Zed"),
+        feedback("word_removed", word="Zed"),
+        feedback("accepted"),  # a suggestion that named no rule
+        feedback("frowned", "plot.intensifier"),  # an action added later: counted apart
+    ):
+        stats.add(event)
+    summary = stats.snapshot(NOW)["suggestion_feedback"]
+    assert summary == {
+        "rules": {
+            "-": {
+                "accepted": 1,
+                "dismissed": 0,
+                "undismissed": 0,
+                "rule_off": 0,
+                "rule_on": 0,
+                "acceptance_rate": 1.0,
+                "dismissal_rate": 0.0,
+            },
+            "dialogue.adverb_tag": {
+                "accepted": 1,
+                "dismissed": 0,
+                "undismissed": 0,
+                "rule_off": 0,
+                "rule_on": 0,
+                "acceptance_rate": 1.0,
+                "dismissal_rate": 0.0,
+            },
+            "plot.intensifier": {
+                "accepted": 1,
+                "dismissed": 2,
+                "undismissed": 1,
+                "rule_off": 1,
+                "rule_on": 0,
+                "frowned": 1,
+                "acceptance_rate": 0.25,
+                "dismissal_rate": 0.75,
+            },
+            "setting.opening": {
+                "accepted": 0,
+                "dismissed": 0,
+                "undismissed": 0,
+                "rule_off": 0,
+                "rule_on": 1,
+                "acceptance_rate": None,
+                "dismissal_rate": None,
+            },
+        },
+        "words": {"word_added": 2, "word_removed": 1},
+    }
+    assert stats.snapshot(NOW)["stories_total"]["completed"] == 0  # stories untouched
+
+
+def test_render_shows_the_feedback_table() -> None:
+    stats = OutcomeStats()
+    assert "feedback by rule" in render(stats.snapshot(NOW))
+    assert "  none" in render(stats.snapshot(NOW)).split("feedback by rule")[1]
+    for event in (
+        feedback("accepted", "plot.intensifier"),
+        feedback("dismissed", "plot.intensifier"),
+        feedback("rule_off", "plot.intensifier"),
+        feedback("rule_on", "setting.opening"),
+        feedback("word_added", word="Maura"),
+    ):
+        stats.add(event)
+    lines = render(stats.snapshot(NOW)).splitlines()
+    header = next(line for line in lines if line.startswith("feedback by rule"))
+    assert header.split()[3:] == [
+        "accepted",
+        "dismissed",
+        "undismissed",
+        "rule_off",
+        "rule_on",
+        "accept%",
+        "dismiss%",
+    ]
+    assert any(
+        line.split() == ["plot.intensifier", "1", "1", "0", "1", "0", "33%", "67%"]
+        for line in lines
+    )
+    assert any(
+        line.split() == ["setting.opening", "0", "0", "0", "0", "1", "-", "-"] for line in lines
+    )
+    assert lines[-1] == "words vouched for: 1 added, 0 removed"
