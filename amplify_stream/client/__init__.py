@@ -5,14 +5,14 @@ story streams that resume by themselves (``stream``, ``feed``), the writer's pre
 from amplify_stream.client.api import AmplifyClient
 from amplify_stream.client.errors import ClientError
 from amplify_stream.client.feed import StoryFeed
-from amplify_stream.client.preferences import KEEP, Change, Preferences
+from amplify_stream.client.preferences import KEEP, PreferenceChange, Preferences
 from amplify_stream.client.stream import StoryStream
 
 __all__ = [
     "KEEP",
     "AmplifyClient",
-    "Change",
     "ClientError",
+    "PreferenceChange",
     "Preferences",
     "StoryFeed",
     "StoryStream",

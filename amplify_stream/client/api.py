@@ -28,7 +28,7 @@ import aiohttp
 
 from amplify_stream.client.errors import ClientError, http_error
 from amplify_stream.client.feed import StoryFeed
-from amplify_stream.client.preferences import PATH, Change, Preferences
+from amplify_stream.client.preferences import PATH, PreferenceChange, Preferences
 from amplify_stream.client.stream import StoryStream
 
 # Where the client commands look when neither an option nor AMPLIFY_URL names the service.
@@ -170,7 +170,9 @@ class AmplifyClient:
         body = wanted.body() | {"revision": revision}
         return Preferences.from_json(await self._request("PUT", PATH, body))
 
-    async def change_preferences(self, change: Change, *, attempts: int = 5) -> Preferences:
+    async def change_preferences(
+        self, change: PreferenceChange, *, attempts: int = 5
+    ) -> Preferences:
         """Make ``change`` on the preferences as they are now, and leave the rest as another
         client left it: read, change, ``PUT`` at the revision read; a change made elsewhere
         meanwhile (409 ``conflict``) is read again. Nothing changed: no ``PUT``."""

@@ -1,8 +1,8 @@
 """The writer's own preferences as the client holds them (docs/protocol.md section 6, "The
 writer's say"): the rules they turned off everywhere, the words they vouch for, the focus
 a new document or story reads. ``GET /v1/me/preferences`` reads them, ``PUT`` replaces
-them whole, so a ``Change`` is made on what was read and written back at the revision
-read (``AmplifyClient.change_preferences``).
+them whole, so a ``PreferenceChange`` is made on what was read and written back at the
+revision read (``AmplifyClient.change_preferences``).
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ class Preferences:
 
 
 @dataclass(frozen=True, slots=True)
-class Change:
+class PreferenceChange:
     """Rules turned off or on, words added or taken away (taken away wins), the focus set
     (``KEEP``: left as it is); what it does not name stays as another client left it."""
 

@@ -19,7 +19,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import asdict
 
-from amplify_stream.client import KEEP, Change, ClientError, Preferences
+from amplify_stream.client import KEEP, ClientError, PreferenceChange, Preferences
 from amplify_stream.client.preferences import Keep
 from amplify_stream.commands.common import add_service_arguments, client_for, parse_focus, sign_in
 from amplify_stream.events import ALL_FOCUS
@@ -65,7 +65,7 @@ def run(args: argparse.Namespace, env: dict[str, str] | None = None) -> int:
     return 0
 
 
-def parse_change(args: argparse.Namespace) -> Change:
+def parse_change(args: argparse.Namespace) -> PreferenceChange:
     """The change the options ask for; a contradiction (a rule both off and on) is an error."""
     for add, remove, names in (
         (args.rule_off, args.rule_on, "--rule-off and --rule-on"),
@@ -82,13 +82,13 @@ def parse_change(args: argparse.Namespace) -> Change:
             focus = None
         elif not (focus := parse_focus(args.focus)):
             raise ValueError("--focus names no area")
-    return Change(
+    return PreferenceChange(
         tuple(args.rule_off), tuple(args.rule_on), tuple(args.word), tuple(args.remove_word), focus
     )
 
 
 async def _preferences(
-    args: argparse.Namespace, env: dict[str, str], change: Change
+    args: argparse.Namespace, env: dict[str, str], change: PreferenceChange
 ) -> Preferences:
     async with client_for(args, env) as client:
         await sign_in(client, args, env)

@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 
 from amplify_stream.cli import _parser
-from amplify_stream.client import KEEP, Change, Preferences
+from amplify_stream.client import KEEP, PreferenceChange, Preferences
 from amplify_stream.commands.preferences import parse_change, render
 
 
-def change(*argv: str) -> Change:
+def change(*argv: str) -> PreferenceChange:
     return parse_change(_parser().parse_args(["preferences", *argv]))
 
 
@@ -32,7 +32,7 @@ def test_the_options_name_the_change() -> None:
         "--remove-word",
         "Zed",
     )
-    assert asked == Change(
+    assert asked == PreferenceChange(
         rules_off=("plot.passive", "plot.filler"),
         rules_on=("setting.opening",),
         words=("Maura",),

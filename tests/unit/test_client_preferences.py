@@ -11,14 +11,16 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from amplify_stream.client import KEEP, AmplifyClient, Change, ClientError, Preferences
+from amplify_stream.client import KEEP, AmplifyClient, ClientError, PreferenceChange, Preferences
 from amplify_stream.client.preferences import PATH
 
 HELD = Preferences(("plot.filler",), ("Mara",), ("plot", "dialogue"), 3, "2026-05-01T12:00:00Z")
 
 
 def test_a_change_keeps_what_it_does_not_name() -> None:
-    changed = Change(rules_off=("plot.passive", "plot.filler"), words=("Maura",)).applied(HELD)
+    changed = PreferenceChange(rules_off=("plot.passive", "plot.filler"), words=("Maura",)).applied(
+        HELD
+    )
     assert changed == Preferences(
         ("plot.filler", "plot.passive"),
         ("Mara", "Maura"),
@@ -26,14 +28,14 @@ def test_a_change_keeps_what_it_does_not_name() -> None:
         3,
         HELD.updated_at,
     )
-    off = Change(rules_on=("plot.filler",), remove_words=("Mara", "Zed"), focus=None)
+    off = PreferenceChange(rules_on=("plot.filler",), remove_words=("Mara", "Zed"), focus=None)
     assert not off.empty
     assert (off.applied(HELD).rules_off, off.applied(HELD).words) == ((), ())
     assert off.applied(HELD).focus is None
-    assert Change(focus=["setting", "setting"]).applied(HELD).focus == ("setting",)
-    assert Change(focus=KEEP).empty and Change().applied(HELD) == HELD
+    assert PreferenceChange(focus=["setting", "setting"]).applied(HELD).focus == ("setting",)
+    assert PreferenceChange(focus=KEEP).empty and PreferenceChange().applied(HELD) == HELD
     # Taken away wins over added in the same change.
-    assert Change(words=("Zed",), remove_words=("Zed",)).applied(HELD).words == ("Mara",)
+    assert PreferenceChange(words=("Zed",), remove_words=("Zed",)).applied(HELD).words == ("Mara",)
 
 
 def test_the_body_is_the_put_at_the_revision_read() -> None:
@@ -124,10 +126,12 @@ async def test_a_change_is_put_at_the_revision_read_and_only_when_it_changes_som
     service: tuple[Scripted, AmplifyClient],
 ) -> None:
     scripted, client = service
-    same = await client.change_preferences(Change(rules_off=("plot.filler",), words=("Mara",)))
+    same = await client.change_preferences(
+        PreferenceChange(rules_off=("plot.filler",), words=("Mara",))
+    )
     assert same == HELD and scripted.puts == []
     stored = await client.change_preferences(
-        Change(rules_off=("plot.passive",), remove_words=("Mara",))
+        PreferenceChange(rules_off=("plot.passive",), remove_words=("Mara",))
     )
     assert scripted.puts == [
         {
@@ -149,10 +153,10 @@ async def test_another_clients_change_meanwhile_is_read_again_and_kept(
 ) -> None:
     scripted, client = service
     scripted.changed_meanwhile = 2
-    stored = await client.change_preferences(Change(words=("Maura",), focus=None))
+    stored = await client.change_preferences(PreferenceChange(words=("Maura",), focus=None))
     assert [put["revision"] for put in scripted.puts] == [3, 4, 5]
     assert stored.words == ("Mara", "Maura", "Zed") and stored.focus is None
     scripted.changed_meanwhile = 2
     with pytest.raises(ClientError) as gave_up:
-        await client.change_preferences(Change(rules_off=("plot.passive",)), attempts=2)
+        await client.change_preferences(PreferenceChange(rules_off=("plot.passive",)), attempts=2)
     assert gave_up.value.code == "conflict"
