@@ -103,7 +103,7 @@ def insights(file: OpenFile) -> list[Frame]:
 def say_lines(file: OpenFile) -> list[str]:
     """What the writer has decided about the document, as the service last told it
     (``doc.ignores``): for the hover, since a dismissed finding shows nowhere else."""
-    told = file.ignores
+    told = file.live.ignores if file.live is not None else None
     if told is None:
         return []
     user = told.get("user") or {}

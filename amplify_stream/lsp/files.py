@@ -131,8 +131,6 @@ class Files:
             if file is None or not file.synced or file.live is None:
                 return  # another file's, or of a version before the file was reopened
             file.live.receive(frame)
-            if kind == "doc.ignores":
-                file.ignores = frame
             if kind != "doc.ack":
                 self._changed(file, suggestions_came=True)
 
@@ -146,7 +144,6 @@ class Files:
             self._delete(frame["doc_id"])
             return
         file.opening, file.collected = None, False
-        file.ignores = None  # told again after doc.opened, when there is any
         file.doc_id = frame["doc_id"]
         self._by_doc[file.doc_id] = file
         live = file.live = LiveDocument.opened(frame)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amplify_stream.client.live import Frame, LiveDocument
+from amplify_stream.client.live import LiveDocument
 from amplify_stream.lsp.markup import Kind
 
 
@@ -31,5 +31,3 @@ class OpenFile:
     # at each keystroke, which only moves or retracts marks.
     on_markup: frozenset[str] = frozenset()
     markup_stale: bool = True
-    # The writer's say about the document as the service last told it (``doc.ignores``).
-    ignores: Frame | None = None

@@ -10,38 +10,27 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable
-from typing import Any
-
-import aiohttp
 
 from amplify_stream.client.api import AmplifyClient
-from amplify_stream.client.errors import ClientError, http_error
+from amplify_stream.client.errors import ClientError
+from amplify_stream.client.preferences import PATH, PreferenceChange
+
+__all__ = ["PATH", "PreferenceSync", "add_rules_off"]
 
 log = logging.getLogger(__name__)
 
-PATH = "/v1/me/preferences"
 # A service not up yet (the editor started first) is tried again this many times.
 ATTEMPTS = 6
-_TIMEOUT = aiohttp.ClientTimeout(total=15)
 
 
 async def add_rules_off(client: AmplifyClient, rules: Iterable[str]) -> bool:
     """Union ``rules`` into the user's ``rules_off``; True when that changed them (a PUT
-    only then: the same settings sent again write nothing)."""
-    prefs = await _call(client, "GET", PATH)
-    have: list[str] = list(prefs.get("rules_off") or [])
-    wanted = have + [r for r in dict.fromkeys(rules) if r not in have]
-    if wanted == have:
+    only then, at the revision read: the same settings sent again write nothing, and a
+    change from another client meanwhile is read again, not lost)."""
+    wanted = tuple(dict.fromkeys(rules))
+    if set(wanted) <= set((await client.preferences()).rules_off):
         return False
-    # PUT replaces: the words and the focus go back as they were, and only onto the
-    # revision read (a change from another client meanwhile is a 409: read again).
-    body = {
-        "rules_off": wanted,
-        "words": prefs.get("words") or [],
-        "focus": prefs.get("focus"),
-        "revision": prefs.get("revision", 0),
-    }
-    await _call(client, "PUT", PATH, body)
+    await client.change_preferences(PreferenceChange(rules_off=wanted))
     return True
 
 
@@ -79,27 +68,7 @@ class PreferenceSync:
                         log.info("turned off in the preferences: %s", ", ".join(rules))
                     return
                 except ClientError as exc:
-                    if exc.code == "conflict" and attempt < ATTEMPTS:
-                        continue  # another client changed them since the GET: again
                     if not exc.retryable or attempt == ATTEMPTS:
                         self._tell(f"amplify: disabledRules not saved: {exc.message}")
                         return
                     await asyncio.sleep(self._client.backoff(attempt))
-
-
-async def _call(client: AmplifyClient, method: str, path: str, body: Any = None) -> Any:
-    try:
-        async with client.session.request(
-            method,
-            client.base_url + path,
-            json=body,
-            headers=client.auth_headers(),
-            timeout=_TIMEOUT,
-        ) as res:
-            if res.status >= 400:
-                raise await http_error(res)
-            return await res.json()
-    except (aiohttp.ClientConnectionError, TimeoutError) as exc:
-        raise ClientError(
-            "unavailable", f"cannot reach {client.base_url}: {exc}", retryable=True
-        ) from exc

@@ -130,19 +130,17 @@ class Say:
         if scope not in ("suggestion", "document", "everywhere"):
             raise SayError(f"no such scope: {scope!r}")
         file = self._file(uri)
-        frame: Frame = {"type": "doc.dismiss", "scope": scope}
-        sid, rule = args.get("id"), args.get("rule")
+        assert file.live is not None
+        sid, rule, undo = args.get("id"), args.get("rule"), args.get("undo") is True
         if scope != "suggestion" and isinstance(rule, str):
             # The rule the writer chose, by name: its suggestion may be gone by now.
-            frame["rule"] = rule
+            frame = file.live.dismiss(rule=rule, scope=scope, undo=undo)
         elif isinstance(sid, str):
-            if not args.get("undo") and (file.live is None or sid not in file.live.marks):
+            if not undo and sid not in file.live.marks:
                 raise SayError("that suggestion is no longer there")
-            frame["id"] = sid
+            frame = file.live.dismiss(sid, scope=scope, undo=undo)
         else:
             raise SayError("a suggestion's id or a rule is needed")
-        if args.get("undo") is True:
-            frame["undo"] = True
         return await self._ask(file, frame)
 
     async def add_word(self, args: Any) -> Frame:
@@ -152,10 +150,11 @@ class Say:
         scope = args.get("scope", "everywhere")
         if scope not in ("document", "everywhere"):
             raise SayError(f"no such scope: {scope!r}")
-        frame: Frame = {"type": "doc.word", "word": word, "scope": scope}
-        if args.get("undo") is True:
-            frame["undo"] = True
-        return await self._ask(self._file(uri), frame)
+        file = self._file(uri)
+        assert file.live is not None
+        return await self._ask(
+            file, file.live.vouch(word, scope=scope, undo=args.get("undo") is True)
+        )
 
     def answer(self, frame: Frame) -> bool:
         """Settle the command a frame answers. True when the frame is nothing but that

@@ -67,7 +67,7 @@ async def test_the_writers_say_as_the_service_told_it() -> None:
         "user": {"rules_off": [], "words": ["Mara", "Tom"]},
     }
     svc.files.receive(ignores)
-    assert file.ignores == ignores
+    assert file.live is not None and file.live.ignores == ignores
     assert say_lines(file) == [
         "*turned off here*: plot.filler",
         "*your words*: Mara, Tom",
@@ -77,4 +77,4 @@ async def test_the_writers_say_as_the_service_told_it() -> None:
     svc.files.disconnected()
     svc.files.connected()
     svc.opened(file.text, 0)
-    assert file.ignores is None and say_lines(file) == []
+    assert file.live is not None and file.live.ignores is None and say_lines(file) == []

@@ -83,7 +83,7 @@ async def test_a_union_written_only_when_it_adds_a_rule(
             "revision": 3,
         }
     ]
-    assert prefs.headers == ["Bearer t", "Bearer t"]
+    assert prefs.headers == ["Bearer t"] * 3  # a GET for each union, and the one it writes on
 
 
 async def test_a_change_from_another_client_meanwhile_is_read_again_not_lost(
