@@ -20,6 +20,7 @@ SINGLE_STREAM_RATIO_MAX = 1.5
 IDLE_CORES_MAX = 0.05
 ACCEPT_PER_CORE_MIN = 300.0
 ACCEPT_P99_MS_MAX = 100.0
+SAY_P95_MS_MAX = 300.0
 NOT_RUN = "not run"
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -190,7 +191,42 @@ def _targets(r: dict[str, Any]) -> list[str]:
     lines.append(_idle_target(r.get("idle_stack")))
     lines.append(_documents_target(r.get("documents")))
     lines += _soak_targets(r.get("soak"))
+    lines += _say_targets(r.get("say_cross_client"))
     return lines
+
+
+SAY_DIRECTIONS = {
+    "page_to_editor": "the page's doc.dismiss -> the editor's diagnostics without it",
+    "editor_to_page": "the editor's amplify.dismiss -> the page's doc.retracted",
+}
+
+
+def _say_targets(figure: dict[str, Any] | None) -> list[str]:
+    """The writer's say across clients on the embedded default (benchmarks/say.py): from
+    one client's dismissal to the other client showing it gone, p95 under the target. The
+    baseline is the sender's own answer in the same run."""
+    target = (figure or {}).get("target_p95_ms", SAY_P95_MS_MAX)
+    rows = []
+    for direction, label in SAY_DIRECTIONS.items():
+        name = f"writer's say across clients, {label}, p95 < {target:g} ms"
+        run = (figure or {}).get(direction)
+        if not run:
+            rows.append(_missing(name))
+            continue
+        other, own = run["other"], run["own"]
+        p95 = other.get("p95")
+        errors = f", {len(figure['errors'])} errors" if figure.get("errors") else ""
+        rows.append(
+            _target(
+                name,
+                f"p50 {other.get('p50', '-')} / p95 {p95} / max {other.get('max', '-')} ms "
+                f"({other.get('n', 0)} dismissals, `serve` on the memory bus{errors})",
+                f"the sender's own answer p50 {own.get('p50', '-')} / p95 {own.get('p95', '-')} ms",
+                _ratio(p95, target),
+                None if p95 is None else p95 < target and not figure.get("errors"),
+            )
+        )
+    return rows
 
 
 SOAK_NAMES = {

@@ -19,8 +19,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks import accept, documents, measure, report, soak
-from benchmarks.stack import Stack, documents_stack, running_stack
+from benchmarks import accept, documents, measure, report, say, soak
+from benchmarks.stack import Stack, documents_stack, embedded_stack, running_stack
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TOKENS_PER_S = 30.0
@@ -96,6 +96,10 @@ ACCEPT_BEFORE = "7263976: 88-99/s per core, none at p99 < 100 ms (p99 1.3-2.9 s 
 SOAK_QUICK_S = 240.0
 SOAK_BEFORE_FILE = "benchmarks/results/2026-12-07-soak-before-issue-26.json"
 
+# The writer's say across clients (the page and the language server) on the embedded
+# default: dismissals each way (fewer with --quick).
+SAY_QUICK_SAMPLES = 15
+
 DOCUMENTS_BEFORE = {
     "run": "2026-12-02 (before issue 15)",
     "edits_per_s": 795.3,
@@ -116,6 +120,7 @@ FIGURES = (
     "suggestions",
     "documents",
     "soak",
+    "say_cross_client",
     "submit",
 )
 # Figures make bench leaves out (run them with --only).
@@ -214,6 +219,14 @@ async def run(
         since = time.monotonic()
         results["soak"] = await _soak_figure(SOAK_QUICK_S if quick else soak.DURATION_S)
         done("soak", since)
+    if "say_cross_client" in wanted:
+        since = time.monotonic()
+        async with embedded_stack() as stack:
+            results["say_cross_client"] = await say.say_cross_client(
+                stack, SAY_QUICK_SAMPLES if quick else say.SAMPLES
+            )
+        _show({k: v for k, v in results["say_cross_client"].items() if k not in say.DIRECTIONS})
+        done("say_cross_client", since)
     if wanted & {"first_audio", "submit"}:
         # The serial baseline of first audio (the same narration, started only once the
         # rewrite is whole) and then the submissions (which leave 2,000 stories' work
@@ -476,7 +489,7 @@ def main() -> None:
     parser.add_argument(
         "--only",
         help=f"comma-separated figures to run, of {', '.join(FIGURES)} "
-        f"(prints them and their rows of the table; writes no results files; "
+        f"(prints them and their rows of the table; writes results files only with --save; "
         f"{', '.join(sorted(ONLY_ASKED))} only when named here)",
     )
     parser.add_argument(
@@ -494,6 +507,11 @@ def main() -> None:
         help="a setting for every process of the stack (e.g. AMPLIFY_EVENT_LOOP=asyncio)",
     )
     parser.add_argument("--enhancers", type=int, help=f"enhancer processes ({ENHANCERS})")
+    parser.add_argument(
+        "--save",
+        metavar="NAME",
+        help="a partial run's results also written to results/<date>-NAME.json and .md",
+    )
     args = parser.parse_args()
     env = dict(item.split("=", 1) for item in args.env)
     only = set(args.only.split(",")) if args.only else None
@@ -516,6 +534,11 @@ def main() -> None:
     if partial:
         print(json.dumps(results, indent=2))
         print(report.markdown(results))
+        if args.save:
+            stem = RESULTS / f"{datetime.now(UTC):%Y-%m-%d}-{args.save}"
+            stem.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
+            stem.with_suffix(".md").write_text(report.markdown(results))
+            print(f"written: {stem}.json, .md")
         return
     RESULTS.mkdir(exist_ok=True)
     stem = RESULTS / datetime.now(UTC).strftime("%Y-%m-%d")

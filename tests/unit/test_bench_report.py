@@ -55,7 +55,7 @@ def test_a_partial_run_names_every_target_not_run() -> None:
     markdown = report.markdown(dict(HEAD))
     assert "| target | ours | baseline (same run) | ratio | met / not met |" in markdown
     rows = [line for line in markdown.splitlines() if line.endswith("| not run |")]
-    assert len(rows) == 14
+    assert len(rows) == 16
 
 
 def test_cpu_per_word_is_set_against_the_raw_cost_per_record() -> None:
@@ -124,3 +124,25 @@ def test_the_soak_targets_read_growth_acks_and_stories() -> None:
     kafka = target_row(markdown, "soak, gateway and workers on Kafka")
     assert "(3 not acked)" in kafka[1] and kafka[4] == "NOT met"
     assert "| 10.0 | 160.0 |" in markdown  # RSS by minute
+
+
+def test_the_writers_say_targets_read_each_direction() -> None:
+    def direction(p95: float) -> dict[str, Any]:
+        return {
+            "other": {"n": 40, "p50": 5.0, "p95": p95, "p99": p95, "max": p95},
+            "own": {"n": 40, "p50": 2.0, "p95": 4.0, "p99": 4.0},
+        }
+
+    figure = {
+        "target_p95_ms": 300.0,
+        "errors": [],
+        "page_to_editor": direction(150.0),
+        "editor_to_page": direction(330.0),
+    }
+    markdown = report.markdown(HEAD | {"say_cross_client": figure})
+    page = target_row(markdown, "writer's say across clients, the page's")
+    assert page[1].startswith("p50 5.0 / p95 150.0 / max 150.0 ms (40 dismissals")
+    assert page[2] == "the sender's own answer p50 2.0 / p95 4.0 ms"
+    assert page[3:] == ["0.50", "met"]
+    editor = target_row(markdown, "writer's say across clients, the editor's")
+    assert editor[3:] == ["1.10", "NOT met"]
