@@ -52,4 +52,6 @@ export const api = {
   me: (token) => call("GET", "/v1/auth/me", { token }),
   story: (token, id) => call("GET", `/v1/stories/${encodeURIComponent(id)}`, { token }),
   cancel: (token, id) => call("POST", `/v1/stories/${encodeURIComponent(id)}/cancel`, { token }),
+  preferences: (token) => call("GET", "/v1/me/preferences", { token }),
+  setPreferences: (token, body) => call("PUT", "/v1/me/preferences", { token, body }),
 };

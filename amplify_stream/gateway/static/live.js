@@ -23,6 +23,7 @@ export class LiveDocument {
   history = new Map(); // version -> its changes (the versions suggestions may still come from)
   insights = new Map(); // focus -> doc.insight
   analyzed = null; // the last doc.analyzed
+  ignores = null; // the last doc.ignores: the writer's say about this document (say.js)
   #texts = new Map(); // version -> the text at it, from the acked version on (see opened)
 
   /** A document to create with `text` (its doc.open carries it as version 0). */
@@ -83,6 +84,7 @@ export class LiveDocument {
     // The live set follows doc.opened, one doc.suggestion each.
     this.marks.clear();
     this.analyzed = null;
+    this.ignores = null; // doc.ignores follows when the writer has had a say
     return !ours;
   }
 
@@ -99,6 +101,9 @@ export class LiveDocument {
         return this.insights.set(e.focus, e);
       case "doc.analyzed":
         this.analyzed = e;
+        return undefined;
+      case "doc.ignores":
+        this.ignores = e;
         return undefined;
       default:
         return undefined;

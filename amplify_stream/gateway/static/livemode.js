@@ -10,11 +10,15 @@
 // marks move or go in the same instant, and the socket catches up. A refused edit or a
 // dropped socket opens the document again; doc.opened then says whether the changes not
 // acknowledged can simply be sent again, or another tab's text replaces this one's.
+//
+// The writer's say (say.js): each suggestion can be dismissed, its rule turned off, its
+// word vouched for; a panel lists what the writer said, to undo.
 
 import { sentence } from "./api.js";
 import { el, label, renderInsights, renderMarked } from "./editor.js";
 import { change, diff } from "./edits.js";
 import { LiveDocument } from "./live.js";
+import { WritersSay, isSayAction } from "./say.js";
 
 const KEY = "amplify.live"; // sessionStorage: this tab's document, opened again after a reload
 // Per user, the service takes 60 edits a second across all tabs: one frame each is already
@@ -44,11 +48,21 @@ export class LiveEditor {
   #gap = 0;
   #lastSent = -Infinity;
   #complained = false; // an error of ours is on screen
+  #say;
 
-  /** els: {text, marks, list, insights, status}; on: {error(message)} */
+  /** els: {text, marks, list, insights, status, say, undo}; on: {error(message), token()} */
   constructor(els, on) {
     this.#els = els;
     this.#on = on;
+    this.#say = new WritersSay(
+      { panel: els.say, notice: els.undo, text: els.text },
+      {
+        send: (frame) => this.#sendSay(frame),
+        ignores: () => this.#doc?.ignores ?? null,
+        token: () => on.token(),
+        error: (message) => on.error(message),
+      },
+    );
     els.text.addEventListener("input", () => this.#input());
     els.text.addEventListener("scroll", () => this.#followScroll());
     els.list.addEventListener("click", (e) => this.#clicked(e));
@@ -60,7 +74,10 @@ export class LiveEditor {
   /** The page's socket; null when signed out, and then this tab forgets its document. */
   attach(socket) {
     this.#socket = socket;
-    if (!socket) return this.#reset();
+    if (!socket) {
+      this.#say.clear();
+      return this.#reset();
+    }
     const saved = sessionStorage.getItem(KEY);
     if (!this.#doc && saved) {
       // Its text comes with doc.opened: typing before then would be typing over nothing.
@@ -74,6 +91,7 @@ export class LiveEditor {
   connected() {
     this.#opening = null;
     if (this.#doc) this.#open();
+    this.#say.load(); // they may have changed elsewhere meanwhile
   }
 
   /** A frame from the socket: true when it is a live document's (this page handles it). */
@@ -83,6 +101,11 @@ export class LiveEditor {
       (doc?.docId && e.doc_id === doc.docId) ||
       (e.request_id && (e.request_id === this.#opening || this.#edits.has(e.request_id)));
     if (e.type === "error") {
+      if (this.#say.owns(e.request_id)) {
+        this.#say.refused(e);
+        this.#render(); // its buttons may be pressed again
+        return true;
+      }
       if (mine) this.#refused(e);
       return Boolean(mine || e.doc_id);
     }
@@ -97,7 +120,8 @@ export class LiveEditor {
         this.#schedule(); // edits may be waiting for room in flight
       }
       // Only what changed is drawn again: the list is not rebuilt under a click on each ack.
-      if (e.type === "doc.suggestion" || e.type === "doc.retracted") this.#render();
+      if (e.type === "doc.ignores") this.#say.heard(e);
+      if (["doc.suggestion", "doc.retracted", "doc.ignores"].includes(e.type)) this.#render();
       else if (e.type === "doc.insight") renderInsights(this.#els.insights, doc.insights);
       this.#status();
     }
@@ -139,11 +163,22 @@ export class LiveEditor {
     const mark = button && this.#doc?.marks.get(button.dataset.id);
     if (!mark) return;
     if (button.dataset.action === "apply") return this.#replace(mark);
+    if (isSayAction(button.dataset.action)) {
+      this.#say.act(button.dataset.action, button.dataset.id, mark.event);
+      return this.#render(); // its buttons wait for the service's answer
+    }
     this.#els.text.focus();
     return this.#els.text.setSelectionRange(mark.start, mark.end);
   }
 
   // ---------------------------------------------------------------- the socket's side
+
+  /** A frame of the writer's say, about the document as the service has it open now. */
+  #sendSay(frame) {
+    const doc = this.#doc;
+    if (!doc?.docId || this.#opening || !this.#socket?.isOpen) return false;
+    return this.#socket.send({ ...frame, doc_id: doc.docId });
+  }
 
   /** doc.open: creates the document with the text as it is, or reopens it. */
   #open() {
@@ -263,6 +298,7 @@ export class LiveEditor {
     this.#followScroll();
     this.#els.list.replaceChildren(...marks.map(([id, m]) => this.#item(id, m)));
     renderInsights(this.#els.insights, doc?.insights ?? new Map());
+    this.#say.render();
     this.#status();
   }
 
@@ -275,6 +311,7 @@ export class LiveEditor {
       apply = el("button", { type: "button", className: "apply" }, "Use ", el("ins", {}, s.replacement));
       Object.assign(apply.dataset, { id, action: "apply" });
     }
+    const message = `live-message-${id}`;
     return el(
       "li",
       { className: `focus-${s.focus}` },
@@ -282,9 +319,10 @@ export class LiveEditor {
       " ",
       show,
       " ",
-      el("span", { className: "message" }, s.message),
+      el("span", { className: "message", id: message }, s.message),
       apply ? " " : null,
       apply,
+      this.#say.controls(id, s, message),
     );
   }
 

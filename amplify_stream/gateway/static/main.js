@@ -27,8 +27,10 @@ const live = new LiveEditor(
     list: $("live-suggestions"),
     insights: $("live-insights"),
     status: $("live-status"),
+    say: $("live-say"),
+    undo: $("live-undo"),
   },
-  { error: showError },
+  { error: showError, token: () => account.token },
 );
 let socket = null;
 
