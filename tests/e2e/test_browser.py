@@ -1,7 +1,8 @@
 """The live editor page in a real browser: ``amplify-stream serve`` as a user starts it, and
 a spec under ``browser/`` driving Debian's Chromium through playwright-core:
-``editor.spec.mjs`` (story mode) and ``live.spec.mjs`` (live mode, docs/protocol.md
-section 6), each against its own service.
+``editor.spec.mjs`` (story mode), ``live.spec.mjs`` (live mode, docs/protocol.md
+section 6) and ``say.spec.mjs`` (the writer's say on a live document), each against its
+own service.
 
 ``scripts/browser.sh`` installs both (``make test`` runs it first). A missing browser or
 Node package fails this test; it never skips.
@@ -77,6 +78,21 @@ async def test_live_mode_marks_move_and_go_as_the_writer_types(
         node_env={},
     )
     assert (ARTIFACTS / "live.png").is_file()
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(240)
+async def test_the_writers_say_dismisses_vouches_and_undoes(
+    processes: Start, tmp_path: Path
+) -> None:
+    await _run_spec(
+        processes,
+        tmp_path,
+        "say.spec.mjs",
+        service_env={"AMPLIFY_DOC_IDLE_MS": "150", "AMPLIFY_DOC_SNAPSHOT_MS": "200"},
+        node_env={},
+    )
+    assert (ARTIFACTS / "say.png").is_file()
 
 
 async def _run_spec(
