@@ -45,9 +45,11 @@ from amplify_stream.documents.state import LiveSuggestion
 from amplify_stream.events.documents import (
     DocumentCommand,
     DocumentDeleted,
+    DocumentDismissed,
     DocumentEdited,
     DocumentSnapshot,
     DocumentTimings,
+    DocumentWord,
     SuggestionFeedbackOutcome,
     document_command_adapter,
 )
@@ -170,8 +172,27 @@ class DocumentOwner(Worker[DocumentCommand]):
             part.changed_at.pop(event.doc_id, None)
         if folded.changed is not None:
             self._schedule(part, folded.changed)
+        # What a dismissal means rests on the passes since the last checkpoint, which are
+        # not in the log (a new owner folding the command again may not find the
+        # suggestion it names): it is made durable before the writer hears it, as an edit
+        # is in the log before its doc.ack.
+        say = isinstance(event, DocumentDismissed | DocumentWord)
+        if say and folded.answers and not await self._durable(part):
+            return
         if folded.answers:
             self._outbox.put(part.ownership, folded.answers)
+
+    async def _durable(self, part: OwnedPartition) -> bool:
+        """A checkpoint now; False when the partition was lost meanwhile (its next owner
+        folds the command again and answers it)."""
+        try:
+            await part.checkpoint(self.topics, self.group_id)
+        except PartitionLost:
+            return False
+        except Exception as exc:
+            # The bus: the timer's checkpoints go on trying; the writer hears it now.
+            log.warning("checkpoint for a writer's say of %s failed: %r", part.tp, exc)
+        return True
 
     # ------------------------------------------------------------ passes
 

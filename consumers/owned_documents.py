@@ -37,6 +37,7 @@ class OwnedPartition:
     changed_at: dict[str, float] = field(default_factory=dict)
     # Told of the writers' decisions once their checkpoint is committed (the metrics).
     on_feedback: Callable[[SuggestionFeedbackOutcome], None] | None = None
+    _checkpointing: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def stop_pass(self, doc_id: str) -> None:
         if (timer := self.timers.pop(doc_id, None)) is not None:
@@ -55,7 +56,12 @@ class OwnedPartition:
 
     async def checkpoint(self, topics: Topics, group_id: str) -> None:
         """What changed since the last checkpoint, and the place in the log that holds it,
-        in one transaction of the partition's fenced producer."""
+        in one transaction of the partition's fenced producer (one at a time: the timer's
+        and a writer's say may ask at once)."""
+        async with self._checkpointing:
+            await self._checkpoint(topics, group_id)
+
+    async def _checkpoint(self, topics: Topics, group_id: str) -> None:
         docs = self.docs
         offset = docs.next_offset
         if offset is None or (

@@ -176,7 +176,6 @@ class DocumentState:
         self.version = version
         return Applied(version, retracted, accepted)
 
-
     def _apply(self, change: Change, start: int, end: int, before: str) -> list[str]:
         """The paragraphs and spans after ``change`` (at code points ``start``-``end`` of
         the text ``before`` it)."""

@@ -15,8 +15,11 @@ then the log after it, the later dismissals included.
 
 The test proves the fault hit: the killed process is the one the group coordinator had
 assigned the partition to (``owners.partition_owner``), after the kill the survivor holds
-it (the same cross-check), and no committed snapshot made before the kill holds the later
-dismissals (the snapshot topic). And then:
+it (the same cross-check), and the kill landed after the last checkpoint: no committed
+snapshot made before it holds the version the writer had reached, so the new owner folded
+the last edits again and ran their passes anew. The later dismissals were in a committed
+snapshot before the writer heard them (a dismissal rests on passes the log does not hold,
+so its owner checkpoints it before answering: the snapshot topic shows it). And then:
 
 - no dismissed finding (same rule, quote and sentence) in any ``doc.suggestion`` heard
   after its ``doc.ignores``, nor in the live set of the document reopened on a new socket;
@@ -50,9 +53,9 @@ from tests.live_documents import Writer, check_marks, writer
 
 ROLE = "documents"
 # A pass 100 ms after the last edit (the edits come fast); a checkpoint every 3 s, so the
-# kill lands after the later dismissals and before a checkpoint holds them (a few hundred
-# milliseconds of work after the checkpoint the test waits for; the snapshot topic says
-# whether it did).
+# kill lands after the later dismissals and the edits after them, before the next periodic
+# checkpoint (a few hundred milliseconds of work after the checkpoint the test waits for;
+# the snapshot topic says whether it did).
 ENV = {"AMPLIFY_DOC_IDLE_MS": "100", "AMPLIFY_DOC_SNAPSHOT_MS": "3000"}
 TEXT = (
     "Mara walked to the harbour at dusk. The boat was very big and the sea was calm. "
@@ -96,14 +99,6 @@ FILL = {
     "how": ("softly", "quietly", "sharply", "slowly"),
     "thing": ("rope", "lamp", "door", "net", "mast"),
 }
-# The new owner folds the commands after the snapshot without the passes between them,
-# so a doc.dismiss naming a suggestion that a pass found after the checkpoint is refused
-# (not_found, to a writer who was told doc.ignores) and the finding comes back. Remove the
-# mark with the fix: strict, so the test says when it passes.
-KNOWN_BUG = (
-    "a dismissal (or a rule off by id) of a suggestion found after the last checkpoint is "
-    "lost when its owner dies before the next: the replayed document.dismissed is not_found"
-)
 _WORD_START = re.compile(r"(?<!\S)[A-Za-z]")
 _WHOLE_WORD = re.compile(r"(?<!\S)[A-Za-z]+ ")
 
@@ -138,6 +133,9 @@ class Say:
     dismissed: list[Dismissed] = field(default_factory=list)
     rule_off_answered: int | None = None  # the frame index of its doc.ignores
     new_owner: Proc | None = None
+    # The snapshots committed before the kill: did they hold the later dismissals (made
+    # durable before heard), and not the version the writer reached (the kill came first)?
+    dismissals_durable: bool = False
     before_checkpoint: bool = False
     # What contradicted the writer's say, a line each.
     reappeared: list[str] = field(default_factory=list)
@@ -170,7 +168,6 @@ class Say:
 
 @pytest.mark.kafka
 @pytest.mark.timeout(150)
-@pytest.mark.xfail(strict=True, reason=KNOWN_BUG)
 async def test_dismissals_survive_the_owner_killed_mid_editing(scenario: Scenario) -> None:
     await scenario.start(workers=[ROLE, ROLE], read_outcomes=False, **ENV)
     snapshots = await scenario.read_topic("document-snapshots")
@@ -181,7 +178,8 @@ async def test_dismissals_survive_the_owner_killed_mid_editing(scenario: Scenari
         await say_edit_kill(scenario, trial, run, snapshots, rng)
     counts = count(scenario, run, seed)
     assert run.hit, "the owner was not killed, or no other member took the partition"
-    assert run.before_checkpoint, "a checkpoint held the later dismissals before the kill"
+    assert run.before_checkpoint, "a checkpoint held the writer's last version before the kill"
+    assert run.dismissals_durable, "the later dismissals were heard before a checkpoint held them"
     assert run.reappeared == [], run.reappeared[:5]
     assert run.rule_off_heard == [], run.rule_off_heard[:5]
     assert (counts.accepted, counts.lost) == (len(FIRST) + len(LATER) + 1, 0)
@@ -247,9 +245,9 @@ async def say_edit_kill(
         check_heard(run, w.frames, typing.text_at)
         # Read now: the snapshot topic is read behind the writer, by a few hundred ms.
         later = {d.id for d in run.dismissed[len(FIRST) :]}
-        run.before_checkpoint = not checkpointed(
-            snapshots, doc.doc_id, later, typing.killed_wall_ms or 0
-        )
+        held, version = checkpointed(snapshots, doc.doc_id, typing.killed_wall_ms or 0)
+        run.dismissals_durable = later <= held
+        run.before_checkpoint = version < (typing.version_at_kill or 0)
         try:
             check_marks(doc)
         except AssertionError as exc:
@@ -393,14 +391,17 @@ def snapshot_at(snapshots: TopicLog, doc_id: str, version: int) -> bool:
     return any(s["version"] == version for _, s in _snapshots_of(snapshots, doc_id))
 
 
-def checkpointed(snapshots: TopicLog, doc_id: str, ids: set[str], before_ms: int) -> bool:
-    """Whether a committed snapshot made before ``before_ms`` holds any of the dismissals
-    ``ids``. One made before the kill can only be the killed owner's."""
+def checkpointed(snapshots: TopicLog, doc_id: str, before_ms: int) -> tuple[set[str], int]:
+    """The dismissals held, and the highest version, of the committed snapshots made before
+    ``before_ms`` (before the kill: the killed owner's)."""
+    held: set[str] = set()
+    version = -1
     for at, s in _snapshots_of(snapshots, doc_id):
-        held = {d["id"] for d in ((s.get("ignores") or {}).get("dismissed") or {}).values()}
-        if at <= before_ms and held & ids:
-            return True
-    return False
+        if at <= before_ms:
+            dismissed = ((s.get("ignores") or {}).get("dismissed") or {}).values()
+            held |= {d["id"] for d in dismissed}
+            version = max(version, s["version"])
+    return held, version
 
 
 # ------------------------------------------------------------ the checks
@@ -469,6 +470,7 @@ def count(scenario: Scenario, run: Say, seed: int) -> Counts:
     takeover = "none" if t.takeover_s is None else f"{t.takeover_s:.1f}s"
     details = [
         f"owner_killed={int(run.hit)} before_checkpoint={int(run.before_checkpoint)} "
+        f"dismissals_durable={int(run.dismissals_durable)} "
         f"kill_to_takeover={takeover} version_at_kill={t.version_at_kill}",
         f"edits_sent={len(t.sent_at)} acked={len(t.acked_at)} kept={t.kept} lost={t.lost} "
         f"acks_repeated={t.acks_repeated}",
