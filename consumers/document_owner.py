@@ -39,10 +39,11 @@ from amplify_stream.documents.partition import (
     analyzed_outcome,
     pass_answers,
 )
-from amplify_stream.documents.say import Source
+from amplify_stream.documents.say import Source, ignores_event
 from amplify_stream.documents.snapshot import suggestion_event
 from amplify_stream.documents.state import LiveSuggestion
 from amplify_stream.events.documents import (
+    DocIgnores,
     DocumentCommand,
     DocumentDeleted,
     DocumentDismissed,
@@ -54,6 +55,7 @@ from amplify_stream.events.documents import (
     document_command_adapter,
 )
 from amplify_stream.providers.local.paragraphs import paragraph_cache_info
+from amplify_stream.retry import retry_with_backoff
 from consumers.document_outbox import Outbox
 from consumers.owned_documents import OwnedPartition, read_snapshots
 from consumers.ownership import Ownership
@@ -129,9 +131,10 @@ class DocumentOwner(Worker[DocumentCommand]):
                 # from their writers; that document answers not_found until it is fixed.
                 log.exception("snapshot at %s of %s unreadable, skipped", record.cursor, part.tp)
         log.info("%s: %d documents from their snapshots", part.tp, len(part.docs.docs))
-        # Documents whose last change the snapshot holds but no pass read yet.
+        # Documents whose last change the snapshot holds but no pass read yet (or whose
+        # paragraphs an undo of the writer's say left to read again).
         for doc_id, doc in part.docs.docs.items():
-            if doc.analyzed_version != doc.version:
+            if doc.analyzed_version != doc.version or doc.stale():
                 self._schedule(part, doc_id)
         part.checkpoints = asyncio.create_task(
             part.checkpoint_every(self._snapshot_s, self.topics, self.group_id),
@@ -176,22 +179,37 @@ class DocumentOwner(Worker[DocumentCommand]):
         # not in the log (a new owner folding the command again may not find the
         # suggestion it names): it is made durable before the writer hears it, as an edit
         # is in the log before its doc.ack.
-        say = isinstance(event, DocumentDismissed | DocumentWord)
-        if say and folded.answers and not await self._durable(part):
-            return
-        if folded.answers:
-            self._outbox.put(part.ownership, folded.answers)
+        answers = folded.answers
+        if isinstance(event, DocumentDismissed | DocumentWord) and folded.dirty:
+            if not await self._durable(part):
+                return
+            # Told as the document is now: answers folded after it went out meanwhile.
+            answers = [_now(part, a) for a in answers]
+        if answers:
+            self._outbox.put(part.ownership, answers)
 
     async def _durable(self, part: OwnedPartition) -> bool:
-        """A checkpoint now; False when the partition was lost meanwhile (its next owner
-        folds the command again and answers it)."""
+        """A checkpoint now, tried again until it holds; False when the partition was lost
+        meanwhile (its next owner folds the command again and answers it)."""
+
+        async def not_yet(exc: Exception, delay: float) -> None:
+            log.warning(
+                "checkpoint for a writer's say of %s failed, again in %.1fs: %r",
+                part.tp,
+                delay,
+                exc,
+            )
+
         try:
-            await part.checkpoint(self.topics, self.group_id)
+            await retry_with_backoff(
+                lambda: part.checkpoint(self.topics, self.group_id),
+                retry_on=lambda exc: not isinstance(exc, PartitionLost),
+                first_delay_s=RETRY_INITIAL_S,
+                max_delay_s=RETRY_MAX_S,
+                on_retry=not_yet,
+            )
         except PartitionLost:
             return False
-        except Exception as exc:
-            # The bus: the timer's checkpoints go on trying; the writer hears it now.
-            log.warning("checkpoint for a writer's say of %s failed: %r", part.tp, exc)
         return True
 
     # ------------------------------------------------------------ passes
@@ -249,3 +267,13 @@ class DocumentOwner(Worker[DocumentCommand]):
 
     async def on_stop(self) -> None:
         await self._outbox.stop()
+
+
+def _now(part: OwnedPartition, answer: Answer) -> Answer:
+    """A ``doc.ignores`` made again from the document as it is (the writer's say folded
+    since is in it); any other answer as it was."""
+    event = answer.event
+    doc = part.docs.docs.get(event.doc_id or "") if isinstance(event, DocIgnores) else None
+    if doc is None or not isinstance(event, DocIgnores):
+        return answer
+    return Answer(ignores_event(doc, event.request_id), answer.reply_to)

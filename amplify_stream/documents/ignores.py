@@ -68,6 +68,7 @@ def about(words: Iterable[str], quote: str, message: str) -> bool:
     if not wanted:
         return False
     said = set(_WORD.findall(quote)) | set(_QUOTED.findall(message))
+    said |= {w[:-2] for w in said if w.endswith(("'s", "’s"))}  # noqa: RUF001 - possessives
     if said & wanted:
         return True
     # A vouched name of several words ("Van Helsing"): as a whole in the quote.
@@ -142,29 +143,12 @@ class Ignores:
         )
         return added, removed
 
-    def user_rule_off(self, rule: str, off: bool) -> bool:
-        """The user's rule turned off (or on) in this document's copy at once, before the
-        preferences that say so arrive (same revision: they replace it). False when it
-        was so already."""
-        rules = set(self.user.rules_off)
-        if (rule in rules) == off:
-            return False
-        rules = rules | {rule} if off else rules - {rule}
-        self.user = self.user.model_copy(update={"rules_off": sorted(rules)})
-        return True
-
-    def user_word(self, word: str, vouched: bool) -> bool:
-        words = set(self.user.words)
-        if (word in words) == vouched:
-            return False
-        words = words | {word} if vouched else words - {word}
-        self.user = self.user.model_copy(update={"words": sorted(words)})
-        return True
-
     # ------------------------------------------------------------ records
 
     def record(self) -> DocumentIgnoresRecord | None:
-        if not self:
+        # Kept while the user's revision is known, even with nothing to ignore: a new
+        # owner must not take an older revision for news.
+        if not self and self.user.revision == 0:
             return None
         return DocumentIgnoresRecord(
             dismissed=dict(self.dismissed),

@@ -57,6 +57,8 @@ class Folded:
     answers: list[Answer]
     # The document changed (an edit applied, a document created): its pass is due.
     changed: str | None = None
+    # The writer's say changed the document's state (not a refusal).
+    dirty: bool = False
 
 
 Outcome = DocumentAnalyzedOutcome | SuggestionFeedbackOutcome
@@ -218,7 +220,8 @@ class PartitionDocuments:
             return Folded([_error(command, exc.code, str(exc), version=doc.version)])
         self.dirty.add(doc.doc_id)
         self.outcomes += said.outcomes
-        return Folded([Answer(e) for e in said.events], doc.doc_id if said.read_again else None)
+        changed = doc.doc_id if said.read_again else None
+        return Folded([Answer(e) for e in said.events], changed, dirty=True)
 
     def _preferences(self, command: DocumentPreferences) -> Folded:
         doc = self.docs.get(command.doc_id)

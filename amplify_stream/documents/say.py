@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from amplify_stream.documents.ignores import TooMany, finding_key, sentence_around
 from amplify_stream.documents.state import DocumentState, LiveSuggestion
 from amplify_stream.events.documents import (
+    SHOWN_CHARS,
     DismissedFinding,
     DocEvent,
     DocIgnores,
@@ -51,9 +52,11 @@ class Said:
 
 
 def dismiss(doc: DocumentState, command: DocumentDismissed, source: Source) -> Said:
-    ignores = doc.ignores
+    if command.scope == "everywhere":
+        return _everywhere(doc, command, source)
     if command.undo:
         return _undismiss(doc, command, source)
+    ignores = doc.ignores
     live = doc.live.get(command.id) if command.id is not None else None
     if command.id is not None and live is None:
         raise Refused("not_found", f"no live suggestion {command.id} in this document")
@@ -62,20 +65,14 @@ def dismiss(doc: DocumentState, command: DocumentDismissed, source: Source) -> S
         if command.scope == "suggestion":
             if live is None:
                 raise Refused("invalid_message", "dismissing a suggestion needs its id")
-            key = finding_key(
-                live.rule, live.focus, live.message, live.quote, sentence_of(doc, live)
-            )
-            ignores.dismiss(key, _dismissed(live))
+            ignores.dismiss(key_of(doc, live), _dismissed(live))
             action: FeedbackAction = "dismissed"
         else:
             if rule is None:
                 raise Refused(
                     "invalid_message", "this suggestion names no rule to turn off: dismiss it"
                 )
-            if command.scope == "document":
-                ignores.turn_off(rule)
-            else:
-                ignores.user_rule_off(rule, off=True)
+            ignores.turn_off(rule)
             action = "rule_off"
     except TooMany as exc:
         raise Refused("invalid_message", str(exc)) from exc
@@ -101,12 +98,9 @@ def _undismiss(doc: DocumentState, command: DocumentDismissed, source: Source) -
         rule = command.rule
         if rule is None:
             raise Refused("invalid_message", "turning a rule back on needs the rule")
-        if command.scope == "document":
-            if rule not in ignores.rules_off:
-                raise Refused("not_found", f"{rule} is not off in this document")
-            ignores.rules_off.discard(rule)
-        else:
-            ignores.user_rule_off(rule, off=False)
+        if rule not in ignores.rules_off:
+            raise Refused("not_found", f"{rule} is not off in this document")
+        ignores.rules_off.discard(rule)
         outcome = feedback(doc, source, "rule_on", command.scope, rule=rule)
     said = _after(doc, command.request_id, [outcome])
     said.read_again = True
@@ -114,23 +108,47 @@ def _undismiss(doc: DocumentState, command: DocumentDismissed, source: Source) -
     return said
 
 
-def word(doc: DocumentState, command: DocumentWord, source: Source) -> Said:
-    ignores = doc.ignores
-    everywhere = command.scope == "everywhere"
-    if command.undo:
-        if everywhere:
-            ignores.user_word(command.word, vouched=False)
-        elif command.word in ignores.words:
-            ignores.words.discard(command.word)
+def _everywhere(
+    doc: DocumentState, command: DocumentDismissed | DocumentWord, source: Source
+) -> Said:
+    """A rule or a word of the user's own: the gateway stored the change and sends the
+    preferences it made, which the document hears by revision (so a newer change that
+    came first is never undone here). Counted when the document hears news: the store
+    changed, and this is the frame that changed it."""
+    if command.preferences is None:
+        raise Refused("invalid_message", "a change everywhere carries the user's preferences")
+    heard = doc.ignores.hear(command.preferences)
+    removed = heard is not None and heard[1]
+    if removed:
+        doc.read_again()
+    outcomes = []
+    if heard is not None and any(heard):
+        if isinstance(command, DocumentWord):
+            action: FeedbackAction = "word_removed" if command.undo else "word_added"
+            outcomes.append(feedback(doc, source, action, "everywhere", word=command.word))
         else:
+            live = doc.live.get(command.id) if command.id is not None else None
+            action = "rule_on" if command.undo else "rule_off"
+            outcomes.append(
+                feedback(doc, source, action, "everywhere", suggestion=live, rule=command.rule)
+            )
+    said = _after(doc, command.request_id, outcomes)
+    said.read_again = removed
+    return said
+
+
+def word(doc: DocumentState, command: DocumentWord, source: Source) -> Said:
+    if command.scope == "everywhere":
+        return _everywhere(doc, command, source)
+    ignores = doc.ignores
+    if command.undo:
+        if command.word not in ignores.words:
             raise Refused("not_found", f"'{command.word}' is not one of this document's words")
+        ignores.words.discard(command.word)
         doc.read_again()
     else:
         try:
-            if everywhere:
-                ignores.user_word(command.word, vouched=True)
-            else:
-                ignores.vouch(command.word)
+            ignores.vouch(command.word)
         except TooMany as exc:
             raise Refused("invalid_message", str(exc)) from exc
     action: FeedbackAction = "word_removed" if command.undo else "word_added"
@@ -153,6 +171,20 @@ def hear(doc: DocumentState, preferences: UserPreferences) -> Said | None:
     said = _after(doc, None, [])
     said.read_again = removed
     return said
+
+
+def key_of(doc: DocumentState, s: LiveSuggestion) -> str:
+    return finding_key(s.rule, s.focus, s.message, s.quote, surroundings(doc, s))
+
+
+def surroundings(doc: DocumentState, s: LiveSuggestion) -> str:
+    """The sentence a paragraph's finding sits in; none for a document-level one (a
+    look-alike name is anchored at a mention that moves whenever an earlier one is
+    written: what the writer judged is the pair, wherever it is)."""
+    if s.id in doc.across:
+        return ""
+    start = code_point_index(doc.text, s.start_utf16)
+    return sentence_around(doc.text, start, start + len(s.quote))
 
 
 def accepted(
@@ -216,12 +248,6 @@ def _after(
     return Said(events, outcomes)
 
 
-def sentence_of(doc: DocumentState, s: LiveSuggestion) -> str:
-    """The sentence a live suggestion sits in (``finding_key``'s surroundings)."""
-    start = code_point_index(doc.text, s.start_utf16)
-    return sentence_around(doc.text, start, start + len(s.quote))
-
-
 def retract_hidden(doc: DocumentState) -> list[str]:
     """What the writer's say now hides, taken out of the live set (its ids)."""
     ignores = doc.ignores
@@ -233,8 +259,14 @@ def retract_hidden(doc: DocumentState) -> list[str]:
 
 
 def _hidden(doc: DocumentState, s: LiveSuggestion) -> bool:
-    return doc.ignores.hides(s.rule, s.focus, s.message, s.quote, lambda: sentence_of(doc, s))
+    return doc.ignores.hides(s.rule, s.focus, s.message, s.quote, lambda: surroundings(doc, s))
 
 
 def _dismissed(s: LiveSuggestion) -> DismissedFinding:
-    return DismissedFinding(id=s.id, rule=s.rule, focus=s.focus, quote=s.quote, message=s.message)
+    return DismissedFinding(
+        id=s.id,
+        rule=s.rule,
+        focus=s.focus,
+        quote=s.quote[:SHOWN_CHARS],
+        message=s.message[:SHOWN_CHARS],
+    )

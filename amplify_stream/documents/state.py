@@ -172,6 +172,11 @@ class DocumentState:
         for change, start, end, before in placed:
             accepted += [s for s in self.live.values() if _accepts(change, s)]
             retracted += self._apply(change, start, end, before)
+        # An accepted suggestion is done with, even where its span outlived the change (an
+        # insertion at its edge: "door" -> "the door").
+        kept = [s.id for s in accepted if s.id in self.live]
+        self.retract(kept)
+        retracted += kept
         self.text = text
         self.version = version
         return Applied(version, retracted, accepted)
@@ -345,7 +350,7 @@ class OpenPass:
         kept_across: set[str] = set()
         for index, f in across:
             quote, at = self._place(index, f)
-            if self._hidden(index, f, quote):
+            if self._hidden(index, f, quote, across=True):
                 continue
             if (same := before.get((f.focus, f.message, f.replacement, quote, at))) is None:
                 live = doc.add_found(f, quote, at)
@@ -360,13 +365,15 @@ class OpenPass:
         doc.analyzed_version = doc.version
         return PassResult(doc.version, added, retracted, len(read))
 
-    def _hidden(self, index: int, f: Finding, quote: str) -> bool:
+    def _hidden(self, index: int, f: Finding, quote: str, *, across: bool = False) -> bool:
+        """Whether the writer said no to ``f``: its key's surroundings are its sentence,
+        none for a document-level finding (``say.surroundings``)."""
         return self._doc.ignores.hides(
             f.rule,
             f.focus,
             f.message,
             quote,
-            lambda: sentence_around(self._lines(index, f), f.start, f.end),
+            lambda: "" if across else sentence_around(self._lines(index, f), f.start, f.end),
         )
 
     def _place(self, index: int, f: Finding) -> tuple[str, int]:

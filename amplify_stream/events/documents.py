@@ -147,13 +147,18 @@ class DocAnalyzed(DocEvent):
 
 class DismissedFinding(_Model):
     """A finding the writer dismissed: what it was when they did (``id`` is the
-    suggestion's id then; the same finding found again later has another)."""
+    suggestion's id then; the same finding found again later has another). ``quote`` and
+    ``message`` are cut to ``SHOWN_CHARS``: they are for showing (the key is a hash), and
+    a document's snapshot holds up to 500 of them."""
 
     id: str
     rule: str | None = None
     focus: Focus
     quote: str
     message: str
+
+
+SHOWN_CHARS = 200
 
 
 class UserIgnores(_Model):
@@ -224,13 +229,16 @@ class DocumentDeleted(_Command):
 
 
 class DocumentDismissed(_Answered):
-    """``doc.dismiss``; ``rule`` is the gateway's reading of ``id`` for ``everywhere``."""
+    """``doc.dismiss``. For ``everywhere``: ``rule`` is the gateway's reading of ``id``, and
+    ``preferences`` the user's as the store holds them after the change (applied by
+    revision, like ``document.preferences``)."""
 
     type: Literal["document.dismissed"] = "document.dismissed"
     id: str | None = None
     rule: str | None = None
     scope: DismissScope
     undo: bool = False
+    preferences: UserPreferences | None = None
 
 
 class DocumentWord(_Answered):
@@ -238,6 +246,7 @@ class DocumentWord(_Answered):
     word: str
     scope: WordScope
     undo: bool = False
+    preferences: UserPreferences | None = None
 
 
 class DocumentPreferences(_Command):

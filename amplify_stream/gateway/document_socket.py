@@ -196,6 +196,8 @@ class SocketDocuments:
                         continue
                     if kind == _ACK and to is not None:
                         self._acked(doc_id, record.value)
+                    elif kind == _OPENED:
+                        self._rules.pop(doc_id, None)  # the live set is told again
                     elif kind in (_SUGGESTION, _RETRACTED):
                         self._heard(doc_id, kind, record.value)
                     await self._send(record.value.decode(), record.timestamp_ms)

@@ -87,7 +87,8 @@ class WritersSay:
             raise InvalidMessage("dismissing a suggestion needs its id")
         if message.rule is not None:
             check_rules([message.rule])
-        rule = message.rule or heard_rule
+        # The suggestion's own rule first (the contract: "the rule of id, or rule").
+        rule = heard_rule or message.rule
         everywhere = message.scope == "everywhere"
         if everywhere and rule is None:
             raise NotFound(f"no live suggestion {message.id} with a rule in this document")
@@ -137,8 +138,10 @@ class WritersSay:
         command: DocumentDismissed | DocumentWord,
     ) -> None:
         """The user's preferences changed, then the document the frame was about (its
-        owner answers and counts it), then the user's other documents."""
+        owner answers and counts it; the command carries the preferences made, which it
+        hears by revision), then the user's other documents."""
         _, after = await self.preferences.change(user_id, how)
+        command = command.model_copy(update={"preferences": as_heard(after)})
         await self._send(self._commands.say(command))
         await self._tell_documents(user_id, after)
 
@@ -172,10 +175,13 @@ class WritersSay:
             )
 
         before, after = await self.preferences.change(user_id, replaced)
-        if after.revision == before.revision:
-            return after
-        await self._tell_documents(user_id, after)
+        said = (before.rules_off, before.words) != (after.rules_off, after.words)
+        # Counted first (the store holds the change); then every document told, also when
+        # nothing changed: the same PUT again repairs a change whose telling failed (the
+        # owners pass by a revision they heard).
         await self._count(user_id, before, after)
+        if said or after.revision == before.revision:
+            await self._tell_documents(user_id, after)
         return after
 
     async def _count(self, user_id: str, before: Preferences, after: Preferences) -> None:
@@ -236,6 +242,8 @@ class WritersSay:
 def _turned(values: tuple[str, ...], value: str, undo: bool, limit: int) -> tuple[str, ...]:
     """``values`` with ``value`` (or, to undo, without it), within ``limit``."""
     if undo:
+        if value not in values:
+            raise NotFound(f"{value!r} is not one of your preferences")
         return tuple(v for v in values if v != value)
     if value not in values and len(values) >= limit:
         raise InvalidMessage(f"you have {limit} of these, the limit; remove some first")

@@ -249,7 +249,10 @@ class _Session:
             await self._error(exc, request_id, raw_story_id(data), doc_id=raw_field(data, "doc_id"))
 
     async def _submit(self, message: StorySubmit) -> None:
-        options = StoryOptions.model_validate(message.model_dump(exclude={"type"}))
+        # Only what the frame set: a focus left out is the user's default (preferences).
+        options = StoryOptions.model_validate(
+            message.model_dump(exclude={"type"}, exclude_unset=True)
+        )
         try:
             accepted = await self._stories.submit(self._claims.user_id, options)
         except InvalidStory as exc:

@@ -72,12 +72,15 @@ async def test_a_dismissal_goes_from_every_socket_and_never_comes_back(
             await w.until(lambda w=w: w.of("doc.ignores", request_id="d1"), "doc.ignores")
         said = a.of("doc.ignores", request_id="d1")[0]
         assert [d["id"] for d in said["dismissed"]] == [dismissed]
-        # Typing after the dismissed sentence, with passes between: it stays gone, and
-        # the same words elsewhere keep their marks.
+        # Typing in its paragraph, after its sentence, with passes between: the paragraph
+        # is read again and finds it again each time, and it stays gone; the same words
+        # elsewhere keep their marks.
         assert sentence_of < utf16_length(TEXT.split("\n")[0])
         for n in range(5):
-            await a.type(f" More {n}.")
+            assert a.doc is not None
+            await a.type(f" More {n}.", at=utf16_length(a.doc.text.split("\n")[0]))
             await a.settled()
+            assert a.of("doc.analyzed")[-1]["reanalyzed"] == 1
             quotes = sorted(s["quote"] for s in live(a, "plot.intensifier").values())
             assert quotes == ["very big", "very small"], quotes
         heard = [f for f in a.frames + b.frames if f["type"] == "doc.suggestion"]
@@ -138,9 +141,14 @@ async def test_the_users_preferences_reach_all_their_documents_and_stories(
         body = {"rules_off": [], "words": ["Maura"], "focus": ["plot"]}
         await preferences(session, svc.base, token, body)
         await b.until(lambda: live(b, "plot.intensifier"), "the rule's marks back")
-        # The default focus is what a new document reads.
+        # The default focus is what a new document reads, and a story sent without one.
         await a.open("Another text.")
         assert a.of("doc.opened")[-1]["focus"] == ["plot"]
+        text = '"Come here," Tom said softly. The dog was very big.'
+        events = await ws_story(session, svc.base, token, {**story, "text": text})
+        assert {e["focus"] for e in events if e["type"] == "suggestion"} == {"plot"}
+        events = await ws_story(session, svc.base, other, {**story, "text": text})
+        assert {"dialogue", "plot"} <= {e["focus"] for e in events if e["type"] == "suggestion"}
     status, theirs_prefs = await preferences(session, svc.base, other)
     assert (theirs_prefs["rules_off"], theirs_prefs["words"]) == ([], [])
 

@@ -6,6 +6,7 @@ back, a snapshot keeps all of it, and each decision is one ``suggestion.feedback
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 from amplify_stream.documents.ignores import about, finding_key, sentence_around
 from amplify_stream.documents.local_pass import local_pass
@@ -137,13 +138,46 @@ def test_a_rule_off_in_the_document_and_its_undo() -> None:
 def test_a_vouched_name_hides_the_look_alike_pair_and_comes_back_on_undo() -> None:
     doc = Doc()
     assert doc.live("character.lookalike_names")
-    answers = doc.word("Mara", scope="everywhere")
+    vouched = UserPreferences(words=["Mara"], revision=1)
+    answers = doc.word("Mara", scope="everywhere", preferences=vouched)
     assert retracted(answers)
     assert doc.live("character.lookalike_names") == []
     assert doc.state.ignores.user.words == ["Mara"]
-    doc.word("Mara", scope="everywhere", undo=True)
+    assert [o.action for o in doc.feedback()] == ["word_added"]
+    doc.word("Mara", scope="everywhere", undo=True, preferences=UserPreferences(revision=2))
     doc.analyze()
     assert doc.live("character.lookalike_names")
+    assert [o.action for o in doc.feedback()] == ["word_added", "word_removed"]
+
+
+def test_a_change_everywhere_never_undoes_a_newer_one_that_came_first() -> None:
+    """Gateway 1 turns a rule off (revision 1) while gateway 2 replaces the preferences
+    (revision 2, nothing off), whose update reaches the document first."""
+    doc = Doc()
+    newer = UserPreferences(revision=2)
+    doc.fold(DocumentPreferences(doc_id="d", user_id="u", preferences=newer))
+    off = UserPreferences(rules_off=["plot.intensifier"], revision=1)
+    sid = doc.live("plot.intensifier")[0]
+    doc.dismiss(id=sid, rule="plot.intensifier", scope="everywhere", preferences=off)
+    assert doc.state.ignores.user == newer and len(doc.live("plot.intensifier")) == 3
+    assert doc.feedback() == []  # not this frame's change, in the end
+
+
+def test_a_dismissed_look_alike_stays_gone_when_an_earlier_mention_moves_its_anchor() -> None:
+    doc = Doc("Mara met Tom. Mara smiled.\nThe sky was grey.\nMaura came in. Maura sat down.")
+    (sid,) = doc.live("character.lookalike_names")
+    doc.dismiss(id=sid)
+    at = len("Mara met Tom. Mara smiled.\n")
+    doc.edit(at, at, "Then Maura waved.\n")
+    doc.analyze()
+    assert doc.live("character.lookalike_names") == []
+
+
+def test_the_users_revision_outlives_empty_preferences_in_a_snapshot() -> None:
+    doc = Doc()
+    doc.fold(DocumentPreferences(doc_id="d", user_id="u", preferences=UserPreferences(revision=5)))
+    again = from_snapshot(to_snapshot(doc.state, offset=9, created_at="2030-01-01T00:00:00Z"))
+    assert again.ignores.user.revision == 5
 
 
 def test_preferences_heard_by_revision_and_kept_by_the_snapshot() -> None:
@@ -175,6 +209,16 @@ def test_an_edit_that_applies_the_replacement_is_accepted() -> None:
     assert live, "a suggestion with a replacement"
     s = live[0]
     doc.edit(s.start_utf16, s.end_utf16, s.replacement or "")
+    assert [(o.action, o.suggestion_id) for o in doc.feedback()] == [("accepted", s.id)]
+
+
+def test_an_accepted_suggestion_leaves_the_live_set_even_when_its_span_outlives_the_edit() -> None:
+    doc = Doc('"Come here," Tom said softly.')
+    (s,) = [s for s in doc.state.live.values() if s.rule == "dialogue.adverb_tag"]
+    # As a replacement that extends its quote would be accepted: an insertion at its edge.
+    doc.state.live[s.id] = replace(s, replacement="so " + s.quote)
+    answers = doc.edit(s.start_utf16, s.start_utf16, "so ")
+    assert s.id in retracted(answers) and s.id not in doc.state.live
     assert [(o.action, o.suggestion_id) for o in doc.feedback()] == [("accepted", s.id)]
 
 
@@ -224,3 +268,4 @@ def test_the_key_and_the_words() -> None:
     assert about({"Mara"}, "Maura", "'Maura' looks like 'Mara': readers skim")
     assert not about({"Mara"}, "Maura", "a name") and not about({"mara"}, "Mara", "")
     assert about({"Van Helsing"}, "Doctor Van Helsing", "")
+    assert about({"Mara"}, "Mara's eyes", "") and about({"Mara"}, "Mara’s eyes", "")  # noqa: RUF001
