@@ -113,6 +113,28 @@ async def test_one_key_one_partition_in_order(bus: Bus, unique_topic: Callable[.
         assert [r.offset for r in mine] == sorted(r.offset for r in mine)
 
 
+async def test_two_readers_from_the_same_place_both_close(
+    bus: Bus, unique_topic: Callable[..., str]
+) -> None:
+    """Two reads of one partition from one offset (a relay's and a resume's history) end
+    in either order, each taking only itself away (the memory bus once removed the first
+    equal reader it found, and the second close failed)."""
+    topic = await topic_with_partitions(bus, unique_topic())
+    async with running(bus.producer()) as producer:
+        await producer.send_and_wait(topic, "k", b"v")
+    partition = bus.partition_for(topic, "k", PARTITIONS)
+    first = bus.read(topic, {partition: 0})
+    second = bus.read(topic, {partition: 0})
+    records_1 = await first.__aenter__()
+    records_2 = await second.__aenter__()
+    assert values(await take(records_1, 1)) == values(await take(records_2, 1)) == [b"v"]
+    await second.__aexit__(None, None, None)
+    async with running(bus.producer()) as producer:
+        await producer.send_and_wait(topic, "k", b"w")
+    assert values(await take(records_1, 1)) == [b"w"]  # the first moves on, alone
+    await first.__aexit__(None, None, None)
+
+
 async def test_partition_for_is_where_records_land(
     bus: Bus, unique_topic: Callable[..., str]
 ) -> None:
