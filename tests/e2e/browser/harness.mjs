@@ -133,3 +133,22 @@ export async function getAsPage(page, path) {
   if (!res.ok) throw new Error(`GET ${url.pathname}: ${res.status} ${await res.text()}`);
   return res.json();
 }
+
+// The live editor's document settled: every edit acknowledged, and doc.analyzed for the
+// last version.
+export function liveSettled(page) {
+  return page.waitForFunction(() => {
+    const s = document.getElementById("live-status").dataset;
+    return s.state === "saved" && s.analyzed === s.version;
+  });
+}
+
+// The text the live editor's marks cover, per suggestion id (a mark is cut into pieces
+// where suggestions overlap; each piece names every suggestion covering it).
+export function markedText(page) {
+  return page.$$eval("#live-marks mark", (marks) => {
+    const out = {};
+    for (const m of marks) for (const id of m.dataset.ids.split(" ")) out[id] = (out[id] ?? "") + m.textContent;
+    return out;
+  });
+}

@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { ARTIFACTS, WAIT_MS, getAsPage, run } from "./harness.mjs";
+import { ARTIFACTS, WAIT_MS, getAsPage, liveSettled, markedText, run } from "./harness.mjs";
 
 const SENTENCE = "Mara was very angry at the wall.";
 const KEY_DELAY_MS = 15; // between keys: a quick writer, several edits a second
@@ -18,20 +18,8 @@ await run("live", async ({ page, proxy, step, problems, sockets, received, netwo
   const type = (text) => page.keyboard.type(text, { delay: KEY_DELAY_MS });
   const value = () => page.inputValue("#live-text");
   const status = () => page.$eval("#live-status", (s) => ({ ...s.dataset }));
-  // Every edit acknowledged, and doc.analyzed for the last version.
-  const settled = () =>
-    page.waitForFunction(() => {
-      const s = document.getElementById("live-status").dataset;
-      return s.state === "saved" && s.analyzed === s.version;
-    });
-  // The text the marks cover, per suggestion id (a mark is cut into pieces where
-  // suggestions overlap; each piece names every suggestion covering it).
-  const covered = () =>
-    page.$$eval("#live-marks mark", (marks) => {
-      const out = {};
-      for (const m of marks) for (const id of m.dataset.ids.split(" ")) out[id] = (out[id] ?? "") + m.textContent;
-      return out;
-    });
+  const settled = () => liveSettled(page);
+  const covered = () => markedText(page);
   const quotes = () => new Map(received().flatMap((e) => (e.type === "doc.suggestion" ? [[e.id, e.quote]] : [])));
   const retracted = () => new Set(received().flatMap((e) => (e.type === "doc.retracted" ? e.ids : [])));
   /** Every mark covers exactly its suggestion's quote; the marked ids by quote. */

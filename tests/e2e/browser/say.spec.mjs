@@ -10,7 +10,7 @@
 import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { ARTIFACTS, WAIT_MS, getAsPage, run } from "./harness.mjs";
+import { ARTIFACTS, WAIT_MS, getAsPage, liveSettled, markedText, run } from "./harness.mjs";
 
 // Two names that look alike (the second is flagged) and an intensifier a stronger word
 // replaces: character.lookalike_names on "Maura", plot.intensifier on "very big".
@@ -19,18 +19,8 @@ const LOOKALIKE = "character.lookalike_names";
 const INTENSIFIER = "plot.intensifier";
 
 await run("say", async ({ page, proxy, step, problems, sockets }) => {
-  const settled = () =>
-    page.waitForFunction(() => {
-      const s = document.getElementById("live-status").dataset;
-      return s.state === "saved" && s.analyzed === s.version;
-    });
-  // The text the marks cover, per suggestion id.
-  const covered = () =>
-    page.$$eval("#live-marks mark", (marks) => {
-      const out = {};
-      for (const m of marks) for (const id of m.dataset.ids.split(" ")) out[id] = (out[id] ?? "") + m.textContent;
-      return out;
-    });
+  const settled = () => liveSettled(page);
+  const covered = () => markedText(page);
   const events = (type, from = 0) =>
     sockets.slice(from).flatMap((s) => s.received.filter((e) => e.type === type));
   const sent = (type, from = 0) => sockets.slice(from).flatMap((s) => s.sent.filter((f) => f.type === type));
