@@ -161,11 +161,11 @@ class PartitionDocuments:
         if doc is None or doc.user_id != command.user_id:
             return Folded([_not_found(command)])
         # The user's preferences as the store holds them now: what they hide goes before
-        # the live set is told again (and every other watcher hears it go).
-        heard = None
-        if command.preferences is not None:
-            heard = say.hear(doc, command.preferences)
-        answers = [Answer(e) for e in heard.events[:-1]] if heard is not None else []
+        # the live set is told again, and every watcher hears it (as with
+        # document.preferences).
+        prefs = command.preferences
+        heard = say.hear(doc, prefs) if prefs is not None else None
+        answers = [] if heard is None else [Answer(e) for e in heard.events]
         if heard is not None:
             self.dirty.add(doc.doc_id)
         answers.append(Answer(_opened(doc, command), command.reply_to))

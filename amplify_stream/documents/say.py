@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from amplify_stream.documents.ignores import TooMany, finding_key, sentence_around
 from amplify_stream.documents.state import DocumentState, LiveSuggestion
+from amplify_stream.events import Focus
 from amplify_stream.events.documents import (
     SHOWN_CHARS,
     DismissedFinding,
@@ -214,25 +215,23 @@ def feedback(
     *,
     suggestion: LiveSuggestion | None = None,
     rule: str | None = None,
-    focus: str | None = None,
+    focus: Focus | None = None,
     suggestion_id: str | None = None,
     word: str | None = None,
 ) -> SuggestionFeedbackOutcome:
     if suggestion is not None:
         rule, focus, suggestion_id = suggestion.rule, suggestion.focus, suggestion.id
-    return SuggestionFeedbackOutcome.model_validate(
-        {
-            "user_id": doc.user_id,
-            "doc_id": doc.doc_id,
-            "suggestion_id": suggestion_id,
-            "rule": rule,
-            "focus": focus,
-            "provider": source.provider,
-            "model": source.model,
-            "action": action,
-            "scope": scope,
-            "word": word,
-        }
+    return SuggestionFeedbackOutcome(
+        user_id=doc.user_id,
+        doc_id=doc.doc_id,
+        suggestion_id=suggestion_id,
+        rule=rule,
+        focus=focus,
+        provider=source.provider,
+        model=source.model,
+        action=action,
+        scope=scope,
+        word=word,
     )
 
 

@@ -4,8 +4,9 @@ and the owner's events relayed back (docs/protocol.md section 6).
 Each open document has a watcher task reading the relay's records of its key. Answers
 meant for one socket (``doc.opened``, ``doc.ack``, an edit's error) carry a ``reply-to``
 header: this socket's own token passes, another socket's is skipped; events for every
-watcher (suggestions, retractions, insights, ``doc.analyzed``) carry none. The relay
-never parses JSON; the frames are the records' values as they are.
+watcher (suggestions, retractions, insights, ``doc.analyzed``) carry none. The frames go
+out as the records' values are; only a suggestion's (its id and rule, for a dismissal
+"everywhere") and a retraction's (the ids it forgets) are read, both rare beside acks.
 
 Each ``doc.open`` is answered once. A document owner that takes a partition over (its
 predecessor crashed) folds again the commands after the last checkpoint and answers them

@@ -27,7 +27,7 @@ from amplify_stream.events.documents import (
 from amplify_stream.events.text_limits import DOCUMENT_TEXTS, TextLimits
 from amplify_stream.gateway.limits import Limiter
 from amplify_stream.gateway.relay import RelayHub, Subscription
-from amplify_stream.gateway.writers_say import WritersSay, as_heard
+from amplify_stream.gateway.writers_say import WritersSay, document_copy
 from amplify_stream.store.documents import DocumentStore
 from producers.documents import DocumentCommands
 
@@ -78,7 +78,7 @@ class Documents:
             text=message.text or "",
             title=message.title,
             focus=focus,
-            preferences=as_heard(prefs),
+            preferences=document_copy(prefs),
         )
         try:
             return await self._open(command)
@@ -101,7 +101,7 @@ class Documents:
             reply_to=reply_to,
             request_id=request_id,
             create=False,
-            preferences=as_heard(prefs),
+            preferences=document_copy(prefs),
         )
         return await self._open(command)
 

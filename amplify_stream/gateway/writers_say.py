@@ -40,8 +40,8 @@ from producers.documents import DocumentCommands
 log = logging.getLogger(__name__)
 
 
-def as_heard(prefs: Preferences) -> UserPreferences:
-    """What a document keeps of the user's preferences."""
+def document_copy(prefs: Preferences) -> UserPreferences:
+    """What a document keeps of the user's preferences (its commands carry it)."""
     return UserPreferences(
         rules_off=list(prefs.rules_off), words=list(prefs.words), revision=prefs.revision
     )
@@ -141,7 +141,7 @@ class WritersSay:
         owner answers and counts it; the command carries the preferences made, which it
         hears by revision), then the user's other documents."""
         _, after = await self.preferences.change(user_id, how)
-        command = command.model_copy(update={"preferences": as_heard(after)})
+        command = command.model_copy(update={"preferences": document_copy(after)})
         await self._send(self._commands.say(command))
         await self._tell_documents(user_id, after)
 
@@ -216,7 +216,7 @@ class WritersSay:
     async def _tell_documents(self, user_id: str, prefs: Preferences) -> None:
         """``document.preferences`` to every document of the user (at most
         ``max_documents_per_user``), open or not."""
-        heard = as_heard(prefs)
+        heard = document_copy(prefs)
         ids = await self._documents.ids_for_user(user_id)
         await self._send(
             *[
