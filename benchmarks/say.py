@@ -108,14 +108,19 @@ class Editor(LanguageClient):
         if self._stderr is not None:
             self._stderr.cancel()
 
-    async def until(self, condition: Callable[[], bool], what: str) -> None:
-        try:
-            async with asyncio.timeout(WAIT_S):
-                while not condition():
-                    self.changed.clear()
-                    await self.changed.wait()
-        except TimeoutError:
-            raise RuntimeError(f"the editor: timed out waiting for {what}") from None
+    async def until(self, condition: Callable[[], object], what: str) -> None:
+        await _until(self.changed, condition, f"the editor: {what}")
+
+
+async def _until(changed: asyncio.Event, condition: Callable[[], object], what: str) -> None:
+    """Until ``condition`` holds, checked each time ``changed`` is set; ``WAIT_S`` at most."""
+    try:
+        async with asyncio.timeout(WAIT_S):
+            while not condition():
+                changed.clear()
+                await changed.wait()
+    except TimeoutError:
+        raise RuntimeError(f"{what}: timed out") from None
 
 
 async def _drain(stream: asyncio.StreamReader) -> None:
@@ -160,13 +165,7 @@ class Page:
         )
 
     async def until(self, condition: Callable[[], object], what: str) -> None:
-        try:
-            async with asyncio.timeout(WAIT_S):
-                while not condition():
-                    self.changed.clear()
-                    await self.changed.wait()
-        except TimeoutError:
-            raise RuntimeError(f"the page: timed out waiting for {what}") from None
+        await _until(self.changed, condition, f"the page: {what}")
 
 
 async def say_cross_client(stack: Stack, samples: int = SAMPLES) -> dict[str, Any]:
