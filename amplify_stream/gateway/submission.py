@@ -85,11 +85,14 @@ class Stories:
         existing = await self._existing(user_id, options)
         if existing is not None:
             return existing
-        prefs = await self._preferences.get(user_id)
+        story_id = str(uuid.uuid4())
+        # The user's preferences (rules off, words, default focus) are read while the bus
+        # answers where the story starts: the two round trips overlap.
+        prefs, ((partition, offset), outcomes_start) = await asyncio.gather(
+            self._preferences.get(user_id), self._history_start(story_id)
+        )
         if prefs.focus is not None and "focus" not in options.model_fields_set:
             options = options.model_copy(update={"focus": list(prefs.focus)})
-        story_id = str(uuid.uuid4())
-        (partition, offset), outcomes_start = await self._history_start(story_id)
         # Held by the user's next submission until this row is written, so that its
         # count sees this one; not while the command is produced.
         async with self._limiter.admit_story(user_id, self._store.count_active):

@@ -9,13 +9,14 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import cast
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from amplify_stream.events import Focus
+from amplify_stream.store.batches import Batched
 from amplify_stream.store.db import UserPreferencesRow
-from amplify_stream.store.errors import open_session
+from amplify_stream.store.errors import open_connection
 from amplify_stream.store.sessions import writing
 
 # Racing changes of one user's preferences: each retries on the other's revision.
@@ -31,14 +32,35 @@ class Preferences:
     updated_at: datetime | None = field(default=None, compare=False)
 
 
+_SELECT = select(
+    UserPreferencesRow.user_id,
+    UserPreferencesRow.rules_off,
+    UserPreferencesRow.words,
+    UserPreferencesRow.focus,
+    UserPreferencesRow.revision,
+    UserPreferencesRow.updated_at,
+).where(UserPreferencesRow.user_id.in_(bindparam("user_ids", expanding=True)))
+
+
 class PreferenceStore:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
+        self._get = Batched(self._get_many)
 
     async def get(self, user_id: str) -> Preferences:
-        async with open_session(self._sessions) as session:
-            row = await session.get(UserPreferencesRow, user_id)
-        return _of(row)
+        """Read at every submission and every open: with the other users' asked
+        meanwhile, in one statement built once, on a bare connection (as the stories'
+        running count is)."""
+        return await self._get(user_id)
+
+    async def _get_many(self, user_ids: list[str]) -> list[Preferences]:
+        async with open_connection(self._sessions.kw["bind"]) as conn:
+            result = await conn.execute(_SELECT, {"user_ids": sorted(set(user_ids))})
+            held = {
+                user: _of(rules_off, words, focus, revision, updated_at)
+                for user, rules_off, words, focus, revision, updated_at in result
+            }
+        return [held.get(user, Preferences()) for user in user_ids]
 
     async def change(
         self, user_id: str, how: Callable[[Preferences], Preferences]
@@ -82,13 +104,17 @@ class PreferenceStore:
             return False  # another first change won the insert
 
 
-def _of(row: UserPreferencesRow | None) -> Preferences:
-    if row is None:
-        return Preferences()
+def _of(
+    rules_off: list[str] | None,
+    words: list[str] | None,
+    focus: list[str] | None,
+    revision: int,
+    updated_at: datetime,
+) -> Preferences:
     return Preferences(
-        rules_off=tuple(row.rules_off or ()),
-        words=tuple(row.words or ()),
-        focus=None if row.focus is None else cast(tuple[Focus, ...], tuple(row.focus)),
-        revision=row.revision,
-        updated_at=row.updated_at,
+        rules_off=tuple(rules_off or ()),
+        words=tuple(words or ()),
+        focus=None if focus is None else cast(tuple[Focus, ...], tuple(focus)),
+        revision=revision,
+        updated_at=updated_at,
     )
