@@ -47,16 +47,19 @@ MANIFESTS = ROOT / "deploy" / "k8s"
 CRDS = ROOT / "deploy" / "crds"
 KUBERNETES = ("1.34", "1.36")
 SECRET = "amplify-secrets"
-# Settings that hold a credential: the secret-typed ones, and the database URL (its
-# password).
+# Settings that hold a credential: the secret-typed ones, and the URLs of the database and
+# of Redis (their passwords).
 SECRET_SETTINGS = {
     name
     for name, field in Settings.model_fields.items()
     if SecretStr in (get_args(field.annotation) or (field.annotation,))
-} | {"database_url"}
+} | {"database_url", "redis_url"}
 # The processes that open the store (gateway/app.py, consumers/projector.py): without a
 # URL each pod would keep a SQLite file of its own.
 STORE_USERS = {"gateway", "projector"}
+# The processes that count limits in Redis (gateway/limits.py, documents/call_slots.py):
+# without it each counts alone, and a user spread over N of them gets N times a limit.
+LIMIT_COUNTERS = {"gateway", "documents"}
 CUSTOM_KINDS = {"ScaledObject", "Kafka", "KafkaNodePool", "KafkaTopic"}
 
 Manifest = dict[str, Any]
@@ -253,6 +256,7 @@ SECRET_VALUES = {
     "jwt_secret": secrets.token_hex(32),
     "database_url": "postgresql+asyncpg://amplify@postgres/amplify",
     "gemini_api_key": "a-key",
+    "redis_url": "redis://:password@redis:6379/0",
 }
 
 
@@ -321,6 +325,8 @@ def test_secrets_come_from_the_secret_only(manifests: list[Manifest]) -> None:
                 keys.add(source["secretKeyRef"]["key"])
         if component in STORE_USERS:
             assert "AMPLIFY_DATABASE_URL" in env, component
+        if component in LIMIT_COUNTERS:
+            assert "AMPLIFY_REDIS_URL" in env, component
     assert of_kind(manifests, "Secret") == []  # made by the operator, never committed
     guide = (ROOT / "docs" / "deploy.md").read_text()
     assert [key for key in sorted(keys) if f"--from-literal={key}=" not in guide] == []
