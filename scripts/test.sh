@@ -2,7 +2,8 @@
 # What `make test` runs: lint and types, then the suite against a real Kafka broker.
 # A broker that is already answering (a developer's) is used and left running; one this
 # script starts is stopped on the way out, whatever happens. Likewise PostgreSQL for the
-# store tests (scripts/postgres.sh), unless AMPLIFY_TEST_DATABASE_URL names a server to use.
+# store tests (scripts/postgres.sh), unless AMPLIFY_TEST_DATABASE_URL names a server to use,
+# and Redis for the cluster-wide limits (scripts/redis.sh, or AMPLIFY_TEST_REDIS_URL).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
@@ -11,7 +12,9 @@ export NO_PROXY="127.0.0.1,localhost${NO_PROXY:+,$NO_PROXY}"
 
 started_kafka=0
 started_postgres=0
+started_redis=0
 cleanup() {
+  if [ "$started_redis" = 1 ]; then scripts/redis.sh stop || true; fi
   if [ "$started_postgres" = 1 ]; then scripts/postgres.sh stop || true; fi
   if [ "$started_kafka" = 1 ]; then scripts/kafka.sh stop; fi
 }
@@ -51,6 +54,19 @@ else
 fi
 # The store tests fail (never skip) when this server does not answer.
 export AMPLIFY_TEST_DATABASE_URL
+
+echo "== redis"
+if [ -n "${AMPLIFY_TEST_REDIS_URL:-}" ]; then
+  echo "using the server of AMPLIFY_TEST_REDIS_URL"
+elif scripts/redis.sh status; then
+  AMPLIFY_TEST_REDIS_URL="$(scripts/redis.sh url)"
+  echo "using the Redis already on $AMPLIFY_TEST_REDIS_URL"
+else
+  started_redis=1
+  AMPLIFY_TEST_REDIS_URL="$(scripts/redis.sh start)"
+fi
+# The limits tests fail (never skip) when this server does not answer.
+export AMPLIFY_TEST_REDIS_URL
 
 echo "== tests"
 scripts/pytest.sh "$@"

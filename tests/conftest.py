@@ -2,7 +2,9 @@
 per backend: ``[memory]`` and ``[kafka]``. The kafka runs need the broker at
 ``AMPLIFY_TEST_KAFKA_BOOTSTRAP`` (default 127.0.0.1:9092) and fail when it is missing.
 Likewise tests of the store on PostgreSQL (``postgres_url``) need the server at
-``AMPLIFY_TEST_DATABASE_URL`` (``scripts/postgres.sh start``) and fail without it.
+``AMPLIFY_TEST_DATABASE_URL`` (``scripts/postgres.sh start``) and fail without it, and
+tests of the cluster-wide limits (``redis_url``) the Redis at ``AMPLIFY_TEST_REDIS_URL``
+(``scripts/redis.sh start``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
@@ -28,6 +31,9 @@ KAFKA_BOOTSTRAP_ENV = "AMPLIFY_TEST_KAFKA_BOOTSTRAP"
 DATABASE_URL_ENV = "AMPLIFY_TEST_DATABASE_URL"
 # What scripts/postgres.sh start prints.
 DEFAULT_TEST_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:55432/amplify_test"
+REDIS_URL_ENV = "AMPLIFY_TEST_REDIS_URL"
+# What scripts/redis.sh start prints.
+DEFAULT_TEST_REDIS_URL = "redis://127.0.0.1:56379/0"
 
 SettingsFactory = Callable[..., Settings]
 
@@ -37,7 +43,11 @@ SettingsFactory = Callable[..., Settings]
 # A test that asks for a server's fixture carries that server's marker, so that
 # `-m "not kafka and not postgres"` (`make check`) deselects it even where its module
 # forgot the mark. (The ``[kafka]`` runs of ``bus_kind`` are marked by their parameter.)
-_MARKER_OF_FIXTURE = {"kafka_bootstrap": "kafka", "postgres_server": "postgres"}
+_MARKER_OF_FIXTURE = {
+    "kafka_bootstrap": "kafka",
+    "postgres_server": "postgres",
+    "redis_url": "redis",
+}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -139,6 +149,25 @@ async def postgres_url(postgres_server: URL) -> AsyncIterator[str]:
         await admin.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
         await admin.execute(f"DROP ROLE IF EXISTS {name}")
         await admin.close()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The test Redis; a clear failure (never a skip) when nothing listens there. Tests
+    share it: what they count is keyed by their own topic prefix (``make_settings``)."""
+    url = os.environ.get(REDIS_URL_ENV, DEFAULT_TEST_REDIS_URL)
+    parsed = urlsplit(url)
+    try:
+        socket.create_connection(
+            (parsed.hostname or "127.0.0.1", parsed.port or 6379), timeout=3
+        ).close()
+    except OSError as exc:
+        pytest.fail(
+            f"no Redis at {url} ({exc}). Start one with `scripts/redis.sh start` or point "
+            f"{REDIS_URL_ENV} at one; deselect with -m 'not redis'.",
+            pytrace=False,
+        )
+    return url
 
 
 # ---------------------------------------------------------------- settings

@@ -116,6 +116,11 @@ class LimitsSettings(BaseModel):
     max_documents_per_user: int = Field(default=100, ge=1)
     # Changes in one doc.edit frame.
     max_doc_changes: int = Field(default=256, ge=1)
+    # Redis (redis://host:port/db), when set: a user's edits a second and Gemini calls in
+    # flight are counted there, once for all the gateways and documents owners that share
+    # it. Unset, each process counts its own (the embedded default). Stories a minute and
+    # running are counted in the store, which every gateway shares anyway.
+    redis_url: str | None = None
 
 
 class WorkerSettings(BaseModel):

@@ -7,7 +7,8 @@
 - ``snapshot.py``: a document to and from its snapshot record, and its live suggestions
   as a client hears them.
 - ``analyzers.py``: the port of an analysis pass; ``local_pass.py`` and ``gemini_pass.py``
-  its backends; ``create_document_analyzer`` picks one.
+  its backends; ``create_document_analyzer`` picks one. ``call_slots.py``: each user's
+  provider calls in flight (per process, or once for every owner in Redis).
 
 Pure but for the passes' provider calls: the owner (``consumers/document_owner.py``) is
 the shell that reads the log, times the passes and writes the answers.
@@ -23,9 +24,12 @@ def create_document_analyzer(settings: Settings) -> DocumentAnalyzer:
     """The backend of the enhancement provider in use (imported lazily: the offline one
     needs no Gemini client)."""
     if settings.enhancement_provider_name == "gemini":
+        from amplify_stream.documents.call_slots import call_slots
         from amplify_stream.documents.gemini_pass import GeminiAnalyzer
+        from amplify_stream.limits_redis import shared_redis
 
-        return GeminiAnalyzer(settings, calls_per_user=settings.doc_gemini_calls_per_user)
+        slots = call_slots(settings.doc_gemini_calls_per_user, shared_redis(settings))
+        return GeminiAnalyzer(settings, slots=slots)
     from amplify_stream.documents.local_pass import LocalAnalyzer
 
     return LocalAnalyzer()

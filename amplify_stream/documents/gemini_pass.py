@@ -2,9 +2,10 @@
 stale paragraph, the whole document as its context, each suggestion live and given to
 ``emit`` the moment its object closes.
 
-- Concurrency: a pass starts every paragraph's call at once; a per-user semaphore bounds
-  the calls in flight (``doc_gemini_calls_per_user``), so a big paste or several of one
-  user's documents wait their turn rather than open dozens of streams.
+- Concurrency: a pass starts every paragraph's call at once; the user's call slots bound
+  the calls in flight (``doc_gemini_calls_per_user``, ``call_slots.py``: per process, or
+  once for every owner in Redis), so a big paste or several of one user's documents wait
+  their turn rather than open dozens of streams.
 - Only the pass's own task touches the document (the calls run as tasks that post what
   they find to a queue): the owner cancels that task in the fold of the edit that
   supersedes it, so no find lands on a text it was not read from. Cancelling it cancels
@@ -22,13 +23,13 @@ import asyncio
 import logging
 from collections import Counter
 from dataclasses import dataclass
-from weakref import WeakValueDictionary
 
 from google.genai import types
 from pydantic import BaseModel, Field
 
 from amplify_stream.config.groups import GeminiSettings
 from amplify_stream.documents.analyzers import Emit, PassFindings
+from amplify_stream.documents.call_slots import CallSlots
 from amplify_stream.documents.local_pass import across, document_facts, paragraph_facts
 from amplify_stream.documents.state import DocumentState, Finding
 from amplify_stream.errors import ProviderError
@@ -103,22 +104,18 @@ _Event = _Found | _Skipped | _Read | _Failed
 class GeminiAnalyzer:
     name = "gemini"
 
-    def __init__(self, settings: GeminiSettings, *, calls_per_user: int) -> None:
-        """``calls_per_user``: one user's calls in flight at once, in this process."""
+    def __init__(self, settings: GeminiSettings, *, slots: CallSlots) -> None:
+        """``slots``: each user's calls in flight at once (closed with the analyzer)."""
         self._client = create_client(settings)
         self.model = settings.gemini_model
         self._idle_timeout_s = settings.gemini_idle_timeout_s
-        self._calls_per_user = calls_per_user
+        self._slots = slots
         self._config = types.GenerateContentConfig(
             system_instruction=PARAGRAPH_INSTRUCTION,
             temperature=0.3,
             response_mime_type="application/json",
             response_schema=ParagraphAnalysis,
         )
-        # Per user, the calls in flight in this process only: each owner process bounds
-        # its own (a user's documents on other partitions' owners count there). Weak
-        # values: a user with no pass running holds no entry.
-        self._per_user: WeakValueDictionary[str, asyncio.Semaphore] = WeakValueDictionary()
 
     async def analyze(self, doc: DocumentState, emit: Emit) -> PassFindings:
         open_pass = doc.begin_pass()
@@ -126,11 +123,11 @@ class GeminiAnalyzer:
         paragraphs, focus = reading.paragraphs, reading.focus
         stale = doc.stale()
         read = [i for i in stale if not paragraphs[i].strip()]  # a blank line: nothing to ask
-        limit = self._limit(doc.user_id)
         events: asyncio.Queue[_Event] = asyncio.Queue()
         calls = [
             asyncio.create_task(
-                self._read(i, reading, limit, events), name=f"gemini-paragraph:{doc.doc_id}:{i}"
+                self._read(i, reading, doc.user_id, events),
+                name=f"gemini-paragraph:{doc.doc_id}:{i}",
             )
             for i in stale
             if paragraphs[i].strip()
@@ -168,18 +165,13 @@ class GeminiAnalyzer:
 
     async def aclose(self) -> None:
         await close_client(self._client)
-
-    def _limit(self, user_id: str) -> asyncio.Semaphore:
-        limit = self._per_user.get(user_id)
-        if limit is None:
-            limit = self._per_user[user_id] = asyncio.Semaphore(self._calls_per_user)
-        return limit
+        await self._slots.aclose()
 
     async def _read(
         self,
         index: int,
         reading: _Reading,
-        limit: asyncio.Semaphore,
+        user_id: str,
         out: asyncio.Queue[_Event],
     ) -> None:
         """One paragraph's call: what it finds, placed in the paragraph, then ``_Read``
@@ -187,7 +179,7 @@ class GeminiAnalyzer:
         place = _Placer(reading.paragraphs[index])
         analysis = AnalysisStream(reading.focus, ParagraphAnalysis)
         try:
-            async with limit:
+            async with self._slots.hold(user_id):
                 loop = asyncio.get_running_loop()
                 try:
                     async with asyncio.timeout(self._idle_timeout_s) as idle:

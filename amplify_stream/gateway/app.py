@@ -38,6 +38,7 @@ from amplify_stream.gateway.relay import RelayHub
 from amplify_stream.gateway.sockets import SocketRegistry
 from amplify_stream.gateway.submission import Stories
 from amplify_stream.gateway.writers_say import WritersSay
+from amplify_stream.limits_redis import shared_redis
 from amplify_stream.metrics import Metrics
 from amplify_stream.store.db import create_engine, create_schema, session_factory
 from amplify_stream.store.documents import DocumentStore
@@ -65,9 +66,10 @@ def create_app(settings: Settings) -> web.Application:
     app[keys.METRICS] = Metrics()
     app[keys.SOCKETS] = SocketRegistry(app[keys.METRICS])
     app[keys.AUDIO] = AudioStore(settings.effective_audio_dir)
-    app[keys.LIMITS] = Limiter(settings)
+    app[keys.LIMITS] = Limiter(settings, redis=shared_redis(settings))
     app.cleanup_ctx.extend([_store, _bus, _gateway])
     app.on_shutdown.append(_close_sockets)
+    app.on_cleanup.append(_close_limits)
     app[keys.OPENAPI] = DocumentCache(TextLimits.of(settings))
     for table in (
         health.routes,
@@ -179,3 +181,7 @@ async def _gateway(app: web.Application) -> AsyncIterator[None]:
 
 async def _close_sockets(app: web.Application) -> None:
     await app[keys.SOCKETS].close_all()
+
+
+async def _close_limits(app: web.Application) -> None:
+    await app[keys.LIMITS].aclose()

@@ -138,7 +138,7 @@ class Documents:
                 raise InvalidMessage(f"changes[{i}]: starts after its end; nothing was applied")
             if "\x00" in change.text:
                 raise InvalidMessage(f"changes[{i}].text: must not contain NUL characters")
-        self._limiter.edits.take(user_id)
+        await self._limiter.edits.take(user_id)
         command = DocumentEdited(
             doc_id=message.doc_id,
             user_id=user_id,

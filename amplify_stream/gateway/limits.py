@@ -1,19 +1,30 @@
-"""Hard limits of the gateway: stories per user (a rate, and how many run at once) and
-sign-in attempts (per username and per client address). A refusal is ``RateLimited``
-(429 with ``Retry-After`` over HTTP, ``error`` ``rate_limited`` on the socket).
+"""Hard limits of the gateway: stories per user (a rate, and how many run at once), live
+documents per user (edits a second, documents held) and sign-in attempts (per username
+and per client address). A refusal is ``RateLimited`` (429 with ``Retry-After`` over HTTP,
+``error`` ``rate_limited`` on the socket).
 
-The rates are moving windows (``MovingWindow``): exact, never more than N in any window,
-no double burst across the edge of a fixed one, and the time until a slot frees is the
-``Retry-After``. Written here rather than with the ``limits`` library: its asyncio memory
-storage sweeps every key after a hit (a thread hop per key, most of a millisecond per
-story at 50 users by profile, growing with the users), where a window here is the times
-of a key's last N hits and O(1) a hit.
+Where each is counted, and so what holds with several gateways:
 
-Per process: the windows are in memory, so with several gateway processes each counts on
-its own and a client spread over N gateways gets up to N times a rate. The running-stories
-limit needs no window: it counts the user's stories not yet completed in the store, which
-every gateway shares (only two gateways admitting one user's stories at the same instant
-could both pass it).
+- Stories: in the store, which every gateway shares (``StoryAdmission``, checked by
+  ``store/admission.py`` under a lock on the user's row, in the transaction that writes
+  the story): at most N created in any 60 s, and the stories not completed yet. Counted
+  once cluster-wide; the ``Retry-After`` is when the N-th newest leaves the window.
+- Edits a second: a token bucket per user, in Redis when ``AMPLIFY_REDIS_URL`` is set
+  (``limits_redis.py``: one Lua call per edit), so once cluster-wide. Without Redis, the
+  embedded default, or while Redis does not answer, each process keeps its own bucket
+  (``EditRate``): a writer spread over N gateways gets up to N times the rate.
+- Gemini calls in flight (the documents owners, ``documents/call_slots.py``): likewise
+  in Redis when it is set, per process otherwise.
+- Documents held: counted in the store, one admission at a time per user in this
+  process (two gateways creating one user's documents at the same instant could both
+  pass it).
+- Sign-in attempts: moving windows in this process (``MovingWindow``): exact, never
+  more than N in any window, no double burst across the edge of a fixed one, and the
+  time until a slot frees is the ``Retry-After``. Per process: a guesser spread over N
+  gateways gets up to N times the attempts. Written here rather than with the ``limits``
+  library: its asyncio memory storage sweeps every key after a hit (a thread hop per
+  key, most of a millisecond per story at 50 users by profile, growing with the users),
+  where a window here is the times of a key's last N hits and O(1) a hit.
 """
 
 from __future__ import annotations
@@ -25,9 +36,12 @@ import time
 import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
 
 from amplify_stream.config.groups import LimitsSettings
 from amplify_stream.errors import RateLimited
+from amplify_stream.limits_redis import RedisError, SharedRedis, TokenBucket
+from amplify_stream.store.admission import StoryTally
 
 # When a user's running stories are at the limit nothing says when one will end; a
 # story of the offline analyzer takes seconds, so this is the hint given.
@@ -65,69 +79,109 @@ class MovingWindow:
         return len(self._hits)
 
 
+class StoryAdmission:
+    """The limits of a user's new story, checked by the store (``store/admission.py``)
+    against the user's tally, read under a lock on the user: at most ``per_window``
+    created in any ``window_s``, and ``max_running`` not completed yet. A refused story
+    takes no slot."""
+
+    def __init__(self, settings: LimitsSettings, window_s: float) -> None:
+        self.per_window = settings.submissions_per_minute
+        self.window_s = float(window_s)
+        self._max_running = settings.max_running_per_user
+
+    def check(self, tally: StoryTally, now: datetime) -> None:
+        if tally.running >= self._max_running:
+            raise RateLimited(
+                f"{tally.running} of your stories are still running (the limit is "
+                f"{self._max_running}); submit again when one completes",
+                retry_after=RUNNING_RETRY_AFTER_S,
+            )
+        if tally.nth_newest is not None:
+            wait = (tally.nth_newest - now).total_seconds() + self.window_s
+            _refuse("too many stories submitted", wait)
+
+
 class EditRate:
-    """Edits per second per user: a token bucket (``rate`` a second, bursts up to
-    ``rate``). Written here, not with ``limits``: an edit is the hottest command of the
-    gateway (a writer's keystrokes), and a bucket is two floats per user where a window
-    keeps a time per hit."""
+    """Edits per second per user in this process: a token bucket (``rate`` a second,
+    bursts up to ``rate``). Written here, not with ``limits``: an edit is the hottest
+    command of the gateway (a writer's keystrokes), and a bucket is two floats per user
+    where a window keeps a time per hit."""
 
     def __init__(self, rate: int) -> None:
         self._rate = float(rate)
         self._buckets: dict[str, tuple[float, float]] = {}  # user -> (tokens, at)
 
-    def take(self, user_id: str) -> None:
+    async def take(self, user_id: str) -> None:
+        """Take one of the user's tokens, or raise ``RateLimited``."""
         now = time.monotonic()
         tokens, at = self._buckets.get(user_id, (self._rate, now))
         tokens = min(self._rate, tokens + (now - at) * self._rate)
         if tokens < 1:
             self._buckets[user_id] = (tokens, now)
-            raise RateLimited(
-                f"more than {int(self._rate)} edits a second; nothing of this edit was applied",
-                retry_after=1,
-            )
+            raise _edits_refused(self._rate)
         self._buckets[user_id] = (tokens - 1, now)
         if len(self._buckets) > 100_000:
             # Users idle for a second are full again: forgetting them changes nothing.
             self._buckets = {u: b for u, b in self._buckets.items() if now - b[1] < 1}
 
 
-class Limiter:
-    """Every limit of one gateway process. ``window_s`` is for tests (60 in service)."""
+class SharedEditRate:
+    """``EditRate`` counted in Redis, once for every gateway that shares it; this
+    process's own bucket while Redis does not answer."""
 
-    def __init__(self, settings: LimitsSettings, *, window_s: int = 60) -> None:
-        self._submissions = MovingWindow(settings.submissions_per_minute, window_s)
+    def __init__(self, redis: SharedRedis, rate: int) -> None:
+        self._redis = redis
+        self._rate = rate
+        self._bucket = TokenBucket(redis, "edits", rate)
+        self._local = EditRate(rate)
+
+    async def take(self, user_id: str) -> None:
+        if self._redis.usable:
+            try:
+                wait = await self._bucket.take(user_id)
+            except RedisError as exc:
+                self._redis.failed(exc)
+            else:
+                if wait:
+                    raise _edits_refused(self._rate)
+                return
+        await self._local.take(user_id)
+
+
+def _edits_refused(rate: float) -> RateLimited:
+    # A bucket of a second's tokens has one again within the second.
+    return RateLimited(
+        f"more than {int(rate)} edits a second; nothing of this edit was applied", retry_after=1
+    )
+
+
+class Limiter:
+    """Every limit of one gateway process. ``window_s`` is for tests (60 in service);
+    ``redis``: where edits are counted (``limits_redis.shared_redis``), None for this
+    process alone."""
+
+    def __init__(
+        self, settings: LimitsSettings, *, window_s: int = 60, redis: SharedRedis | None = None
+    ) -> None:
+        self.stories = StoryAdmission(settings, window_s)
         self._login_user = MovingWindow(settings.login_attempts_per_minute_per_user, window_s)
         self._auth_address = MovingWindow(settings.login_attempts_per_minute_per_address, window_s)
-        self._max_running = settings.max_running_per_user
         self._max_documents = settings.max_documents_per_user
-        self.edits = EditRate(settings.doc_edits_per_second)
-        # One lock per user while one of their submissions is admitted; weak values, so
+        self._redis = redis
+        rate = settings.doc_edits_per_second
+        self.edits: EditRate | SharedEditRate = (
+            EditRate(rate) if redis is None else SharedEditRate(redis, rate)
+        )
+        # One lock per user while one of their documents is admitted; weak values, so
         # a lock goes away with its last holder.
         self._admitting: weakref.WeakValueDictionary[str, asyncio.Lock] = (
             weakref.WeakValueDictionary()
         )
 
-    @contextlib.asynccontextmanager
-    async def admit_story(
-        self, user_id: str, count_active: Callable[[str], Awaitable[int]]
-    ) -> AsyncIterator[None]:
-        """Admit one new story of ``user_id``, or raise ``RateLimited``; the body writes
-        its row (and no more: the user's next submission waits for it).
-
-        The user's submissions in this process go through one at a time, so two of them
-        cannot both pass the count of running stories before either is written.
-        """
-        lock = self._admitting.setdefault(user_id, asyncio.Lock())
-        async with lock:
-            running = await count_active(user_id)
-            if running >= self._max_running:
-                raise RateLimited(
-                    f"{running} of your stories are still running (the limit is "
-                    f"{self._max_running}); submit again when one completes",
-                    retry_after=RUNNING_RETRY_AFTER_S,
-                )
-            _hit(self._submissions, "too many stories submitted", user_id)
-            yield
+    async def aclose(self) -> None:
+        if self._redis is not None:
+            await self._redis.aclose()
 
     @contextlib.asynccontextmanager
     async def admit_document(
@@ -158,7 +212,10 @@ class Limiter:
 
 def _hit(window: MovingWindow, message: str, key: str) -> None:
     wait = window.hit(key)
-    if wait is None:
-        return
-    retry_after = max(1, math.ceil(wait))
+    if wait is not None:
+        _refuse(message, wait)
+
+
+def _refuse(message: str, wait_s: float) -> None:
+    retry_after = max(1, math.ceil(wait_s))
     raise RateLimited(f"{message}; try again in {retry_after} s", retry_after=retry_after)

@@ -93,23 +93,22 @@ class Stories:
         )
         if prefs.focus is not None and "focus" not in options.model_fields_set:
             options = options.model_copy(update={"focus": list(prefs.focus)})
-        # Held by the user's next submission until this row is written, so that its
-        # count sees this one; not while the command is produced.
-        async with self._limiter.admit_story(user_id, self._store.count_active):
-            try:
-                await self._store.create_story(
-                    story_id=story_id,
-                    user_id=user_id,
-                    options=options,
-                    stream_partition=partition,
-                    stream_offset=offset,
-                )
-            except Conflict:
-                # The same idempotency key raced in: the first one wins, this one joins it.
-                existing = await self._existing(user_id, options)
-                if existing is None:
-                    raise
-                return existing
+        # Admitted by the user's limits where the row is written (a refusal writes none).
+        try:
+            await self._store.create_story(
+                story_id=story_id,
+                user_id=user_id,
+                options=options,
+                stream_partition=partition,
+                stream_offset=offset,
+                admission=self._limiter.stories,
+            )
+        except Conflict:
+            # The same idempotency key raced in: the first one wins, this one joins it.
+            existing = await self._existing(user_id, options)
+            if existing is None:
+                raise
+            return existing
         command = StorySubmitted(
             story_id=story_id,
             user_id=user_id,

@@ -1,17 +1,17 @@
-"""Story projections: the row the gateway writes at submit, and what the projector folds in."""
+"""Story projections: the row the gateway writes at submit (admitted by the user's limits
+as it is written: ``admission.py``), and what the projector folds in."""
 
 from __future__ import annotations
 
 import contextlib
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal, cast
 
-from sqlalchemy import CursorResult, bindparam, delete, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import CursorResult, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql.dml import Update
 
-from amplify_stream.errors import Conflict, NotFound
+from amplify_stream.errors import NotFound
 from amplify_stream.events import (
     DocumentAnalyzedOutcome,
     EnhancementCompletedOutcome,
@@ -23,21 +23,15 @@ from amplify_stream.events import (
     StoryOptions,
     SuggestionFeedbackOutcome,
 )
-from amplify_stream.store.batches import Batched
+from amplify_stream.store.admission import Admission, StoryInserts
 from amplify_stream.store.db import Story, ping
-from amplify_stream.store.errors import open_connection, open_session
+from amplify_stream.store.errors import open_session
 from amplify_stream.store.pages import newest_first, page_size
 from amplify_stream.store.records import StoryRecord
-from amplify_stream.store.sessions import writing, writing_core
+from amplify_stream.store.sessions import writing
 
 Status = Literal["queued", "running", "completed", "failed", "cancelled"]
 TERMINAL: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
-ACTIVE: frozenset[str] = frozenset({"queued", "running"})
-_COUNT_ACTIVE = (
-    select(Story.user_id, func.count())
-    .where(Story.user_id.in_(bindparam("user_ids", expanding=True)), Story.status.in_(ACTIVE))
-    .group_by(Story.user_id)
-)
 # Bulk UPDATE/DELETE: no ORM objects are loaded in these sessions, nothing to synchronize.
 _NO_SYNC = {"synchronize_session": False}
 
@@ -45,8 +39,7 @@ _NO_SYNC = {"synchronize_session": False}
 class StoryStore:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
-        self._insert = Batched(self._insert_rows)
-        self._count_active = Batched(self._count_active_of)
+        self._inserts = StoryInserts(sessions)
 
     def _writing(self) -> contextlib.AbstractAsyncContextManager[AsyncSession]:
         """The one way rows are written (``store.sessions.writing``)."""
@@ -60,13 +53,12 @@ class StoryStore:
         options: StoryOptions,
         stream_partition: int,
         stream_offset: int,
+        admission: Admission | None = None,
     ) -> StoryRecord:
-        """A queued story. ``Conflict`` when the id, or this user's idempotency key, is taken.
-
-        Written in a batch with the stories submitted meanwhile: one writer's turn for many
-        (each turn is a few trips through the event loop, which under load is what bounds
-        the rate, not the database), and a Core INSERT, not an ORM flush (by profile ten
-        times the statement's cost)."""
+        """A queued story. ``Conflict`` when the id, or this user's idempotency key, is
+        taken; what ``admission.check`` raises when the user's limits refuse it (then
+        nothing is written). Its ``created_at`` is when it was admitted
+        (``StoryInserts``)."""
         values: dict[str, Any] = {
             "id": story_id,
             "user_id": user_id,
@@ -78,28 +70,13 @@ class StoryStore:
             "voice": options.voice,
             "idempotency_key": options.idempotency_key,
             "status": "queued",
-            "created_at": datetime.now(UTC),
             "suggestions": [],
             "insights": [],
             "stream_partition": stream_partition,
             "stream_offset": stream_offset,
         }
-        await self._insert(values)
+        await self._inserts.insert(values, admission)
         return StoryRecord.of(Story(**values))
-
-    async def _insert_rows(self, rows: list[dict[str, Any]]) -> list[Conflict | None]:
-        """One INSERT of ``rows``; on a conflict, each row alone, so that only the rows
-        in conflict fail."""
-        try:
-            async with writing_core(self._sessions) as conn:
-                await conn.execute(insert(Story), rows)
-        except IntegrityError:
-            if len(rows) > 1:
-                return [(await self._insert_rows([row]))[0] for row in rows]
-            # Two submits racing with one idempotency key: the loser lands here and can
-            # answer with by_idempotency_key().
-            return [Conflict("a story with this id or idempotency key already exists")]
-        return [None] * len(rows)
 
     async def ping(self) -> None:
         """Readiness: ``NotReady`` unless the database answers now."""
@@ -113,19 +90,6 @@ class StoryStore:
         if row is None:
             raise NotFound("story not found")
         return StoryRecord.of(row)
-
-    async def count_active(self, user_id: str) -> int:
-        """How many of the user's stories are not completed yet (queued or running).
-
-        Asked at every submission: counted with the other users' asked meanwhile, in one
-        statement built once, on a bare connection."""
-        return await self._count_active(user_id)
-
-    async def _count_active_of(self, user_ids: list[str]) -> list[int]:
-        async with open_connection(self._sessions.kw["bind"]) as conn:
-            result = await conn.execute(_COUNT_ACTIVE, {"user_ids": sorted(set(user_ids))})
-            counts: dict[str, int] = {user: n for user, n in result}
-        return [counts.get(user, 0) for user in user_ids]
 
     async def by_idempotency_key(self, user_id: str, key: str) -> StoryRecord | None:
         stmt = select(Story).where(Story.user_id == user_id, Story.idempotency_key == key)

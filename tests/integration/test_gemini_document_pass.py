@@ -1,20 +1,24 @@
 """GeminiAnalyzer (a live document's pass) through the real google-genai SDK against the
 fake Gemini server: one call per stale paragraph, suggestions emitted while their stream
 is still open, cancellation that closes the connection and leaves the document
-consistent, the per-user cap on calls in flight, misquotes dropped."""
+consistent, the per-user cap on calls in flight (per owner, or once for all in Redis),
+misquotes dropped."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import AsyncExitStack
 from typing import Any
 
 import pytest
 
+from amplify_stream.documents import create_document_analyzer
 from amplify_stream.documents.analyzers import PassFindings
+from amplify_stream.documents.call_slots import LocalCallSlots
 from amplify_stream.documents.gemini_pass import GeminiAnalyzer
 from amplify_stream.documents.state import DocumentState, LiveSuggestion
 from amplify_stream.errors import ProviderError
@@ -62,7 +66,8 @@ async def start() -> AsyncIterator[Start]:
             config = config or FakeGeminiConfig(port=0, first_token_ms=5, tokens_per_s=4000)
             server = await stack.enter_async_context(serve_fake_gemini(config))
             settings = make_settings(server.base_url, **overrides)
-            analyzer = GeminiAnalyzer(settings, calls_per_user=settings.doc_gemini_calls_per_user)
+            slots = LocalCallSlots(settings.doc_gemini_calls_per_user)
+            analyzer = GeminiAnalyzer(settings, slots=slots)
             stack.push_async_callback(analyzer.aclose)
             return server, analyzer
 
@@ -241,6 +246,39 @@ async def test_the_calls_in_flight_per_user_are_capped(start: Start) -> None:
     assert peak(of("ann")) == 2  # two documents, six paragraphs: two at a time
     assert peak(of("bob")) == 2
     assert peak(calls) > 2  # the cap is per user: bob did not wait for ann
+    assert all(d.stale() == [] for d in docs)
+
+
+@pytest.mark.parametrize(
+    ("shared", "most"),
+    [pytest.param(True, 2, marks=pytest.mark.redis, id="redis"), (False, 4)],
+)
+async def test_two_owners_count_a_users_calls_once_with_redis(
+    request: pytest.FixtureRequest, shared: bool, most: int
+) -> None:
+    """Two owners (as two documents workers hold, built as the worker builds them) each
+    run a pass of one of ann's documents: with Redis her calls in flight are capped once
+    for both, without it each owner caps its own."""
+    config = FakeGeminiConfig(port=0, first_token_ms=30, tokens_per_s=1000)
+    redis = {"redis_url": request.getfixturevalue("redis_url")} if shared else {}
+    prefix = f"t{uuid.uuid4().hex[:12]}"
+    async with serve_fake_gemini(config) as server, AsyncExitStack() as stack:
+        settings = make_settings(
+            server.base_url, doc_gemini_calls_per_user=2, topic_prefix=prefix, **redis
+        )
+        owners = [create_document_analyzer(settings) for _ in range(2)]
+        for owner in owners:
+            stack.push_async_callback(owner.aclose)
+        docs = [
+            DocumentState(f"a{n}", "ann", "\n".join(f"{line} (a{n})" for line in LINES))
+            for n in range(2)
+        ]
+        await asyncio.gather(
+            *(owner.analyze(doc, lambda _: None) for owner, doc in zip(owners, docs, strict=True))
+        )
+    calls = server.record.calls
+    assert len(calls) == 6 and {c.state for c in calls} == {"completed"}
+    assert peak(calls) == most
     assert all(d.stale() == [] for d in docs)
 
 

@@ -1,9 +1,11 @@
-"""The limiter on its own: windows, keys, the running-stories count, and its one lock."""
+"""The limiter on its own: a story's admission from its tally (the store's side is
+tests/integration/test_story_admission.py), the edit bucket of one process, and the
+sign-in windows."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -11,6 +13,7 @@ from amplify_stream.config import Settings
 from amplify_stream.errors import RateLimited
 from amplify_stream.gateway import limits
 from amplify_stream.gateway.limits import RUNNING_RETRY_AFTER_S, Limiter, MovingWindow
+from amplify_stream.store.admission import StoryTally
 from tests.conftest import SettingsFactory
 
 
@@ -23,69 +26,55 @@ def make_limiter(make_settings: SettingsFactory) -> Callable[..., Limiter]:
     return make
 
 
-async def admit(limiter: Limiter, user_id: str, running: int = 0) -> None:
-    async def count(_: str) -> int:
-        return running
-
-    async with limiter.admit_story(user_id, count):
-        pass
+def tally(running: int = 0, nth_newest_s_ago: float | None = None) -> StoryTally:
+    nth = None if nth_newest_s_ago is None else NOW - timedelta(seconds=nth_newest_s_ago)
+    return StoryTally(running, nth)
 
 
-async def test_submissions_per_user_window(make_limiter: Callable[..., Limiter]) -> None:
-    limiter = make_limiter(window_s=1, submissions_per_minute=2)
-    await admit(limiter, "u1")
-    await admit(limiter, "u1")
+NOW = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
+
+
+def test_a_story_is_refused_while_the_nth_newest_is_in_the_window(
+    make_limiter: Callable[..., Limiter],
+) -> None:
+    admission = make_limiter(submissions_per_minute=2).stories
+    assert (admission.per_window, admission.window_s) == (2, 60)
+    admission.check(tally(), NOW)
     with pytest.raises(RateLimited) as refused:
-        await admit(limiter, "u1")
-    assert refused.value.retry_after == 1
+        admission.check(tally(nth_newest_s_ago=15.2), NOW)
+    # The slot frees when the 2nd newest leaves the window: in 44.8 s.
+    assert refused.value.retry_after == 45
     assert refused.value.http_status == 429 and refused.value.retryable
-    await admit(limiter, "u2")
-    await asyncio.sleep(1.1)
-    await admit(limiter, "u1")
-
-
-async def test_retry_after_is_the_time_until_a_slot_frees(
-    make_limiter: Callable[..., Limiter],
-) -> None:
-    limiter = make_limiter(submissions_per_minute=1)
-    await admit(limiter, "u1")
+    assert "try again in 45 s" in str(refused.value)
     with pytest.raises(RateLimited) as refused:
-        await admit(limiter, "u1")
-    assert refused.value.retry_after in (59, 60)
+        admission.check(tally(nth_newest_s_ago=59.99), NOW)
+    assert refused.value.retry_after == 1  # never 0
 
 
-async def test_running_stories_refused_without_using_a_submission(
-    make_limiter: Callable[..., Limiter],
-) -> None:
-    limiter = make_limiter(max_running_per_user=2, submissions_per_minute=1)
-    with pytest.raises(RateLimited) as refused:
-        await admit(limiter, "u1", running=2)
+def test_running_stories_are_refused_first(make_limiter: Callable[..., Limiter]) -> None:
+    admission = make_limiter(max_running_per_user=2).stories
+    admission.check(tally(running=1), NOW)
+    with pytest.raises(RateLimited, match="2 of your stories are still running") as refused:
+        admission.check(tally(running=2, nth_newest_s_ago=1), NOW)
     assert refused.value.retry_after == RUNNING_RETRY_AFTER_S
-    # The refusal took no slot of the rate.
-    await admit(limiter, "u1", running=1)
 
 
-async def test_one_users_submissions_are_admitted_one_at_a_time(
-    make_limiter: Callable[..., Limiter],
+async def test_edits_a_second_are_a_token_bucket(
+    make_limiter: Callable[..., Limiter], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    limiter = make_limiter(max_running_per_user=3, submissions_per_minute=100)
-    written: list[str] = []
-
-    async def count(user_id: str) -> int:
-        await asyncio.sleep(0)  # a database round trip, where another submit could slip in
-        return len(written)
-
-    async def submit(n: int) -> bool:
-        try:
-            async with limiter.admit_story("u1", count):
-                await asyncio.sleep(0.01)
-                written.append(f"s{n}")
-        except RateLimited:
-            return False
-        return True
-
-    results = await asyncio.gather(*(submit(n) for n in range(10)))
-    assert sum(results) == 3 and len(written) == 3
+    now = [1000.0]
+    monkeypatch.setattr(limits.time, "monotonic", lambda: now[0])
+    edits = make_limiter(doc_edits_per_second=4).edits
+    for _ in range(4):
+        await edits.take("u1")  # a burst of a second's worth
+    with pytest.raises(RateLimited) as refused:
+        await edits.take("u1")
+    assert refused.value.retry_after == 1
+    await edits.take("u2")  # per user
+    now[0] += 0.25  # a quarter of a second: one token back
+    await edits.take("u1")
+    with pytest.raises(RateLimited):
+        await edits.take("u1")
 
 
 async def test_sign_in_attempts(make_limiter: Callable[..., Limiter]) -> None:
