@@ -108,6 +108,31 @@ class Metrics:
             buckets=(0, 1, 2, 3, 5, 10, 20, 50, 100, 500),
             registry=r,
         )
+        # Bounded owners: idle documents leave memory, their snapshot the truth.
+        self.doc_resident = Gauge(
+            "amplify_doc_resident",
+            "Live documents a documents owner holds in memory, per partition of the edit log",
+            ["partition"],
+            registry=r,
+        )
+        self.doc_evictions = Counter(
+            "amplify_doc_evictions",
+            "Idle documents that left a documents owner's memory (AMPLIFY_DOC_EVICT_S)",
+            registry=r,
+        )
+        self.doc_loads = Counter(
+            "amplify_doc_loads",
+            "Evicted documents read back from their snapshot for a command, by result "
+            "(loaded, unreadable)",
+            ["result"],
+            registry=r,
+        )
+        self.doc_load_ms = Histogram(
+            "amplify_doc_load_ms",
+            "From a command for an evicted document to the document back in memory",
+            buckets=_RELAY_MS,
+            registry=r,
+        )
         self.doc_cache_hit_ratio = Gauge(
             "amplify_doc_paragraph_cache_hit_ratio",
             "Share of paragraph analyses answered from the per-process content cache",

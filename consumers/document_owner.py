@@ -21,20 +21,28 @@ reads the log and the snapshots, times the passes and writes what the core answe
   the edits after the committed place. A crash loses no acknowledged edit: the edit is
   in the log before it is folded, and the place is only committed with the state that
   holds it. An outcome goes out exactly once: with the state that records its pass.
+- Eviction: a document with no command for ``doc_evict_s`` whose snapshot holds it whole
+  (nothing changed since a committed checkpoint, no pass due or running) leaves memory;
+  the owner keeps where its newest snapshot is (from the snapshots read at the
+  partition's load, and from where its checkpoints put them). Its next command waits for
+  one read of that snapshot (``consumers/document_loads.py``), behind the commands that
+  came for it before, while other documents fold on; the committed place stays at the
+  first command still waiting. At a partition's load, only the documents written lately
+  (within ``doc_evict_s``) or due a pass are read into memory.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
-
-from pydantic import ValidationError
 
 from amplify_stream.bus.base import Record, TopicPartition
 from amplify_stream.documents.analyzers import DocumentAnalyzer
 from amplify_stream.documents.partition import (
     Answer,
+    Folded,
     PartitionDocuments,
     analyzed_outcome,
     pass_answers,
@@ -48,15 +56,15 @@ from amplify_stream.events.documents import (
     DocumentDeleted,
     DocumentDismissed,
     DocumentEdited,
-    DocumentSnapshot,
     DocumentTimings,
     DocumentWord,
     SuggestionFeedbackOutcome,
     document_command_adapter,
 )
 from amplify_stream.providers.local.paragraphs import paragraph_cache_info
-from amplify_stream.retry import retry_with_backoff
+from consumers.document_loads import DocumentLoads
 from consumers.document_outbox import Outbox
+from consumers.document_residency import Residency
 from consumers.owned_documents import OwnedPartition, read_snapshots
 from consumers.ownership import Ownership
 from consumers.worker import RETRY_INITIAL_S, RETRY_MAX_S, Worker, WorkerDeps
@@ -67,6 +75,8 @@ log = logging.getLogger(__name__)
 # Commands fold in microseconds; many may wait for their partition's snapshots at once.
 CONCURRENCY = 4096
 HANDOVER_CHECKPOINT_S = 5.0
+# Evicted documents read back at once (on Kafka, each read is a consumer of its own).
+LOADS_AT_ONCE = 16
 
 
 class DocumentOwner(Worker[DocumentCommand]):
@@ -82,8 +92,10 @@ class DocumentOwner(Worker[DocumentCommand]):
         self._idle_s = settings.doc_idle_ms / 1000
         self._snapshot_s = settings.doc_snapshot_ms / 1000
         self._max_chars = settings.max_story_chars
+        self._evict_s = settings.doc_evict_s
         self._parts: dict[TopicPartition, OwnedPartition] = {}
         self._outbox = Outbox(self.stream_producer, self.topics.stream)
+        self._reads = asyncio.Semaphore(LOADS_AT_ONCE)
 
     # ------------------------------------------------------------ partitions
 
@@ -92,7 +104,19 @@ class DocumentOwner(Worker[DocumentCommand]):
         source = Source(self._analyzer.name, self._analyzer.model)
         for tp in partitions:
             docs = PartitionDocuments(self._max_chars, source)
-            part = OwnedPartition(tp, self.ownership_of(tp), docs, on_feedback=self._counted)
+            residency = Residency(docs, tp.partition, self._evict_s, self.metrics)
+            part = OwnedPartition(
+                tp, self.ownership_of(tp), docs, residency, on_feedback=self._counted
+            )
+            part.loads = DocumentLoads(
+                self.bus,
+                self.topics.snapshots,
+                tp.partition,
+                docs,
+                functools.partial(self._fold, part),
+                reads=self._reads,
+                observe=residency.loaded,
+            )
             part.loading = asyncio.create_task(self._load(part), name=f"documents:load:{tp}")
             self._parts[tp] = part
 
@@ -120,22 +144,10 @@ class DocumentOwner(Worker[DocumentCommand]):
         records = await read_snapshots(
             self.bus, self.topics.snapshots, part.tp, RETRY_INITIAL_S, RETRY_MAX_S
         )
-        for record in records:
-            if not record.value:
-                part.docs.forget(record.key)
-                continue
-            try:
-                part.docs.load(DocumentSnapshot.model_validate_json(record.value))
-            except ValidationError:
-                # One unreadable snapshot must not keep the partition's other documents
-                # from their writers; that document answers not_found until it is fixed.
-                log.exception("snapshot at %s of %s unreadable, skipped", record.cursor, part.tp)
-        log.info("%s: %d documents from their snapshots", part.tp, len(part.docs.docs))
-        # Documents whose last change the snapshot holds but no pass read yet (or whose
-        # paragraphs an undo of the writer's say left to read again).
-        for doc_id, doc in part.docs.docs.items():
-            if doc.analyzed_version != doc.version or doc.stale():
-                self._schedule(part, doc_id)
+        for doc_id in part.residency.take_in(records):
+            self._schedule(part, doc_id)
+        known, resident = len(part.docs.snapshot_at), len(part.docs.docs)
+        log.info("%s: %d documents from their snapshots, %d in memory", part.tp, known, resident)
         part.checkpoints = asyncio.create_task(
             part.checkpoint_every(self._snapshot_s, self.topics, self.group_id),
             name=f"documents:checkpoints:{part.tp}",
@@ -148,6 +160,7 @@ class DocumentOwner(Worker[DocumentCommand]):
                 continue
             tasks = part.stop_all()
             await asyncio.gather(*tasks, return_exceptions=True)
+            part.residency.stop_reporting()
             # What changed since the last checkpoint, so the next owner folds little.
             try:
                 async with asyncio.timeout(HANDOVER_CHECKPOINT_S):
@@ -164,9 +177,29 @@ class DocumentOwner(Worker[DocumentCommand]):
         # No await before the fold: each record's task takes its first step in the order
         # the records were dispatched, so a partition's commands fold in log order.
         part = self._parts.get(TopicPartition(record.topic, record.partition))
-        if part is None or part.ownership.lost:
+        if part is None or part.ownership.lost or part.loads is None:
             raise PartitionLost(f"{record.topic}[{record.partition}] is not ours any more")
-        folded = part.docs.fold(event, record.offset)
+        if part.loads.needed(event.doc_id):
+            # Queued behind the read of its document's snapshot, in log order.
+            folded = await part.loads.fold_when_loaded(event, record.offset)
+        else:
+            folded = self._fold(part, event, record.offset)
+        # What a dismissal means rests on the passes since the last checkpoint, which are
+        # not in the log (a new owner folding the command again may not find the
+        # suggestion it names): it is made durable before the writer hears it, as an edit
+        # is in the log before its doc.ack.
+        if _said(event, folded):
+            if not await part.durable(self.topics, self.group_id):
+                return
+            # Told as the document is now: answers folded after it went out meanwhile.
+            self._outbox.put(part.ownership, [_now(part, a) for a in folded.answers])
+
+    def _fold(self, part: OwnedPartition, event: DocumentCommand, offset: int) -> Folded:
+        """``event`` folded into its document (in memory), and what that starts: its pass
+        rescheduled, its answers sent (a writer's say's once it is durable: ``handle``)."""
+        folded = part.docs.fold(event, offset)
+        if event.doc_id in part.docs.docs:
+            part.residency.touch(event.doc_id)
         if isinstance(event, DocumentEdited):
             result = "applied" if folded.changed else "refused"
             self.metrics.doc_edits.labels(result).inc()
@@ -175,42 +208,9 @@ class DocumentOwner(Worker[DocumentCommand]):
             part.changed_at.pop(event.doc_id, None)
         if folded.changed is not None:
             self._schedule(part, folded.changed)
-        # What a dismissal means rests on the passes since the last checkpoint, which are
-        # not in the log (a new owner folding the command again may not find the
-        # suggestion it names): it is made durable before the writer hears it, as an edit
-        # is in the log before its doc.ack.
-        answers = folded.answers
-        if isinstance(event, DocumentDismissed | DocumentWord) and folded.dirty:
-            if not await self._durable(part):
-                return
-            # Told as the document is now: answers folded after it went out meanwhile.
-            answers = [_now(part, a) for a in answers]
-        if answers:
-            self._outbox.put(part.ownership, answers)
-
-    async def _durable(self, part: OwnedPartition) -> bool:
-        """A checkpoint now, tried again until it holds; False when the partition was lost
-        meanwhile (its next owner folds the command again and answers it)."""
-
-        async def not_yet(exc: Exception, delay: float) -> None:
-            log.warning(
-                "checkpoint for a writer's say of %s failed, again in %.1fs: %r",
-                part.tp,
-                delay,
-                exc,
-            )
-
-        try:
-            await retry_with_backoff(
-                lambda: part.checkpoint(self.topics, self.group_id),
-                retry_on=lambda exc: not isinstance(exc, PartitionLost),
-                first_delay_s=RETRY_INITIAL_S,
-                max_delay_s=RETRY_MAX_S,
-                on_retry=not_yet,
-            )
-        except PartitionLost:
-            return False
-        return True
+        if folded.answers and not _said(event, folded):
+            self._outbox.put(part.ownership, folded.answers)
+        return folded
 
     # ------------------------------------------------------------ passes
 
@@ -267,6 +267,11 @@ class DocumentOwner(Worker[DocumentCommand]):
 
     async def on_stop(self) -> None:
         await self._outbox.stop()
+
+
+def _said(event: DocumentCommand, folded: Folded) -> bool:
+    """Whether the command is the writer's say and changed the document."""
+    return isinstance(event, DocumentDismissed | DocumentWord) and folded.dirty
 
 
 def _now(part: OwnedPartition, answer: Answer) -> Answer:

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from amplify_stream.bus import BusFenced, BusUnavailable, is_bus_error
-from amplify_stream.bus.base import Headers, Producer, TopicPartition
+from amplify_stream.bus.base import Headers, Position, Producer, TopicPartition
 from amplify_stream.events import Outcome, encode, headers_for
 from producers.lease import Lease
 
@@ -96,11 +96,11 @@ class OutcomePublisher:
 
     async def checkpoint(
         self, records: Sequence[OutRecord], offsets: dict[TopicPartition, int], group_id: str
-    ) -> None:
+    ) -> list[Position]:
         """Write ``records`` and commit ``group_id``'s ``offsets`` in one transaction: a
         worker whose state lives in memory (snapshots, with the outcomes of the work they
         record) and its place in its input, so that after a crash the state and the place
-        agree. Raises as ``publish`` does."""
+        agree. Where each record landed, once committed. Raises as ``publish`` does."""
         async with self._lock:
             await self._held()
             try:
@@ -109,7 +109,7 @@ class OutcomePublisher:
                         await self._producer.send(r.topic, r.key, r.value, r.headers)
                         for r in records
                     ]
-                    await asyncio.gather(*sent)
+                    positions = await asyncio.gather(*sent)
                     await self._producer.send_offsets_to_transaction(offsets, group_id)
             except BaseException as exc:
                 if isinstance(exc, BusFenced):
@@ -117,6 +117,7 @@ class OutcomePublisher:
                 if is_bus_error(exc):
                     await self._renew_producer()
                 raise
+        return positions
 
     async def _held(self) -> None:
         if self._lease is not None:

@@ -147,6 +147,9 @@ class DocumentSettings(BaseModel):
     # How often an owner writes the snapshots of the documents that changed (and commits
     # its place in the edit log with them): a new owner folds at most this much again.
     doc_snapshot_ms: int = Field(default=1000, ge=10)
+    # A document with no command for this long, whose snapshot holds it whole, leaves its
+    # owner's memory; its next command reads it back from that snapshot.
+    doc_evict_s: float = Field(default=300, gt=0)
     # Per user: Gemini calls in flight at once.
     doc_gemini_calls_per_user: int = Field(default=2, ge=1)
 

@@ -75,6 +75,9 @@ class PartitionDocuments:
     next_offset: int | None = None
     # Where each loaded snapshot stands: records at or below it are already in it.
     snapshot_offsets: dict[str, int] = field(default_factory=dict)
+    # The offset of each document's newest snapshot in the snapshot topic: all that is kept
+    # of an evicted document (``evict``), enough to read it back with one read.
+    snapshot_at: dict[str, int] = field(default_factory=dict)
     # Changed since the last checkpoint; deleted since then; outcomes of finished passes.
     dirty: set[str] = field(default_factory=set)
     deleted: dict[str, str] = field(default_factory=dict)  # doc_id -> user_id
@@ -85,23 +88,45 @@ class PartitionDocuments:
 
     # ------------------------------------------------------------ snapshots
 
-    def load(self, snapshot: DocumentSnapshot) -> None:
-        """The newest snapshot of a document (a later one replaces an earlier one)."""
-        if snapshot.deleted:
-            self.docs.pop(snapshot.doc_id, None)
-            self.created_at.pop(snapshot.doc_id, None)
-        else:
-            self.docs[snapshot.doc_id] = from_snapshot(snapshot)
-            self.created_at[snapshot.doc_id] = snapshot.created_at
-        self.snapshot_offsets[snapshot.doc_id] = snapshot.offset
+    def load(self, snapshot: DocumentSnapshot, at: int | None = None) -> None:
+        """The newest snapshot of a document (a later one replaces an earlier one), read at
+        offset ``at`` of the snapshot topic (None: not known, so never evicted)."""
+        doc_id = snapshot.doc_id
+        self.evict(doc_id)
+        self.snapshot_at.pop(doc_id, None)
+        if not snapshot.deleted:
+            self.docs[doc_id] = from_snapshot(snapshot)
+            self.created_at[doc_id] = snapshot.created_at
+            if at is not None:
+                self.snapshot_at[doc_id] = at
+        self.snapshot_offsets[doc_id] = snapshot.offset
 
-    def forget(self, doc_id: str) -> None:
-        """A tombstone of the snapshot topic: the document is gone for good, and so is
-        everything kept about it."""
+    def snapshots_written(self, snapshots: list[DocumentSnapshot], offsets: list[int]) -> None:
+        """Where a committed checkpoint put ``snapshots`` (none deleted since: it stays so)."""
+        for snapshot, at in zip(snapshots, offsets, strict=True):
+            if snapshot.doc_id in self.docs:
+                self.snapshot_at[snapshot.doc_id] = at
+
+    def evicted(self, doc_id: str) -> bool:
+        """Whether the document is out of memory, its snapshot the truth."""
+        return doc_id in self.snapshot_at and doc_id not in self.docs
+
+    def evictable(self, doc_id: str) -> bool:
+        """Whether its newest snapshot holds it whole (no change since it was written)."""
+        return doc_id in self.docs and doc_id in self.snapshot_at and doc_id not in self.dirty
+
+    def evict(self, doc_id: str) -> None:
+        """The document leaves memory (``evictable``); ``load`` brings it back."""
         self.docs.pop(doc_id, None)
         self.created_at.pop(doc_id, None)
         self.told.pop(doc_id, None)
         self.snapshot_offsets.pop(doc_id, None)
+
+    def forget(self, doc_id: str) -> None:
+        """A tombstone of the snapshot topic: the document is gone for good, and so is
+        everything kept about it."""
+        self.evict(doc_id)
+        self.snapshot_at.pop(doc_id, None)
         self.dirty.discard(doc_id)
 
     def take_snapshots(self) -> tuple[list[DocumentSnapshot], dict[str, str]]:
@@ -128,7 +153,8 @@ class PartitionDocuments:
             if offset <= held:
                 return Folded([])  # already in the document's snapshot
             del self.snapshot_offsets[command.doc_id]  # the log is past it for good
-        self.next_offset = offset + 1
+        # Never back: a command that waited for its document folds after later ones.
+        self.next_offset = max(self.next_offset or 0, offset + 1)
         if isinstance(command, DocumentOpenRequested):
             return self._open(command)
         if isinstance(command, DocumentEdited):
