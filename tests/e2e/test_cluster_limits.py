@@ -1,0 +1,65 @@
+"""Limits that hold cluster-wide, on separate processes: one user spread over three gateway
+processes (one PostgreSQL store, one Redis, the real broker, a documents worker) gets
+exactly the limit of stories a minute and of edits a second, no more
+(``benchmarks/scale_limits.py`` drives the user; the figure runs the same)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from benchmarks.scale_limits import one_user_through
+from tests.e2e.conftest import Proc, base_env, wait_ready
+from tests.support import free_port, sign_up
+
+Start = Callable[..., Awaitable[Proc]]
+
+SUBMISSIONS_PER_MINUTE = 10
+EDITS_PER_SECOND = 3
+
+
+@pytest.mark.kafka
+async def test_one_user_through_three_gateways_gets_exactly_the_limit(
+    processes: Start, tmp_path: Path, postgres_url: str, redis_url: str
+) -> None:
+    env = base_env(
+        tmp_path,
+        AMPLIFY_BUS="kafka",
+        AMPLIFY_DATABASE_URL=postgres_url,
+        AMPLIFY_REDIS_URL=redis_url,
+        AMPLIFY_SUBMISSIONS_PER_MINUTE=str(SUBMISSIONS_PER_MINUTE),
+        AMPLIFY_MAX_RUNNING_PER_USER="1000",  # no enhancer runs them: they stay queued
+        AMPLIFY_DOC_EDITS_PER_SECOND=str(EDITS_PER_SECOND),
+    )
+    documents = await processes("documents", ["worker", "documents"], env)
+    ports = [free_port() for _ in range(3)]
+    for n, port in enumerate(ports):
+        await processes(f"gateway-{n}", ["gateway"], {**env, "AMPLIFY_PORT": str(port)})
+    bases = [f"http://127.0.0.1:{port}" for port in ports]
+    await asyncio.gather(*(wait_ready(base) for base in bases))
+    await documents.wait_for_line("documents running", timeout=90)
+    async with aiohttp.ClientSession() as session:
+        token = await sign_up(session, bases[0], "ada")
+        figure = await one_user_through(
+            bases,
+            token,
+            submissions_per_minute=SUBMISSIONS_PER_MINUTE,
+            edits_per_second=EDITS_PER_SECOND,
+            session=session,
+        )
+        stories = figure["submissions"]
+        assert (stories["admitted"], stories["refused"]) == (10, 20), stories
+        # Every refusal says when the oldest of the ten leaves the minute.
+        assert set(stories["retry_after_s"]) <= {59, 60}, stories
+        async with session.get(
+            f"{bases[2]}/v1/stories?limit=100", headers={"Authorization": f"Bearer {token}"}
+        ) as res:
+            assert len((await res.json())["stories"]) == 10
+        edits = figure["edits"]
+        # 27 edits over three sockets within far less than the second that refills the
+        # bucket: three admitted (each answered by the documents owner), 24 refused.
+        assert (edits["sent"], edits["admitted"], edits["refused"]) == (27, 3, 24), edits
