@@ -1,20 +1,24 @@
 """Limits counted in Redis (``AMPLIFY_REDIS_URL``), once for every process that shares it:
-a user's edits a second (a token bucket) and Gemini calls in flight (leases). The callers
-(``gateway/limits.py``, ``documents/call_slots.py``) keep the per-process count of the
-embedded default for when no Redis is configured, or it does not answer.
+a user's edits a second (a token bucket), Gemini calls in flight (leases) and sign-in
+attempts (moving windows). The callers (``gateway/limits.py``, ``documents/call_slots.py``)
+keep the per-process count of the embedded default for when no Redis is configured, or
+it does not answer.
 
 Each count is one Lua script (EVALSHA, the script sent again only when the server lost
 it), so a check and its update are one atomic step whatever the processes race, and every
 time is the Redis server's own (``TIME``): the processes' clocks never meet. Written here,
-not with ``limits``: it has moving and fixed windows in Redis but no token bucket and no
-counter of calls in flight. Keys are ``<topic prefix>:limits:<what>:<user>``, so services
-that share one Redis (and tests) stay apart, and every key expires by itself.
+not with ``limits`` (which has windows in Redis, but no token bucket and no count of calls
+in flight): four short scripts on the one client, redis-py's. Keys are
+``<topic prefix>:limits:<what>:<who>``, so services that share one Redis (and tests) stay
+apart, and every key expires by itself.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+import uuid
+from collections.abc import Awaitable, Callable
 
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
@@ -68,7 +72,25 @@ redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 0
 """
 
-# KEYS[1], ARGV[1], ARGV[2]: as above. 1 when the call's lease was still running (it
+# KEYS[1]: the hits of the last window (a sorted set: hit id -> when, in ms); ARGV: the
+# limit, the window in ms, the new hit's id. 0 when the hit is counted, else the ms until
+# the hit that frees a slot leaves the window. A refused hit is not counted.
+_HIT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local limit, window = tonumber(ARGV[1]), tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local hits = redis.call('ZCARD', KEYS[1])
+if hits >= limit then
+  local frees = redis.call('ZRANGE', KEYS[1], hits - limit, hits - limit, 'WITHSCORES')
+  return math.max(1, tonumber(frees[2]) + window - now)
+end
+redis.call('ZADD', KEYS[1], now, ARGV[3])
+redis.call('PEXPIRE', KEYS[1], window)
+return 0
+"""
+
+# KEYS[1], ARGV[1], ARGV[2]: as for _ACQUIRE. 1 when the call's lease was still running (it
 # runs a lease from now), 0 when it had ended (its slot may be someone else's now).
 _RENEW = """
 local t = redis.call('TIME')
@@ -99,12 +121,23 @@ class SharedRedis:
         self._prefix = key_prefix
         self._down_until = 0.0
 
-    def key(self, what: str, user_id: str) -> str:
-        return f"{self._prefix}:limits:{what}:{user_id}"
+    def key(self, what: str, who: str) -> str:
+        return f"{self._prefix}:limits:{what}:{who}"
 
     @property
     def usable(self) -> bool:
         return time.monotonic() >= self._down_until
+
+    async def ask(self, count: Callable[[], Awaitable[float]]) -> float | None:
+        """What ``count`` (one of the scripts below) answers; None when Redis is not to
+        be asked now or does not answer: then the caller counts in its process."""
+        if not self.usable:
+            return None
+        try:
+            return await count()
+        except RedisError as exc:
+            self.failed(exc)
+            return None
 
     def failed(self, error: RedisError) -> None:
         """Redis did not answer: counted in this process for a while (said once)."""
@@ -144,6 +177,26 @@ class TokenBucket:
         return int(wait_us) / 1_000_000
 
 
+class MovingWindow:
+    """At most ``limit`` hits per key in any ``window_s``."""
+
+    def __init__(self, redis: SharedRedis, what: str, limit: int, window_s: float) -> None:
+        self._redis = redis
+        self._what = what
+        self._limit = limit
+        self._window_ms = max(1, round(window_s * 1000))
+        self._hit = redis.client.register_script(_HIT)
+
+    async def hit(self, key: str) -> float:
+        """0 when the hit is counted, else the seconds until a slot frees. ``RedisError``
+        when Redis does not answer."""
+        wait_ms = await self._hit(
+            keys=[self._redis.key(self._what, key)],
+            args=[self._limit, self._window_ms, uuid.uuid4().hex],
+        )
+        return int(wait_ms) / 1000
+
+
 class Leases:
     """At most ``limit`` calls in flight per key, each holding its slot by a lease of
     ``lease_s`` that its holder renews while it runs: a holder that dies frees its slot
@@ -177,4 +230,4 @@ class Leases:
         return self._redis.key(self._what, user_id)
 
 
-__all__ = ["Leases", "RedisError", "SharedRedis", "TokenBucket", "shared_redis"]
+__all__ = ["Leases", "MovingWindow", "RedisError", "SharedRedis", "TokenBucket", "shared_redis"]

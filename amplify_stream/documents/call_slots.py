@@ -91,18 +91,15 @@ class SharedCallSlots:
         if lock is None:
             lock = self._waiting[user_id] = asyncio.Lock()
         async with lock:
-            while self._redis.usable:
-                try:
-                    wait_s = await self._leases.acquire(user_id, call)
-                except RedisError as exc:
-                    self._redis.failed(exc)
-                    break
+            while True:
+                wait_s = await self._redis.ask(lambda: self._leases.acquire(user_id, call))
+                if wait_s is None:
+                    return None
                 if not wait_s:
                     return call
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(min(wait_s, POLL_S)):
                         await self._ended.wait()
-        return None
 
     async def _renew(self, user_id: str, call: str) -> None:
         while True:

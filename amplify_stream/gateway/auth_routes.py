@@ -56,7 +56,7 @@ class InvalidAccount(AmplifyError):
     )
 )
 async def register(request: web.Request) -> web.Response:
-    request.app[keys.LIMITS].auth_attempt(request.remote)
+    await request.app[keys.LIMITS].auth_attempt(request.remote)
     creds = parse(Credentials, await read_json(request), InvalidAccount)
     password_hash = await request.app[keys.PASSWORDS].hash(creds.password)
     user = await request.app[keys.USERS].create(creds.username, password_hash)
@@ -83,7 +83,7 @@ async def register(request: web.Request) -> web.Response:
 )
 async def token(request: web.Request) -> web.Response:
     limits = request.app[keys.LIMITS]
-    limits.auth_attempt(request.remote)
+    await limits.auth_attempt(request.remote)
     if request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
         try:
             data: object = dict(await request.post())
@@ -93,7 +93,7 @@ async def token(request: web.Request) -> web.Response:
     else:
         data = await read_json(request)
     creds = parse(Credentials, data, Unauthorized)
-    limits.login_attempt(creds.username)
+    await limits.login_attempt(creds.username)
     user = await request.app[keys.USERS].by_username(creds.username)
     # Verified against a dummy hash when the user is unknown: the same cost either way.
     ok = await request.app[keys.PASSWORDS].verify(

@@ -65,10 +65,14 @@ class Documents:
         doc_id = str(uuid.uuid4())
         prefs = await self._preferences.get(user_id)
         focus = list(message.focus or prefs.focus or ALL_FOCUS)
-        async with self._limiter.admit_document(user_id, self._store.count_for_user):
-            await self._store.create(
-                doc_id, user_id, title=message.title, focus=focus, text=message.text or ""
-            )
+        await self._store.create(
+            doc_id,
+            user_id,
+            title=message.title,
+            focus=focus,
+            text=message.text or "",
+            admission=self._limiter.documents,
+        )
         command = DocumentOpenRequested(
             doc_id=doc_id,
             user_id=user_id,

@@ -9,38 +9,35 @@ Where each is counted, and so what holds with several gateways:
   ``store/admission.py`` under a lock on the user's row, in the transaction that writes
   the story): at most N created in any 60 s, and the stories not completed yet. Counted
   once cluster-wide; the ``Retry-After`` is when the N-th newest leaves the window.
+- Documents held: likewise in the store, under the lock on the user's row
+  (``DocumentAdmission``), so once cluster-wide.
 - Edits a second: a token bucket per user, in Redis when ``AMPLIFY_REDIS_URL`` is set
   (``limits_redis.py``: one Lua call per edit), so once cluster-wide. Without Redis, the
   embedded default, or while Redis does not answer, each process keeps its own bucket
   (``EditRate``): a writer spread over N gateways gets up to N times the rate.
 - Gemini calls in flight (the documents owners, ``documents/call_slots.py``): likewise
   in Redis when it is set, per process otherwise.
-- Documents held: counted in the store, one admission at a time per user in this
-  process (two gateways creating one user's documents at the same instant could both
-  pass it).
-- Sign-in attempts: moving windows in this process (``MovingWindow``): exact, never
-  more than N in any window, no double burst across the edge of a fixed one, and the
-  time until a slot frees is the ``Retry-After``. Per process: a guesser spread over N
-  gateways gets up to N times the attempts. Written here rather than with the ``limits``
-  library: its asyncio memory storage sweeps every key after a hit (a thread hop per
-  key, most of a millisecond per story at 50 users by profile, growing with the users),
-  where a window here is the times of a key's last N hits and O(1) a hit.
+- Sign-in attempts: moving windows (exact, never more than N in any window, no double
+  burst across the edge of a fixed one, and the time until a slot frees is the
+  ``Retry-After``), in Redis when it is set (``SignInWindow``), else in this process
+  (``MovingWindow``): a guesser spread over N gateways gets up to N times the attempts.
+  Written here rather than with the ``limits`` library: its asyncio memory storage
+  sweeps every key after a hit (a thread hop per key, most of a millisecond per story at
+  50 users by profile, growing with the users), where a window here is the times of a
+  key's last N hits and O(1) a hit.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import math
 import time
-import weakref
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 
+from amplify_stream import limits_redis
 from amplify_stream.config.groups import LimitsSettings
 from amplify_stream.errors import RateLimited
-from amplify_stream.limits_redis import RedisError, SharedRedis, TokenBucket
+from amplify_stream.limits_redis import SharedRedis, TokenBucket
 from amplify_stream.store.admission import StoryTally
 
 # When a user's running stories are at the limit nothing says when one will end; a
@@ -58,6 +55,10 @@ class MovingWindow:
         self._window = float(window_s)
         self._hits: dict[str, deque[float]] = {}
         self._swept = time.monotonic()
+
+    async def take(self, key: str) -> float | None:
+        """``hit``, as the shared window is asked (``SignInWindow``)."""
+        return self.hit(key)
 
     def hit(self, key: str) -> float | None:
         """None when admitted (and counted); else the seconds until a slot frees."""
@@ -77,6 +78,20 @@ class MovingWindow:
     def tracked(self) -> int:
         """How many keys are kept (the sweep's measure)."""
         return len(self._hits)
+
+
+class SignInWindow:
+    """``MovingWindow`` counted in Redis, once for every gateway that shares it; this
+    process's own while Redis does not answer."""
+
+    def __init__(self, redis: SharedRedis, what: str, limit: int, window_s: float) -> None:
+        self._redis = redis
+        self._shared = limits_redis.MovingWindow(redis, what, limit, window_s)
+        self._local = MovingWindow(limit, window_s)
+
+    async def take(self, key: str) -> float | None:
+        wait = await self._redis.ask(lambda: self._shared.hit(key))
+        return self._local.hit(key) if wait is None else (wait or None)
 
 
 class StoryAdmission:
@@ -99,7 +114,25 @@ class StoryAdmission:
             )
         if tally.nth_newest is not None:
             wait = (tally.nth_newest - now).total_seconds() + self.window_s
-            _refuse("too many stories submitted", wait)
+            # Never past the window: another gateway's clock may run ahead of this one's.
+            _refuse("too many stories submitted", min(wait, self.window_s))
+
+
+class DocumentAdmission:
+    """The limit of a user's new live document, checked by the store
+    (``DocumentStore.create``) against how many they hold, counted under a lock on the
+    user."""
+
+    def __init__(self, max_documents: int) -> None:
+        self._max_documents = max_documents
+
+    def check(self, held: int) -> None:
+        if held >= self._max_documents:
+            raise RateLimited(
+                f"you hold {held} documents (the limit is {self._max_documents}); "
+                "delete one to open another",
+                retry_after=RUNNING_RETRY_AFTER_S,
+            )
 
 
 class EditRate:
@@ -137,16 +170,11 @@ class SharedEditRate:
         self._local = EditRate(rate)
 
     async def take(self, user_id: str) -> None:
-        if self._redis.usable:
-            try:
-                wait = await self._bucket.take(user_id)
-            except RedisError as exc:
-                self._redis.failed(exc)
-            else:
-                if wait:
-                    raise _edits_refused(self._rate)
-                return
-        await self._local.take(user_id)
+        wait = await self._redis.ask(lambda: self._bucket.take(user_id))
+        if wait is None:
+            await self._local.take(user_id)
+        elif wait:
+            raise _edits_refused(self._rate)
 
 
 def _edits_refused(rate: float) -> RateLimited:
@@ -158,60 +186,54 @@ def _edits_refused(rate: float) -> RateLimited:
 
 class Limiter:
     """Every limit of one gateway process. ``window_s`` is for tests (60 in service);
-    ``redis``: where edits are counted (``limits_redis.shared_redis``), None for this
-    process alone."""
+    ``redis``: where edits and sign-in attempts are counted (``limits_redis.shared_redis``),
+    None for this process alone (closed with the limiter)."""
 
     def __init__(
         self, settings: LimitsSettings, *, window_s: int = 60, redis: SharedRedis | None = None
     ) -> None:
         self.stories = StoryAdmission(settings, window_s)
-        self._login_user = MovingWindow(settings.login_attempts_per_minute_per_user, window_s)
-        self._auth_address = MovingWindow(settings.login_attempts_per_minute_per_address, window_s)
-        self._max_documents = settings.max_documents_per_user
+        self._login_user = _window(
+            redis, "sign-ins", settings.login_attempts_per_minute_per_user, window_s
+        )
+        self._auth_address = _window(
+            redis, "sign-ins-from", settings.login_attempts_per_minute_per_address, window_s
+        )
+        self.documents = DocumentAdmission(settings.max_documents_per_user)
         self._redis = redis
         rate = settings.doc_edits_per_second
         self.edits: EditRate | SharedEditRate = (
             EditRate(rate) if redis is None else SharedEditRate(redis, rate)
-        )
-        # One lock per user while one of their documents is admitted; weak values, so
-        # a lock goes away with its last holder.
-        self._admitting: weakref.WeakValueDictionary[str, asyncio.Lock] = (
-            weakref.WeakValueDictionary()
         )
 
     async def aclose(self) -> None:
         if self._redis is not None:
             await self._redis.aclose()
 
-    @contextlib.asynccontextmanager
-    async def admit_document(
-        self, user_id: str, count_documents: Callable[[str], Awaitable[int]]
-    ) -> AsyncIterator[None]:
-        """Admit one new document of ``user_id`` (one at a time per user in this process,
-        as stories are), or raise ``RateLimited``; the body writes it."""
-        lock = self._admitting.setdefault(f"doc:{user_id}", asyncio.Lock())
-        async with lock:
-            held = await count_documents(user_id)
-            if held >= self._max_documents:
-                raise RateLimited(
-                    f"you hold {held} documents (the limit is {self._max_documents}); "
-                    "delete one to open another",
-                    retry_after=RUNNING_RETRY_AFTER_S,
-                )
-            yield
-
-    def auth_attempt(self, address: str | None) -> None:
+    async def auth_attempt(self, address: str | None) -> None:
         """Count a sign-in or registration from ``address``; a success resets nothing."""
-        _hit(self._auth_address, "too many sign-in attempts from this address", address or "-")
+        await _hit(
+            self._auth_address, "too many sign-in attempts from this address", address or "-"
+        )
 
-    def login_attempt(self, username: str) -> None:
+    async def login_attempt(self, username: str) -> None:
         """Count a sign-in attempt for ``username``, before its password is checked, so
         parallel guesses cannot slip past the limit while bcrypt runs."""
-        _hit(self._login_user, "too many sign-in attempts for this account", username.lower())
+        await _hit(self._login_user, "too many sign-in attempts for this account", username.lower())
 
 
-def _hit(window: MovingWindow, message: str, key: str) -> None:
-    wait = window.hit(key)
+def _window(
+    redis: SharedRedis | None, what: str, limit: int, window_s: float
+) -> MovingWindow | SignInWindow:
+    return (
+        MovingWindow(limit, window_s)
+        if redis is None
+        else SignInWindow(redis, what, limit, window_s)
+    )
+
+
+async def _hit(window: MovingWindow | SignInWindow, message: str, key: str) -> None:
+    wait = await window.take(key)
     if wait is not None:
         _refuse(message, wait)
 

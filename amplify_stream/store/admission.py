@@ -1,8 +1,8 @@
-"""A new story admitted by its user's limits where its row is written, in one transaction
-with it: the user's stories still running and the newest of the last window are read
-under a lock on the user's row (``SELECT ... FOR UPDATE`` on PostgreSQL; on SQLite the
-database's write lock, taken before the read), so gateways sharing the database count
-each story once, and two of them cannot both admit the user's last one.
+"""A new story (or live document) admitted by its user's limits where its row is written,
+in one transaction with it: what the limits count (the user's stories still running and
+the newest of the last window; the documents held) is read under a lock on the user's
+row (``lock_users``), so gateways sharing the database count each row once, and two of
+them cannot both admit the user's last one.
 
 The stories are written in batches (``Batched``), as the stories submitted meanwhile
 arrive: one transaction and one writer's turn for many (each turn is a few trips through
@@ -29,8 +29,6 @@ from amplify_stream.store.sessions import writing_core
 
 ACTIVE: frozenset[str] = frozenset({"queued", "running"})
 _USER_IDS: BindParameter[str] = bindparam("user_ids", expanding=True)
-# The rows of the users whose stories are admitted, locked in one order (no deadlock
-# between two gateways' batches) until the new rows are committed.
 _LOCK_USERS = select(User.id).where(User.id.in_(_USER_IDS)).order_by(User.id).with_for_update()
 
 
@@ -57,6 +55,25 @@ class Admission(Protocol):
     def check(self, tally: StoryTally, now: datetime) -> None: ...
 
 
+class DocumentAdmission(Protocol):
+    """The limit of a user's new live document: the check of how many they hold, which
+    raises to refuse."""
+
+    def check(self, held: int) -> None: ...
+
+
+async def lock_users(conn: AsyncConnection, users: list[str]) -> None:
+    """Hold the users' rows until the transaction ends, before reading what they count:
+    ``SELECT ... FOR UPDATE`` on PostgreSQL, in one order (no deadlock between two
+    gateways' transactions), a statement of its own so that the reads after it see what
+    was committed while it waited. SQLite has no row locks: the database's write lock,
+    taken before the read, serialises every writer (of any process) until the commit."""
+    if conn.dialect.name == "sqlite":
+        await conn.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        await conn.execute(_LOCK_USERS, {"user_ids": sorted(set(users))})
+
+
 @dataclass(slots=True)
 class _NewStory:
     values: dict[str, Any]
@@ -68,8 +85,6 @@ class StoryInserts:
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
-        bind = sessions.kw.get("bind")
-        self._sqlite = bind is not None and bind.dialect.name == "sqlite"
         self._insert = Batched(self._insert_rows)
         self._tallies: dict[int, Select[str, int, datetime | None]] = {}
 
@@ -103,8 +118,11 @@ class StoryInserts:
         results: list[Exception | None] = [None] * len(rows)
         try:
             async with writing_core(self._sessions) as conn:
-                now = datetime.now(UTC)
                 limited = [row for row in rows if row.admission is not None]
+                if limited:
+                    await lock_users(conn, [row.values["user_id"] for row in limited])
+                # Once the users are locked: whoever held them before wrote older rows.
+                now = datetime.now(UTC)
                 tallies = await self._tally(conn, limited, now) if limited else {}
                 for i, row in enumerate(rows):
                     row.values["created_at"] = now  # when admitted: the window counts it so
@@ -130,17 +148,10 @@ class StoryInserts:
     async def _tally(
         self, conn: AsyncConnection, rows: list[_NewStory], now: datetime
     ) -> dict[str, StoryTally]:
-        """The tallies of the users of ``rows`` (one admission for them all), each user
-        locked until the transaction ends."""
+        """The tallies of the users of ``rows`` (one admission for them all, the users
+        locked)."""
         users = sorted({row.values["user_id"] for row in rows})
         admission = cast("Admission", rows[0].admission)
-        if self._sqlite:
-            # SQLite has no row locks: the database's write lock, taken before the read,
-            # serialises every writer (of any process) until the commit.
-            await conn.exec_driver_sql("BEGIN IMMEDIATE")
-        else:
-            # A statement of its own: the tally's snapshot is taken once the locks are held.
-            await conn.execute(_LOCK_USERS, {"user_ids": users})
         since = now - timedelta(seconds=admission.window_s)
         result = await conn.execute(
             self._tally_of(admission.per_window), {"user_ids": users, "since": since}

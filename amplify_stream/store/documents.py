@@ -12,7 +12,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, and_, case, delete, func, select
+from sqlalchemy import CursorResult, Select, and_, case, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from amplify_stream.errors import Conflict, NotFound
 from amplify_stream.events import Focus
 from amplify_stream.events.documents import DocumentSnapshot
+from amplify_stream.store.admission import DocumentAdmission, lock_users
 from amplify_stream.store.db import Document, DocumentIgnoresRow
 from amplify_stream.store.errors import open_session
 from amplify_stream.store.pages import newest_first, page_size
@@ -28,6 +29,10 @@ from amplify_stream.store.sessions import writing
 
 # Bulk DELETE: no ORM objects are loaded in these sessions, nothing to synchronize.
 _NO_SYNC = {"synchronize_session": False}
+
+
+def _held(user_id: str) -> Select[int]:
+    return select(func.count()).select_from(Document).where(Document.user_id == user_id)
 
 
 class DocumentStore:
@@ -42,10 +47,18 @@ class DocumentStore:
         return writing(self._sessions)
 
     async def create(
-        self, doc_id: str, user_id: str, *, title: str | None, focus: list[Focus], text: str
+        self,
+        doc_id: str,
+        user_id: str,
+        *,
+        title: str | None,
+        focus: list[Focus],
+        text: str,
+        admission: DocumentAdmission | None = None,
     ) -> None:
         """The document's row at version 0, written before its first command.
-        ``Conflict`` when the id is taken."""
+        ``Conflict`` when the id is taken; what ``admission.check`` raises when the user
+        holds too many (counted under a lock on the user, ``store/admission.py``)."""
         now = datetime.now(UTC)
         row = Document(
             doc_id=doc_id,
@@ -60,14 +73,16 @@ class DocumentStore:
         )
         try:
             async with self._writing() as session:
+                if admission is not None:
+                    await lock_users(await session.connection(), [user_id])
+                    admission.check(await session.scalar(_held(user_id)) or 0)
                 session.add(row)
         except IntegrityError:
             raise Conflict("a document with this id already exists") from None
 
     async def count_for_user(self, user_id: str) -> int:
-        stmt = select(func.count()).select_from(Document).where(Document.user_id == user_id)
         async with open_session(self._sessions) as session:
-            return int(await session.scalar(stmt) or 0)
+            return int(await session.scalar(_held(user_id)) or 0)
 
     async def exists_for_user(self, doc_id: str, user_id: str) -> bool:
         stmt = select(Document.doc_id).where(Document.doc_id == doc_id, Document.user_id == user_id)

@@ -1,19 +1,25 @@
 """Limits that hold cluster-wide, on separate processes: one user spread over three gateway
 processes (one PostgreSQL store, one Redis, the real broker, a documents worker) gets
 exactly the limit of stories a minute and of edits a second, no more
-(``benchmarks/scale_limits.py`` drives the user; the figure runs the same)."""
+(``benchmarks/scale_limits.py`` drives the user; the figure runs the same); and one
+user's documents on two documents workers have at most the limit of Gemini calls in
+flight between them."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
 import pytest
 
+from amplify_stream.fakes.gemini import FakeGeminiConfig, serve_fake_gemini
 from benchmarks.scale_limits import one_user_through
 from tests.e2e.conftest import Proc, base_env, wait_ready
+from tests.integration.test_gemini_document_pass import peak
+from tests.live_documents import writer
 from tests.support import free_port, sign_up
 
 Start = Callable[..., Awaitable[Proc]]
@@ -63,3 +69,63 @@ async def test_one_user_through_three_gateways_gets_exactly_the_limit(
         # 27 edits over three sockets within far less than the second that refills the
         # bucket: three admitted (each answered by the documents owner), 24 refused.
         assert (edits["sent"], edits["admitted"], edits["refused"]) == (27, 3, 24), edits
+
+
+@pytest.mark.kafka
+async def test_a_users_gemini_calls_in_flight_are_capped_across_two_owners(
+    processes: Start, tmp_path: Path, redis_url: str
+) -> None:
+    env = base_env(
+        tmp_path,
+        AMPLIFY_BUS="kafka",
+        AMPLIFY_REDIS_URL=redis_url,
+        AMPLIFY_ENHANCER_PROVIDER="gemini",
+        GEMINI_API_KEY="fake-key-for-tests",
+        AMPLIFY_DOC_GEMINI_CALLS_PER_USER="2",
+        AMPLIFY_DOC_IDLE_MS="0",
+    )
+    # Each owner calls a fake of its own, so the calls say which owner made them; a call
+    # lasts about a quarter of a second.
+    config = FakeGeminiConfig(port=0, first_token_ms=100, tokens_per_s=600)
+    async with contextlib.AsyncExitStack() as stack:
+        fakes = [await stack.enter_async_context(serve_fake_gemini(config)) for _ in range(2)]
+        owners = [
+            await processes(
+                f"documents-{n}",
+                ["worker", "documents"],
+                {**env, "AMPLIFY_GEMINI_BASE_URL": fake.base_url},
+            )
+            for n, fake in enumerate(fakes)
+        ]
+        port = free_port()
+        await processes("gateway", ["gateway"], {**env, "AMPLIFY_PORT": str(port)})
+        base = f"http://127.0.0.1:{port}"
+        await wait_ready(base)
+        for owner in owners:
+            await owner.wait_for_line("documents running", timeout=90)
+        text = "\n".join(
+            [
+                "Mara was very angry at the harbour wall.",
+                "Suddenly the rain came down on the very old boats.",
+                "The gulls went quiet, very quiet.",
+            ]
+        )
+        async with aiohttp.ClientSession() as session:
+            token = await sign_up(session, base, "ada")
+
+            async def one_document() -> None:
+                async with writer(session, base, token) as w:
+                    await w.open(text)
+                    await w.settled(timeout=60)
+
+            # Six documents at once, their partitions (so their owners) drawn by their
+            # ids: again until both owners have had some (all on one: 1 in 32 a round).
+            for _ in range(4):
+                await asyncio.gather(*(one_document() for _ in range(6)))
+                if all(fake.record.calls for fake in fakes):
+                    break
+    assert all(fake.record.calls for fake in fakes), "every document on one owner"
+    calls = [call for fake in fakes for call in fake.record.calls]
+    assert {call.state for call in calls} == {"completed"}
+    # Two at a time between the two owners (each alone would have allowed two).
+    assert peak(calls) == 2

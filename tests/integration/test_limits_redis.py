@@ -1,7 +1,8 @@
 """The limits counted in Redis (``limits_redis.py``) against the real server of
-``AMPLIFY_TEST_REDIS_URL``: the edit bucket and the call leases shared by several clients
-(as several processes hold), the slots of a holder that died freed by its lease, and the
-fall-back to this process's count when Redis does not answer."""
+``AMPLIFY_TEST_REDIS_URL``: the edit bucket, the call leases and the sign-in windows
+shared by several clients (as several processes hold), the slots of a holder that died
+freed by its lease, and the fall-back to this process's count when Redis does not
+answer."""
 
 from __future__ import annotations
 
@@ -17,7 +18,13 @@ from amplify_stream.config import Settings
 from amplify_stream.documents.call_slots import SharedCallSlots
 from amplify_stream.errors import RateLimited
 from amplify_stream.gateway.limits import Limiter
-from amplify_stream.limits_redis import Leases, SharedRedis, TokenBucket, shared_redis
+from amplify_stream.limits_redis import (
+    Leases,
+    MovingWindow,
+    SharedRedis,
+    TokenBucket,
+    shared_redis,
+)
 from tests.conftest import SettingsFactory
 from tests.e2e.conftest import closed_port
 
@@ -194,3 +201,38 @@ async def test_call_slots_fall_back_to_this_process(clients: Clients) -> None:
 def test_no_redis_url_no_redis(make_settings: SettingsFactory) -> None:
     settings: Settings = make_settings()
     assert settings.redis_url is None and shared_redis(settings) is None
+
+
+async def test_sign_in_attempts_are_counted_once_for_every_gateway(
+    make_settings: SettingsFactory, redis_url: str
+) -> None:
+    settings = make_settings(
+        redis_url=redis_url,
+        login_attempts_per_minute_per_user=4,
+        login_attempts_per_minute_per_address=100,
+    )
+    gateways = [Limiter(settings, redis=shared_redis(settings)) for _ in range(3)]
+    try:
+        results = await asyncio.gather(
+            *(gateways[n % 3].login_attempt("Ada" if n % 2 else "ADA") for n in range(9)),
+            return_exceptions=True,
+        )
+        assert sum(r is None for r in results) == 4
+        refused = [r for r in results if isinstance(r, RateLimited)]
+        assert len(refused) == 5 and {r.retry_after for r in refused} <= {59, 60}
+        await gateways[0].login_attempt("grace")  # per username
+    finally:
+        for limiter in gateways:
+            await limiter.aclose()
+
+
+async def test_a_window_frees_a_slot_when_its_oldest_hit_leaves(clients: Clients) -> None:
+    windows = [MovingWindow(clients(), "sign-ins", 2, window_s=0.5) for _ in range(2)]
+    assert await windows[0].hit("ada") == 0
+    await asyncio.sleep(0.2)
+    assert await windows[1].hit("ada") == 0
+    wait = await windows[0].hit("ada")
+    assert 0.2 < wait <= 0.3  # the first hit leaves 0.5 s after it came
+    await asyncio.sleep(wait + 0.02)
+    assert await windows[1].hit("ada") == 0
+    assert await windows[0].hit("ada") > 0  # the second hit is still in the window

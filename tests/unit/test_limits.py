@@ -49,6 +49,9 @@ def test_a_story_is_refused_while_the_nth_newest_is_in_the_window(
     with pytest.raises(RateLimited) as refused:
         admission.check(tally(nth_newest_s_ago=59.99), NOW)
     assert refused.value.retry_after == 1  # never 0
+    with pytest.raises(RateLimited) as refused:
+        admission.check(tally(nth_newest_s_ago=-2), NOW)  # another gateway's clock ahead
+    assert refused.value.retry_after == 60  # never past the window
 
 
 def test_running_stories_are_refused_first(make_limiter: Callable[..., Limiter]) -> None:
@@ -81,18 +84,18 @@ async def test_sign_in_attempts(make_limiter: Callable[..., Limiter]) -> None:
     limiter = make_limiter(
         login_attempts_per_minute_per_user=2, login_attempts_per_minute_per_address=3
     )
-    limiter.login_attempt("Ada")
-    limiter.login_attempt("ada")
+    await limiter.login_attempt("Ada")
+    await limiter.login_attempt("ada")
     with pytest.raises(RateLimited):
-        limiter.login_attempt("ADA")
-    limiter.login_attempt("grace")
+        await limiter.login_attempt("ADA")
+    await limiter.login_attempt("grace")
     for _ in range(3):
-        limiter.auth_attempt("10.0.0.1")
+        await limiter.auth_attempt("10.0.0.1")
     with pytest.raises(RateLimited, match="this address"):
-        limiter.auth_attempt("10.0.0.1")
-    limiter.auth_attempt("10.0.0.2")
+        await limiter.auth_attempt("10.0.0.1")
+    await limiter.auth_attempt("10.0.0.2")
     # No address (a Unix socket): all such clients share one.
-    limiter.auth_attempt(None)
+    await limiter.auth_attempt(None)
 
 
 def test_moving_window_allows_no_burst_across_the_edge(

@@ -1,6 +1,8 @@
-"""A story admitted by its user's limits where its row is written (``StoryStore.create_story``
-with ``Limiter.stories``), on ``[sqlite]`` and ``[postgresql]``: counted once whatever
-number of gateways (here, engines: what a gateway process holds) share the database."""
+"""A story or a live document admitted by its user's limits where its row is written
+(``store/admission.py``: ``StoryStore.create_story`` with ``Limiter.stories``,
+``DocumentStore.create`` with ``Limiter.documents``), on ``[sqlite]`` and
+``[postgresql]``: counted once whatever number of gateways (here, engines: what a gateway
+process holds) share the database."""
 
 from __future__ import annotations
 
@@ -16,8 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from amplify_stream.config import Settings
 from amplify_stream.errors import Conflict, RateLimited
 from amplify_stream.events import StoryOptions
-from amplify_stream.gateway.limits import StoryAdmission
+from amplify_stream.gateway.limits import DocumentAdmission, StoryAdmission
 from amplify_stream.store.db import Story, create_engine, create_schema, session_factory
+from amplify_stream.store.documents import DocumentStore
 from amplify_stream.store.stories import StoryStore
 from amplify_stream.store.users import UserStore
 from tests.integration.test_store import story_completed
@@ -153,3 +156,25 @@ async def test_a_raced_idempotency_key_is_one_story(
     # One of the three with the key is written, the other two learn of it (Conflict).
     assert sum(isinstance(r, Conflict) for r in results[:3]) == 2 and results[3] is None
     assert await rows_of(engines[0], ada.id) == 2
+
+
+async def test_documents_held_are_counted_under_the_same_lock(
+    engines: list[AsyncEngine],
+) -> None:
+    stores = [DocumentStore(session_factory(engine)) for engine in engines]
+    ada = await UserStore(session_factory(engines[0])).create("ada", "h")
+    admit = DocumentAdmission(max_documents=3)
+
+    async def create(n: int) -> None:
+        await stores[n % 3].create(
+            f"d{n}", ada.id, title=None, focus=["plot"], text="", admission=admit
+        )
+
+    results = await asyncio.gather(*(create(n) for n in range(12)), return_exceptions=True)
+    assert sum(r is None for r in results) == 3
+    refused = [r for r in results if r is not None]
+    assert all(isinstance(r, RateLimited) and "you hold 3 documents" in str(r) for r in refused)
+    assert await stores[1].count_for_user(ada.id) == 3
+    # A deleted one frees its place.
+    await stores[2].delete(next(f"d{n}" for n, r in enumerate(results) if r is None))
+    await create(100)
