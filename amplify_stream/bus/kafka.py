@@ -28,7 +28,7 @@ from amplify_stream.bus.base import (
 )
 from amplify_stream.bus.kafka_clients import KafkaGroupConsumer, KafkaProducer, start_or_close
 from amplify_stream.bus.kafka_errors import bus_errors
-from amplify_stream.bus.kafka_reads import assigned, follow, read_until
+from amplify_stream.bus.kafka_reads import Readers, assigned, follow
 from amplify_stream.bus.kafka_topics import KafkaTopics
 from amplify_stream.bus.partitioner import keyed_partitioner, partition_for_key
 from amplify_stream.config.groups import BusSettings
@@ -52,6 +52,7 @@ class KafkaBus(Bus):
         self._admin: AIOKafkaAdminClient | None = None
         self._offsets: AIOKafkaConsumer | None = None
         self._topic_admin: KafkaTopics | None = None
+        self._readers: Readers | None = None
 
     async def start(self) -> None:
         admin = AIOKafkaAdminClient(bootstrap_servers=self._servers, client_id="amplify-admin")
@@ -66,14 +67,17 @@ class KafkaBus(Bus):
             raise
         self._admin, self._offsets = admin, offsets
         self._topic_admin = KafkaTopics(admin, self._default_partitions)
+        self._readers = Readers(self._topic_admin, self._servers)
 
     async def close(self) -> None:
-        admin, offsets = self._admin, self._offsets
-        self._admin = self._offsets = self._topic_admin = None
+        admin, offsets, readers = self._admin, self._offsets, self._readers
+        self._admin = self._offsets = self._topic_admin = self._readers = None
         with bus_errors(self._servers):
             try:
                 if offsets is not None:
                     await _stop_consumer(offsets)
+                if readers is not None:
+                    await readers.close()
             finally:
                 if admin is not None:
                     await admin.close()
@@ -176,9 +180,9 @@ class KafkaBus(Bus):
     ) -> list[Record]:
         if start >= end:
             return []
-        async with self._assigned(topic, {partition: start}, isolation) as consumer:
-            tp = KafkaTopicPartition(topic, partition)
-            return await read_until(consumer, tp, end, self._servers)
+        if self._readers is None:
+            raise BusUnavailable("the Kafka bus is not started")
+        return await self._readers.read(topic, partition, start, end, isolation)
 
     def _assigned(
         self, topic: str, start: dict[int, int] | Literal["end"], isolation: Isolation
