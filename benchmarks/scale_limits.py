@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import json
 import signal
+import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -92,6 +93,7 @@ async def _edits(
         ]
         docs = await asyncio.gather(*(_open(ws) for ws in sockets))
         # Every frame first, then the answers: the burst takes milliseconds.
+        began = time.monotonic()
         for n in range(per_socket):
             for ws, doc_id in zip(sockets, docs, strict=True):
                 change = {"start_utf16": 0, "end_utf16": 0, "text": "x"}
@@ -105,7 +107,7 @@ async def _edits(
                     }
                 )
         answers = await asyncio.gather(*(_answers(ws, per_socket) for ws in sockets))
-    outcomes = Counter(outcome for socket in answers for outcome in socket.values())
+    outcomes = Counter(outcome for socket, _ in answers for outcome in socket.values())
     refused = outcomes.pop("rate_limited", 0)
     return {
         "limit": limit,
@@ -113,6 +115,10 @@ async def _edits(
         "refused": refused,
         "sent": per_socket * len(bases),
         "answers": {"rate_limited": refused, **outcomes},
+        # From the first edit sent to the last refusal heard: every gateway had decided
+        # on every edit by then (a socket's frames are taken in order). Under a second
+        # over the rate, no token came back during the burst.
+        "decided_within_ms": round(1000 * (max(at for _, at in answers) - began), 1),
     }
 
 
@@ -128,10 +134,11 @@ async def _open(ws: aiohttp.ClientWebSocketResponse) -> str:
                 raise RuntimeError(f"doc.open refused: {frame}")
 
 
-async def _answers(ws: aiohttp.ClientWebSocketResponse, edits: int) -> dict[str, str]:
-    """Each edit's one answer by its request_id: ``rate_limited``, ``doc.ack`` or the
-    owner's error code."""
+async def _answers(ws: aiohttp.ClientWebSocketResponse, edits: int) -> tuple[dict[str, str], float]:
+    """Each edit's one answer by its request_id (``rate_limited``, ``doc.ack`` or the
+    owner's error code), and when the last refusal came."""
     answered: dict[str, str] = {}
+    refused_at = 0.0
     async with asyncio.timeout(ANSWER_TIMEOUT_S):
         while len(answered) < edits:
             msg = await ws.receive()
@@ -145,7 +152,9 @@ async def _answers(ws: aiohttp.ClientWebSocketResponse, edits: int) -> dict[str,
                 answered.setdefault(request, "doc.ack")  # twice after an owner's crash
             elif frame["type"] == "error":
                 answered[request] = frame["code"]
-    return answered
+                if frame["code"] == "rate_limited":
+                    refused_at = time.monotonic()
+    return answered, refused_at
 
 
 @contextlib.asynccontextmanager
