@@ -22,6 +22,7 @@ class Topics:
     documents: str
     snapshots: str
     partitions: int
+    stream_partitions: int
 
     @classmethod
     def from_settings(cls, settings: BusSettings) -> Topics:
@@ -34,13 +35,14 @@ class Topics:
             documents=settings.topic("documents"),
             snapshots=settings.topic("document-snapshots"),
             partitions=settings.topic_partitions,
+            stream_partitions=settings.stream_partitions,
         )
 
     def specs(self) -> list[TopicSpec]:
         # The stream topic is the resume window: a day is plenty for a client to come back.
         return [
             TopicSpec(self.stories, self.partitions, retention_ms=7 * DAY_MS),
-            TopicSpec(self.stream, self.partitions, retention_ms=DAY_MS),
+            TopicSpec(self.stream, self.stream_partitions, retention_ms=DAY_MS),
             TopicSpec(self.outcomes, self.partitions, retention_ms=30 * DAY_MS),
             TopicSpec(self.dlq, 1, retention_ms=30 * DAY_MS),
             TopicSpec(self.segments, self.partitions, retention_ms=DAY_MS),

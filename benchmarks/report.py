@@ -192,7 +192,59 @@ def _targets(r: dict[str, Any]) -> list[str]:
     lines.append(_documents_target(r.get("documents")))
     lines += _soak_targets(r.get("soak"))
     lines += _say_targets(r.get("say_cross_client"))
+    lines += _scale_targets(r.get("scale_gateways"))
     return lines
+
+
+SCALE_READ_MAX = 1.25
+SCALE_CPU_MAX = 1.2
+SCALE_RESUME_MAX = 2.0
+
+
+def _scale_targets(figure: dict[str, Any] | None) -> list[str]:
+    """Issue 24 (benchmarks/scale.py): gateways as separate processes, 1 and 4, at the
+    same load per gateway; the baseline of each is the same run's other level, or what a
+    gateway reading the whole stream topic reads (every record, once per gateway)."""
+    names = (
+        f"records read by all gateways / produced, 4 gateways, <= {SCALE_READ_MAX:g}",
+        f"gateway CPU per relayed word, 4 gateways / 1, <= {SCALE_CPU_MAX:g}",
+        f"resume away from the story's home gateway / at home, p50, <= {SCALE_RESUME_MAX:g}",
+    )
+    if not figure:
+        return [_missing(name) for name in names]
+    one, many = figure["levels"][0], figure["levels"][-1]
+    rows = [
+        _target(
+            names[0],
+            f"{many['records_read']:g} of {many['records_produced']} records "
+            f"({many['gateways']} gateways, {many['streams']} streams)",
+            f"{many['gateways']:g}.00: a reader of the whole topic per gateway (before issue 24)",
+            many["read_per_produced"],
+            many["read_per_produced"] <= SCALE_READ_MAX,
+        ),
+        _target(
+            names[1],
+            f"{many['gateway_cpu_ms_per_word']:g} ms a word ({many['words']} words)",
+            f"1 gateway: {one['gateway_cpu_ms_per_word']:g} ms a word ({one['words']} words)",
+            figure["cpu_per_word_ratio"],
+            figure["cpu_per_word_ratio"] <= SCALE_CPU_MAX,
+        ),
+    ]
+    resume = figure.get("resume") or {}
+    if not resume:
+        return [*rows, _missing(names[2])]
+    wrong = resume["replays_not_matching"]
+    rows.append(
+        _target(
+            names[2],
+            f"away p50 {resume['away_ms']['p50']} / p95 {resume['away_ms']['p95']} ms, "
+            f"{wrong} replays lost or repeated an event",
+            f"home p50 {resume['home_ms']['p50']} / p95 {resume['home_ms']['p95']} ms",
+            resume["away_over_home_p50"],
+            resume["away_over_home_p50"] <= SCALE_RESUME_MAX and wrong == 0,
+        )
+    )
+    return rows
 
 
 SAY_DIRECTIONS = {

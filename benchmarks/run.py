@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks import accept, documents, measure, report, say, soak
+from benchmarks import accept, documents, measure, report, say, scale, soak
 from benchmarks.stack import Stack, documents_stack, embedded_stack, running_stack
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -121,6 +121,7 @@ FIGURES = (
     "documents",
     "soak",
     "say_cross_client",
+    "scale_gateways",
     "submit",
 )
 # Figures make bench leaves out (run them with --only).
@@ -227,6 +228,10 @@ async def run(
             )
         _show({k: v for k, v in results["say_cross_client"].items() if k not in say.DIRECTIONS})
         done("say_cross_client", since)
+    if "scale_gateways" in wanted:
+        since = time.monotonic()
+        results["scale_gateways"] = await scale.scale_gateways(quick)
+        done("scale_gateways", since)
     if wanted & {"first_audio", "submit"}:
         # The serial baseline of first audio (the same narration, started only once the
         # rewrite is whole) and then the submissions (which leave 2,000 stories' work

@@ -43,6 +43,9 @@ class Stack:
     env: dict[str, str]
     # Every process of the stack by role (gateway, enhancer, narrator, fake-gemini).
     pids: dict[str, int] = field(default_factory=dict)
+    # Every gateway's base URL, the first one's (``base``) first; and their processes.
+    bases: list[str] = field(default_factory=list)
+    gateway_pids: list[int] = field(default_factory=list)
 
     @property
     def ws_url(self) -> str:
@@ -105,17 +108,19 @@ async def running_stack(
     tokens_per_s: float,
     enhancers: int = 1,
     serial: bool = False,
+    gateways: int = 1,
     **extra: str,
 ) -> AsyncIterator[Stack]:
     """Fake Gemini, ``enhancers`` enhancer processes (members of one group), a narrator
-    and a gateway process; all stopped on exit. ``serial``: the enhancers narrate only
-    once the rewrite is whole (``benchmarks/serial_enhancer.py``)."""
+    and ``gateways`` gateway processes; all stopped on exit. ``serial``: the enhancers
+    narrate only once the rewrite is whole (``benchmarks/serial_enhancer.py``)."""
     enhancer = [SERIAL_ENHANCER] if serial else ["worker", "enhancer"]
     roles = [("fake-gemini", ["fake", "gemini"])]
     roles += [("enhancer" if n == 0 else f"enhancer{n + 1}", enhancer) for n in range(enhancers)]
     roles.append(("narrator", ["worker", "narrator"]))
     async with _processes(
         roles,
+        gateways=gateways,
         AMPLIFY_FAKE_GEMINI_FIRST_TOKEN_MS=str(first_token_ms),
         AMPLIFY_FAKE_GEMINI_TOKENS_PER_S=str(tokens_per_s),
         **extra,
@@ -164,11 +169,15 @@ async def embedded_stack(**extra: str) -> AsyncIterator[Stack]:
 
 @contextlib.asynccontextmanager
 async def _processes(
-    roles: list[tuple[str, list[str]]], *, front: str = "gateway", **extra: str
+    roles: list[tuple[str, list[str]]],
+    *,
+    front: str = "gateway",
+    gateways: int = 1,
+    **extra: str,
 ) -> AsyncIterator[Stack]:
-    """Each of ``roles`` (name, command arguments) as a process, then the ``front``
-    (``gateway``, or ``serve``: everything in one); yields once it is ready and every
-    worker is in its group."""
+    """Each of ``roles`` (name, command arguments) as a process, then ``gateways`` of the
+    ``front`` (``gateway``, or ``serve``: everything in one); yields once they are ready
+    and every worker is in its group."""
     port, gemini_port = free_port(), free_port()
     with tempfile.TemporaryDirectory(prefix="amplify-bench-") as tmp:
         env = _env(Path(tmp), port, gemini_port, **extra)
@@ -189,13 +198,20 @@ async def _processes(
                 pids[role] = proc.pid
                 if args[0] in ("worker", SERIAL_ENHANCER):
                     workers.append(proc)
-            gateway = await asyncio.create_subprocess_exec(
-                COMMAND, front, env=env, stdout=asyncio.subprocess.DEVNULL
-            )
-            procs.append(gateway)
-            pids[front] = gateway.pid
-            base = f"http://127.0.0.1:{port}"
-            await _wait_ready(base)
+            ports = [port, *(free_port() for _ in range(gateways - 1))]
+            fronts = []
+            for n, front_port in enumerate(ports):
+                gateway = await asyncio.create_subprocess_exec(
+                    COMMAND,
+                    front,
+                    env=env | {"AMPLIFY_PORT": str(front_port)},
+                    stdout=asyncio.subprocess.DEVNULL,
+                )
+                procs.append(gateway)
+                fronts.append(gateway)
+                pids[front if n == 0 else f"{front}{n + 1}"] = gateway.pid
+            bases = [f"http://127.0.0.1:{p}" for p in ports]
+            await asyncio.gather(*(_wait_ready(base) for base in bases))
             # Every worker in its group: a member joining mid-run would hand stories over.
             joined = [asyncio.get_running_loop().create_future() for _ in workers]
             drains = [
@@ -204,7 +220,7 @@ async def _processes(
             ]
             async with asyncio.timeout(90):
                 await asyncio.gather(*joined)
-            yield Stack(base, gateway.pid, env, pids)
+            yield Stack(bases[0], fronts[0].pid, env, pids, bases, [proc.pid for proc in fronts])
         finally:
             for task in drains:
                 task.cancel()

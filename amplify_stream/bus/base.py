@@ -161,6 +161,8 @@ class Producer(abc.ABC):
 
 
 RebalanceCallback = Callable[[set[TopicPartition]], Awaitable[None]]
+# Told a member's new share of a topic's partitions (``Slices``).
+ShareCallback = Callable[[frozenset[int]], None]
 
 
 class GroupConsumer(abc.ABC):
@@ -188,6 +190,26 @@ class GroupConsumer(abc.ABC):
 
     @abc.abstractmethod
     def assignment(self) -> set[TopicPartition]: ...
+
+
+class Slices(abc.ABC):
+    """This process's share of one topic's partitions among the members of a group, for
+    membership only: nothing is read or committed through it. The group shares the
+    partitions out again whenever a member joins or leaves (or its session expires), and
+    ``on_share`` hears each new share. Gateways use it as their home slices of the stream
+    topic (``gateway/relay.py``)."""
+
+    @abc.abstractmethod
+    async def start(self) -> None:
+        """Join the group; returns once the first share is known."""
+
+    @abc.abstractmethod
+    async def stop(self) -> None:
+        """Leave the group, so the others get this share at once."""
+
+    @property
+    @abc.abstractmethod
+    def share(self) -> frozenset[int]: ...
 
 
 class Bus(abc.ABC):
@@ -232,6 +254,10 @@ class Bus(abc.ABC):
         on_revoked: RebalanceCallback | None = None,
         client_id: str = "amplify",
     ) -> GroupConsumer: ...
+
+    @abc.abstractmethod
+    def slices(self, topic: str, group_id: str, on_share: ShareCallback) -> Slices:
+        """A membership of ``group_id`` sharing out ``topic``'s partitions (``Slices``)."""
 
     @abc.abstractmethod
     def read(

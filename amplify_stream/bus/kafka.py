@@ -24,11 +24,14 @@ from amplify_stream.bus.base import (
     Producer,
     RebalanceCallback,
     Record,
+    ShareCallback,
+    Slices,
     TopicSpec,
 )
 from amplify_stream.bus.kafka_clients import KafkaGroupConsumer, KafkaProducer, start_or_close
 from amplify_stream.bus.kafka_errors import bus_errors
 from amplify_stream.bus.kafka_reads import Readers, assigned, follow
+from amplify_stream.bus.kafka_slices import KafkaSlices
 from amplify_stream.bus.kafka_topics import KafkaTopics
 from amplify_stream.bus.partitioner import keyed_partitioner, partition_for_key
 from amplify_stream.config.groups import BusSettings
@@ -156,6 +159,18 @@ class KafkaBus(Bus):
         return KafkaGroupConsumer(
             self._servers, topics, config, on_assigned, on_revoked, self._prepare_topics
         )
+
+    def slices(self, topic: str, group_id: str, on_share: ShareCallback) -> Slices:
+        config: dict[str, Any] = {
+            "group_id": group_id,
+            "enable_auto_commit": False,
+            # Only if a partition were fetched before it is paused: from the end.
+            "auto_offset_reset": "latest",
+            "heartbeat_interval_ms": min(HEARTBEAT_INTERVAL_MS, self._session_timeout_ms // 3),
+            "session_timeout_ms": self._session_timeout_ms,
+            "request_timeout_ms": max(self._request_timeout_ms, self._session_timeout_ms + 1000),
+        }
+        return KafkaSlices(self._servers, topic, config, on_share, self._prepare_topics)
 
     async def _prepare_topics(self, names: Sequence[str]) -> None:
         await self._topics.partitions(names)

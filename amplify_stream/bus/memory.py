@@ -24,11 +24,14 @@ from amplify_stream.bus.base import (
     Producer,
     RebalanceCallback,
     Record,
+    ShareCallback,
+    Slices,
     TopicPartition,
     TopicSpec,
 )
 from amplify_stream.bus.memory_group import Group, MemoryGroupConsumer
 from amplify_stream.bus.memory_log import Budget, Retention, Topic, Txn
+from amplify_stream.bus.memory_slices import MemorySlices, SliceGroup
 from amplify_stream.bus.partitioner import partition_for_key
 from amplify_stream.config.groups import BusSettings
 
@@ -41,6 +44,7 @@ class MemoryBus(Bus):
         self._budget = Budget(settings.memory_bus_bytes, self._unread_from)
         self._topics: dict[str, Topic] = {}
         self._groups: dict[str, Group] = {}
+        self._slice_groups: dict[str, SliceGroup] = {}
         # The live producer of each transactional id; a newer one fences the older.
         self._txn_owners: dict[str, MemoryProducer] = {}
         # The positions of the readers outside any group (``read``), by topic.
@@ -103,6 +107,12 @@ class MemoryBus(Bus):
         return MemoryGroupConsumer(
             self.topic, topics, self.group(group_id), isolation, on_assigned, on_revoked
         )
+
+    def slices(self, topic: str, group_id: str, on_share: ShareCallback) -> Slices:
+        group = self._slice_groups.get(group_id)
+        if group is None:
+            group = self._slice_groups[group_id] = SliceGroup(self.topic(topic).partitions)
+        return MemorySlices(group, on_share)
 
     @asynccontextmanager
     async def read(

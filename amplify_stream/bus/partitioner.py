@@ -30,6 +30,12 @@ def partition_for_key(key: str, partitions: int) -> int:
     return _positive_hash(key.encode()) % partitions
 
 
+def partition_of_new_key(key: str, partitions: int) -> int:
+    """``partition_for_key`` without remembering the hash: for keys drawn and mostly
+    thrown away (``RelayHub.mint``), which must not push out the keys in flight."""
+    return (int(murmur2(key.encode())) & 0x7FFFFFFF) % partitions
+
+
 def keyed_partitioner(key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
     """aiokafka's ``DefaultPartitioner``, with the key's hash remembered (the producer's
     ``partitioner``)."""

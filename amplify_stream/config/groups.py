@@ -45,7 +45,17 @@ class BusSettings(BaseModel):
     bus: Literal["memory", "kafka"] = "memory"
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     topic_prefix: str = "amplify"
-    topic_partitions: int = 3
+    # Partitions of each topic a worker group reads: the most members a group can have.
+    topic_partitions: int = Field(default=6, ge=1)
+    # Partitions of the stream topic, its own count: a gateway reads its share of them
+    # (its home slice) plus those its sockets watch, so more partitions mean finer
+    # slices. Fixed at creation: adding partitions later moves keys (a running story's
+    # records would land elsewhere). Best without a common factor with topic_partitions,
+    # since a story's id picks both its stream and its stories partition.
+    stream_partitions: int = Field(default=16, ge=1)
+    # How long a gateway reads on a stream partition after its last socket there left
+    # (``gateway/relay_interest.py``): a client that comes back soon costs no restart.
+    relay_linger_s: float = Field(default=30.0, ge=0)
     # Linger for the low-latency stream producer; a few ms batches a burst of deltas.
     stream_linger_ms: int = 2
     # A worker that stops heartbeating loses its stories to another after this long.

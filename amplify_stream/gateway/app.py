@@ -24,6 +24,7 @@ from amplify_stream.gateway import (
     health,
     keys,
     preference_routes,
+    relay_metrics,
     rule_routes,
     security,
     story_routes,
@@ -140,10 +141,17 @@ async def _gateway(app: web.Application) -> AsyncIterator[None]:
         client_id="gateway-commands", request_timeout_s=app[keys.SETTINGS].bus_timeout_s
     )
     await producer.start()
-    relay = RelayHub(bus, topics.stream)
+    settings = app[keys.SETTINGS]
+    relay = RelayHub(
+        bus,
+        topics.stream,
+        group_id=f"{settings.topic_prefix}.gateways",
+        linger_s=settings.relay_linger_s,
+        position_timeout_s=settings.bus_timeout_s,
+    )
     await relay.start()
     app[keys.RELAY] = relay
-    settings = app[keys.SETTINGS]
+    relay_metrics.register(app[keys.METRICS].registry, relay)
     app[keys.STORIES] = Stories(
         settings,
         settings.bus_timeout_s,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import Awaitable
 
 from amplify_stream.bus.base import Position
@@ -62,7 +61,7 @@ class Documents:
     async def create(self, user_id: str, reply_to: str, message: DocOpen) -> Subscription:
         """A new document: its row, then its first command (``doc.opened`` answers)."""
         self.check_new(message)
-        doc_id = str(uuid.uuid4())
+        doc_id = self._relay.mint()  # in this gateway's home slice of the stream
         prefs = await self._preferences.get(user_id)
         focus = list(message.focus or prefs.focus or ALL_FOCUS)
         await self._store.create(
@@ -111,7 +110,7 @@ class Documents:
 
     async def _open(self, command: DocumentOpenRequested) -> Subscription:
         # Subscribed first: the owner's answer cannot slip by before the watcher starts.
-        sub = self._relay.subscribe(command.doc_id)
+        sub = await self._relay.subscribe(command.doc_id)
         try:
             async with asyncio.timeout(self._bus_timeout_s):
                 await self.commands.open(command)
@@ -125,7 +124,7 @@ class Documents:
         """The relay's records of one of the user's documents (``NotFound`` for another's)."""
         if not await self._store.exists_for_user(doc_id, user_id):
             raise NotFound("document not found")
-        return self._relay.subscribe(doc_id)
+        return await self._relay.subscribe(doc_id)
 
     def unwatch(self, sub: Subscription) -> None:
         self._relay.unsubscribe(sub)

@@ -1,6 +1,6 @@
-"""The relay: one reader of the whole stream topic per gateway, fanned out to the sockets
-that watch each key (a story's id, or a live document's), plus catch-up from any cursor
-for clients that come back to a story.
+"""The relay: one reader of the stream topic per gateway, over the partitions it serves
+(``RelayHub``), fanned out to the sockets that watch each key (a story's id, or a live
+document's), plus catch-up from any cursor for clients that come back to a story.
 
 Routing uses the record key and the headers only: the relay never parses JSON, it
 splices the cursor into the bytes (``events.with_cursor``).
@@ -11,11 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections.abc import AsyncIterator
 
-from amplify_stream.bus.base import Bus, Record
+from amplify_stream.bus.base import Bus, Record, Slices
+from amplify_stream.bus.partitioner import partition_for_key, partition_of_new_key
 from amplify_stream.errors import CursorExpired
 from amplify_stream.events import ATTEMPT_HEADER, EVENT_TYPE_HEADER, TERMINAL_EVENT
+from amplify_stream.gateway.relay_interest import LINGER_S, PartitionInterest
 
 log = logging.getLogger(__name__)
 
@@ -80,59 +83,171 @@ class Superseded:
 
 
 class RelayHub:
-    def __init__(self, bus: Bus, topic: str, *, queue_limit: int = 4096) -> None:
+    """The gateway's one reader of the stream topic, over the partitions it needs.
+
+    Kafka cannot filter by key at the broker: a reader pays for every record of every
+    partition it reads. So a gateway reads only its home slice (its share of the stream
+    topic among the gateways, ``Bus.slices``: the stories and documents it creates get
+    ids whose key falls there, ``mint``) and the partitions its sockets watch a key of
+    elsewhere (a story resumed here, a document opened on another gateway first). A
+    partition nobody here watches any more is read on for ``linger_s``, so a socket that
+    comes back does not restart the reader.
+
+    One consumer, not one per partition: a gateway watching keys everywhere would run N
+    fetch loops where it ran one. When the set of partitions changes the reader starts
+    again from the positions it has reached, so none of its watchers misses a record.
+    """
+
+    def __init__(
+        self,
+        bus: Bus,
+        topic: str,
+        *,
+        group_id: str | None = None,
+        queue_limit: int = 4096,
+        linger_s: float = LINGER_S,
+        position_timeout_s: float = 5.0,
+    ) -> None:
         self._bus = bus
         self._topic = topic
+        self._group_id = group_id
         self._queue_limit = queue_limit
+        self._position_timeout_s = position_timeout_s
         self._subscribers: dict[str, set[Subscription]] = {}  # by key
+        self._partitions = 0
+        self._slices: Slices | None = None
+        self._interest = PartitionInterest(linger_s)
+        # Where the reader is: the next offset of each partition it reads, and which
+        # those are once it is positioned there (empty while it starts over or failed).
+        self._positions: dict[int, int] = {}
+        self._reading: frozenset[int] = frozenset()
+        self._positioned = asyncio.Event()  # replaced at each new ``_reading``
         self._task: asyncio.Task[None] | None = None
-        self._ready = asyncio.Event()
+        self.records_read = 0
+        self.reader_starts = 0
+
+    @property
+    def home(self) -> frozenset[int]:
+        return self._interest.home
+
+    @property
+    def reading(self) -> frozenset[int]:
+        return self._reading
 
     async def start(self) -> None:
+        self._partitions = len(await self._bus.end_offsets(self._topic))
+        if self._group_id is None:
+            self._interest.set_home(frozenset(range(self._partitions)))
+        else:
+            self._slices = self._bus.slices(self._topic, self._group_id, self._interest.set_home)
+            await self._slices.start()
         self._task = asyncio.create_task(self._run(), name="relay-hub")
-        # Live from here on: whatever is written after start() returns reaches watchers.
-        ready = asyncio.create_task(self._ready.wait())
-        done, _ = await asyncio.wait({ready, self._task}, return_when=asyncio.FIRST_COMPLETED)
+        # Live from here on: whatever is written to the home slice after start() returns
+        # reaches its watchers.
+        positioned = asyncio.create_task(self._positioned.wait())
+        done, _ = await asyncio.wait({positioned, self._task}, return_when=asyncio.FIRST_COMPLETED)
         if self._task in done:
-            ready.cancel()
+            positioned.cancel()
             self._task.result()  # raises what stopped the reader
 
     async def stop(self) -> None:
+        if self._slices is not None:
+            # Left first: the other gateways take this share (and its new stories) now.
+            with contextlib.suppress(Exception):
+                await self._slices.stop()
+        self._interest.close()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
+    def mint(self) -> str:
+        """A new key (a story's or a document's id) whose stream records fall in the home
+        slice: uuid4s drawn until one does, partitions / share of them on average."""
+        home, partitions = self._interest.home, self._partitions
+        while True:
+            key = str(uuid.uuid4())
+            if not home or partition_of_new_key(key, partitions) in home:
+                return key
+
     async def _run(self) -> None:
         while True:
+            self._interest.changed.clear()
+            partitions = self._interest.wanted()
+            reader = asyncio.create_task(self._read(partitions), name="relay-reader")
             try:
-                async with self._bus.read(self._topic, "end") as records:
-                    self._ready.set()
-                    async for record in records:
-                        for sub in self._subscribers.get(record.key, ()):
-                            sub.offer(record)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                # Watchers recover by cursor; the reader comes back on its own.
-                self._ready.clear()
-                log.exception("stream relay reader failed; restarting")
-                for subs in self._subscribers.values():
-                    for sub in subs:
-                        sub.overflowed = True
-                await asyncio.sleep(1)
+                await self._until_changed(reader, partitions)
+            finally:
+                reader.cancel()
+                # Waited, not awaited: its end is read below, and a cancellation of
+                # this task while it ends still ends this task.
+                await asyncio.wait({reader})
+            self._reading = frozenset()
+            if reader.cancelled() or reader.exception() is None:
+                continue  # started over for a new set of partitions
+            # Watchers recover by cursor; the reader comes back on its own.
+            log.error("stream relay reader failed; restarting", exc_info=reader.exception())
+            for subs in self._subscribers.values():
+                for sub in subs:
+                    sub.overflowed = True
+            await asyncio.sleep(1)
 
-    def subscribe(self, key: str) -> Subscription:
-        sub = Subscription(key, self._queue_limit, live=self._ready.is_set())
+    async def _until_changed(self, reader: asyncio.Task[None], partitions: frozenset[int]) -> None:
+        """Until the reader ends, or the partitions to read are no longer ``partitions``."""
+        while not reader.done():
+            changed = asyncio.create_task(self._interest.changed.wait())
+            try:
+                await asyncio.wait({reader, changed}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                changed.cancel()
+            if self._interest.wanted() != partitions:
+                return
+            self._interest.changed.clear()
+
+    async def _read(self, partitions: frozenset[int]) -> None:
+        positions = {p: self._positions[p] for p in partitions if p in self._positions}
+        if new := partitions - positions.keys():
+            ends = await self._bus.end_offsets(self._topic)
+            positions |= {p: ends.get(p, 0) for p in new}
+        self._positions = positions
+        async with self._bus.read(self._topic, positions) as records:
+            self.reader_starts += 1
+            self._reading = partitions
+            positioned, self._positioned = self._positioned, asyncio.Event()
+            positioned.set()
+            async for record in records:
+                self.records_read += 1
+                positions[record.partition] = record.offset + 1
+                for sub in self._subscribers.get(record.key, ()):
+                    sub.offer(record)
+
+    async def subscribe(self, key: str) -> Subscription:
+        """Watch ``key`` live. Returns once the reader is positioned on the key's
+        partition, so a record written after this returns reaches the subscription
+        (``live``); not live when the bus did not let it get there in time."""
+        partition = partition_for_key(key, self._partitions)
+        sub = Subscription(key, self._queue_limit)
         self._subscribers.setdefault(key, set()).add(sub)
+        if self._interest.watch(partition):
+            self._interest.changed.set()
+        sub.live = await self._wait_reading(partition)
         return sub
+
+    async def _wait_reading(self, partition: int) -> bool:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self._position_timeout_s):
+                while partition not in self._reading:
+                    await self._positioned.wait()
+        return partition in self._reading
 
     def unsubscribe(self, sub: Subscription) -> None:
         subs = self._subscribers.get(sub.key)
-        if subs is not None:
-            subs.discard(sub)
-            if not subs:
-                del self._subscribers[sub.key]
+        if subs is None or sub not in subs:
+            return
+        subs.discard(sub)
+        if not subs:
+            del self._subscribers[sub.key]
+        self._interest.unwatch(partition_for_key(sub.key, self._partitions))
 
     async def follow(
         self, key: str, partition: int, after: int, sub: Subscription | None = None
@@ -147,7 +262,7 @@ class RelayHub:
         # Reading the log costs a consumer of its own; a key subscribed to before its
         # first record, while the reader ran, has everything coming through the queue.
         skip_history = sub is not None and sub.live
-        sub = sub or self.subscribe(key)
+        sub = sub or await self.subscribe(key)
         superseded = Superseded()
         last = after
         try:
@@ -179,7 +294,7 @@ class RelayHub:
                         return
                 # Fell behind: start over from the log with a fresh subscription.
                 self.unsubscribe(sub)
-                sub = self.subscribe(key)
+                sub = await self.subscribe(key)
         finally:
             self.unsubscribe(sub)
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -85,7 +84,8 @@ class Stories:
         existing = await self._existing(user_id, options)
         if existing is not None:
             return existing
-        story_id = str(uuid.uuid4())
+        # Its records land in this gateway's home slice of the stream, which it reads.
+        story_id = self._relay.mint()
         # The user's preferences (rules off, words, default focus) are read while the bus
         # answers where the story starts: the two round trips overlap.
         prefs, ((partition, offset), outcomes_start) = await asyncio.gather(
@@ -139,7 +139,7 @@ class Stories:
     async def _publish(self, command: StorySubmitted) -> Subscription:
         """Produce the command of a story whose row is written; subscribed first, so no
         event can slip by before the watcher starts."""
-        sub = self._relay.subscribe(command.story_id)
+        sub = await self._relay.subscribe(command.story_id)
         try:
             try:
                 async with asyncio.timeout(self._bus_timeout_s):

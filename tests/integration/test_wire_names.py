@@ -361,7 +361,7 @@ async def check_topics(wire: Wire, svc: Service, story_id: str) -> None:
     }
     for name, (common, by_type) in tables.items():
         topic = f"{prefix}.{name}.v1"
-        partition = bus.partition_for(topic, story_id, svc.settings.topic_partitions)
+        partition = bus.partition_for(topic, story_id, len(await bus.end_offsets(topic)))
         begin = (await bus.begin_offsets(topic))[partition]
         end = (await bus.end_offsets(topic))[partition]
         records = await bus.read_range(topic, partition, begin, end, isolation="read_committed")
@@ -664,7 +664,7 @@ async def records_of(
 ) -> list[Record]:
     """Every record of ``key`` on ``topic`` once the values among them satisfy ``until``."""
     bus = svc.app[keys.BUS]
-    partition = bus.partition_for(topic, key, svc.settings.topic_partitions)
+    partition = bus.partition_for(topic, key, len(await bus.end_offsets(topic)))
     async with asyncio.timeout(30):
         while True:
             begin = (await bus.begin_offsets(topic)).get(partition, 0)
