@@ -201,6 +201,29 @@ SCALE_CPU_MAX = 1.2
 SCALE_RESUME_MAX = 2.0
 
 
+def _limit_targets(limits: dict[str, Any]) -> list[str]:
+    """One user's bursts through 3 gateways (benchmarks/scale_limits.py): admitted exactly
+    the limit, where each gateway counting alone would admit up to 3 times it."""
+    rows = []
+    for kind, label in (("submissions", "stories a minute"), ("edits", "edits a second")):
+        name = f"one user through 3 gateways gets exactly the limit, {label}"
+        got = limits.get(kind)
+        if not got:
+            rows.append(_missing(name))
+            continue
+        sent = got.get("sent", got["admitted"] + got["refused"])
+        rows.append(
+            _target(
+                name,
+                f"{got['admitted']} admitted of {sent} sent",
+                f"the limit: {got['limit']}",
+                _ratio(got["admitted"], got["limit"]),
+                got["admitted"] == got["limit"],
+            )
+        )
+    return rows
+
+
 def _scale_targets(figure: dict[str, Any] | None) -> list[str]:
     """Issue 24 (benchmarks/scale.py): gateways as separate processes, 1 and 4, at the
     same load per gateway; the baseline of each is the same run's other level, or what a
@@ -211,7 +234,7 @@ def _scale_targets(figure: dict[str, Any] | None) -> list[str]:
         f"resume away from the story's home gateway / at home, p50, <= {SCALE_RESUME_MAX:g}",
     )
     if not figure:
-        return [_missing(name) for name in names]
+        return [_missing(name) for name in names] + _limit_targets({})
     one, many = figure["levels"][0], figure["levels"][-1]
     rows = [
         _target(
@@ -230,6 +253,7 @@ def _scale_targets(figure: dict[str, Any] | None) -> list[str]:
             figure["cpu_per_word_ratio"] <= SCALE_CPU_MAX,
         ),
     ]
+    rows += _limit_targets(figure.get("limits") or {})
     resume = figure.get("resume") or {}
     if not resume:
         return [*rows, _missing(names[2])]

@@ -11,11 +11,13 @@ Then, at 4 gateways, resuming finished stories from their first event on the gat
 that accepted them (home) and on one that does not read their partition (away: its
 relay starts reading it, then the history), alternately; each replay is checked against
 what the story's first client heard: nothing lost or repeated.
+Then one user through 3 gateways gets exactly the limit (``benchmarks/scale_limits.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import time
 import uuid
@@ -28,6 +30,7 @@ import orjson
 from amplify_stream.bus import create_bus
 from amplify_stream.config.groups import BusSettings
 from benchmarks import measure
+from benchmarks.scale_limits import scale_limits
 from benchmarks.stack import KAFKA, Stack, running_stack
 
 LEVELS = (1, 4)
@@ -203,6 +206,14 @@ async def scale_gateways(quick: bool) -> dict[str, Any]:
             levels.append(await _load(stack, gateways))
         print(orjson.dumps({k: v for k, v in levels[-1].items() if k != "cpu"}).decode())
     one, many = levels[0], levels[-1]
+    # One user through 3 gateways; `make bench` (scripts/bench.sh) starts the Redis.
+    redis_url = os.environ.get("AMPLIFY_TEST_REDIS_URL")
+    limits: dict[str, Any] = (
+        await scale_limits(redis_url=redis_url)
+        if redis_url
+        else {"not_run": "no Redis: scripts/redis.sh start, then AMPLIFY_TEST_REDIS_URL"}
+    )
+    print(orjson.dumps(limits).decode())
     return {
         "levels": levels,
         "streams_per_gateway": STREAMS_PER_GATEWAY,
@@ -214,4 +225,5 @@ async def scale_gateways(quick: bool) -> dict[str, Any]:
             many["gateway_cpu_ms_per_word"] / max(1e-9, one["gateway_cpu_ms_per_word"]), 2
         ),
         "resume": many.get("resume"),
+        "limits": limits,
     }

@@ -21,17 +21,15 @@ import argparse
 import asyncio
 import contextlib
 import json
-import signal
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import orjson
 
-from benchmarks.stack import COMMAND, Stack, _wait_ready, free_port, running_roles
+from benchmarks.stack import running_roles
 
 GATEWAYS = 3
 SUBMISSIONS_PER_MINUTE = 10
@@ -157,37 +155,6 @@ async def _answers(ws: aiohttp.ClientWebSocketResponse, edits: int) -> tuple[dic
     return answered, refused_at
 
 
-@contextlib.asynccontextmanager
-async def _gateways(stack: Stack, count: int) -> AsyncIterator[list[str]]:
-    """``stack``'s gateway and ``count - 1`` more on its environment (its store, its
-    topics), each a process of its own."""
-    extra: list[asyncio.subprocess.Process] = []
-    bases = [stack.base]
-    try:
-        for _ in range(count - 1):
-            port = free_port()
-            env = {**stack.env, "AMPLIFY_PORT": str(port)}
-            extra.append(
-                await asyncio.create_subprocess_exec(
-                    COMMAND, "gateway", env=env, stdout=asyncio.subprocess.DEVNULL
-                )
-            )
-            bases.append(f"http://127.0.0.1:{port}")
-        await asyncio.gather(*(_wait_ready(base) for base in bases[1:]))
-        yield bases
-    finally:
-        for proc in extra:
-            if proc.returncode is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in extra:
-            try:
-                async with asyncio.timeout(15):
-                    await proc.wait()
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
-
-
 async def scale_limits(
     *,
     redis_url: str | None,
@@ -210,13 +177,12 @@ async def scale_limits(
     if database_url is not None:
         env["AMPLIFY_DATABASE_URL"] = database_url
     async with (
-        running_roles(["documents"], **env) as stack,
-        _gateways(stack, gateways) as bases,
+        running_roles(["documents"], gateways=gateways, **env) as stack,
         aiohttp.ClientSession() as session,
     ):
         token = await stack.token(session, f"limits{uuid.uuid4().hex[:8]}")
         return await one_user_through(
-            bases,
+            stack.bases,
             token,
             submissions_per_minute=submissions_per_minute,
             edits_per_second=edits_per_second,

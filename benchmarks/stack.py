@@ -147,9 +147,12 @@ async def gateway_stack(**extra: str) -> AsyncIterator[Stack]:
 
 
 @contextlib.asynccontextmanager
-async def running_roles(roles: list[str], **extra: str) -> AsyncIterator[Stack]:
-    """A gateway and one process of each worker role in ``roles``, on Kafka."""
-    async with _processes([(role, ["worker", role]) for role in roles], **extra) as stack:
+async def running_roles(
+    roles: list[str], *, gateways: int = 1, **extra: str
+) -> AsyncIterator[Stack]:
+    """``gateways`` gateways and one process of each worker role in ``roles``, on Kafka."""
+    workers = [(role, ["worker", role]) for role in roles]
+    async with _processes(workers, gateways=gateways, **extra) as stack:
         yield stack
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import uuid
 from collections.abc import AsyncIterator
 
@@ -19,8 +18,7 @@ from amplify_stream.bus.partitioner import partition_for_key, partition_of_new_k
 from amplify_stream.errors import CursorExpired
 from amplify_stream.events import ATTEMPT_HEADER, EVENT_TYPE_HEADER, TERMINAL_EVENT
 from amplify_stream.gateway.relay_interest import LINGER_S, PartitionInterest
-
-log = logging.getLogger(__name__)
+from amplify_stream.gateway.relay_reader import StreamReader
 
 _TERMINAL = TERMINAL_EVENT.encode()
 _STARTS = (b"enhancement.started", b"audio.started")
@@ -93,9 +91,9 @@ class RelayHub:
     partition nobody here watches any more is read on for ``linger_s``, so a socket that
     comes back does not restart the reader.
 
-    One consumer, not one per partition: a gateway watching keys everywhere would run N
-    fetch loops where it ran one. When the set of partitions changes the reader starts
-    again from the positions it has reached, so none of its watchers misses a record.
+    One reader (``relay_reader.StreamReader``), not one per partition: when the set of
+    partitions changes it starts again from the positions it reached, so none of its
+    watchers misses a record.
     """
 
     def __init__(
@@ -117,14 +115,8 @@ class RelayHub:
         self._partitions = 0
         self._slices: Slices | None = None
         self._interest = PartitionInterest(linger_s)
-        # Where the reader is: the next offset of each partition it reads, and which
-        # those are once it is positioned there (empty while it starts over or failed).
-        self._positions: dict[int, int] = {}
-        self._reading: frozenset[int] = frozenset()
-        self._positioned = asyncio.Event()  # replaced at each new ``_reading``
+        self._reader = StreamReader(bus, topic, self._interest, self._dispatch, self._failed)
         self._task: asyncio.Task[None] | None = None
-        self.records_read = 0
-        self.reader_starts = 0
 
     @property
     def home(self) -> frozenset[int]:
@@ -132,7 +124,15 @@ class RelayHub:
 
     @property
     def reading(self) -> frozenset[int]:
-        return self._reading
+        return self._reader.reading
+
+    @property
+    def records_read(self) -> int:
+        return self._reader.records_read
+
+    @property
+    def reader_starts(self) -> int:
+        return self._reader.starts
 
     async def start(self) -> None:
         self._partitions = len(await self._bus.end_offsets(self._topic))
@@ -141,10 +141,10 @@ class RelayHub:
         else:
             self._slices = self._bus.slices(self._topic, self._group_id, self._interest.set_home)
             await self._slices.start()
-        self._task = asyncio.create_task(self._run(), name="relay-hub")
+        self._task = asyncio.create_task(self._reader.run(), name="relay-hub")
         # Live from here on: whatever is written to the home slice after start() returns
         # reaches its watchers.
-        positioned = asyncio.create_task(self._positioned.wait())
+        positioned = asyncio.create_task(self._reader.positioned())
         done, _ = await asyncio.wait({positioned, self._task}, return_when=asyncio.FIRST_COMPLETED)
         if self._task in done:
             positioned.cancel()
@@ -170,56 +170,15 @@ class RelayHub:
             if not home or partition_of_new_key(key, partitions) in home:
                 return key
 
-    async def _run(self) -> None:
-        while True:
-            self._interest.changed.clear()
-            partitions = self._interest.wanted()
-            reader = asyncio.create_task(self._read(partitions), name="relay-reader")
-            try:
-                await self._until_changed(reader, partitions)
-            finally:
-                reader.cancel()
-                # Waited, not awaited: its end is read below, and a cancellation of
-                # this task while it ends still ends this task.
-                await asyncio.wait({reader})
-            self._reading = frozenset()
-            if reader.cancelled() or reader.exception() is None:
-                continue  # started over for a new set of partitions
-            # Watchers recover by cursor; the reader comes back on its own.
-            log.error("stream relay reader failed; restarting", exc_info=reader.exception())
-            for subs in self._subscribers.values():
-                for sub in subs:
-                    sub.overflowed = True
-            await asyncio.sleep(1)
+    def _dispatch(self, record: Record) -> None:
+        for sub in self._subscribers.get(record.key, ()):
+            sub.offer(record)
 
-    async def _until_changed(self, reader: asyncio.Task[None], partitions: frozenset[int]) -> None:
-        """Until the reader ends, or the partitions to read are no longer ``partitions``."""
-        while not reader.done():
-            changed = asyncio.create_task(self._interest.changed.wait())
-            try:
-                await asyncio.wait({reader, changed}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                changed.cancel()
-            if self._interest.wanted() != partitions:
-                return
-            self._interest.changed.clear()
-
-    async def _read(self, partitions: frozenset[int]) -> None:
-        positions = {p: self._positions[p] for p in partitions if p in self._positions}
-        if new := partitions - positions.keys():
-            ends = await self._bus.end_offsets(self._topic)
-            positions |= {p: ends.get(p, 0) for p in new}
-        self._positions = positions
-        async with self._bus.read(self._topic, positions) as records:
-            self.reader_starts += 1
-            self._reading = partitions
-            positioned, self._positioned = self._positioned, asyncio.Event()
-            positioned.set()
-            async for record in records:
-                self.records_read += 1
-                positions[record.partition] = record.offset + 1
-                for sub in self._subscribers.get(record.key, ()):
-                    sub.offer(record)
+    def _failed(self) -> None:
+        # Watchers recover by cursor; the reader comes back on its own.
+        for subs in self._subscribers.values():
+            for sub in subs:
+                sub.overflowed = True
 
     async def subscribe(self, key: str) -> Subscription:
         """Watch ``key`` live. Returns once the reader is positioned on the key's
@@ -230,15 +189,8 @@ class RelayHub:
         self._subscribers.setdefault(key, set()).add(sub)
         if self._interest.watch(partition):
             self._interest.changed.set()
-        sub.live = await self._wait_reading(partition)
+        sub.live = await self._reader.wait_reading(partition, self._position_timeout_s)
         return sub
-
-    async def _wait_reading(self, partition: int) -> bool:
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(self._position_timeout_s):
-                while partition not in self._reading:
-                    await self._positioned.wait()
-        return partition in self._reading
 
     def unsubscribe(self, sub: Subscription) -> None:
         subs = self._subscribers.get(sub.key)

@@ -55,7 +55,7 @@ def test_a_partial_run_names_every_target_not_run() -> None:
     markdown = report.markdown(dict(HEAD))
     assert "| target | ours | baseline (same run) | ratio | met / not met |" in markdown
     rows = [line for line in markdown.splitlines() if line.endswith("| not run |")]
-    assert len(rows) == 16
+    assert len(rows) == 21
 
 
 def test_cpu_per_word_is_set_against_the_raw_cost_per_record() -> None:
@@ -70,6 +70,39 @@ def test_cpu_per_word_is_set_against_the_raw_cost_per_record() -> None:
     assert held[1].startswith("50 ")
     assert held[3:] == ["0.50", "NOT met"]
     assert target_row(markdown, "pipeline CPU per relayed word, 8 tokens")[4] == "not run"
+
+
+def test_scale_gateways_rows_read_the_figure() -> None:
+    level = {
+        "gateways": 1,
+        "streams": 8,
+        "words": 1200,
+        "records_produced": 200,
+        "records_read": 200.0,
+        "read_per_produced": 1.0,
+        "gateway_cpu_ms_per_word": 0.2,
+    }
+    four = level | {"gateways": 4, "streams": 32, "words": 4800, "records_read": 1000.0}
+    four |= {"records_produced": 800, "read_per_produced": 1.25, "gateway_cpu_ms_per_word": 0.25}
+    resume = {
+        "home_ms": {"p50": 20.0, "p95": 30.0},
+        "away_ms": {"p50": 41.0, "p95": 60.0},
+        "away_over_home_p50": 2.05,
+        "replays_not_matching": 0,
+    }
+    limits = {
+        "submissions": {"limit": 10, "admitted": 10, "refused": 20},
+        "edits": {"limit": 3, "admitted": 4, "refused": 23, "sent": 27},
+    }
+    figure = {"levels": [level, four], "cpu_per_word_ratio": 1.25, "resume": resume}
+    markdown = report.markdown(HEAD | {"scale_gateways": figure | {"limits": limits}})
+    assert target_row(markdown, "records read by all gateways")[3:] == ["1.25", "met"]
+    assert target_row(markdown, "gateway CPU per relayed word")[3:] == ["1.25", "NOT met"]
+    assert target_row(markdown, "resume away from")[3:] == ["2.05", "NOT met"]
+    stories = target_row(markdown, "one user through 3 gateways gets exactly the limit, stories")
+    assert stories[1:] == ["10 admitted of 30 sent", "the limit: 10", "1.00", "met"]
+    edits = target_row(markdown, "one user through 3 gateways gets exactly the limit, edits")
+    assert edits[3:] == ["1.33", "NOT met"]
 
 
 def test_accept_capacity_is_read_from_its_keys() -> None:
