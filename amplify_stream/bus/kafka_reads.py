@@ -119,7 +119,8 @@ class Readers:
         if not 0 <= partition < partitions:
             raise ValueError(f"topic {topic!r} has no partition {partition}")
         idle = self._idle[isolation]
-        consumer = idle.pop() if idle else await self._new(isolation)
+        # The one kept longest: a fetch it sent on past its last read is over by now.
+        consumer = idle.pop(0) if idle else await self._new(isolation)
         tp = KafkaTopicPartition(topic, partition)
         kept = False
         try:
