@@ -113,7 +113,11 @@ async def test_an_evicted_document_comes_back_on_its_next_edit(
 ) -> None:
     topics = Topics.from_settings(evict_settings)
     await bus.ensure_topics(topics.specs())
-    idle, busy = str(uuid.uuid4()), str(uuid.uuid4())
+    idle = str(uuid.uuid4())
+    # Beside it in the edit log and on the stream topic: the owner fetches the burst in
+    # one go, in log order, and the reader hears the answers in the order they were sent
+    # (records of two partitions may come in two fetches, in either order).
+    busy = beside(bus, topics, idle)
     metrics = Metrics()
     async with (
         stream_log(bus, topics) as log,
@@ -235,6 +239,16 @@ def on_partition(bus: Bus, topic: str, partitions: int, partition: int) -> str:
     while bus.partition_for(topic, key := str(uuid.uuid4()), partitions) != partition:
         pass
     return key
+
+
+def beside(bus: Bus, topics: Topics, doc_id: str) -> str:
+    """A new document id on ``doc_id``'s partitions of the edit log and the stream topic."""
+    counts = {spec.name: spec.partitions for spec in topics.specs()}
+    where = {t: bus.partition_for(t, doc_id, counts[t]) for t in (topics.documents, topics.stream)}
+    while True:
+        other = str(uuid.uuid4())
+        if all(bus.partition_for(t, other, counts[t]) == p for t, p in where.items()):
+            return other
 
 
 # Kafka only: there a read_committed read of an offset past an open transaction waits for
