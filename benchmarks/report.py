@@ -224,6 +224,41 @@ def _limit_targets(limits: dict[str, Any]) -> list[str]:
     return rows
 
 
+def _owner_targets(owner: dict[str, Any] | None, before: dict[str, Any] | None) -> list[str]:
+    """A documents owner with 50,000 documents opened (benchmarks/owner_memory.py): its RSS
+    once all are idle against the stated bound, beside the same owner without eviction in
+    the same run; and an edit to a document back from its snapshot acknowledged within
+    the live loop's p99 (edits to documents kept in memory, interleaved)."""
+    documents = (owner or {}).get("documents", 50_000)
+    bound = (owner or {}).get("bound_rss_mib", 256)
+    names = (
+        f"a documents owner with {documents:,} documents opened, all idle, RSS <= {bound:g} MiB",
+        "an edit to a document back from its snapshot, doc.ack p99 <= the live loop's p99",
+    )
+    if not owner:
+        return [_missing(name) for name in names]
+    rss = owner["rss_mib"]["after_each_wave"][-1]
+    without = (before or {}).get("rss_mib", {}).get("after_each_wave", [None])[-1]
+    back, live = owner["ack_ms"]["returning"], owner["ack_ms"]["resident"]
+    return [
+        _target(
+            names[0],
+            f"{rss} MiB (at most {owner['most_resident_at_once']:,} in memory at once)",
+            f"without eviction: {without} MiB" if without else "without eviction: not run",
+            _ratio(rss, bound),
+            rss <= bound,
+        ),
+        _target(
+            names[1],
+            f"p50 {back['p50']} / p95 {back['p95']} / p99 {back['p99']} ms "
+            f"({back['n']} documents, a load {owner.get('load_ms_mean')} ms on average)",
+            f"the live loop: p50 {live['p50']} / p95 {live['p95']} / p99 {live['p99']} ms",
+            _ratio(back["p99"], live["p99"]),
+            back["p99"] <= live["p99"],
+        ),
+    ]
+
+
 def _scale_targets(figure: dict[str, Any] | None) -> list[str]:
     """Issue 24 (benchmarks/scale.py): gateways as separate processes, 1 and 4, at the
     same load per gateway; the baseline of each is the same run's other level, or what a
@@ -234,7 +269,7 @@ def _scale_targets(figure: dict[str, Any] | None) -> list[str]:
         f"resume away from the story's home gateway / at home, p50, <= {SCALE_RESUME_MAX:g}",
     )
     if not figure:
-        return [_missing(name) for name in names] + _limit_targets({})
+        return [_missing(name) for name in names] + _limit_targets({}) + _owner_targets(None, None)
     one, many = figure["levels"][0], figure["levels"][-1]
     rows = [
         _target(
@@ -254,6 +289,7 @@ def _scale_targets(figure: dict[str, Any] | None) -> list[str]:
         ),
     ]
     rows += _limit_targets(figure.get("limits") or {})
+    rows += _owner_targets(figure.get("owner"), figure.get("owner_without_eviction"))
     resume = figure.get("resume") or {}
     if not resume:
         return [*rows, _missing(names[2])]

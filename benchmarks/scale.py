@@ -11,7 +11,9 @@ Then, at 4 gateways, resuming finished stories from their first event on the gat
 that accepted them (home) and on one that does not read their partition (away: its
 relay starts reading it, then the history), alternately; each replay is checked against
 what the story's first client heard: nothing lost or repeated.
-Then one user through 3 gateways gets exactly the limit (``benchmarks/scale_limits.py``).
+Then one user through 3 gateways gets exactly the limit (``benchmarks/scale_limits.py``),
+and a documents owner with 50,000 documents opened, with eviction and without it (the
+owner before issue 24), in the same run (``benchmarks/owner_memory.py``).
 """
 
 from __future__ import annotations
@@ -30,12 +32,13 @@ import orjson
 from amplify_stream.bus import create_bus
 from amplify_stream.config.groups import BusSettings
 from benchmarks import measure
+from benchmarks.owner_memory import owner_memory
 from benchmarks.scale_limits import scale_limits
 from benchmarks.stack import KAFKA, Stack, running_stack
 
 LEVELS = (1, 4)
-STREAMS_PER_GATEWAY = 8
-WORDS = 150
+STREAMS_PER_GATEWAY = 16
+WORDS = 240
 TOKENS_PER_S = 30.0
 TOKENS_PER_CHUNK = 8
 STREAM_PARTITIONS = 16
@@ -43,6 +46,10 @@ STREAM_PARTITIONS = 16
 LINGER_S = 1.0
 RESUME_SAMPLES = 10
 IDLE_S = 3.0
+OWNER_DOCUMENTS = 50_000
+OWNER_DOCUMENTS_QUICK = 10_000
+# An eviction time no run reaches: the owner as it was before issue 24.
+EVICTION_OFF_S = 3600.0
 _COUNTER = re.compile(rb"^amplify_relay_records_read_total ([0-9.e+]+)$", re.M)
 _HOME = re.compile(rb'^amplify_relay_partitions\{kind="home"\} ([0-9.e+]+)$', re.M)
 
@@ -214,6 +221,11 @@ async def scale_gateways(quick: bool) -> dict[str, Any]:
         else {"not_run": "no Redis: scripts/redis.sh start, then AMPLIFY_TEST_REDIS_URL"}
     )
     print(orjson.dumps(limits).decode())
+    documents = OWNER_DOCUMENTS_QUICK if quick else OWNER_DOCUMENTS
+    owner = await owner_memory(documents)
+    owner_before = await owner_memory(documents, evict_s=EVICTION_OFF_S)
+    owner_before.pop("ack_ms", None)
+    print(orjson.dumps(owner).decode())
     return {
         "levels": levels,
         "streams_per_gateway": STREAMS_PER_GATEWAY,
@@ -226,4 +238,6 @@ async def scale_gateways(quick: bool) -> dict[str, Any]:
         ),
         "resume": many.get("resume"),
         "limits": limits,
+        "owner": owner,
+        "owner_without_eviction": owner_before,
     }

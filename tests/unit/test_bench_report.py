@@ -55,7 +55,7 @@ def test_a_partial_run_names_every_target_not_run() -> None:
     markdown = report.markdown(dict(HEAD))
     assert "| target | ours | baseline (same run) | ratio | met / not met |" in markdown
     rows = [line for line in markdown.splitlines() if line.endswith("| not run |")]
-    assert len(rows) == 21
+    assert len(rows) == 23
 
 
 def test_cpu_per_word_is_set_against_the_raw_cost_per_record() -> None:
@@ -94,8 +94,21 @@ def test_scale_gateways_rows_read_the_figure() -> None:
         "submissions": {"limit": 10, "admitted": 10, "refused": 20},
         "edits": {"limit": 3, "admitted": 4, "refused": 23, "sent": 27},
     }
+    owner = {
+        "documents": 50_000,
+        "bound_rss_mib": 256.0,
+        "rss_mib": {"after_each_wave": [180.0, 201.0]},
+        "most_resident_at_once": 3500,
+        "load_ms_mean": 5.5,
+        "ack_ms": {
+            "returning": {"n": 300, "p50": 11.8, "p95": 19.5, "p99": 49.7},
+            "resident": {"n": 300, "p50": 7.0, "p95": 11.2, "p99": 23.8},
+        },
+    }
+    before = {"rss_mib": {"after_each_wave": [232.0, 511.0]}}
     figure = {"levels": [level, four], "cpu_per_word_ratio": 1.25, "resume": resume}
-    markdown = report.markdown(HEAD | {"scale_gateways": figure | {"limits": limits}})
+    figure |= {"limits": limits, "owner": owner, "owner_without_eviction": before}
+    markdown = report.markdown(HEAD | {"scale_gateways": figure})
     assert target_row(markdown, "records read by all gateways")[3:] == ["1.25", "met"]
     assert target_row(markdown, "gateway CPU per relayed word")[3:] == ["1.25", "NOT met"]
     assert target_row(markdown, "resume away from")[3:] == ["2.05", "NOT met"]
@@ -103,6 +116,10 @@ def test_scale_gateways_rows_read_the_figure() -> None:
     assert stories[1:] == ["10 admitted of 30 sent", "the limit: 10", "1.00", "met"]
     edits = target_row(markdown, "one user through 3 gateways gets exactly the limit, edits")
     assert edits[3:] == ["1.33", "NOT met"]
+    memory = target_row(markdown, "a documents owner with 50,000 documents opened")
+    assert memory[2:] == ["without eviction: 511.0 MiB", "0.79", "met"]
+    back = target_row(markdown, "an edit to a document back from its snapshot")
+    assert back[3:] == ["2.09", "NOT met"]
 
 
 def test_accept_capacity_is_read_from_its_keys() -> None:
