@@ -118,6 +118,9 @@ class Documents:
             self._relay.unsubscribe(sub)
             log.warning("document not opened: the bus refused it: %r", exc)
             raise NotReady("the event bus is unavailable; try again") from exc
+        except BaseException:
+            self._relay.unsubscribe(sub)  # the socket went meanwhile
+            raise
         return sub
 
     async def watch_own(self, user_id: str, doc_id: str) -> Subscription:

@@ -145,10 +145,15 @@ class RelayHub:
         # Live from here on: whatever is written to the home slice after start() returns
         # reaches its watchers.
         positioned = asyncio.create_task(self._reader.positioned())
-        done, _ = await asyncio.wait({positioned, self._task}, return_when=asyncio.FIRST_COMPLETED)
-        if self._task in done:
+        try:
+            await asyncio.wait({positioned, self._task}, return_when=asyncio.FIRST_COMPLETED)
+            if self._task.done():
+                self._task.result()  # raises what stopped the reader
+        except BaseException:
+            await self.stop()  # leaves the group, so its share is not held by no one
+            raise
+        finally:
             positioned.cancel()
-            self._task.result()  # raises what stopped the reader
 
     async def stop(self) -> None:
         if self._slices is not None:
@@ -183,13 +188,20 @@ class RelayHub:
     async def subscribe(self, key: str) -> Subscription:
         """Watch ``key`` live. Returns once the reader is positioned on the key's
         partition, so a record written after this returns reaches the subscription
-        (``live``); not live when the bus did not let it get there in time."""
+        (``live``). When the bus did not let the reader get there in time, the
+        subscription comes back overflowed: what was written meanwhile may never reach
+        its queue, so its watcher catches up as one that fell behind does."""
         partition = partition_for_key(key, self._partitions)
         sub = Subscription(key, self._queue_limit)
         self._subscribers.setdefault(key, set()).add(sub)
         if self._interest.watch(partition):
             self._interest.changed.set()
-        sub.live = await self._reader.wait_reading(partition, self._position_timeout_s)
+        try:
+            sub.live = await self._reader.wait_reading(partition, self._position_timeout_s)
+        except BaseException:
+            self.unsubscribe(sub)  # a socket gone while it waited: its partition may go
+            raise
+        sub.overflowed = not sub.live
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:

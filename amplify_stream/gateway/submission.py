@@ -139,7 +139,13 @@ class Stories:
     async def _publish(self, command: StorySubmitted) -> Subscription:
         """Produce the command of a story whose row is written; subscribed first, so no
         event can slip by before the watcher starts."""
-        sub = await self._relay.subscribe(command.story_id)
+        try:
+            sub = await self._relay.subscribe(command.story_id)
+        except BaseException:
+            # Gone before its command was produced (the client left while the relay
+            # moved to its partition): not accepted, so no row.
+            await self._store.delete(command.story_id)
+            raise
         try:
             try:
                 async with asyncio.timeout(self._bus_timeout_s):

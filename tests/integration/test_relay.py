@@ -8,6 +8,8 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
+import pytest
+
 from amplify_stream.bus.base import Bus, Record, TopicSpec
 from amplify_stream.bus.partitioner import partition_for_key
 from amplify_stream.config import Settings
@@ -98,11 +100,25 @@ async def test_relays_read_their_home_and_what_they_watch(bus: Bus, settings: Se
     await producer.stop()
 
 
+def slow_end_offsets(bus: Bus, monkeypatch: pytest.MonkeyPatch, delay_s: float) -> None:
+    """The bus answers where partitions end ``delay_s`` late, as a busy broker does (the
+    memory bus answers at once): a reader adding a partition takes that long to start
+    over, and records are written meanwhile."""
+    answer = bus.end_offsets
+
+    async def late(topic: str) -> dict[int, int]:
+        await asyncio.sleep(delay_s)
+        return await answer(topic)
+
+    monkeypatch.setattr(bus, "end_offsets", late)
+
+
 async def test_a_watcher_misses_nothing_while_the_reader_starts_over(
-    bus: Bus, settings: Settings
+    bus: Bus, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Records of a watched key keep coming, in order and once each, while partitions of
-    other keys join and leave the reader (each a start over from its positions)."""
+    other keys join and leave the reader (each a start over from its positions, records
+    written while it starts over)."""
     topic = settings.topic("stream")
     await bus.ensure_topics([TopicSpec(topic, PARTITIONS)])
     producer = bus.producer(low_latency=True)
@@ -113,6 +129,7 @@ async def test_a_watcher_misses_nothing_while_the_reader_starts_over(
         key = b.mint()
         sub = await b.subscribe(key)
         starts, sent = b.reader_starts, 60
+        slow_end_offsets(bus, monkeypatch, 0.02)
 
         async def churn() -> None:
             # b watches a key of a's slice and leaves it, over and over: its reader
@@ -134,4 +151,63 @@ async def test_a_watcher_misses_nothing_while_the_reader_starts_over(
         assert sub.queue.empty() and not sub.overflowed
         # The fault was hit: the reader started over while the records came.
         assert b.reader_starts - starts >= 10
+    await producer.stop()
+
+
+async def test_a_subscription_given_up_while_it_waits_leaves_nothing_behind(
+    bus: Bus, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A socket that goes while its subscription waits for the reader to reach the key's
+    partition: the partition goes once its linger ends, as if never watched."""
+    topic = settings.topic("stream")
+    await bus.ensure_topics([TopicSpec(topic, PARTITIONS)])
+    async with relays(bus, topic, f"{settings.topic_prefix}.gateways", 2, 0.0) as (a, b):
+        await wait_until(lambda: settled([a, b]), "the home slices to settle", timeout=30)
+        slow_end_offsets(bus, monkeypatch, 0.5)
+        waiting = asyncio.create_task(b.subscribe(a.mint()))
+        await wait_until(lambda: b.reading != b.home, "the reader starting over", every=0.001)
+        waiting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await waiting
+        await wait_until(lambda: b.reading == b.home, "the partition given back", timeout=10)
+
+
+async def test_a_subscription_the_reader_was_late_for_catches_up(
+    bus: Bus, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reader not positioned on a key's partition in time: the subscription comes
+    back overflowed, and following the key from the log still yields every record."""
+    topic = settings.topic("stream")
+    await bus.ensure_topics([TopicSpec(topic, PARTITIONS)])
+    producer = bus.producer(low_latency=True)
+    await producer.start()
+    group = f"{settings.topic_prefix}.gateways"
+    async with relays(bus, topic, group, 1) as (a,):
+        b = RelayHub(bus, topic, group_id=group, linger_s=0.0, position_timeout_s=0.05)
+        await b.start()
+        try:
+            await wait_until(lambda: settled([a, b]), "the home slices to settle", timeout=30)
+            key = a.mint()
+            partition = partition_for_key(key, PARTITIONS)
+            first = await producer.send_and_wait(topic, key, b"r0")
+            slow_end_offsets(bus, monkeypatch, 0.5)
+            sub = await b.subscribe(key)
+            assert sub.overflowed and not sub.live
+            await producer.send_and_wait(topic, key, b"r1")
+            got: list[bytes] = []
+
+            async def follow() -> None:
+                async for record in b.follow(key, partition, first.offset - 1, sub):
+                    got.append(record.value)
+                    if len(got) == 3:
+                        return
+
+            following = asyncio.create_task(follow())
+            await wait_until(lambda: len(got) == 2, "the records so far", timeout=10)
+            await producer.send_and_wait(topic, key, b"r2")
+            async with asyncio.timeout(10):
+                await following
+            assert got == [b"r0", b"r1", b"r2"]
+        finally:
+            await b.stop()
     await producer.stop()
