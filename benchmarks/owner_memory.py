@@ -37,7 +37,6 @@ from typing import Any
 
 import aiohttp
 import orjson
-from prometheus_client.parser import text_string_to_metric_families
 
 from amplify_stream.bus import Bus, create_bus
 from amplify_stream.config import Settings
@@ -51,7 +50,7 @@ from amplify_stream.events.documents import (
 from amplify_stream.events.wire import EVENT_TYPE_HEADER
 from amplify_stream.topics import Topics
 from benchmarks.measure import CRAFT_SENTENCES, percentiles, story
-from benchmarks.stack import KAFKA, documents_stack, free_port, rss_kib
+from benchmarks.stack import KAFKA, documents_stack, free_port, metric_samples, rss_kib
 
 DOCUMENTS = 50_000
 WAVES = 4
@@ -208,13 +207,9 @@ class Owner:
 
     async def metrics(self) -> dict[str, float]:
         """Its document samples, summed over their labels."""
-        async with self.session.get(f"{self.probes}/metrics") as res:
-            text = await res.text()
         found: dict[str, float] = {}
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                if sample.name.startswith("amplify_doc_"):
-                    found[sample.name] = found.get(sample.name, 0.0) + sample.value
+        for sample in await metric_samples(self.session, f"{self.probes}/metrics", "amplify_doc_"):
+            found[sample.name] = found.get(sample.name, 0.0) + sample.value
         return found
 
     async def folded(self) -> tuple[float, float]:

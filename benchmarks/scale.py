@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -34,7 +33,7 @@ from amplify_stream.config.groups import BusSettings
 from benchmarks import measure
 from benchmarks.owner_memory import owner_memory
 from benchmarks.scale_limits import scale_limits
-from benchmarks.stack import KAFKA, Stack, running_stack
+from benchmarks.stack import KAFKA, Stack, metric_samples, running_stack
 
 LEVELS = (1, 4)
 STREAMS_PER_GATEWAY = 16
@@ -50,8 +49,6 @@ OWNER_DOCUMENTS = 50_000
 OWNER_DOCUMENTS_QUICK = 10_000
 # An eviction time no run reaches: the owner as it was before issue 24.
 EVICTION_OFF_S = 3600.0
-_COUNTER = re.compile(rb"^amplify_relay_records_read_total ([0-9.e+]+)$", re.M)
-_HOME = re.compile(rb'^amplify_relay_partitions\{kind="home"\} ([0-9.e+]+)$', re.M)
 
 
 @dataclass
@@ -63,16 +60,21 @@ class Story:
     words: int = 0
 
 
-async def _metric(session: aiohttp.ClientSession, base: str, pattern: re.Pattern[bytes]) -> float:
-    async with session.get(f"{base}/metrics") as res:
-        found = pattern.search(await res.read())
-    if found is None:
-        raise RuntimeError(f"{base}/metrics has no {pattern.pattern!r}")
-    return float(found[1])
+async def _metric(session: aiohttp.ClientSession, base: str, name: str, **labels: str) -> float:
+    found = [
+        sample.value
+        for sample in await metric_samples(session, f"{base}/metrics", name)
+        if sample.name == name and sample.labels == labels
+    ]
+    if len(found) != 1:
+        raise RuntimeError(f"{base}/metrics has no {name}{labels or ''}")
+    return found[0]
 
 
 async def _records_read(session: aiohttp.ClientSession, stack: Stack) -> float:
-    return sum([await _metric(session, base, _COUNTER) for base in stack.bases])
+    return sum(
+        [await _metric(session, base, "amplify_relay_records_read_total") for base in stack.bases]
+    )
 
 
 async def _stream_end(stack: Stack) -> int:
@@ -89,7 +91,10 @@ async def _settled(session: aiohttp.ClientSession, stack: Stack) -> None:
     """Until the gateways' home slices cover the stream topic, each partition once."""
     async with asyncio.timeout(60):
         while True:
-            homes = [await _metric(session, base, _HOME) for base in stack.bases]
+            homes = [
+                await _metric(session, base, "amplify_relay_partitions", kind="home")
+                for base in stack.bases
+            ]
             if sum(homes) == STREAM_PARTITIONS:
                 return
             await asyncio.sleep(0.2)

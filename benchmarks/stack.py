@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
 from amplify_stream.bus.kafka_topics import delete_topics
 
@@ -250,6 +252,21 @@ async def _drain(proc: asyncio.subprocess.Process, joined: asyncio.Future[None])
             joined.set_result(None)
     if not joined.done():
         joined.set_exception(RuntimeError(f"worker {proc.pid} ended before joining its group"))
+
+
+async def metric_samples(
+    session: aiohttp.ClientSession, url: str, prefix: str = "amplify_"
+) -> list[Sample]:
+    """The samples of a process's ``/metrics`` (at ``url``) whose names start ``prefix``."""
+    async with session.get(url) as res:
+        res.raise_for_status()
+        text = await res.text()
+    return [
+        sample
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name.startswith(prefix)
+    ]
 
 
 def rss_kib(pid: int) -> int:

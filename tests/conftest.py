@@ -26,6 +26,7 @@ from sqlalchemy.engine import URL, make_url
 from amplify_stream.bus import Bus, BusUnavailable, create_bus
 from amplify_stream.bus.kafka_topics import delete_topics
 from amplify_stream.config import Settings
+from tests.support import TEST_STREAM_PARTITIONS, TEST_TOPIC_PARTITIONS
 
 KAFKA_BOOTSTRAP_ENV = "AMPLIFY_TEST_KAFKA_BOOTSTRAP"
 DATABASE_URL_ENV = "AMPLIFY_TEST_DATABASE_URL"
@@ -191,6 +192,8 @@ def make_settings(tmp_path: Path) -> SettingsFactory:
             "local_piece_delay_ms": 1,
             # Offline speech: tests never reach the internet (edge tests use the fake).
             "speech_provider": "espeak",
+            "topic_partitions": TEST_TOPIC_PARTITIONS,
+            "stream_partitions": TEST_STREAM_PARTITIONS,
         }
         return Settings(_env_file=None, **(values | overrides))
 

@@ -23,6 +23,14 @@ STORY = (
 )
 
 
+# Every test creates its own topics on the broker, and a topic's cost (its creation, its
+# groups' joins) grows with its partitions: the suite runs with fewer than the service's
+# defaults (6 and 16), still more stream partitions than the gateways of any test, so
+# home slices and reads elsewhere are exercised. The bench runs the defaults.
+TEST_TOPIC_PARTITIONS = 3
+TEST_STREAM_PARTITIONS = 4
+
+
 async def wait_until(
     condition: Callable[[], object], what: str, timeout: float = 10, every: float = 0.05
 ) -> None:

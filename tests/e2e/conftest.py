@@ -15,7 +15,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.support import free_port
+from tests.support import TEST_STREAM_PARTITIONS, TEST_TOPIC_PARTITIONS, free_port
 
 KAFKA = os.environ.get("AMPLIFY_TEST_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
 COMMAND = str(Path(sys.executable).parent / "amplify-stream")
@@ -78,6 +78,9 @@ def base_env(tmp_path: Path, **extra: str) -> dict[str, str]:
         AMPLIFY_JWT_SECRET="e2e-" + uuid.uuid4().hex * 2,
         AMPLIFY_BCRYPT_ROUNDS="4",
         AMPLIFY_LOCAL_PIECE_DELAY_MS="2",
+        # Topics are created per test: the suite's partition counts (tests.conftest).
+        AMPLIFY_TOPIC_PARTITIONS=str(TEST_TOPIC_PARTITIONS),
+        AMPLIFY_STREAM_PARTITIONS=str(TEST_STREAM_PARTITIONS),
         NO_PROXY="127.0.0.1,localhost",
         PYTHONPATH=os.pathsep.join([str(ROOT), *filter(None, [env.get("PYTHONPATH")])]),
         # "auto" probes edge-tts: a closed loopback port keeps the probe on this machine

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
+from benchmarks.stack import metric_samples
 from tests.e2e.conftest import Proc, base_env, wait_ready
 from tests.live_documents import check_marks, writer
 from tests.support import free_port, sign_up
@@ -25,16 +25,12 @@ DOCUMENTS = 3
 async def owner_metrics(session: aiohttp.ClientSession, base: str) -> dict[str, float]:
     """The owner's document samples, by name (summed over their labels) and by
     ``name,label value``."""
-    async with session.get(f"{base}/metrics") as res:
-        text = await res.text()
     found: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name.startswith("amplify_doc_"):
-                found[sample.name] = found.get(sample.name, 0.0) + sample.value
-                for value in sample.labels.values():
-                    key = f"{sample.name},{value}"
-                    found[key] = found.get(key, 0.0) + sample.value
+    for sample in await metric_samples(session, f"{base}/metrics", "amplify_doc_"):
+        found[sample.name] = found.get(sample.name, 0.0) + sample.value
+        for value in sample.labels.values():
+            key = f"{sample.name},{value}"
+            found[key] = found.get(key, 0.0) + sample.value
     return found
 
 
