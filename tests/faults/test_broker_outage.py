@@ -107,6 +107,12 @@ async def test_broker_outage(own_broker: Broker, scenario: Scenario) -> None:
     )
     assert counts.lost == 0
     assert counts.duplicated == 0
+    # A failure of the bus is never a story's failure: every accepted story, those
+    # POSTed during the outage too, ends completed (its status read from the outcome).
+    assert counts.failed == 0
+    assert counts.completed == counts.accepted
+    # A submission answered 503 is not accepted, and never runs later.
+    assert counts.unaccepted == 0
     assert not scenario.failures, "\n".join(scenario.failures[:20])
 
 

@@ -18,6 +18,8 @@ from amplify_stream.bus.base import BusError, Position
 from amplify_stream.bus.kafka_clients import KafkaProducer
 
 pytestmark = [
+    # The parametrize's id carries no marker: said here, so `make check` deselects them.
+    pytest.mark.kafka,
     pytest.mark.parametrize("bus_kind", ["kafka"], indirect=True),
     pytest.mark.timeout(60),
 ]
