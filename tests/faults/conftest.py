@@ -2,8 +2,8 @@
 injected from outside: dropped sockets, killed or frozen workers, a broker that goes away,
 cancels, poison records. Each test is a scenario (``scenario``, tests/faults/scenario.py):
 start, the fault, the recovery, then the count of what happened to every story it sent,
-one line ``FAULTS <name>: trials=N accepted=N completed=N lost=N duplicated=N`` on stdout
-and in ``test-artifacts/faults.txt`` (tests/faults/report.py).
+one line ``FAULTS <name>: trials=N accepted=N completed=N lost=N duplicated=N failed=N
+unaccepted=N`` on stdout and in ``test-artifacts/faults.txt`` (tests/faults/report.py).
 
 The machinery, module by module: ``stack`` (the processes), ``broker`` (a broker of a
 test's own), ``topics`` (a topic read from its start), ``client`` (a story as a client

@@ -1,6 +1,6 @@
 """The report of a fault test: one line of counts per test in ``test-artifacts/faults.txt``
-(and on stdout), ``FAULTS <name>: trials=N accepted=N completed=N lost=N duplicated=N``,
-then its details indented."""
+(and on stdout), ``FAULTS <name>: trials=N accepted=N completed=N lost=N duplicated=N
+failed=N unaccepted=N``, then its details indented."""
 
 from __future__ import annotations
 
