@@ -41,7 +41,7 @@ class KafkaTopics:
                     spec.name,
                     spec.partitions,
                     replicas,
-                    topic_configs=_configs(spec),
+                    topic_configs=topic_configs(spec, replicas),
                 )
                 for spec in specs
             ]
@@ -85,12 +85,22 @@ class KafkaTopics:
             ) from None
 
 
-def _configs(spec: TopicSpec) -> dict[str, str]:
+# With three replicas, an acks=all write is acknowledged once two hold it: one broker
+# can die without losing it, and a second's loss stops writes rather than risking them
+# (the broker's default of 1 lets a leader alone acknowledge, and lose, a write).
+MIN_INSYNC_REPLICAS = 2
+
+
+def topic_configs(spec: TopicSpec, replicas: int) -> dict[str, str]:
+    """The configuration a topic is created with, on a cluster giving it ``replicas``."""
+    configs: dict[str, str] = {}
     if spec.compacted:
-        return {"cleanup.policy": "compact"}
-    if spec.retention_ms is not None:
-        return {"retention.ms": str(spec.retention_ms)}
-    return {}
+        configs["cleanup.policy"] = "compact"
+    elif spec.retention_ms is not None:
+        configs["retention.ms"] = str(spec.retention_ms)
+    if replicas >= 3:
+        configs["min.insync.replicas"] = str(MIN_INSYNC_REPLICAS)
+    return configs
 
 
 async def delete_topics(servers: str, prefix: str) -> None:

@@ -34,7 +34,7 @@ from pydantic import AliasChoices, SecretStr
 
 from amplify_stream import cli
 from amplify_stream.bus.kafka import KafkaBus
-from amplify_stream.bus.kafka_topics import _configs as topic_configs
+from amplify_stream.bus.kafka_topics import topic_configs
 from amplify_stream.bus.memory import MemoryBus
 from amplify_stream.config import Settings
 from amplify_stream.gateway import health
@@ -357,7 +357,7 @@ def test_the_topics_are_the_codes_topic_specs(
         assert spec["partitions"] == specs[name].partitions, name
         assert spec["replicas"] == 3, name
         config = {k: str(v) for k, v in spec["config"].items()}
-        assert config == topic_configs(specs[name]) | {"min.insync.replicas": "2"}, name
+        assert config == topic_configs(specs[name], replicas=3), name
 
 
 def test_kafka_is_three_brokers_that_lose_no_acknowledged_write(

@@ -1,0 +1,28 @@
+"""What a topic is created with on Kafka (``bus/kafka_topics.py``): its retention or
+compaction, and with three replicas ``min.insync.replicas`` 2, so an acks=all write is
+held by two brokers before it is acknowledged (issue 25)."""
+
+from __future__ import annotations
+
+import pytest
+
+from amplify_stream.bus.base import TopicSpec
+from amplify_stream.bus.kafka_topics import topic_configs
+from amplify_stream.config.groups import BusSettings
+from amplify_stream.topics import Topics
+
+
+@pytest.mark.parametrize("replicas", [1, 2])
+def test_fewer_than_three_replicas_keep_the_brokers_default(replicas: int) -> None:
+    spec = TopicSpec("t", 3, retention_ms=1000)
+    assert topic_configs(spec, replicas) == {"retention.ms": "1000"}
+
+
+def test_every_topic_of_the_service_on_three_brokers_needs_two_in_sync() -> None:
+    for spec in Topics.from_settings(BusSettings()).specs():
+        configs = topic_configs(spec, 3)
+        assert configs["min.insync.replicas"] == "2", spec.name
+        if spec.compacted:
+            assert configs["cleanup.policy"] == "compact"
+        else:
+            assert configs["retention.ms"] == str(spec.retention_ms)
