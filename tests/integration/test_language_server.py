@@ -97,22 +97,26 @@ class Editor:
         return {self.slice(d.range): d for d in self.diagnostics}
 
     def slice(self, r: types.Range) -> str:
+        return self.text[self.offset(r.start) : self.offset(r.end)]
+
+    def offset(self, p: types.Position) -> int:
+        """The code point of the text an LSP position (in the editor's encoding) is at."""
         lines = self.text.split("\n")
+        before = sum(len(line) + 1 for line in lines[: p.line])
+        line = lines[p.line]
+        if self.encoding == "utf-32":
+            return before + p.character
+        units = 0
+        for i, char in enumerate(line):
+            if units == p.character:
+                return before + i
+            units += 2 if ord(char) > 0xFFFF else 1
+        assert units == p.character, f"{p} is not on a character of {line!r}"
+        return before + len(line)
 
-        def index(p: types.Position) -> int:
-            before = sum(len(line) + 1 for line in lines[: p.line])
-            line = lines[p.line]
-            if self.encoding == "utf-32":
-                return before + p.character
-            units = 0
-            for i, char in enumerate(line):
-                if units == p.character:
-                    return before + i
-                units += 2 if ord(char) > 0xFFFF else 1
-            assert units == p.character, f"{p} is not on a character of {line!r}"
-            return before + len(line)
-
-        return self.text[index(r.start) : index(r.end)]
+    def apply(self, edit: types.TextEdit) -> None:
+        """A server's text edit, applied where it says, as an editor applies it."""
+        self.replace(self.offset(edit.range.start), self.offset(edit.range.end), edit.new_text)
 
     async def until(
         self, condition: Callable[[dict[str, types.Diagnostic]], bool], what: str, timeout=30.0
@@ -248,8 +252,9 @@ async def test_typed_sentence_gets_diagnostics_and_a_quick_fix(
     assert change.text_document.version == editor.version
     (text_edit,) = change.edits
     assert isinstance(text_edit, types.TextEdit)
-    start = editor.text.index("very angry")
-    editor.replace(start, start + len("very angry"), text_edit.new_text)
+    # Where the server says: its range covers the words, and nothing else.
+    assert editor.slice(text_edit.range) == "very angry"
+    editor.apply(text_edit)
     assert SENTENCE.replace("very angry", "furious") in editor.text
     # The fixed words' diagnostics go at once (the change overlaps them), and the
     # service's next pass agrees.
