@@ -207,10 +207,6 @@ class Slices(abc.ABC):
     async def stop(self) -> None:
         """Leave the group, so the others get this share at once."""
 
-    @property
-    @abc.abstractmethod
-    def share(self) -> frozenset[int]: ...
-
 
 class Bus(abc.ABC):
     name: str

@@ -43,10 +43,6 @@ class KafkaSlices(Slices):
         self._consumer: AIOKafkaConsumer | None = None
         self._polling: asyncio.Task[None] | None = None
 
-    @property
-    def share(self) -> frozenset[int]:
-        return self._share
-
     async def start(self) -> None:
         with bus_errors(self._servers):
             await self._prepare([self._topic])

@@ -34,10 +34,6 @@ class MemorySlices(Slices):
         self._on_share = on_share
         self._share: frozenset[int] = frozenset()
 
-    @property
-    def share(self) -> frozenset[int]:
-        return self._share
-
     async def start(self) -> None:
         self._group.join(self)
 

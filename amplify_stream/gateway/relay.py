@@ -32,13 +32,13 @@ class Subscription:
     by reopening it), so nothing is lost.
     """
 
-    def __init__(self, key: str, limit: int, *, live: bool = False) -> None:
+    def __init__(self, key: str, limit: int) -> None:
         self.key = key
         self.queue: asyncio.Queue[Record] = asyncio.Queue(limit)
         self.overflowed = False
-        # Made while the hub's reader was running: every record written from then on
-        # reaches this queue (or the reader fails, and marks it overflowed).
-        self.live = live
+        # Set by ``RelayHub.subscribe`` once the reader reads the key's partition: every
+        # record written from then on reaches this queue (or it is marked overflowed).
+        self.live = False
 
     def offer(self, record: Record) -> None:
         if self.overflowed:
