@@ -6,6 +6,7 @@ workers are no part of it: ``amplify_stream/service.py`` adds them for ``serve``
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 
 import aiohttp_cors
@@ -20,6 +21,7 @@ from amplify_stream.events.text_limits import TextLimits
 from amplify_stream.gateway import (
     api_docs,
     auth_routes,
+    command_metrics,
     document_routes,
     health,
     keys,
@@ -47,8 +49,13 @@ from amplify_stream.store.preferences import PreferenceStore
 from amplify_stream.store.stories import StoryStore
 from amplify_stream.store.users import UserStore
 from amplify_stream.topics import Topics
+from producers.commands import CommandPublisher
 from producers.documents import DocumentCommands
 from producers.stories import StoryCommands
+
+# A story command whose commit went out waits for the coordinator's answer this many
+# bus timeouts (a broker restarting) before it is refused as unknown (producers/commands.py).
+STORY_COMMIT_WAIT_FACTOR = 3
 
 # JSON envelope around the largest story, with room for multi-byte characters.
 _BODY_OVERHEAD = 64 * 1024
@@ -133,15 +140,24 @@ async def _bus(app: web.Application) -> AsyncIterator[None]:
 
 async def _gateway(app: web.Application) -> AsyncIterator[None]:
     bus, topics = app[keys.BUS], app[keys.TOPICS]
-    # The gateway gives up on a command after bus_timeout_s (503, nothing accepted); its
-    # record gives up at the same time (a request renewed, a batch with no leader
-    # expired) rather than after the bus's 15 s, so a refused story is seldom delivered
-    # afterwards, and a producer whose record failed is replaced at once (KafkaProducer).
-    producer = bus.producer(
-        client_id="gateway-commands", request_timeout_s=app[keys.SETTINGS].bus_timeout_s
-    )
-    await producer.start()
     settings = app[keys.SETTINGS]
+    # Document commands: idempotent, acks from all replicas. A record gives up with the
+    # gateway (bus_timeout_s) rather than after the bus's 15 s, and a producer whose
+    # record failed is replaced at once (KafkaProducer).
+    producer = bus.producer(client_id="gateway-commands", request_timeout_s=settings.bus_timeout_s)
+    await producer.start()
+    # Story commands: committed in transactions, so one refused (503) never runs. The id
+    # is this process's own: two gateways sharing one would fence each other.
+    story_publisher = CommandPublisher(
+        bus.producer(
+            transactional_id=f"{settings.topic_prefix}.gateway-stories.{uuid.uuid4().hex}",
+            client_id="gateway-stories",
+            request_timeout_s=settings.bus_timeout_s,
+        ),
+        commit_wait_s=STORY_COMMIT_WAIT_FACTOR * settings.bus_timeout_s,
+    )
+    await story_publisher.start()
+    command_metrics.register(app[keys.METRICS].registry, story_publisher)
     relay = RelayHub(
         bus,
         topics.stream,
@@ -158,7 +174,7 @@ async def _gateway(app: web.Application) -> AsyncIterator[None]:
         topics,
         bus,
         app[keys.STORY_STORE],
-        StoryCommands(producer, topics.stories),
+        StoryCommands(story_publisher, topics.stories, settings.bus_timeout_s),
         relay,
         app[keys.LIMITS],
         app[keys.PREFERENCES],
@@ -184,6 +200,7 @@ async def _gateway(app: web.Application) -> AsyncIterator[None]:
     )
     yield
     await relay.stop()
+    await story_publisher.stop()
     await producer.stop()
 
 

@@ -28,6 +28,7 @@ from amplify_stream.gateway.relay import RelayHub, Subscription
 from amplify_stream.store.preferences import PreferenceStore
 from amplify_stream.store.stories import StoryStore
 from amplify_stream.topics import Topics
+from producers.commands import NotPublished
 from producers.stories import StoryCommands
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,6 @@ class Stories:
         limiter: Limiter,
         preferences: PreferenceStore,
     ) -> None:
-        self._bus_timeout_s = bus_timeout_s
         self._preferences = preferences
         self._topics = topics
         self._bus = bus
@@ -148,10 +148,9 @@ class Stories:
             raise
         try:
             try:
-                async with asyncio.timeout(self._bus_timeout_s):
-                    await self._commands.submit(command)
-            except Exception as exc:
-                # Not on the bus means not accepted: forget the row, the client retries.
+                await self._commands.submit(command)
+            except NotPublished as exc:
+                # Not on the bus, and never will be: forget the row, the client retries.
                 await self._store.delete(command.story_id)
                 log.warning(
                     "story not accepted: the bus refused it", extra={"story_id": command.story_id}
@@ -205,7 +204,7 @@ class Stories:
         story = await self._store.get_for_user(story_id, user_id)
         try:
             await self._commands.cancel(StoryCancelled(story_id=story.id, user_id=user_id))
-        except Exception as exc:
+        except NotPublished as exc:
             raise NotReady("the event bus is unavailable; try again") from exc
 
     def watch(self, accepted: Accepted) -> AsyncIterator[Record]:
