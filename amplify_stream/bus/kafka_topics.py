@@ -9,12 +9,16 @@ with the configured count, and only then described.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError, for_code
 
 from amplify_stream.bus.base import TopicSpec
+
+log = logging.getLogger(__name__)
 
 TOPIC_READY_TIMEOUT_S = 30.0
 
@@ -46,11 +50,35 @@ class KafkaTopics:
                 for spec in specs
             ]
         )
+        existing = []
         for error in response.to_object()["topic_errors"]:
             code = error["error_code"]
-            if strict and code not in (0, TopicAlreadyExistsError.errno):
+            if code == TopicAlreadyExistsError.errno:
+                existing.append(error["topic"])
+            elif strict and code != 0:
                 raise for_code(code)(f"{error['topic']}: {error.get('error_message')}")
         await self._wait_until_ready([spec.name for spec in specs])
+        if strict and existing and replicas >= 3:
+            for finding in await self.weaker_than_created(existing, replicas):
+                log.warning("a topic is less durable than the service creates it: %s", finding)
+
+    async def weaker_than_created(self, names: Sequence[str], replicas: int) -> list[str]:
+        """What makes topics that already existed (made by hand, or by a deployment of
+        one broker that grew) less durable than ``topic_configs`` would make them now:
+        fewer replicas, or fewer of them needed in sync before an acks=all write counts."""
+        described = await self._admin.describe_topics(list(names))
+        factors = {t["topic"]: min(len(p["replicas"]) for p in t["partitions"]) for t in described}
+        resources = [
+            ConfigResource(ConfigResourceType.TOPIC, name, configs={"min.insync.replicas": None})
+            for name in names
+        ]
+        in_sync = {}
+        for response in await self._admin.describe_configs(resources):
+            for resource in response.resources:
+                for entry in resource[4]:
+                    if entry[0] == "min.insync.replicas":
+                        in_sync[resource[3]] = int(entry[1])
+        return weaker(factors, in_sync, replicas)
 
     async def partitions(self, names: Sequence[str]) -> dict[str, int]:
         """Partition counts; a topic that does not exist yet is created with the default
@@ -101,6 +129,25 @@ def topic_configs(spec: TopicSpec, replicas: int) -> dict[str, str]:
     if replicas >= 3:
         configs["min.insync.replicas"] = str(MIN_INSYNC_REPLICAS)
     return configs
+
+
+def weaker(factors: dict[str, int], in_sync: dict[str, int], replicas: int) -> list[str]:
+    """Per topic, how its replication factor and ``min.insync.replicas`` fall short of
+    what ``topic_configs`` gives a new topic on a cluster giving it ``replicas``."""
+    wanted = int(topic_configs(TopicSpec("", 1), replicas).get("min.insync.replicas", 1))
+    findings = []
+    for name in sorted(factors):
+        short = []
+        if factors[name] < replicas:
+            short.append(f"replication factor {factors[name]} (new topics get {replicas})")
+        if in_sync.get(name, 1) < wanted:
+            short.append(
+                f"min.insync.replicas {in_sync.get(name, 1)} (new topics get {wanted}: "
+                "an acks=all write can be acknowledged by a leader alone, and lost with it)"
+            )
+        if short:
+            findings.append(f"{name}: " + ", ".join(short))
+    return findings
 
 
 async def delete_topics(servers: str, prefix: str) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from amplify_stream.bus.base import TopicSpec
-from amplify_stream.bus.kafka_topics import topic_configs
+from amplify_stream.bus.kafka_topics import topic_configs, weaker
 from amplify_stream.config.groups import BusSettings
 from amplify_stream.topics import Topics
 
@@ -26,3 +26,18 @@ def test_every_topic_of_the_service_on_three_brokers_needs_two_in_sync() -> None
             assert configs["cleanup.policy"] == "compact"
         else:
             assert configs["retention.ms"] == str(spec.retention_ms)
+
+
+def test_existing_topics_weaker_than_new_ones_are_named_with_what_they_lack() -> None:
+    factors = {"ok": 3, "one-replica": 1, "lax": 3, "both": 2}
+    in_sync = {"ok": 2, "one-replica": 2, "lax": 1, "both": 1}
+    findings = weaker(factors, in_sync, replicas=3)
+    assert [f.split(":")[0] for f in findings] == ["both", "lax", "one-replica"]
+    assert "replication factor 2 (new topics get 3)" in findings[0]
+    assert "min.insync.replicas 1 (new topics get 2" in findings[0]
+    assert "replication factor" not in findings[1]
+    assert "min.insync.replicas" not in findings[2]
+
+
+def test_on_a_single_broker_nothing_is_weaker() -> None:
+    assert weaker({"t": 1}, {"t": 1}, replicas=1) == []
