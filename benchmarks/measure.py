@@ -238,6 +238,9 @@ async def service_token_latency(
         "cpu": cpu,
         "cpu_ms_per_word": (per_word := per_unit(cpu["net_cpu_s"], received_words)),
         "pipeline_ms_per_word": pipeline(per_word),
+        # Per delta record relayed: the unit of the raw round trip's CPU per record.
+        "cpu_ms_per_record": (per_record := per_unit(cpu["net_cpu_s"], deltas)),
+        "pipeline_ms_per_record": pipeline(per_record),
     } | percentiles(samples)
 
 
@@ -257,6 +260,7 @@ async def held_streams_latency(
     (from the last start plus a second, to the earliest end less a second). The CPU of
     that window, per word received in it, is the steady cost of relaying a word."""
     samples: list[tuple[float, float, int]] = []  # (received, latency, words)
+    others: list[float] = []  # when each record but a delta was received
     finished = 0
     stream_s = words / tokens_per_s
     connector = aiohttp.TCPConnector(limit=0)
@@ -278,7 +282,9 @@ async def held_streams_latency(
                     if event["type"] == "enhancement.delta":
                         n = max(1, len(event["text"].split()))
                         samples.append((received, received - at_ms(event["at"]), n))
-                    elif event["type"] == "story.completed":
+                        continue
+                    others.append(received)
+                    if event["type"] == "story.completed":
                         finished += 1
                         return
 
@@ -299,6 +305,11 @@ async def held_streams_latency(
         window_cpu = await steady
     held = [lat for at, lat, n in samples if window[0] <= at <= window[1] for _ in range(n)]
     window_words = sum(n for at, _, n in samples if window[0] <= at <= window[1])
+    # Each delta is one record on the stream topic, relayed as one frame: the unit the raw
+    # round trip's CPU per record compares with (the other records relayed meanwhile,
+    # the analysis' suggestions and insights, are counted apart and their CPU stays in).
+    window_deltas = sum(1 for at, _, _ in samples if window[0] <= at <= window[1])
+    window_others = sum(1 for at in others if window[0] <= at <= window[1])
     return {
         "streams": streams,
         "finished": finished,
@@ -312,6 +323,11 @@ async def held_streams_latency(
         "window_cpu": window_cpu,
         "cpu_ms_per_word": (per_word := per_unit(window_cpu["net_cpu_s"], window_words)),
         "pipeline_ms_per_word": pipeline(per_word),
+        # The same CPU per delta record relayed (like for like with the raw per record).
+        "window_deltas": window_deltas,
+        "window_other_records": window_others,
+        "cpu_ms_per_record": (per_record := per_unit(window_cpu["net_cpu_s"], window_deltas)),
+        "pipeline_ms_per_record": pipeline(per_record),
     } | percentiles(held)
 
 

@@ -20,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from amplify_stream.bus.kafka_topics import delete_topics
+from consumers.runtime import ROLES
 
 COMMAND = str(Path(sys.executable).parent / "amplify-stream")
 # A role run by a module of the benchmarks rather than by a command of the service.
@@ -43,7 +44,7 @@ class Stack:
     base: str
     gateway_pid: int
     env: dict[str, str]
-    # Every process of the stack by role (gateway, enhancer, narrator, fake-gemini).
+    # Every process of the stack by role (gateway, each worker role, fake-gemini).
     pids: dict[str, int] = field(default_factory=dict)
     # Every gateway's base URL, the first one's (``base``) first; and their processes.
     bases: list[str] = field(default_factory=list)
@@ -113,21 +114,33 @@ async def running_stack(
     gateways: int = 1,
     **extra: str,
 ) -> AsyncIterator[Stack]:
-    """Fake Gemini, ``enhancers`` enhancer processes (members of one group), a narrator
-    and ``gateways`` gateway processes; all stopped on exit. ``serial``: the enhancers
-    narrate only once the rewrite is whole (``benchmarks/serial_enhancer.py``)."""
-    enhancer = [SERIAL_ENHANCER] if serial else ["worker", "enhancer"]
-    roles = [("fake-gemini", ["fake", "gemini"])]
-    roles += [("enhancer" if n == 0 else f"enhancer{n + 1}", enhancer) for n in range(enhancers)]
-    roles.append(("narrator", ["worker", "narrator"]))
+    """The whole stack: fake Gemini, a process of every worker role
+    (``consumers.runtime.ROLES``: ``enhancers`` enhancers in one group, the narrator, the
+    projector, the documents worker) and ``gateways`` gateway processes; all stopped on
+    exit. ``serial``: the enhancers narrate only once the rewrite is whole
+    (``benchmarks/serial_enhancer.py``)."""
     async with _processes(
-        roles,
+        whole_stack_roles(enhancers, serial=serial),
         gateways=gateways,
         AMPLIFY_FAKE_GEMINI_FIRST_TOKEN_MS=str(first_token_ms),
         AMPLIFY_FAKE_GEMINI_TOKENS_PER_S=str(tokens_per_s),
         **extra,
     ) as stack:
         yield stack
+
+
+def whole_stack_roles(enhancers: int, *, serial: bool = False) -> list[tuple[str, list[str]]]:
+    """The processes of the whole stack but its gateways, as (name, command arguments):
+    the fake Gemini, then one process of each worker role the service has (``enhancers``
+    of the enhancer)."""
+    enhancer = [SERIAL_ENHANCER] if serial else ["worker", "enhancer"]
+    roles = [("fake-gemini", ["fake", "gemini"])]
+    for role in ROLES:
+        if role == "enhancer":
+            roles += [(f"enhancer{n + 1}" if n else "enhancer", enhancer) for n in range(enhancers)]
+        else:
+            roles.append((role, ["worker", role]))
+    return roles
 
 
 @contextlib.asynccontextmanager
@@ -290,17 +303,27 @@ def cpu_seconds(pid: int) -> float:
 
 
 def broker_pid() -> int | None:
-    """The local Kafka broker's process, when it runs on this machine (for its CPU)."""
+    """The local Kafka broker's process, when it runs on this machine (for its CPU): the
+    one whose properties file listens on ``KAFKA``'s port, where other brokers run too
+    (another checkout's cluster), else the first one found."""
+    port = KAFKA.rsplit(":", 1)[-1]
+    found: list[int] = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            cmdline = (entry / "cmdline").read_bytes()
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"kafka.Kafka" in cmdline:
-            return int(entry.name)
-    return None
+        if b"kafka.Kafka" not in cmdline:
+            continue
+        found.append(int(entry.name))
+        with contextlib.suppress(OSError, IndexError, UnicodeDecodeError):
+            properties = Path(cmdline[cmdline.index(b"kafka.Kafka") + 1].decode())
+            for line in properties.read_text().splitlines():
+                if line.startswith("listeners=") and f":{port}" in line.split(",")[0]:
+                    return int(entry.name)
+    return min(found, default=None)
 
 
 class CpuMeter:
