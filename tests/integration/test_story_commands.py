@@ -29,9 +29,14 @@ async def committed(bus: Bus, topic: str) -> list[Record]:
     return records
 
 
-def publisher(bus: Bus, settings: Settings, name: str) -> CommandPublisher:
-    producer = bus.producer(transactional_id=f"{settings.topic_prefix}.{name}")
-    return CommandPublisher(producer, commit_wait_s=5)
+def publisher(bus: Bus, settings: Settings, name: str, producers: int = 2) -> CommandPublisher:
+    return CommandPublisher(
+        [
+            bus.producer(transactional_id=f"{settings.topic_prefix}.{name}.{i}")
+            for i in range(producers)
+        ],
+        commit_wait_s=5,
+    )
 
 
 async def test_published_commands_are_visible_in_their_positions(
