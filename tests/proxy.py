@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 
 
@@ -17,6 +18,29 @@ class CuttingProxy:
         # Cut this many WebSocket connections right after the upgrade's answer head,
         # before the first frame reaches the client.
         self.cut_after_head = 0
+        # While down (``down`` to ``up``), every new connection is aborted at once: when
+        # (monotonic) each was refused, and when each connection got through.
+        self.is_down = False
+        self.refused_at: list[float] = []
+        self.accepted_at: list[float] = []
+        self._refused = asyncio.Event()
+
+    def down(self) -> None:
+        """The link goes down: every open connection cut, every new one refused until
+        ``up``."""
+        self.is_down = True
+        self._refused.clear()
+        self.cut()
+
+    def up(self) -> None:
+        self.is_down = False
+
+    async def refused(self, timeout: float) -> float:
+        """When a connection was first refused since ``down``: a client tried to come back
+        and could not (it knows its link is down)."""
+        async with asyncio.timeout(timeout):
+            await self._refused.wait()
+        return self.refused_at[-1]
 
     def cut(self) -> None:
         """Abort every open connection, both sides."""
@@ -25,6 +49,12 @@ class CuttingProxy:
         self._links.clear()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.is_down:
+            self.refused_at.append(time.monotonic())
+            self._refused.set()
+            writer.transport.abort()
+            return
+        self.accepted_at.append(time.monotonic())
         self.connections += 1
         try:
             up_reader, up_writer = await asyncio.open_connection(*self._target)

@@ -13,6 +13,7 @@ import os
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, Union
 
 import aiohttp
@@ -50,8 +51,8 @@ class Editor:
         self.encoding = encoding
         self.text = ""
         self.version = 0
-        # When each publishDiagnostics of the file arrived, and what it said.
-        self.published: list[tuple[float, list[types.Diagnostic]]] = []
+        # Each publishDiagnostics of the file ``until`` heard: its version and diagnostics.
+        self.published: list[types.PublishDiagnosticsParams] = []
 
     def open(self, text: str, language: str) -> None:
         self.text, self.version = text, 1
@@ -124,7 +125,11 @@ class Editor:
         try:
             async with asyncio.timeout(timeout):
                 while not condition(self.quoted()):
-                    await self.client.wait_for_notification(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
+                    params = await self.client.wait_for_notification(
+                        types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS
+                    )
+                    if params.uri == self.uri:
+                        self.published.append(params)
         except TimeoutError:
             raise AssertionError(
                 f"timed out waiting for {what}; diagnostics: {self.quoted()}"
@@ -254,12 +259,32 @@ async def test_typed_sentence_gets_diagnostics_and_a_quick_fix(
     assert isinstance(text_edit, types.TextEdit)
     # Where the server says: its range covers the words, and nothing else.
     assert editor.slice(text_edit.range) == "very angry"
+    before_fix = {d.data["id"] for d in editor.diagnostics if isinstance(d.data, dict)}
     editor.apply(text_edit)
-    assert SENTENCE.replace("very angry", "furious") in editor.text
-    # The fixed words' diagnostics go at once (the change overlaps them), and the
-    # service's next pass agrees.
+    fixed = SENTENCE.replace("very angry", "furious")
+    assert fixed in editor.text
+    # The fixed words' diagnostics go at once (the change overlaps them).
+    published = len(editor.published)
     await editor.until(lambda q: "very angry" not in q, "the fixed diagnostic gone", 5)
-    await editor.until(lambda q: "was furious" in q or not q, "the pass after the fix", 30)
+    # The service's next pass agrees: it reads the fixed line, and only a pass of the fixed
+    # text can tell "was furious" (a new suggestion: an id no diagnostic had before the fix,
+    # a message quoting the fixed words), published for the fixed version.
+    after = await editor.until(lambda q: "was furious" in q, "the pass after the fix", 30)
+    furious = after["was furious"]
+    assert furious.code == "character.telling"
+    assert isinstance(furious.data, dict) and furious.data["id"] not in before_fix
+    assert "'was furious'" in furious.message, furious.message
+    assert editor.published[-1].version == editor.version
+    assert len(editor.published) > published
+    # And nothing on the fixed word is the intensifier the fix answered.
+    word = editor.text.index(fixed) + fixed.index("furious")
+    span = range(word, word + len("furious"))
+    on_fix = [
+        d
+        for d in editor.diagnostics
+        if editor.offset(d.range.start) < span.stop and span.start < editor.offset(d.range.end)
+    ]
+    assert all(d.code != "plot.intensifier" for d in on_fix), editor.quoted()
 
     # Insights on a hover over the first line; and the command.
     hover = await client.text_document_hover_async(
@@ -312,8 +337,9 @@ async def test_the_service_goes_away_and_comes_back(
         await editor.until(lambda q: set(q) == {"was very angry", "very angry"}, "diagnostics")
         # Nothing on the directive's line: reStructuredText markup.
         assert all(d.range.start.line == 5 for d in editor.diagnostics), editor.quoted()
+        doc_id = await _document_titled(session, svc.base, token, "editor: chapter.rst")
         connections = proxy.connections
-        await _cut_while_typing(proxy, editor)
+        outage = await _type_while_down(proxy, editor, session, svc.base, token, doc_id)
         # Typed while the link was down: the diagnostics moved with the text at once.
         moved = editor.quoted()
         assert set(moved) <= {"was very angry", "very angry"}, moved
@@ -323,17 +349,18 @@ async def test_the_service_goes_away_and_comes_back(
         await editor.until(lambda q: "was very sad" in q, "the new sentence's diagnostic", 30)
         assert proxy.connections > connections
         assert set(editor.quoted()) >= {"was very angry", "very angry", "was very sad"}
-    # The service holds the editor's text (its store's copy follows the owner's
-    # snapshots: a moment behind).
+        # The typing of the outage reached the service over a connection made after the
+        # link came back: the first one the proxy let through since it went down.
+        back = [t for t in proxy.accepted_at if t > outage.down]
+        assert back and back[0] > outage.up, (outage, proxy.accepted_at)
+    # The service holds the editor's text (its own copy, from the document's owner, and
+    # the store's, which follows the owner's snapshots: a moment behind).
+    async with writer(session, svc.base, token) as w:
+        assert (await w.reopen(doc_id)).text == editor.text
     headers = {"Authorization": f"Bearer {token}"}
-    async with session.get(f"{svc.base}/v1/documents", headers=headers) as res:
-        listed = (await res.json())["documents"]
-    assert [d["title"] for d in listed] == ["editor: chapter.rst"]
     stored = ""
     for _ in range(100):
-        async with session.get(
-            f"{svc.base}/v1/documents/{listed[0]['doc_id']}", headers=headers
-        ) as res:
+        async with session.get(f"{svc.base}/v1/documents/{doc_id}", headers=headers) as res:
             stored = (await res.json())["text"]
         if stored == editor.text:
             break
@@ -341,9 +368,34 @@ async def test_the_service_goes_away_and_comes_back(
     assert stored == editor.text
 
 
-async def _cut_while_typing(proxy: CuttingProxy, editor: Editor) -> None:
-    proxy.cut()
+@dataclass
+class Outage:
+    """When (monotonic) the link went down, the server first found it down (a connection
+    it tried was refused), the writer typed, and the link came back."""
+
+    down: float
+    noticed: float
+    typed: float
+    up: float
+
+
+async def _type_while_down(
+    proxy: CuttingProxy,
+    editor: Editor,
+    session: aiohttp.ClientSession,
+    base: str,
+    token: str,
+    doc_id: str,
+) -> Outage:
+    """The link to the service down, and kept down (every new connection refused) until
+    the writer has typed and the service is seen without the typing; then up again."""
+    before = await _service_copy(session, base, token, doc_id)
+    down = time.monotonic()
+    proxy.down()
+    # The language server knows its link is down: it tried another and was refused.
+    noticed = await proxy.refused(timeout=10)
     start = editor.text.index("Mara")
+    typed = time.monotonic()
     editor.replace(start, start, "Dawn. ")
     moved = position(editor.text, editor.text.index("very angry"))
     await editor.until(
@@ -351,6 +403,41 @@ async def _cut_while_typing(proxy: CuttingProxy, editor: Editor) -> None:
         "the diagnostics moved by the typing",
         5,
     )
+    # The service (its document's owner, over a socket of the test's own) has not heard
+    # of it: the text and version of before the outage.
+    during = await _service_copy(session, base, token, doc_id)
+    assert during == before and "Dawn." not in during[0], (before, during)
+    up = time.monotonic()
+    proxy.up()
+    outage = Outage(down, noticed, typed, up)
+    assert down < noticed < typed < up, outage
+    assert not [t for t in proxy.accepted_at if down < t < up], (outage, proxy.accepted_at)
+    return outage
+
+
+async def _service_copy(
+    session: aiohttp.ClientSession, base: str, token: str, doc_id: str
+) -> tuple[str, int]:
+    """The document's text and version as its owner holds them now."""
+    async with writer(session, base, token) as w:
+        doc = await w.reopen(doc_id)
+        return doc.text, doc.version
+
+
+async def _document_titled(
+    session: aiohttp.ClientSession, base: str, token: str, title: str
+) -> str:
+    """The id of the user's only document, once the store lists it, titled ``title``."""
+    headers = {"Authorization": f"Bearer {token}"}
+    listed: list[dict[str, Any]] = []
+    for _ in range(100):
+        async with session.get(f"{base}/v1/documents", headers=headers) as res:
+            listed = (await res.json())["documents"]
+        if listed:
+            break
+        await asyncio.sleep(0.1)
+    assert [d["title"] for d in listed] == [title]
+    return str(listed[0]["doc_id"])
 
 
 async def test_documents_left_by_a_killed_server_make_room(
