@@ -347,20 +347,19 @@ async def kafka_floor(
     tokens_per_s: float,
     seconds: float,
     *,
-    acks: int | str = 1,
+    linger_ms: int = 2,
     idle_s: float = IDLE_S,
 ) -> dict[str, Any]:
     """Raw aiokafka produce-to-consume latency on the same broker: the same record sizes
-    and rate as ``streams`` streams at ``tokens_per_s``, one key per stream. ``acks=1``
-    with a 2 ms linger is the stream topic's producer; ``acks="all"`` (idempotent, no
-    linger) is the commands' producer. Its CPU per record, this client's (producer and
-    consumer) and the broker's, each less its idle rate with both clients started: the
-    raw cost the service's CPU per relayed record compares with."""
+    and rate as ``streams`` streams at ``tokens_per_s``, one key per stream, acks=all and
+    idempotent as every producer of the service. A 2 ms linger is the stream topic's
+    producer; none (``linger_ms=0``) is the commands' producer. Its CPU per record, this
+    client's (producer and consumer) and the broker's, each less its idle rate with both
+    clients started: the raw cost the service's CPU per relayed record compares with."""
     topic = f"bench-floor-{uuid.uuid4().hex[:8]}"
-    if acks == "all":
-        producer = AIOKafkaProducer(bootstrap_servers=KAFKA, acks="all", enable_idempotence=True)
-    else:
-        producer = AIOKafkaProducer(bootstrap_servers=KAFKA, acks=acks, linger_ms=2)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=KAFKA, acks="all", enable_idempotence=True, linger_ms=linger_ms
+    )
     # The service's fetch wait (its default setting), so that both poll alike when idle.
     consumer = AIOKafkaConsumer(
         topic,
@@ -412,7 +411,8 @@ async def kafka_floor(
     return {
         "streams": streams,
         "rate": round(streams * tokens_per_s),
-        "acks": acks,
+        "acks": "all",
+        "linger_ms": linger_ms,
         "cpu_s": cpu["cpu_s"],
         "cpu": cpu,
         "cpu_ms_per_record": per_record,

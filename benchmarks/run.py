@@ -321,7 +321,7 @@ async def _documents_figure(env: dict[str, str], baselines: bool) -> dict[str, A
         figure["kafka_floor"] = {}
         if baselines:
             figure["kafka_floor"] = await measure.kafka_floor(
-                figure["writers"], documents.KEYS_PER_S, seconds=DOCUMENTS_FLOOR_S, acks="all"
+                figure["writers"], documents.KEYS_PER_S, seconds=DOCUMENTS_FLOOR_S, linger_ms=0
             )
             _show(figure["kafka_floor"])
     return figure

@@ -234,8 +234,8 @@ class Bus(abc.ABC):
         client_id: str = "amplify",
         request_timeout_s: float | None = None,
     ) -> Producer:
-        """``low_latency``: lingers a few ms and acks from the leader only (the stream
-        topic). Otherwise acks from all replicas, idempotent (commands, outcomes).
+        """Acks from the in-sync replicas, idempotent. ``low_latency``: lingers a few ms to
+        batch (the stream topic).
         ``request_timeout_s``: how long one request may wait for the broker before its
         connection is renewed and it is sent again (default: the bus's own setting)."""
 

@@ -91,7 +91,7 @@ class MemoryBus(Bus):
         request_timeout_s: float | None = None,
     ) -> Producer:
         if low_latency and transactional_id is not None:
-            raise ValueError("a transactional producer cannot be low_latency (acks=1)")
+            raise ValueError("a transactional producer is not low_latency (it lingers)")
         return MemoryProducer(self, transactional_id)
 
     def group_consumer(
