@@ -38,9 +38,11 @@ from amplify_stream.bus.base import BusFenced, Headers, Position, Producer
 
 log = logging.getLogger(__name__)
 
-# The longest a batch may take to be written before its commit: at most this much before
-# the earliest deadline of its commands, the commit has to be sent.
+# The commit is sent at the latest this long before the earliest deadline of its batch.
 COMMIT_MARGIN_S = 0.05
+# A command with less time left than this when a batch is made is refused rather than
+# taken into it: its deadline would cut short the batch of the others.
+MIN_TIME_LEFT_S = 0.1
 
 
 class NotPublished(Exception):
@@ -125,7 +127,7 @@ class CommandPublisher:
             batch: list[_Command] = []
             late: list[_Command] = []
             for command in self._queue:
-                (batch if command.deadline - COMMIT_MARGIN_S > now else late).append(command)
+                (batch if command.deadline - now >= MIN_TIME_LEFT_S else late).append(command)
             self._queue.clear()
             self._refuse_all(late, NotPublished("the bus did not take the command in time"))
             if batch:
