@@ -65,15 +65,16 @@ NOTICED_WITHIN_S = 15
 ASSIGNMENT_WITHIN_S = 10
 # What each role's group reads: the story's record there decides which member runs it.
 INPUT = {"enhancer": "stories", "narrator": "segments"}
-# What the zombie's stream producer (aiokafka, acks=1, linger 2 ms: AMPLIFY_STREAM_LINGER_MS)
-# can hold for the story's partition at the freeze, and so deliver after it wakes: one
-# open batch (aiokafka keeps at most one per partition: an append to a full one waits for
-# it to be sent) and one batch of a request (at most one request in flight per broker;
-# one sent before the freeze lands before the reset, or is sent again after the wake when
-# its timeout fired first). A record whose lease check passed just before the freeze is
-# appended, on waking, to the open batch: the loop runs it before the sender. Every later
-# write waits for the lease. Each batch holds at most ``max_batch_size`` bytes of records
-# (the service leaves aiokafka's default), or one record alone when it is larger.
+# What the zombie's stream producer (aiokafka, linger 2 ms: AMPLIFY_STREAM_LINGER_MS) can
+# hold for the story's partition at the freeze, and so deliver after it wakes: one open
+# batch (aiokafka keeps at most one per partition: an append to a full one waits for it to
+# be sent) and one batch of a request (at most one request in flight per broker, and with
+# idempotence one batch per partition; one sent before the freeze lands before the reset,
+# or is sent again after the wake when its timeout fired first, and then the broker drops
+# it as a duplicate or appends it once). A record whose lease check passed just before the
+# freeze is appended, on waking, to the open batch: the loop runs it before the sender.
+# Every later write waits for the lease. Each batch holds at most ``max_batch_size`` bytes
+# of records (the service leaves aiokafka's default), or one record alone when larger.
 MAX_WAKE_BATCHES = 2
 MAX_BATCH_BYTES: int = inspect.signature(AIOKafkaProducer).parameters["max_batch_size"].default
 LOG_APPEND_TIME = 1  # a record's timestamp_type when the broker stamped it
