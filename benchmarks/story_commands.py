@@ -65,7 +65,9 @@ async def measure(rate: float, seconds: float, rounds: int) -> dict[str, Any]:
     publishers = {
         f"transactions, {k} producer{'s' if k > 1 else ''}": CommandPublisher(
             [bus.producer(transactional_id=f"{topic}.{k}.{i}") for i in range(k)],
+            bus,
             commit_wait_s=15,
+            settle_s=60,
         )
         for k in (1, 3)
     }

@@ -122,8 +122,32 @@ class KafkaProducer(Producer):
             await asyncio.wait(self._retiring)
         if self._producer is not None:
             producer, self._producer = self._producer, None
+            if self._transactional:
+                await self._close_within(producer)
+                return
             with bus_errors(self._servers):
                 await producer.stop()
+
+    async def _close_within(self, producer: AIOKafkaProducer) -> None:
+        """Stop a transactional producer within its request timeout, else close it: its
+        stop flushes what it holds, and a transactional batch never expires while its
+        partition has a leader, so a stop could wait out a whole outage. Nothing
+        committed is lost: what it held was in a transaction it never committed (or one
+        whose commit the coordinator has, and ends alone)."""
+        timeout_s = self._config["request_timeout_ms"] / 1000
+        try:
+            async with asyncio.timeout(timeout_s):
+                await producer.stop()
+        except TimeoutError:
+            log.warning("a transactional producer did not stop in %.0f s: closed", timeout_s)
+            task = producer._sender.sender_task  # noqa: SLF001 (see _sender_ended)
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+            with contextlib.suppress(Exception):
+                await producer.client.close()
+        except (KafkaError, OSError) as exc:
+            raise to_bus_error(exc, self._servers) from exc
 
     async def send(
         self,

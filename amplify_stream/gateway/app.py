@@ -53,9 +53,11 @@ from producers.commands import CommandPublisher
 from producers.documents import DocumentCommands
 from producers.stories import StoryCommands
 
-# A story command whose commit went out waits for the coordinator's answer this many
-# bus timeouts (a broker restarting) before it is refused as unknown (producers/commands.py).
+# A story command whose commit went out waits for the coordinator's answer this many bus
+# timeouts (a broker restarting), then up to a minute to read from the log what became of
+# it, before it is refused without knowing (producers/commands.py).
 STORY_COMMIT_WAIT_FACTOR = 3
+STORY_SETTLE_S = 60.0
 # Story command producers taking turns (producers/commands.py): with one, a story waited
 # p50 ~30 ms at 200/s, with three ~2.5 ms (benchmarks/story_commands.py).
 STORY_PRODUCERS = 3
@@ -150,7 +152,9 @@ async def _gateway(app: web.Application) -> AsyncIterator[None]:
     producer = bus.producer(client_id="gateway-commands", request_timeout_s=settings.bus_timeout_s)
     await producer.start()
     # Story commands: committed in transactions, so one refused (503) never runs. The ids
-    # are this process's own: two gateways sharing one would fence each other.
+    # are this process's own: two gateways sharing one would fence each other. (So a
+    # gateway killed mid-transaction holds its partitions' read_committed readers back
+    # until the coordinator aborts it: AMPLIFY_KAFKA_TRANSACTION_TIMEOUT_MS.)
     process = uuid.uuid4().hex
     story_publisher = CommandPublisher(
         [
@@ -161,7 +165,9 @@ async def _gateway(app: web.Application) -> AsyncIterator[None]:
             )
             for i in range(STORY_PRODUCERS)
         ],
+        bus,
         commit_wait_s=STORY_COMMIT_WAIT_FACTOR * settings.bus_timeout_s,
+        settle_s=STORY_SETTLE_S,
     )
     await story_publisher.start()
     command_metrics.register(app[keys.METRICS].registry, story_publisher)

@@ -10,7 +10,7 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from amplify_stream.bus.base import Bus, BusUnavailable, Record, parse_cursor
+from amplify_stream.bus.base import Bus, BusUnavailable, Position, Record, parse_cursor
 from amplify_stream.config.groups import LimitsSettings
 from amplify_stream.errors import (
     Conflict,
@@ -72,6 +72,8 @@ class Stories:
         self._text_limits = TextLimits.of(limits)
         ends = {"max_age_s": END_OFFSETS_MAX_AGE_S, "timeout_s": bus_timeout_s}
         self._stream_ends = RecentEndOffsets(bus, topics.stream, **ends)
+        # Rows of stories refused after their client left, being deleted.
+        self._forgetting: set[asyncio.Future[bool]] = set()
         self._outcome_ends = RecentEndOffsets(bus, topics.outcomes, **ends)
 
     def check_limits(self, options: StoryOptions) -> None:
@@ -146,9 +148,10 @@ class Stories:
             # moved to its partition): not accepted, so no row.
             await self._store.delete(command.story_id)
             raise
+        submitted = asyncio.ensure_future(self._commands.submit(command))
         try:
             try:
-                await self._commands.submit(command)
+                await asyncio.shield(submitted)
             except NotPublished as exc:
                 # Not on the bus, and never will be: forget the row, the client retries.
                 await self._store.delete(command.story_id)
@@ -156,10 +159,30 @@ class Stories:
                     "story not accepted: the bus refused it", extra={"story_id": command.story_id}
                 )
                 raise NotReady("the event bus is unavailable; nothing was accepted") from exc
+            except asyncio.CancelledError:
+                # The client left while its command was on its way: its verdict is still
+                # due, and a refused one must leave no row (a retry with the same
+                # idempotency key would be told it was accepted).
+                submitted.add_done_callback(lambda done: self._forget_if_refused(done, command))
+                raise
         except BaseException:
             self._relay.unsubscribe(sub)
             raise
         return sub
+
+    def _forget_if_refused(self, done: asyncio.Future[Position], command: StorySubmitted) -> None:
+        if done.cancelled() or not isinstance(done.exception(), NotPublished):
+            return
+        task = asyncio.ensure_future(self._forget(command.story_id))
+        self._forgetting.add(task)
+        task.add_done_callback(self._forgetting.discard)
+
+    async def _forget(self, story_id: str) -> bool:
+        try:
+            return await self._store.delete(story_id)
+        except Exception as exc:
+            log.error("the row of a refused story stays: %r", exc, extra={"story_id": story_id})
+            return False
 
     async def _existing(self, user_id: str, options: StoryOptions) -> Accepted | None:
         # ``is None``: "" is a key too, as the store's unique index sees it.

@@ -1,32 +1,39 @@
-"""A story command refused is never seen by the workers, on a real broker that froze
-(SIGSTOP) mid-traffic and took, once thawed, requests it had been sent while frozen.
+"""A story command refused is never seen by the workers, and one accepted always is, on a
+real broker frozen (SIGSTOP) under commands and thawed (SIGCONT): it then processes what
+waited in its sockets, records and commits sent while it was frozen.
 
 Commands go out every few milliseconds through the gateway's publisher
-(``producers/commands.py``), each with a one-second deadline. The broker is frozen for
-longer than that, so the commands then in flight are refused (``NotPublished``): the
-answer did not come in time, whatever the broker does with them later. Once thawed, the
-broker processes what waited in its sockets, so some refused records are written to the
-log. The test proves the fault hit that way (a read_uncommitted reader finds refused
-records in the log: the broker took them), and that a read_committed reader, as the
-workers read, sees every accepted command and not one refused. Before the publisher
-committed in transactions, such a record was an ordinary write: its story ran after the
-client had been told 503 (tests/faults/test_broker_outage.py counted 5 and 10 of them).
-Freezes repeat, up to ``CYCLES``, until one catches a record on its way.
+(``producers/commands.py``), each with a one-second deadline. Three faults:
+
+- freezes at random moments, until one catches records on their way: refused
+  (``NotPublished``), yet written to the log once the broker thaws (a read_uncommitted
+  reader finds them: the fault hit). Before the publisher committed in transactions such
+  a record was an ordinary write, and its story ran after a 503
+  (tests/faults/test_broker_outage.py counted 5 and 10);
+- a freeze the moment a commit goes out: its answer does not come within the wait, the
+  thawed broker commits it, and the publisher must learn that from the log (``settled``)
+  and accept those commands, not refuse them;
+- the same, with the publisher stopping meanwhile (a gateway shutting down).
+
+A read_committed reader, as the workers read, sees every accepted command at its position
+and not one refused.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import time
 import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
 from amplify_stream.bus import create_bus
-from amplify_stream.bus.base import Bus, Position, TopicSpec
+from amplify_stream.bus.base import Bus, Headers, Position, Producer, TopicPartition, TopicSpec
 from amplify_stream.config import Settings
 from producers.commands import CommandPublisher, NotPublished
 from tests.faults.broker import Broker
@@ -35,8 +42,13 @@ from tests.faults.report import Counts, report
 PARTITIONS = 3
 SEND_EVERY_S = 0.005
 DEADLINE_S = 1.0
+# Longer than COMMIT_WAIT_S plus what is left of a deadline: a commit on its way when the
+# broker froze is not answered within its wait, and its outcome is read from the log.
 FROZEN_S = 2.5
+COMMIT_WAIT_S = 1.0
+SETTLE_S = 30.0
 CYCLES = 4
+PRODUCERS = 3
 
 
 async def all_records(bus: Bus, topic: str, isolation: str) -> dict[bytes, tuple[int, int]]:
@@ -102,30 +114,48 @@ async def test_a_refused_story_command_is_never_seen(own_broker: Broker, tmp_pat
     await bus.start()
     topic = settings.topic("stories")
     await bus.ensure_topics([TopicSpec(topic, PARTITIONS)])
-    publisher = CommandPublisher(
-        [bus.producer(transactional_id=f"refused.{i}") for i in range(3)],
-        commit_wait_s=3 * DEADLINE_S,
-    )
+    freezer = Freezer(int((Path(own_broker.env["KAFKA_RUN"]) / "kafka.pid").read_text()))
+    producers: list[Producer] = [
+        bus.producer(transactional_id=f"refused.{i}") for i in range(PRODUCERS)
+    ]
+    producers[0] = FreezeAtCommit(producers[0], freezer)
+    publisher = CommandPublisher(producers, bus, commit_wait_s=COMMIT_WAIT_S, settle_s=SETTLE_S)
     await publisher.start()
-    pid = int((Path(own_broker.env["KAFKA_RUN"]) / "kafka.pid").read_text())
     traffic = Traffic(publisher, topic)
     taken: list[bytes] = []
+    accepted_after_thaw: list[int] = []
     cycles = 0
+
+    async def then_traffic() -> None:
+        before = len(traffic.accepted)
+        await traffic.run_for(3.0)  # sent while the broker catches up and after
+        await traffic.answered()
+        accepted_after_thaw.append(len(traffic.accepted) - before)
+
     try:
+        # 1. Freezes at random moments, until one caught records on their way.
         while cycles < CYCLES and not taken:
             cycles += 1
             await traffic.run_for(0.5)
-            os.kill(pid, signal.SIGSTOP)
-            try:
+            async with freezer.frozen():
                 await traffic.run_for(FROZEN_S)
-            finally:
-                os.kill(pid, signal.SIGCONT)
-            await traffic.run_for(3.0)  # sent while the broker catches up and after
-            await traffic.answered()
+            await then_traffic()
             written = await all_records(bus, topic, "uncommitted")
             taken = [v for v in traffic.refused if v in written]
+        # 2. A freeze as a commit goes out (producer 0's, the moment its records are
+        # acknowledged): the commit is answered only after its wait.
+        await traffic.run_for(0.5)
+        await freezer.at_next_commit(traffic)
+        await then_traffic()
+        settled = publisher.settled
+        # 3. The same while the publisher stops: each command still gets the verdict
+        # the log bears out.
+        await traffic.run_for(0.5)
+        await freezer.at_next_commit(traffic, then=publisher.stop)
+        await traffic.answered()
         visible = await all_records(bus, topic, "committed")
     finally:
+        freezer.thaw()
         await publisher.stop()
         await bus.close()
 
@@ -138,19 +168,119 @@ async def test_a_refused_story_command_is_never_seen(own_broker: Broker, tmp_pat
             accepted=len(traffic.accepted),
             completed=len(traffic.accepted) - len(accepted_missing),
             lost=len(accepted_missing),
-            duplicated=0,
+            duplicated=0,  # a command is one record: its position says which
             unaccepted=len(refused_visible),
             details=[
-                f"freezes={cycles} refused={len(traffic.refused)} "
-                f"refused_but_written={len(taken)} unknown_commits={publisher.unknown}"
+                f"random_freezes={cycles} commit_freezes=2 refused={len(traffic.refused)} "
+                f"refused_but_written={len(taken)} commits_settled_from_the_log="
+                f"{publisher.settled} unknown={publisher.unknown} "
+                f"accepted_after_each_thaw={accepted_after_thaw}"
             ],
         )
     )
     assert not traffic.other, traffic.other[:5]
-    # The fault hit: the broker took records whose commands had been refused.
+    # The faults hit: the broker took records whose commands had been refused, and the
+    # commits frozen on their way went unanswered past their wait (both, the second
+    # while stopping).
     assert taken, f"no refused command reached the log in {cycles} freezes"
+    assert settled >= 1, "the commit frozen on its way was answered within its wait"
+    assert publisher.settled >= 2, "the commit frozen while stopping was not settled"
+    # Within the settle time every outcome was learned: none refused without knowing.
+    assert publisher.unknown == 0
+    # The publisher recovers: commands are accepted again after each thaw.
+    assert all(accepted_after_thaw), accepted_after_thaw
     assert refused_visible == [], f"{len(refused_visible)} refused commands are visible"
     assert accepted_missing == [], f"{len(accepted_missing)} accepted commands are missing"
+
+
+class Freezer:
+    """SIGSTOP and SIGCONT for the broker's JVM."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.is_frozen = False
+        self.armed: asyncio.Event | None = None
+
+    def freeze(self) -> None:
+        os.kill(self.pid, signal.SIGSTOP)
+        self.is_frozen = True
+
+    def thaw(self) -> None:
+        if self.is_frozen:
+            os.kill(self.pid, signal.SIGCONT)
+            self.is_frozen = False
+
+    @contextlib.asynccontextmanager
+    async def frozen(self) -> AsyncIterator[None]:
+        self.freeze()
+        try:
+            yield
+        finally:
+            self.thaw()
+
+    async def at_next_commit(
+        self, traffic: Traffic, then: Callable[[], Awaitable[None]] | None = None
+    ) -> None:
+        """Traffic until producer 0 is about to commit, frozen there (``FreezeAtCommit``)
+        for FROZEN_S of traffic (``then`` started meanwhile), then thawed."""
+        self.armed = asyncio.Event()
+        sending = asyncio.create_task(traffic.run_for(FROZEN_S + 5))
+        try:
+            async with asyncio.timeout(10):
+                await self.armed.wait()  # frozen by the producer, its commit on the way
+            pending = asyncio.create_task(then()) if then is not None else None
+            await asyncio.sleep(FROZEN_S)
+            self.thaw()
+            if pending is not None:
+                await pending
+        finally:
+            self.armed = None
+            sending.cancel()
+            await asyncio.gather(sending, return_exceptions=True)
+            self.thaw()
+
+
+class FreezeAtCommit(Producer):
+    """The publisher's producer (the port's, over aiokafka), freezing the broker when
+    armed, at the end of a transaction's body: its records acknowledged, its commit
+    about to go out into the frozen broker's socket."""
+
+    def __init__(self, inner: Producer, freezer: Freezer) -> None:
+        self.inner = inner
+        self.freezer = freezer
+
+    async def start(self) -> None:
+        await self.inner.start()
+
+    async def stop(self) -> None:
+        await self.inner.stop()
+
+    async def send(
+        self,
+        topic: str,
+        key: str,
+        value: bytes | None,
+        headers: Headers = (),
+        timestamp_ms: int | None = None,
+    ) -> Awaitable[Position]:
+        return await self.inner.send(topic, key, value, headers, timestamp_ms)
+
+    async def flush(self) -> None:
+        await self.inner.flush()
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        async with self.inner.transaction():
+            yield
+            armed = self.freezer.armed
+            if armed is not None and not armed.is_set():
+                self.freezer.freeze()
+                armed.set()
+
+    async def send_offsets_to_transaction(
+        self, offsets: dict[TopicPartition, int], group_id: str
+    ) -> None:
+        await self.inner.send_offsets_to_transaction(offsets, group_id)
 
 
 def pos_of(position: Position) -> tuple[int, int]:

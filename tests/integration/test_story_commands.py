@@ -35,7 +35,9 @@ def publisher(bus: Bus, settings: Settings, name: str, producers: int = 2) -> Co
             bus.producer(transactional_id=f"{settings.topic_prefix}.{name}.{i}")
             for i in range(producers)
         ],
+        bus,
         commit_wait_s=5,
+        settle_s=10,
     )
 
 
