@@ -1,8 +1,9 @@
 """The story commands' publisher (``producers/commands.py``), on both buses: a command is
-visible to the workers (read_committed) once ``publish`` returns, commands published
-together share transactions, and one refused (``NotPublished``) is never visible, not
-after the bus is back nor after later commands commit. The refusal on a real broker
-that took the record and was too late to say so is tests/faults/test_refused_story.py."""
+visible to the workers (read_committed) at the position ``publish`` returned, sixty at once
+too; and on the memory bus one refused (``NotPublished``) while the bus is away is never
+visible, not after it is back nor after later commands commit. The refusals on a real
+broker (records it took late, a commit unanswered, a stop meanwhile) are
+tests/faults/test_refused_story.py."""
 
 from __future__ import annotations
 
