@@ -24,6 +24,7 @@ import pytest
 from tests.conftest import delete_topics
 from tests.e2e.conftest import KAFKA, processes
 from tests.faults.broker import Broker, session_timeout_ms
+from tests.faults.cluster import Cluster
 from tests.faults.report import FAULTS_FILE, LOGS_DIR
 from tests.faults.scenario import Scenario
 from tests.faults.stack import Stack, StackFactory, Start, fault_env
@@ -58,6 +59,25 @@ async def own_broker(tmp_path: Path) -> AsyncIterator[Broker]:
         yield broker
     finally:
         await broker.stop()
+
+
+@pytest.fixture
+async def cluster(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Cluster]:
+    """Three brokers of the test's own, a KRaft cluster on free ports (tests/faults/
+    cluster.py); all killed at the end, whatever happened, their logs kept in
+    ``test-artifacts/faults/<test>/``."""
+    cluster = Cluster(tmp_path / "cluster")
+    try:
+        await cluster.start()
+        yield cluster
+    finally:
+        await cluster.stop()
+        logs = LOGS_DIR / re.sub(r"[^\w.-]+", "_", request.node.name)
+        logs.mkdir(parents=True, exist_ok=True)
+        for node in cluster.nodes:
+            with contextlib.suppress(OSError):
+                log = Path(node.env["KAFKA_RUN"]) / "kafka.log"
+                (logs / f"kafka-{node.node_id}.log").write_bytes(log.read_bytes())
 
 
 @pytest.fixture
