@@ -35,7 +35,9 @@ from dataclasses import dataclass, field
 
 import aiohttp
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from amplify_stream.bus.kafka_topics import KafkaTopics
 from amplify_stream.bus.partitioner import partition_for_key
 from amplify_stream.client.live import LiveDocument
 from amplify_stream.text.edits import Change, utf16_length
@@ -99,6 +101,7 @@ async def test_broker_killed_under_load(cluster: Cluster, scenario: Scenario) ->
     await scenario.start(workers=["enhancer", "narrator", "documents"], bootstrap=cluster.bootstrap)
     topics = [scenario.stack.topic(name) for name in SERVICE_TOPICS]
     await check_premise(cluster, topics)
+    await check_weaker_named(cluster, topics)
     fault = await aim(scenario, cluster, topics)
 
     tokens = [scenario.token, *[await scenario.new_user() for _ in range(USERS - 1)]]
@@ -147,6 +150,24 @@ async def check_premise(cluster: Cluster, topics: list[str]) -> None:
     configured = await topic_configs(cluster.bootstrap, topics, "min.insync.replicas")
     wrong = {t: configured.get(t) for t in topics if configured.get(t) != MIN_INSYNC}
     assert not wrong, f"min.insync.replicas is not {MIN_INSYNC}: {wrong}"
+
+
+async def check_weaker_named(cluster: Cluster, topics: list[str]) -> None:
+    """What the service's start warns of on this cluster (``KafkaTopics.ensure`` for
+    topics that already exist): a topic made by hand with one replica and the broker's
+    min.insync.replicas of 1 is named, with both shortfalls; the service's own are not."""
+    legacy = f"{topics[0]}.legacy"
+    admin = AIOKafkaAdminClient(bootstrap_servers=cluster.bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(legacy, 1, 1)])
+        findings = await KafkaTopics(admin, 1).weaker_than_created([legacy, *topics], REPLICAS)
+        await admin.delete_topics([legacy])
+    finally:
+        await admin.close()
+    assert len(findings) == 1, findings
+    assert findings[0].startswith(f"{legacy}: replication factor 1"), findings
+    assert "min.insync.replicas 1 (new topics get 2" in findings[0], findings
 
 
 @dataclass
