@@ -221,7 +221,7 @@ class CommandPublisher:
             async with asyncio.timeout(self._settle_s):
                 await self._renew(index)
                 for command, position in zip(batch, positions, strict=True):
-                    if await self._visible(position):
+                    if await visible_to_workers(self._bus, position):
                         command.verdict.set_result(position)
                     else:
                         self._refuse_all([command], NotPublished("its transaction was aborted"))
@@ -229,23 +229,6 @@ class CommandPublisher:
         except TimeoutError:
             self._unknown(batch, f"the commit was not answered, nor learned: {exc!r}")
             await self._renew(index)
-
-    async def _visible(self, position: Position) -> bool:
-        """Whether a worker (read_committed) sees the record at ``position``; the read
-        waits until no transaction holds it back, and is tried again while the bus is
-        away."""
-        while True:
-            try:
-                found = await self._bus.read_range(
-                    position.topic,
-                    position.partition,
-                    position.offset,
-                    position.offset + 1,
-                    isolation="read_committed",
-                )
-                return any(r.offset == position.offset for r in found)
-            except BusError:
-                await asyncio.sleep(0.5)
 
     def _unknown(self, batch: list[_Command], why: str) -> None:
         pending = [c for c in batch if not c.verdict.done()]
@@ -284,6 +267,23 @@ class CommandPublisher:
                     await asyncio.sleep(1.0)
         finally:
             self.renewing.discard(index)
+
+
+async def visible_to_workers(bus: Bus, position: Position) -> bool:
+    """Whether a worker (read_committed) sees the record at ``position``. The read waits
+    until no transaction holds it back, and is tried again while the bus is away."""
+    while True:
+        try:
+            found = await bus.read_range(
+                position.topic,
+                position.partition,
+                position.offset,
+                position.offset + 1,
+                isolation="read_committed",
+            )
+            return any(r.offset == position.offset for r in found)
+        except BusError:
+            await asyncio.sleep(0.5)
 
 
 def _time_left(batch: list[_Command]) -> float:

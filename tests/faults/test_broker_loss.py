@@ -53,7 +53,7 @@ from tests.faults.cluster import (
 )
 from tests.faults.scenario import Scenario, story_text
 from tests.faults.stack import Stack
-from tests.faults.test_broker_outage import Answer, short_story
+from tests.faults.submissions import Submissions, check_answers
 from tests.faults.test_document_owner_crash import KEYS, KEYS_PER_S, Typing, note_acks
 from tests.faults.topics import TopicLog
 from tests.live_documents import Writer, check_marks, writer
@@ -111,10 +111,9 @@ async def test_broker_killed_under_load(cluster: Cluster, scenario: Scenario) ->
         await kill_the_leader(scenario, cluster, load, fault)
     await load.finished()
 
-    accepted = [a.body["story_id"] for a in load.answers if a.status == 202]
-    accepted += scenario.accepted
+    accepted = load.submissions.accepted() + scenario.accepted
     await scenario.settle(timeout=OUTCOMES_WITHIN_S, accepted=accepted)
-    check_answers(scenario, load)
+    check_answers(scenario, load.submissions.answers)
     scenario.check_views()
     for view in load.views:
         scenario.expect_status(view, "completed")
@@ -122,7 +121,7 @@ async def test_broker_killed_under_load(cluster: Cluster, scenario: Scenario) ->
             scenario.fail("a watcher's story was never accepted")
     stalled = [t.doc_id for t in load.typings if t.doc_id and not t.acked_at]
     counts = scenario.count(
-        len(load.answers) + WATCHERS,
+        len(load.submissions.answers) + WATCHERS,
         *fault.summary(),
         *load.summary(fault),
         accepted=accepted,
@@ -283,7 +282,13 @@ class Load:
         self.scenario = scenario
         self.tokens = tokens
         self.writer_tokens = writer_tokens
-        self.answers: list[Answer] = []
+        self.submissions = Submissions(
+            scenario,
+            tokens,
+            every_s=SUBMIT_EVERY_S,
+            timeout_s=ANSWER_TIMEOUT_S,
+            request_prefix="b",
+        )
         self.views = [scenario.view() for _ in range(WATCHERS)]
         self.typings = [Typing(i) for i in range(WRITERS)]
         self.docs: list[LiveDocument | None] = [None] * WRITERS
@@ -303,7 +308,7 @@ class Load:
             *(self._watch(i) for i in range(WATCHERS)),
             *(self._write(i) for i in range(WRITERS)),
         )
-        submitter = asyncio.ensure_future(self._submitter())
+        submitter = asyncio.ensure_future(self.submissions.run(self._stopping))
         try:
             yield
         finally:
@@ -326,7 +331,7 @@ class Load:
         and the POSTed ones not yet completed) and the documents typed hash to."""
         counts = Counter(fault.short(t) for t, _ in fault.at_kill)
         stories = [v.story_id for v in self.views if v.story_id and v.completed is None]
-        stories += [a.body["story_id"] for a in self.answers if a.status == 202][-10:]
+        stories += self.submissions.accepted()[-10:]
         used: dict[str, set[int]] = {}
         for short in ("stories", "stream", "outcomes"):
             used[short] = {partition_for_key(s, counts[short]) for s in stories}
@@ -337,31 +342,6 @@ class Load:
 
     def _headers(self, token: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {token}"}
-
-    async def _submit(self, i: int) -> None:
-        session, base = self.scenario.session, self.scenario.gateway.base
-        sent = time.monotonic()
-        try:
-            async with (
-                asyncio.timeout(ANSWER_TIMEOUT_S),
-                session.post(
-                    f"{base}/v1/stories",
-                    json={"text": short_story(i), "request_id": f"b{i}"},
-                    headers=self._headers(self.tokens[i % USERS]),
-                ) as res,
-            ):
-                body = await res.json(content_type=None)
-                self.answers.append(Answer(sent, res.status, body))
-        except Exception as exc:
-            self.answers.append(Answer(sent, None, None, repr(exc)))
-
-    async def _submitter(self) -> None:
-        async with asyncio.TaskGroup() as group:
-            i = 0
-            while not self._stopping.is_set():
-                group.create_task(self._submit(i))
-                i += 1
-                await asyncio.sleep(SUBMIT_EVERY_S)
 
     async def _watch(self, i: int) -> None:
         scenario, view = self.scenario, self.views[i]
@@ -499,18 +479,19 @@ class Load:
 
     def summary(self, fault: Fault) -> list[str]:
         killed = fault.killed_at or float("inf")
-        during = [a for a in self.answers if a.sent_at >= killed]
-        answered = Counter(str(a.status or a.error) for a in self.answers)
+        answers = self.submissions.answers
+        during = [a for a in answers if a.sent_at >= killed]
+        answered = Counter(str(a.status or a.error) for a in answers)
         slowest = max((d for t in self.typings for d in t.delays.values()), default=0.0)
         sent = sum(len(t.sent_at) for t in self.typings)
         acked = sum(len(t.acked_at) for t in self.typings)
-        answers = ", ".join(f"{n} x {s}" for s, n in answered.items())
+        answered_text = ", ".join(f"{n} x {s}" for s, n in answered.items())
         refused = [a.sent_at - killed for a in during if a.status == 503]
         back = [a.sent_at - killed for a in during if a.status == 202]
         window = f"{min(refused):.1f}..{max(refused):.1f}s" if refused else "none"
         first_back = f"{min(back):.1f}s" if back else "never"
         return [
-            f"submissions={len(self.answers)} ({answers}) "
+            f"submissions={len(answers)} ({answered_text}) "
             f"after the kill={len(during)} (503s sent {window} after it; the first 202 "
             f"sent {first_back} after it) "
             f"elapsed={self.scenario.elapsed:.1f}s",
@@ -521,19 +502,6 @@ class Load:
             f"slowest_ack={slowest:.2f}s reopens={sum(self.reopens)} "
             f"refused={dict(sum(self.errors, Counter()))}",
         ]
-
-
-def check_answers(scenario: Scenario, load: Load) -> None:
-    """Every POST was accepted (202) or refused with a retryable 503."""
-    for a in load.answers:
-        if a.status == 202:
-            continue
-        if a.status == 503:
-            error = (a.body or {}).get("error", {})
-            if error.get("code") != "unavailable" or error.get("retryable") is not True:
-                scenario.fail(f"503 without code unavailable, retryable true: {a.body}")
-        else:
-            scenario.fail(f"answer {a.status} {a.error or a.body}")
 
 
 async def documents_left(stack: Stack, doc_ids: list[str]) -> list[str]:

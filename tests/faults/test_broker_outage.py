@@ -11,7 +11,6 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
 
 import aiohttp
 import pytest
@@ -20,6 +19,8 @@ from tests.faults.broker import Broker
 from tests.faults.client import StoryView, read_until, resume, ws_url
 from tests.faults.scenario import Scenario, story_text
 from tests.faults.stack import Stack
+from tests.faults.submissions import Submissions
+from tests.faults.submissions import check_answers as check_submissions
 from tests.faults.topics import TopicLog
 from tests.support import wait_until
 
@@ -39,21 +40,6 @@ OUTCOMES_WITHIN_S = 90.0
 # by cursor if the socket goes): what each puts together must be the outcome's.
 WATCHERS = 4
 WATCHERS_ACCEPTED_WITHIN_S = 20.0
-
-
-def short_story(i: int) -> str:
-    return (
-        f"Night {i + 1}. Mara walked into the old lighthouse at dusk. The door was opened "
-        'by the wind. "Stay close," Tom whispered nervously.'
-    )
-
-
-@dataclass
-class Answer:
-    sent_at: float
-    status: int | None
-    body: Any
-    error: str | None = None
 
 
 async def what_is_left(stack: Stack, story_ids: list[str]) -> list[str]:
@@ -92,15 +78,14 @@ async def test_broker_outage(own_broker: Broker, scenario: Scenario) -> None:
     except Exception as exc:
         scenario.fail(f"scripts/kafka.sh start (the restart) failed: {exc}")
 
-    accepted = [a.body["story_id"] for a in clients.answers if a.status == 202]
-    accepted += scenario.accepted
+    accepted = clients.submissions.accepted() + scenario.accepted
     await scenario.read_topic("outcomes")
     await scenario.settle(timeout=OUTCOMES_WITHIN_S, accepted=accepted)
     check_watchers(scenario)
     check_answers(scenario, clients, outage)
     lost = [sid for sid in dict.fromkeys(accepted) if not scenario.outcomes.completions(sid)]
     counts = scenario.count(
-        len(clients.answers) + WATCHERS,
+        len(clients.submissions.answers) + WATCHERS,
         *summary(scenario, clients, outage, accepted),
         accepted=accepted,
         tail=await what_became_of(scenario.stack, own_broker, lost) if lost else (),
@@ -126,7 +111,13 @@ class Clients:
     def __init__(self, scenario: Scenario, tokens: list[str]) -> None:
         self.scenario = scenario
         self.tokens = tokens
-        self.answers: list[Answer] = []
+        self.submissions = Submissions(
+            scenario,
+            tokens,
+            every_s=SUBMIT_EVERY_S,
+            timeout_s=ANSWER_TIMEOUT_S,
+            request_prefix="o",
+        )
         self.ready: list[tuple[float, int | None]] = []
         self.views = [scenario.view() for _ in range(WATCHERS)]
         self._stopping = asyncio.Event()
@@ -136,7 +127,7 @@ class Clients:
     async def running(self) -> AsyncIterator[None]:
         """start: submissions and polls until the block ends; the watchers go on."""
         self._watchers = asyncio.gather(*(self._watch(i) for i in range(WATCHERS)))
-        load = asyncio.gather(self._submitter(), self._poll_ready())
+        load = asyncio.gather(self.submissions.run(self._stopping), self._poll_ready())
         try:
             yield
         finally:
@@ -150,31 +141,6 @@ class Clients:
 
     def _headers(self, i: int) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[i % USERS]}"}
-
-    async def _submit(self, i: int) -> None:
-        session, base = self.scenario.session, self.scenario.gateway.base
-        sent = time.monotonic()
-        try:
-            async with (
-                asyncio.timeout(ANSWER_TIMEOUT_S),
-                session.post(
-                    f"{base}/v1/stories",
-                    json={"text": short_story(i), "request_id": f"o{i}"},
-                    headers=self._headers(i),
-                ) as res,
-            ):
-                body = await res.json(content_type=None)
-                self.answers.append(Answer(sent, res.status, body))
-        except Exception as exc:
-            self.answers.append(Answer(sent, None, None, repr(exc)))
-
-    async def _submitter(self) -> None:
-        async with asyncio.TaskGroup() as group:
-            i = 0
-            while not self._stopping.is_set():
-                group.create_task(self._submit(i))
-                i += 1
-                await asyncio.sleep(SUBMIT_EVERY_S)
 
     async def _poll_ready(self) -> None:
         session, base = self.scenario.session, self.scenario.gateway.base
@@ -272,26 +238,19 @@ def check_watchers(scenario: Scenario) -> None:
 def check_answers(scenario: Scenario, clients: Clients, outage: Outage) -> None:
     """Every submission was accepted (202) or refused with a retryable 503; ``/readyz``
     said 503 during the outage; and stories were accepted again after it."""
-    for a in clients.answers:
-        if a.status == 202:
-            continue
-        if a.status == 503:
-            error = (a.body or {}).get("error", {})
-            if error.get("code") != "unavailable" or error.get("retryable") is not True:
-                scenario.fail(f"503 without code unavailable, retryable true: {a.body}")
-        else:
-            scenario.fail(f"answer {a.status} {a.error or a.body}")
+    answers = clients.submissions.answers
+    check_submissions(scenario, answers)
     during = [s for at, s in clients.ready if outage.stopped_at <= at <= outage.up_at]
     if 503 not in during:
         seen = sorted(set(map(str, during)))
         scenario.fail(f"/readyz during the outage answered {seen}")
-    if not [a for a in clients.answers if a.status == 202 and a.sent_at > outage.up_at]:
+    if not [a for a in answers if a.status == 202 and a.sent_at > outage.up_at]:
         scenario.fail("nothing was accepted once the broker was back")
 
 
 def summary(scenario: Scenario, clients: Clients, outage: Outage, accepted: list[str]) -> list[str]:
     """count: the submissions' answers, before, while stopping, while down, after."""
-    answers, up_at = clients.answers, outage.up_at
+    answers, up_at = clients.submissions.answers, outage.up_at
     back = [a.sent_at - up_at for a in answers if a.status == 202 and a.sent_at > up_at]
     first_back = f"{min(back):.1f}s" if back else "never"
 
