@@ -81,11 +81,13 @@ def _topics() -> list[Topic]:
 
     return [
         topic("stories", topics.stories, "Commands: stories to enhance, and cancellations.",
-              "the gateway (acks=all, idempotent)", "the enhancer group"),
+              "the gateway (acks=all, idempotent, in transactions: read it read_committed, "
+              "as a refused story's record may be on the log, aborted)", "the enhancer group"),
         topic("stream", topics.stream, "Every client-facing story event, as the socket relays "
               "it (the cursor is the record's partition-offset, so it is not in the value), "
               "and every live document's events.",
-              "the enhancer and narrator groups (low latency), the document owners",
+              "the enhancer and narrator groups (acks=all, lingering 2 ms), the document "
+              "owners",
               "every gateway, and anyone watching live",
               key="story_id; doc_id for a live document's events (doc.*, and an error about "
               "a document)",
