@@ -6,6 +6,7 @@ latest ``audio.reset``; both are compared byte for byte with the outcome topic."
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -196,3 +197,39 @@ async def resume(ws: aiohttp.ClientWebSocketResponse, view: StoryView) -> None:
         request["cursor"] = view.last_cursor
     await ws.send_json(request)
     await read_until(ws, view)
+
+
+async def follow_through(
+    session: aiohttp.ClientSession,
+    url: str,
+    headers: dict[str, str],
+    view: StoryView,
+    text: str,
+    *,
+    retry_s: float,
+    log: Callable[[str], None],
+) -> None:
+    """A client that keeps at one story through a fault: ``text`` submitted until it is
+    accepted (a submission refused, ``unavailable``, is sent again), then read to its
+    end, reconnecting and resuming by cursor whenever the socket goes."""
+    while view.completed is None:
+        try:
+            async with session.ws_connect(url, headers=headers) as ws:
+                if view.story_id is not None:
+                    await resume(ws, view)
+                    continue
+                errors = view.count("error")
+                await ws.send_json({"type": "story.submit", "text": text})
+                await read_until(
+                    ws,
+                    view,
+                    lambda v, seen=errors: v.story_id is not None or v.count("error") > seen,
+                )
+                if view.story_id is None:
+                    log("submission refused; trying again")
+                    await asyncio.sleep(0.5)
+                    continue
+                await read_until(ws, view)
+        except (aiohttp.ClientError, AssertionError) as exc:
+            log(f"{exc!r}; resuming")
+            await asyncio.sleep(retry_s)

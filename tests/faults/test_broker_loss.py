@@ -33,15 +33,13 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-import aiohttp
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from amplify_stream.bus.kafka_topics import KafkaTopics
 from amplify_stream.bus.partitioner import partition_for_key
 from amplify_stream.client.live import LiveDocument
-from amplify_stream.text.edits import Change, utf16_length
-from tests.faults.client import StoryView, read_until, resume, ws_url
+from tests.faults.client import follow_through, ws_url
 from tests.faults.cluster import (
     Cluster,
     PartitionState,
@@ -54,7 +52,7 @@ from tests.faults.cluster import (
 from tests.faults.scenario import Scenario, story_text
 from tests.faults.stack import Stack
 from tests.faults.submissions import Submissions, check_answers
-from tests.faults.test_document_owner_crash import KEYS, KEYS_PER_S, Typing, note_acks
+from tests.faults.test_document_owner_crash import KEYS, Typing, note_acks, type_key
 from tests.faults.topics import TopicLog
 from tests.live_documents import Writer, check_marks, writer
 from tests.support import wait_until
@@ -345,33 +343,19 @@ class Load:
 
     async def _watch(self, i: int) -> None:
         scenario, view = self.scenario, self.views[i]
-        url, headers = ws_url(scenario.gateway.base), self._headers(self.tokens[i % USERS])
         try:
             async with asyncio.timeout(READY_WITHIN_S + ELECTED_WITHIN_S + OUTCOMES_WITHIN_S):
-                while view.completed is None:
-                    try:
-                        async with scenario.session.ws_connect(url, headers=headers) as ws:
-                            if view.story_id is None:
-                                await self._submit_watched(ws, view, i)
-                            else:
-                                await resume(ws, view)
-                    except (aiohttp.ClientError, AssertionError) as exc:
-                        scenario.log(f"watcher {i}: {exc!r}; resuming")
-                        await asyncio.sleep(0.5)
+                await follow_through(
+                    scenario.session,
+                    ws_url(scenario.gateway.base),
+                    self._headers(self.tokens[i % USERS]),
+                    view,
+                    story_text(i, WATCH_PASSAGES),
+                    retry_s=0.5,
+                    log=lambda line: scenario.log(f"watcher {i}: {line}"),
+                )
         except Exception as exc:
             scenario.fail(f"watcher {i} (story {view.story_id}): {exc!r}")
-
-    async def _submit_watched(
-        self, ws: aiohttp.ClientWebSocketResponse, view: StoryView, i: int
-    ) -> None:
-        errors = view.count("error")
-        await ws.send_json({"type": "story.submit", "text": story_text(i, WATCH_PASSAGES)})
-        await read_until(ws, view, lambda v: v.story_id is not None or v.count("error") > errors)
-        if view.story_id is None:
-            self.scenario.log(f"watcher {i}: submission refused; trying again")
-            await asyncio.sleep(0.5)
-            return
-        await read_until(ws, view)
 
     async def _write(self, i: int) -> None:
         """A document typed key by key until the load stops, as a client does it: an edit
@@ -401,12 +385,7 @@ class Load:
                     if have >= len(intended):
                         keys += 1
                         intended += key
-                    end = utf16_length(doc.text)
-                    sent = time.monotonic()
-                    version = await w.edit(Change(end, end, key))
-                    typing.sent_at[version] = sent
-                    typing.text_at[version] = doc.text
-                    await asyncio.sleep(1 / KEYS_PER_S)
+                    await type_key(w, doc, typing, key)
                 while True:  # the last refusals: caught up, and every key typed again
                     await asyncio.sleep(1.0)  # the answers to the edits in flight
                     if len(w.of("error")) > self.refusals[i]:
@@ -415,12 +394,7 @@ class Load:
                     elif len(doc.text) >= len(intended):
                         break
                     for key in intended[len(doc.text) :]:
-                        end = utf16_length(doc.text)
-                        sent = time.monotonic()
-                        version = await w.edit(Change(end, end, key))
-                        typing.sent_at[version] = sent
-                        typing.text_at[version] = doc.text
-                        await asyncio.sleep(1 / KEYS_PER_S)
+                        await type_key(w, doc, typing, key)
                 await w.settled(timeout=OUTCOMES_WITHIN_S)
                 note_acks(scenario, w, typing)
                 self.errors[i] = Counter(

@@ -12,11 +12,10 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-import aiohttp
 import pytest
 
 from tests.faults.broker import Broker
-from tests.faults.client import StoryView, read_until, resume, ws_url
+from tests.faults.client import follow_through, ws_url
 from tests.faults.scenario import Scenario, story_text
 from tests.faults.stack import Stack
 from tests.faults.submissions import Submissions
@@ -156,36 +155,19 @@ class Clients:
     async def _watch(self, i: int) -> None:
         scenario, view = self.scenario, self.views[i]
         await asyncio.sleep(BEFORE_S - 1)  # long stories, still going when it stops
-        url = ws_url(scenario.gateway.base)
         try:
             async with asyncio.timeout(BEFORE_S + DOWN_S + OUTCOMES_WITHIN_S):
-                while view.completed is None:
-                    try:
-                        async with scenario.session.ws_connect(url, headers=self._headers(i)) as ws:
-                            if view.story_id is None:
-                                await self._submit_watched(ws, view, i)
-                            else:
-                                await resume(ws, view)
-                    except (aiohttp.ClientError, AssertionError) as exc:
-                        scenario.log(f"watcher {i}: {exc!r}; resuming")
-                        await asyncio.sleep(1)
+                await follow_through(
+                    scenario.session,
+                    ws_url(scenario.gateway.base),
+                    self._headers(i),
+                    view,
+                    story_text(i, passages=12),
+                    retry_s=1,
+                    log=lambda line: scenario.log(f"watcher {i}: {line}"),
+                )
         except Exception as exc:
             scenario.fail(f"watcher {i} (story {view.story_id}): {exc!r}")
-
-    async def _submit_watched(
-        self, ws: aiohttp.ClientWebSocketResponse, view: StoryView, i: int
-    ) -> None:
-        """The watcher's story, submitted until accepted (a submission that meets the
-        stop is refused, ``unavailable``: the watcher tries again), then read to its end."""
-        errors = view.count("error")
-        text = story_text(i, passages=12)
-        await ws.send_json({"type": "story.submit", "text": text})
-        await read_until(ws, view, lambda v: v.story_id is not None or v.count("error") > errors)
-        if view.story_id is None:
-            self.scenario.log(f"watcher {i}: submission refused; trying again")
-            await asyncio.sleep(0.5)
-            return
-        await read_until(ws, view)
 
     def accepted(self) -> bool:
         return all(v.story_id is not None for v in self.views)

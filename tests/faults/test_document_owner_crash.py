@@ -187,14 +187,18 @@ async def type_keys(w: Writer, doc: LiveDocument, typing: Typing, stop: asyncio.
     """Key by key at the end of the text, ``KEYS_PER_S`` a second, until ``stop``."""
     keys = 0
     while not stop.is_set():
-        key = KEYS[keys % len(KEYS)]
+        await type_key(w, doc, typing, KEYS[keys % len(KEYS)])
         keys += 1
-        end = utf16_length(doc.text)
-        sent = time.monotonic()
-        version = await w.edit(Change(end, end, key))
-        typing.sent_at[version] = sent
-        typing.text_at[version] = doc.text
-        await asyncio.sleep(1 / KEYS_PER_S)
+
+
+async def type_key(w: Writer, doc: LiveDocument, typing: Typing, key: str) -> None:
+    """One key at the end of the text, noted in ``typing``, then the pause to the next."""
+    end = utf16_length(doc.text)
+    sent = time.monotonic()
+    version = await w.edit(Change(end, end, key))
+    typing.sent_at[version] = sent
+    typing.text_at[version] = doc.text
+    await asyncio.sleep(1 / KEYS_PER_S)
 
 
 def note_acks(scenario: Scenario, w: Writer, typing: Typing) -> None:
